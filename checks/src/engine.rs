@@ -1,0 +1,205 @@
+//! The scan engine: selects checks, runs their probes over a host view, and
+//! assembles the scan report (format in docs/scan-format.md).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::catalog::{CatalogError, Edition, catalog};
+use crate::expect::Params;
+use crate::host::{HostView, ScanMode};
+use crate::pack::{Check, PackSet};
+use crate::probes::{Ctx, HostFacts, Outcome, host_facts};
+use crate::result::{CheckResult, Status, Summary};
+
+/// The version tag of the scan report format.
+pub const SCAN_SCHEMA: &str = "annexa.scan/v1";
+
+/// Which checks to run. Empty lists select everything.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Check ids.
+    pub checks: Vec<String>,
+    /// Control ids.
+    pub controls: Vec<String>,
+    /// The edition `controls` are written in; guessed per id when absent.
+    pub edition: Option<Edition>,
+}
+
+/// A selection that names nothing real.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    /// No such check.
+    #[error("unknown check `{id}`{}", if .suggestions.is_empty() { String::new() } else { format!("; closest: {}", .suggestions.join(", ")) })]
+    UnknownCheck {
+        /// As given.
+        id: String,
+        /// Close ids.
+        suggestions: Vec<String>,
+    },
+    /// No such control.
+    #[error(transparent)]
+    UnknownControl(#[from] CatalogError),
+    /// A real control that no loaded check covers: running nothing and
+    /// passing would be a silent pass.
+    #[error("no loaded check gives evidence for {control} (ISO/IEC 27001:{edition})")]
+    Uncovered {
+        /// Canonical id.
+        control: String,
+        /// Its edition.
+        edition: Edition,
+    },
+}
+
+/// What was scanned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// Live host or root directory.
+    pub mode: ScanMode,
+    /// The root directory on the scanning machine (`/` when live).
+    pub root: String,
+}
+
+/// A pack as it took part in a scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackSummary {
+    /// Pack id.
+    pub id: String,
+    /// Declared version.
+    pub version: String,
+    /// `sha256:` digest of its bytes.
+    pub digest: String,
+    /// `builtin:NAME` or a file path.
+    pub origin: String,
+}
+
+/// The result of one scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanReport {
+    /// Always [`SCAN_SCHEMA`].
+    pub schema: String,
+    /// The version of annexa that ran the scan.
+    pub annexa_version: String,
+    /// What was scanned.
+    pub target: Target,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// RFC 3339 UTC.
+    pub finished_at: String,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Host inventory facts.
+    pub host: HostFacts,
+    /// Packs loaded.
+    pub packs: Vec<PackSummary>,
+    /// Parameter values in force.
+    pub params: Params,
+    /// Counts per status.
+    pub summary: Summary,
+    /// One result per selected check.
+    pub results: Vec<CheckResult>,
+}
+
+impl ScanReport {
+    /// Whether any check failed (the CLI's exit code 1).
+    pub fn has_failures(&self) -> bool {
+        self.summary.fail > 0
+    }
+}
+
+/// Resolves a selection to the checks it names, in pack order.
+pub fn select<'a>(set: &'a PackSet, sel: &Selection) -> Result<Vec<&'a Check>, SelectionError> {
+    for id in &sel.checks {
+        if set.check(id).is_none() {
+            return Err(SelectionError::UnknownCheck { id: id.clone(), suggestions: set.closest_check_ids(id, 3) });
+        }
+    }
+    let mut wanted_controls: Vec<(Edition, String)> = Vec::new();
+    for raw in &sel.controls {
+        let control = match sel.edition {
+            Some(e) => catalog().control(e, raw)?,
+            None => catalog().resolve_any(raw)?.0,
+        };
+        let key = (control.edition, control.id.clone());
+        if !set.checks().any(|c| c.controls.get(&key.0).is_some_and(|ids| ids.contains(&key.1))) {
+            return Err(SelectionError::Uncovered { control: key.1, edition: key.0 });
+        }
+        wanted_controls.push(key);
+    }
+    Ok(set
+        .checks()
+        .filter(|c| sel.checks.is_empty() || sel.checks.contains(&c.id))
+        .filter(|c| wanted_controls.is_empty() || wanted_controls.iter().any(|(e, id)| c.controls.get(e).is_some_and(|ids| ids.contains(id))))
+        .collect())
+}
+
+fn platform_matches(check: &Check, facts: &HostFacts) -> bool {
+    check.platforms.is_empty()
+        || check.platforms.iter().any(|p| facts.os_id.as_deref() == Some(p.as_str()) || facts.os_like.iter().any(|l| l == p))
+}
+
+/// Runs one check.
+pub fn run_check(check: &Check, ctx: &Ctx<'_>, facts: &HostFacts) -> CheckResult {
+    let outcome = if platform_matches(check, facts) {
+        check.probe.run(ctx)
+    } else {
+        Outcome::not_applicable(format!(
+            "applies to {}; this system is {}",
+            check.platforms.join(", "),
+            facts.os_id.as_deref().unwrap_or("unidentified (no os-release)")
+        ))
+    };
+    CheckResult {
+        check_id: check.id.clone(),
+        title: check.title.clone(),
+        pack: check.pack.clone(),
+        controls: check.controls.clone(),
+        severity: check.severity,
+        remediation: (outcome.status == Status::Fail).then(|| check.remediation.clone()),
+        status: outcome.status,
+        expected: outcome.expected,
+        observed: outcome.observed,
+        message: outcome.message,
+        sources: outcome.sources,
+    }
+}
+
+fn now() -> (OffsetDateTime, String) {
+    let t = OffsetDateTime::now_utc();
+    let s = t.format(&Rfc3339).unwrap_or_default();
+    (t, s)
+}
+
+/// Runs the selected checks and builds the report.
+pub fn scan(set: &PackSet, host: &HostView, params: &Params, sel: &Selection, annexa_version: &str) -> Result<ScanReport, SelectionError> {
+    let checks = select(set, sel)?;
+    let (_, started_at) = now();
+    let clock = Instant::now();
+    let (facts, _) = host_facts(host);
+    let ctx = Ctx::new(host, params);
+    let results: Vec<CheckResult> = checks.iter().map(|c| run_check(c, &ctx, &facts)).collect();
+    let (_, finished_at) = now();
+    let used: BTreeMap<&str, ()> = checks.iter().map(|c| (c.pack.id.as_str(), ())).collect();
+    let packs = set
+        .packs
+        .iter()
+        .filter(|p| used.contains_key(p.reference.id.as_str()))
+        .map(|p| PackSummary { id: p.reference.id.clone(), version: p.reference.version.clone(), digest: p.reference.digest.clone(), origin: p.origin.to_string() })
+        .collect();
+    Ok(ScanReport {
+        schema: SCAN_SCHEMA.to_string(),
+        annexa_version: annexa_version.to_string(),
+        target: Target { mode: host.mode(), root: host.root_dir().display().to_string() },
+        started_at,
+        finished_at,
+        duration_ms: clock.elapsed().as_millis() as u64,
+        host: facts,
+        packs,
+        params: params.clone(),
+        summary: Summary::of(&results),
+        results,
+    })
+}

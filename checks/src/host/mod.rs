@@ -1,0 +1,470 @@
+//! The host as the probes see it: the live machine, or a root directory
+//! (a mounted image, a chroot, a container file system).
+//!
+//! Every read goes through a [`HostView`], which resolves the path inside the
+//! root (see [`resolve`]), caches the bytes for the rest of the scan, and
+//! hands back their SHA-256 so that each verdict can name exactly what it
+//! read. Facts that only a running system has (the kernel clock, services'
+//! run state, live firewall rules, resource usage) are available only in
+//! live mode through [`HostView::live`].
+
+pub mod live;
+pub mod resolve;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+pub use live::LiveHost;
+pub use resolve::Resolved;
+
+use crate::result::{Source, SourceKind};
+
+/// Files larger than this are refused: no configuration file a probe reads
+/// is anywhere near it, and reading a hostile multi-gigabyte file into memory
+/// must not be possible.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Errors reading the scanned system. Paths are as seen inside the root.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// An I/O error other than "not found".
+    #[error("{path}: {message}")]
+    Io {
+        /// The path concerned.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
+    /// Symbolic links nest deeper than Linux allows.
+    #[error("{path}: too many levels of symbolic links")]
+    Loop {
+        /// The path concerned.
+        path: String,
+    },
+    /// Paths inside the scanned system are absolute.
+    #[error("{path}: not an absolute path")]
+    Relative {
+        /// The path concerned.
+        path: String,
+    },
+    /// The file exceeds [`MAX_FILE_BYTES`].
+    #[error("{path}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit for files a check reads")]
+    TooLarge {
+        /// The path concerned.
+        path: String,
+        /// Its size.
+        size: u64,
+    },
+    /// The root directory given for the scan is unusable.
+    #[error("root directory {path}: {message}")]
+    BadRoot {
+        /// The root as given.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl HostError {
+    pub(crate) fn io(path: &str, err: &std::io::Error) -> HostError {
+        HostError::Io {
+            path: path.to_string(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Whether the scan looks at the running machine or at a file system tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanMode {
+    /// The running machine: kernel state, services and usage are available.
+    Live,
+    /// A root directory: configuration on disk only.
+    Root,
+}
+
+/// The bytes of one file and their digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileData {
+    /// Path inside the scanned system.
+    pub path: String,
+    /// The bytes as read.
+    pub bytes: Vec<u8>,
+    /// Lower-case hex SHA-256 of `bytes`.
+    pub sha256: String,
+}
+
+impl FileData {
+    /// The content as text; invalid UTF-8 is replaced, never fatal, because
+    /// configuration files in the wild carry stray Latin-1 comments.
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+
+    /// This file as a source for a result.
+    pub fn source(&self) -> Source {
+        Source {
+            kind: SourceKind::File,
+            path: self.path.clone(),
+            sha256: Some(self.sha256.clone()),
+            line: None,
+        }
+    }
+
+    /// This file as a source pointing at a line.
+    pub fn source_at(&self, line: u32) -> Source {
+        self.source().at_line(line)
+    }
+}
+
+/// Metadata of a path inside the scanned system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// Permission bits (`0o7777` mask).
+    pub mode: u32,
+    /// Owner's numeric id (names come from the root's own /etc/passwd).
+    pub uid: u32,
+    /// Group's numeric id.
+    pub gid: u32,
+    /// Size in bytes.
+    pub len: u64,
+    /// Whether it is a directory.
+    pub is_dir: bool,
+    /// Whether it is a regular file.
+    pub is_file: bool,
+    /// Modification time.
+    pub modified: Option<SystemTime>,
+}
+
+/// A directory entry, not followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// File name.
+    pub name: String,
+    /// Full path inside the scanned system.
+    pub path: String,
+    /// Where it points, if it is a symbolic link.
+    pub link_target: Option<String>,
+    /// Whether it is a directory (not followed).
+    pub is_dir: bool,
+}
+
+type ReadCache = HashMap<String, Result<Option<Arc<FileData>>, HostError>>;
+
+/// The scanned system.
+#[derive(Debug)]
+pub struct HostView {
+    root: PathBuf,
+    mode: ScanMode,
+    live: Option<LiveHost>,
+    reads: Mutex<ReadCache>,
+}
+
+impl HostView {
+    /// The running machine.
+    pub fn live() -> HostView {
+        HostView {
+            root: PathBuf::from("/"),
+            mode: ScanMode::Live,
+            live: Some(LiveHost::new()),
+            reads: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A root directory; the directory must exist.
+    pub fn root(dir: impl AsRef<Path>) -> Result<HostView, HostError> {
+        let dir = dir.as_ref();
+        let shown = dir.display().to_string();
+        let canonical = std::fs::canonicalize(dir).map_err(|e| HostError::BadRoot {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        if !canonical.is_dir() {
+            return Err(HostError::BadRoot {
+                path: shown,
+                message: "not a directory".into(),
+            });
+        }
+        Ok(HostView {
+            root: canonical,
+            mode: ScanMode::Root,
+            live: None,
+            reads: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Live or root mode.
+    pub fn mode(&self) -> ScanMode {
+        self.mode
+    }
+
+    /// The root directory on the scanning machine (`/` when live).
+    pub fn root_dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// Live-only facts; `None` in root mode.
+    pub fn live_host(&self) -> Option<&LiveHost> {
+        self.live.as_ref()
+    }
+
+    /// Where `path` is on the scanning machine, following symbolic links
+    /// inside the root.
+    pub fn resolve(&self, path: &str) -> Result<Resolved, HostError> {
+        resolve::resolve_in_root(&self.root, path, true)
+    }
+
+    /// Reads a whole file. `Ok(None)` when it does not exist. Reads are
+    /// cached for the life of the view, so every check that reads a file sees
+    /// the same bytes and the same digest.
+    pub fn read(&self, path: &str) -> Result<Option<Arc<FileData>>, HostError> {
+        // A poisoned lock only means another check panicked mid-insert; the
+        // map itself is still consistent, so keep using it.
+        let mut cache = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = cache.get(path) {
+            return hit.clone();
+        }
+        let result = self.read_uncached(path);
+        cache.insert(path.to_string(), result.clone());
+        result
+    }
+
+    fn read_uncached(&self, path: &str) -> Result<Option<Arc<FileData>>, HostError> {
+        let real = match self.resolve(path)? {
+            Resolved::Found(p) => p,
+            Resolved::Missing => return Ok(None),
+        };
+        let meta = std::fs::metadata(&real).map_err(|e| HostError::io(path, &e))?;
+        if meta.is_dir() {
+            return Err(HostError::Io {
+                path: path.to_string(),
+                message: "is a directory, expected a file".into(),
+            });
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(HostError::TooLarge {
+                path: path.to_string(),
+                size: meta.len(),
+            });
+        }
+        let bytes = std::fs::read(&real).map_err(|e| HostError::io(path, &e))?;
+        let sha256 = sha256_hex(&bytes);
+        Ok(Some(Arc::new(FileData {
+            path: path.to_string(),
+            bytes,
+            sha256,
+        })))
+    }
+
+    /// Opens a file for streaming (for large files such as package lists,
+    /// which are not cached). `Ok(None)` when it does not exist.
+    pub fn open(&self, path: &str) -> Result<Option<(std::fs::File, Meta)>, HostError> {
+        let real = match self.resolve(path)? {
+            Resolved::Found(p) => p,
+            Resolved::Missing => return Ok(None),
+        };
+        let file = std::fs::File::open(&real).map_err(|e| HostError::io(path, &e))?;
+        let m = file.metadata().map_err(|e| HostError::io(path, &e))?;
+        Ok(Some((file, meta_of(&m))))
+    }
+
+    /// Metadata of a path (symbolic links followed inside the root).
+    pub fn metadata(&self, path: &str) -> Result<Option<Meta>, HostError> {
+        let real = match self.resolve(path)? {
+            Resolved::Found(p) => p,
+            Resolved::Missing => return Ok(None),
+        };
+        let m = std::fs::metadata(&real).map_err(|e| HostError::io(path, &e))?;
+        Ok(Some(meta_of(&m)))
+    }
+
+    /// Whether a path exists (following links inside the root).
+    pub fn exists(&self, path: &str) -> Result<bool, HostError> {
+        Ok(matches!(self.resolve(path)?, Resolved::Found(_)))
+    }
+
+    /// Where a symbolic link points, without following it; `None` when the
+    /// path is missing or not a link.
+    pub fn link_target(&self, path: &str) -> Result<Option<String>, HostError> {
+        let real = match resolve::resolve_in_root(&self.root, path, false)? {
+            Resolved::Found(p) => p,
+            Resolved::Missing => return Ok(None),
+        };
+        match std::fs::read_link(&real) {
+            Ok(t) => Ok(Some(t.to_string_lossy().into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(None),
+            Err(e) => Err(HostError::io(path, &e)),
+        }
+    }
+
+    /// The entries of a directory, sorted by name; `Ok(None)` when the
+    /// directory does not exist.
+    pub fn read_dir(&self, path: &str) -> Result<Option<Vec<Entry>>, HostError> {
+        let real = match self.resolve(path)? {
+            Resolved::Found(p) => p,
+            Resolved::Missing => return Ok(None),
+        };
+        let iter = match std::fs::read_dir(&real) {
+            Ok(it) => it,
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(None),
+            Err(e) => return Err(HostError::io(path, &e)),
+        };
+        let base = path.trim_end_matches('/');
+        let mut entries = Vec::new();
+        for item in iter {
+            let item = item.map_err(|e| HostError::io(path, &e))?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            let ft = item.file_type().map_err(|e| HostError::io(path, &e))?;
+            let link_target = if ft.is_symlink() {
+                std::fs::read_link(item.path())
+                    .ok()
+                    .map(|t| t.to_string_lossy().into_owned())
+            } else {
+                None
+            };
+            entries.push(Entry {
+                path: format!("{base}/{name}"),
+                name,
+                link_target,
+                is_dir: ft.is_dir(),
+            });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(entries))
+    }
+
+    /// A directory listing as a source: the digest covers the sorted names,
+    /// so adding or removing a drop-in changes it.
+    pub fn dir_source(path: &str, entries: &[Entry]) -> Source {
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        Source {
+            kind: SourceKind::Directory,
+            path: path.to_string(),
+            sha256: Some(sha256_hex(names.join("\n").as_bytes())),
+            line: None,
+        }
+    }
+
+    /// A source recording that a path was looked for and is absent.
+    pub fn absent_source(path: &str) -> Source {
+        Source {
+            kind: SourceKind::Absent,
+            path: path.to_string(),
+            sha256: None,
+            line: None,
+        }
+    }
+}
+
+fn meta_of(m: &std::fs::Metadata) -> Meta {
+    Meta {
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        len: m.len(),
+        is_dir: m.is_dir(),
+        is_file: m.is_file(),
+        modified: m.modified().ok(),
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    hex(digest.as_ref())
+}
+
+/// Lower-case hex encoding.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    #[test]
+    fn reads_are_rooted_digested_and_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/hostname"), "img\n").unwrap();
+        symlink("/etc/hostname", dir.path().join("etc/alias")).unwrap();
+        let view = HostView::root(dir.path()).unwrap();
+        let f = view.read("/etc/alias").unwrap().unwrap();
+        assert_eq!(f.bytes, b"img\n");
+        assert_eq!(f.path, "/etc/alias");
+        assert_eq!(f.sha256, sha256_hex(b"img\n"));
+        // The scan sees one consistent snapshot of each file.
+        std::fs::write(dir.path().join("etc/hostname"), "changed\n").unwrap();
+        assert_eq!(view.read("/etc/alias").unwrap().unwrap().bytes, b"img\n");
+        assert!(view.read("/etc/missing").unwrap().is_none());
+    }
+
+    #[test]
+    fn unreadable_file_is_an_error_not_absence() {
+        if running_as_root() {
+            // root reads mode-000 files; the error path is covered by the
+            // directory case below instead.
+        } else {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("secret");
+            std::fs::write(&p, "x").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0)).unwrap();
+            let view = HostView::root(dir.path()).unwrap();
+            assert!(matches!(view.read("/secret"), Err(HostError::Io { .. })));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        let view = HostView::root(dir.path()).unwrap();
+        let err = view.read("/d").unwrap_err();
+        assert!(err.to_string().contains("/d: is a directory"), "{err}");
+    }
+
+    fn running_as_root() -> bool {
+        std::fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn root_must_be_an_existing_directory() {
+        let err = HostView::root("/definitely/not/here").unwrap_err();
+        assert!(err.to_string().starts_with("root directory /definitely/not/here"));
+    }
+
+    #[test]
+    fn listing_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/x.d")).unwrap();
+        std::fs::write(dir.path().join("etc/x.d/b.conf"), "").unwrap();
+        std::fs::write(dir.path().join("etc/x.d/a.conf"), "").unwrap();
+        symlink("/dev/null", dir.path().join("etc/x.d/c.conf")).unwrap();
+        let view = HostView::root(dir.path()).unwrap();
+        let names: Vec<_> = view
+            .read_dir("/etc/x.d")
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["a.conf", "b.conf", "c.conf"]);
+        assert_eq!(
+            view.link_target("/etc/x.d/c.conf").unwrap().as_deref(),
+            Some("/dev/null")
+        );
+        assert_eq!(view.link_target("/etc/x.d/a.conf").unwrap(), None);
+        assert!(view.read_dir("/etc/none").unwrap().is_none());
+    }
+}

@@ -1,0 +1,599 @@
+//! Check packs: compliance as code in TOML (format in docs/pack-format.md).
+//!
+//! A pack is loaded whole or not at all: every problem in every file is
+//! collected and reported with its file, line and field, and a set of packs
+//! with any error yields no checks. The SHA-256 of each pack file's bytes is
+//! carried into every result it produces.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::catalog::{Edition, catalog};
+use crate::expect::{ParamValue, Params};
+use crate::host::sha256_hex;
+use crate::probes::ProbeSpec;
+use crate::result::PackRef;
+
+/// The packs shipped inside the binary: (file name, contents).
+pub const BUILTIN_PACKS: &[(&str, &str)] = &[
+    ("accounts.toml", include_str!("../packs/accounts.toml")),
+    ("logging.toml", include_str!("../packs/logging.toml")),
+    ("network.toml", include_str!("../packs/network.toml")),
+    ("patching.toml", include_str!("../packs/patching.toml")),
+    ("session.toml", include_str!("../packs/session.toml")),
+    ("system.toml", include_str!("../packs/system.toml")),
+];
+
+/// The directory operators drop their own packs into.
+pub const DEFAULT_PACK_DIR: &str = "/etc/annexa/checks.d";
+
+/// How bad a failure of a check is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// For information.
+    Info,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+impl Severity {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackFile {
+    pack: PackHeader,
+    #[serde(default)]
+    params: BTreeMap<String, Spanned<ParamDecl>>,
+    #[serde(default, rename = "check")]
+    checks: Vec<Spanned<CheckDecl>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackHeader {
+    id: Spanned<String>,
+    title: String,
+    version: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// A parameter a pack declares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamDecl {
+    /// Value used unless the operator overrides it.
+    pub default: ParamValue,
+    /// What it controls.
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckDecl {
+    id: Spanned<String>,
+    title: String,
+    rationale: String,
+    remediation: String,
+    severity: Severity,
+    controls: ControlsDecl,
+    probe: Spanned<ProbeSpec>,
+    #[serde(default)]
+    platforms: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlsDecl {
+    #[serde(rename = "2005")]
+    e2005: Option<Spanned<Vec<String>>>,
+    #[serde(rename = "2013")]
+    e2013: Option<Spanned<Vec<String>>>,
+    #[serde(rename = "2022")]
+    e2022: Option<Spanned<Vec<String>>>,
+}
+
+/// Where a pack came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackOrigin {
+    /// Compiled into the binary.
+    Builtin(String),
+    /// Read from a file.
+    File(PathBuf),
+}
+
+impl fmt::Display for PackOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PackOrigin::Builtin(name) => write!(f, "builtin:{name}"),
+            PackOrigin::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A check ready to run.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Unique id across all loaded packs.
+    pub id: String,
+    /// One-line title.
+    pub title: String,
+    /// Why the check matters.
+    pub rationale: String,
+    /// How to fix a failure.
+    pub remediation: String,
+    /// How serious a failure is.
+    pub severity: Severity,
+    /// Controls per edition: declared ones as written, the others derived
+    /// through the crosswalk.
+    pub controls: BTreeMap<Edition, Vec<String>>,
+    /// Editions the pack declared explicitly.
+    pub declared: Vec<Edition>,
+    /// What to examine.
+    pub probe: ProbeSpec,
+    /// os-release `ID`s this check applies to (empty: all).
+    pub platforms: Vec<String>,
+    /// The pack it belongs to.
+    pub pack: PackRef,
+}
+
+/// A loaded pack.
+#[derive(Debug, Clone)]
+pub struct Pack {
+    /// Identity and digest.
+    pub reference: PackRef,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Where it was read from.
+    pub origin: PackOrigin,
+    /// Parameters it declares.
+    pub params: BTreeMap<String, ParamDecl>,
+    /// Its checks, in file order.
+    pub checks: Vec<Check>,
+}
+
+/// One problem with a pack, located precisely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackError {
+    /// The pack file (or `builtin:NAME`).
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// The field concerned (`check[ssh.root-login].controls.2005`).
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for PackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// Every problem found while loading a set of packs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PackErrors(pub Vec<PackError>);
+
+impl fmt::Display for PackErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} problem{} in check packs; no pack was loaded:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, col)
+}
+
+struct Located<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Located<'_> {
+    fn at(&self, offset: usize, field: impl Into<String>, message: impl Into<String>) -> PackError {
+        let (line, column) = line_col(self.text, offset);
+        PackError {
+            file: self.file.to_string(),
+            line: Some(line),
+            column: Some(column),
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+fn valid_check_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))
+}
+
+/// Parses one pack from its text. `file` names it in errors.
+pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Vec<PackError>> {
+    let loc = Located { file, text };
+    let parsed: PackFile = toml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+        vec![PackError {
+            file: file.to_string(),
+            line,
+            column,
+            field: None,
+            message: e.message().trim().to_string(),
+        }]
+    })?;
+
+    let mut errors = Vec::new();
+    let digest = format!("sha256:{}", sha256_hex(text.as_bytes()));
+    let pack_id = parsed.pack.id.get_ref().clone();
+    if !valid_check_id(&pack_id) {
+        errors.push(loc.at(
+            parsed.pack.id.span().start,
+            "pack.id",
+            format!("`{pack_id}` is not a valid id (lower-case letters, digits, `.`, `-`, `_`)"),
+        ));
+    }
+    let reference = PackRef {
+        id: pack_id,
+        version: parsed.pack.version.clone(),
+        digest,
+    };
+    let params: BTreeMap<String, ParamDecl> = parsed
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+        .collect();
+
+    let mut checks = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for decl in parsed.checks {
+        let span = decl.span();
+        let decl = decl.into_inner();
+        let id = decl.id.get_ref().clone();
+        let field = |f: &str| format!("check[{id}].{f}");
+        if !valid_check_id(&id) {
+            errors.push(loc.at(
+                decl.id.span().start,
+                "check.id",
+                format!("`{id}` is not a valid check id (lower-case letters, digits, `.`, `-`, `_`)"),
+            ));
+        }
+        if let Some(first) = seen.get(&id) {
+            let (line, _) = line_col(text, *first);
+            errors.push(loc.at(
+                decl.id.span().start,
+                field("id"),
+                format!("duplicate check id `{id}` (first defined on line {line})"),
+            ));
+        } else {
+            seen.insert(id.clone(), decl.id.span().start);
+        }
+
+        let mut declared: BTreeMap<Edition, Vec<String>> = BTreeMap::new();
+        for (edition, list) in [
+            (Edition::E2005, &decl.controls.e2005),
+            (Edition::E2013, &decl.controls.e2013),
+            (Edition::E2022, &decl.controls.e2022),
+        ] {
+            let Some(list) = list else { continue };
+            let mut ids = Vec::new();
+            for raw in list.get_ref() {
+                match catalog().control(edition, raw) {
+                    Ok(c) => ids.push(c.id.clone()),
+                    Err(e) => errors.push(loc.at(
+                        list.span().start,
+                        field(&format!("controls.{edition}")),
+                        e.to_string(),
+                    )),
+                }
+            }
+            if list.get_ref().is_empty() {
+                errors.push(loc.at(
+                    list.span().start,
+                    field(&format!("controls.{edition}")),
+                    "empty list (omit the edition to derive it through the crosswalk)",
+                ));
+            }
+            declared.insert(edition, ids);
+        }
+        if declared.is_empty() {
+            errors.push(loc.at(
+                span.start,
+                field("controls"),
+                "at least one edition's controls (\"2005\", \"2013\" or \"2022\") must be given",
+            ));
+        }
+        for p in decl.probe.get_ref().param_refs() {
+            if !params.contains_key(p) {
+                errors.push(loc.at(
+                    decl.probe.span().start,
+                    field("probe"),
+                    format!("refers to parameter `{p}`, which this pack does not declare under [params]"),
+                ));
+            }
+        }
+        if let Err(msg) = decl.probe.get_ref().validate() {
+            errors.push(loc.at(decl.probe.span().start, field("probe"), msg));
+        }
+        checks.push(Check {
+            id,
+            title: decl.title,
+            rationale: decl.rationale,
+            remediation: decl.remediation,
+            severity: decl.severity,
+            controls: derive_controls(&declared),
+            declared: declared.keys().copied().collect(),
+            probe: decl.probe.into_inner(),
+            platforms: decl.platforms,
+            pack: reference.clone(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Pack {
+        reference,
+        title: parsed.pack.title,
+        description: parsed.pack.description,
+        origin,
+        params,
+        checks,
+    })
+}
+
+/// Fills in the editions a check did not declare, through the crosswalk.
+/// Declared editions are kept exactly as written (an override).
+fn derive_controls(declared: &BTreeMap<Edition, Vec<String>>) -> BTreeMap<Edition, Vec<String>> {
+    let mut out = declared.clone();
+    for target in Edition::ALL {
+        if out.contains_key(&target) {
+            continue;
+        }
+        // Derive from the nearest declared edition; forward links are the
+        // more reliable direction, so prefer an older source on ties.
+        let source = declared
+            .keys()
+            .copied()
+            .min_by_key(|e| ((e.year().parse::<i32>().unwrap_or(0) - target.year().parse::<i32>().unwrap_or(0)).abs(), *e > target));
+        if let Some(src) = source {
+            out.insert(target, catalog().map_set(src, &declared[&src], target));
+        }
+    }
+    out
+}
+
+/// All loaded packs, their checks and the parameter values in force.
+#[derive(Debug, Clone, Default)]
+pub struct PackSet {
+    /// Packs in load order (built-in first, then files by name).
+    pub packs: Vec<Pack>,
+    /// Declared parameters with their defaults and the pack that declared them.
+    pub params: BTreeMap<String, (ParamDecl, String)>,
+}
+
+impl PackSet {
+    /// Loads the built-in packs (if `builtin`) and every `*.toml` in `dirs`
+    /// (a missing directory is skipped only if `skip_missing`).
+    pub fn load(builtin: bool, dirs: &[PathBuf], skip_missing: bool) -> Result<PackSet, PackErrors> {
+        let mut packs = Vec::new();
+        let mut errors = Vec::new();
+        if builtin {
+            for (name, text) in BUILTIN_PACKS {
+                let label = format!("builtin:{name}");
+                match parse_pack(&label, PackOrigin::Builtin(name.to_string()), text) {
+                    Ok(p) => packs.push(p),
+                    Err(e) => errors.extend(e),
+                }
+            }
+        }
+        for dir in dirs {
+            match pack_files(dir) {
+                Ok(files) => {
+                    for path in files {
+                        let label = path.display().to_string();
+                        match std::fs::read(&path) {
+                            Ok(bytes) => match String::from_utf8(bytes) {
+                                Ok(text) => match parse_pack(&label, PackOrigin::File(path.clone()), &text) {
+                                    Ok(p) => packs.push(p),
+                                    Err(e) => errors.extend(e),
+                                },
+                                Err(_) => errors.push(file_error(&label, "not valid UTF-8")),
+                            },
+                            Err(e) => errors.push(file_error(&label, &e.to_string())),
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && skip_missing => {}
+                Err(e) => errors.push(file_error(&dir.display().to_string(), &e.to_string())),
+            }
+        }
+        let set = Self::assemble(packs, &mut errors);
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(PackErrors(errors))
+        }
+    }
+
+    /// Builds a set from already parsed packs, checking what only the whole
+    /// set can show: check ids and pack ids unique across packs, parameters
+    /// declared consistently.
+    pub fn from_packs(packs: Vec<Pack>) -> Result<PackSet, PackErrors> {
+        let mut errors = Vec::new();
+        let set = Self::assemble(packs, &mut errors);
+        if errors.is_empty() { Ok(set) } else { Err(PackErrors(errors)) }
+    }
+
+    fn assemble(packs: Vec<Pack>, errors: &mut Vec<PackError>) -> PackSet {
+        let mut check_owner: HashMap<&str, &Pack> = HashMap::new();
+        let mut pack_owner: HashMap<&str, &Pack> = HashMap::new();
+        let mut params: BTreeMap<String, (ParamDecl, String)> = BTreeMap::new();
+        for pack in &packs {
+            let label = pack.origin.to_string();
+            if let Some(other) = pack_owner.insert(&pack.reference.id, pack) {
+                errors.push(PackError {
+                    file: label.clone(),
+                    line: None,
+                    column: None,
+                    field: Some("pack.id".into()),
+                    message: format!("pack id `{}` is also used by {}", pack.reference.id, other.origin),
+                });
+            }
+            for check in &pack.checks {
+                if let Some(other) = check_owner.insert(&check.id, pack) {
+                    errors.push(PackError {
+                        file: label.clone(),
+                        line: None,
+                        column: None,
+                        field: Some(format!("check[{}].id", check.id)),
+                        message: format!("check id `{}` is also defined in {}", check.id, other.origin),
+                    });
+                }
+            }
+            for (name, decl) in &pack.params {
+                match params.get(name) {
+                    Some((existing, owner)) if existing.default != decl.default => {
+                        errors.push(PackError {
+                            file: label.clone(),
+                            line: None,
+                            column: None,
+                            field: Some(format!("params.{name}")),
+                            message: format!(
+                                "default {} differs from the default {} declared by {owner}",
+                                decl.default, existing.default
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        params.insert(name.clone(), (decl.clone(), label.clone()));
+                    }
+                }
+            }
+        }
+        PackSet { packs, params }
+    }
+
+    /// Every check of every pack.
+    pub fn checks(&self) -> impl Iterator<Item = &Check> {
+        self.packs.iter().flat_map(|p| p.checks.iter())
+    }
+
+    /// A check by id.
+    pub fn check(&self, id: &str) -> Option<&Check> {
+        self.checks().find(|c| c.id == id)
+    }
+
+    /// The ids closest to an unknown one, for "did you mean".
+    pub fn closest_check_ids(&self, id: &str, n: usize) -> Vec<String> {
+        let mut scored: Vec<(f64, &str)> = self
+            .checks()
+            .map(|c| (strsim::jaro_winkler(id, &c.id), c.id.as_str()))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.into_iter().take(n).map(|(_, s)| s.to_string()).collect()
+    }
+
+    /// Parameter values: declared defaults overlaid with `overrides`. An
+    /// override of an undeclared parameter, or of the wrong type, is an error.
+    pub fn params_with(&self, overrides: &BTreeMap<String, String>) -> Result<Params, String> {
+        let mut out = Params::default();
+        for (name, (decl, _)) in &self.params {
+            out.0.insert(name.clone(), decl.default.clone());
+        }
+        for (name, raw) in overrides {
+            let Some((decl, _)) = self.params.get(name) else {
+                let known: Vec<&str> = self.params.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "unknown parameter `{name}`; the loaded packs declare: {}",
+                    known.join(", ")
+                ));
+            };
+            let value = match decl.default {
+                ParamValue::Int(_) => ParamValue::Int(raw.trim().parse().map_err(|_| {
+                    format!("parameter `{name}` takes a whole number, got `{raw}`")
+                })?),
+                ParamValue::Text(_) => ParamValue::Text(raw.clone()),
+            };
+            out.0.insert(name.clone(), value);
+        }
+        Ok(out)
+    }
+}
+
+fn file_error(file: &str, message: &str) -> PackError {
+    PackError {
+        file: file.to_string(),
+        line: None,
+        column: None,
+        field: None,
+        message: message.to_string(),
+    }
+}
+
+fn pack_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}

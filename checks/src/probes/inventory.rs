@@ -1,0 +1,134 @@
+//! Host inventory facts (asset inventory evidence): operating system from
+//! os-release, host name, machine id, installed package count, and on a
+//! running host kernel, CPU, memory, disks, interfaces and uptime.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Ctx, Outcome, Probe};
+use crate::host::{HostView, ScanMode};
+use crate::host::live::LiveInventory;
+use crate::parse::keyvalue;
+use crate::result::Source;
+
+/// What the scan learnt about the host itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// os-release `ID`.
+    pub os_id: Option<String>,
+    /// os-release `ID_LIKE` words.
+    pub os_like: Vec<String>,
+    /// os-release `VERSION_ID`.
+    pub os_version: Option<String>,
+    /// os-release `PRETTY_NAME`.
+    pub os_name: Option<String>,
+    /// Host name (/etc/hostname, or the running kernel's).
+    pub hostname: Option<String>,
+    /// /etc/machine-id when initialised.
+    pub machine_id: Option<String>,
+    /// Number of installed packages (dpkg).
+    pub packages: Option<usize>,
+    /// Live facts (absent in root mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<serde_json::Value>,
+}
+
+/// Collects the facts and the sources they came from.
+pub fn host_facts(view: &HostView) -> (HostFacts, Vec<Source>) {
+    let mut sources = Vec::new();
+    let mut facts = HostFacts { os_id: None, os_like: Vec::new(), os_version: None, os_name: None, hostname: None, machine_id: None, packages: None, live: None };
+    for path in ["/etc/os-release", "/usr/lib/os-release"] {
+        if let Ok(Some(f)) = view.read(path) {
+            let kvs = keyvalue::parse_equals(&f.text());
+            let get = |k: &str| keyvalue::last(&kvs, k).map(|kv| kv.value.clone());
+            facts.os_id = get("ID");
+            facts.os_like = get("ID_LIKE").map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+            facts.os_version = get("VERSION_ID");
+            facts.os_name = get("PRETTY_NAME");
+            sources.push(f.source());
+            break;
+        }
+    }
+    if let Ok(Some(f)) = view.read("/etc/hostname") {
+        let name = f.text().trim().to_string();
+        if !name.is_empty() {
+            facts.hostname = Some(name);
+        }
+        sources.push(f.source());
+    }
+    if let Ok(Some(f)) = view.read("/etc/machine-id") {
+        let id = f.text().trim().to_string();
+        if !id.is_empty() && id != "uninitialized" {
+            facts.machine_id = Some(id);
+        }
+        sources.push(f.source());
+    }
+    if let Ok(Some(f)) = view.read("/var/lib/dpkg/status") {
+        facts.packages = Some(crate::parse::dpkg::parse_status(&f.text()).len());
+    }
+    if view.mode() == ScanMode::Live {
+        if let Some(live) = view.live_host() {
+            let inv: &LiveInventory = live.inventory();
+            if let Some(h) = &inv.hostname {
+                facts.hostname = Some(h.clone());
+            }
+            facts.live = serde_json::to_value(inv).ok();
+            let text = serde_json::to_string(inv).unwrap_or_default();
+            sources.push(Source { kind: crate::result::SourceKind::Kernel, path: "sysinfo".into(), sha256: Some(crate::host::sha256_hex(text.as_bytes())), line: None });
+        }
+    }
+    (facts, sources)
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryProbe {}
+
+impl Probe for InventoryProbe {
+    fn run(&self, ctx: &Ctx<'_>) -> Outcome {
+        let (facts, sources) = host_facts(ctx.host);
+        let mut missing = Vec::new();
+        if facts.os_id.is_none() {
+            missing.push("operating system (no /etc/os-release)");
+        }
+        if facts.hostname.is_none() {
+            missing.push("host name");
+        }
+        let mut parts = vec![
+            facts.os_name.clone().or(facts.os_id.clone()).unwrap_or_else(|| "unknown OS".into()),
+            format!("host {}", facts.hostname.as_deref().unwrap_or("unknown")),
+        ];
+        if let Some(n) = facts.packages {
+            parts.push(format!("{n} packages"));
+        }
+        if let Some(live) = ctx.host.live_host() {
+            let inv = live.inventory();
+            parts.push(format!("kernel {}", inv.kernel.as_deref().unwrap_or("?")));
+            parts.push(format!("{} CPUs", inv.cpu_count));
+            parts.push(format!("{} MiB RAM", inv.memory.total_bytes / (1024 * 1024)));
+            parts.push(format!("{} file systems", inv.disks.len()));
+            parts.push(format!("{} interfaces", inv.interfaces.len()));
+        }
+        let observed = parts.join(", ");
+        Outcome::verdict(missing.is_empty(), if missing.is_empty() { format!("inventory: {observed}") } else { format!("inventory incomplete: cannot determine {}", missing.join(", ")) })
+            .expected("operating system and host name identified")
+            .observed(observed)
+            .sources(sources)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{run, run_files};
+    use crate::host::HostView;
+    use crate::result::Status;
+
+    #[test]
+    fn root_and_live() {
+        let o = run_files(&[("/etc/os-release", "ID=debian\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"), ("/etc/hostname", "img-01\n")], r#"{ kind = "inventory" }"#);
+        assert_eq!(o.status, Status::Pass);
+        assert!(o.observed.unwrap().starts_with("Debian GNU/Linux 12 (bookworm), host img-01"));
+        assert_eq!(run_files(&[("/etc/hostname", "x\n")], r#"{ kind = "inventory" }"#).status, Status::Fail);
+        let o = run(&HostView::live(), r#"{ kind = "inventory" }"#);
+        assert!(o.observed.unwrap().contains("CPUs"));
+    }
+}

@@ -1,0 +1,470 @@
+//! Probes: the Rust code that examines a host for a check. One probe kind
+//! per file; each reads only through the [`Ctx`] (and so through the
+//! [`HostView`]) and returns an [`Outcome`] that names every source it read.
+//!
+//! A probe never panics on host content and never passes silently: content
+//! it cannot read or understand gives `error` with the reason.
+
+mod accounts;
+mod audit_rules;
+mod capacity;
+mod clock_state;
+mod file;
+mod file_tree;
+mod firewall;
+mod inventory;
+mod logging;
+mod login_defs;
+mod package;
+mod pending_updates;
+mod shell_var;
+mod sshd_config;
+mod sudoers;
+mod sysctl;
+mod systemd_conf;
+mod systemd_unit;
+mod time_sync;
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::expect::{Expect, Params};
+use crate::host::{FileData, HostError, HostView, ScanMode};
+use crate::parse::{self, dpkg, passwd};
+use crate::result::{Source, Status};
+
+pub use inventory::{HostFacts, host_facts};
+
+/// What a check examines and how: the `probe` table of a check in a pack.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProbeSpec {
+    /// A keyword of the OpenSSH server configuration.
+    SshdConfig(sshd_config::SshdConfigProbe),
+    /// A setting of /etc/login.defs.
+    LoginDefs(login_defs::LoginDefsProbe),
+    /// A setting of a systemd configuration file with its drop-ins.
+    SystemdConf(systemd_conf::SystemdConfProbe),
+    /// A variable assigned in shell profile files.
+    ShellVar(shell_var::ShellVarProbe),
+    /// A kernel parameter.
+    Sysctl(sysctl::SysctlProbe),
+    /// A file's existence, mode, owner, content or age.
+    File(file::FileProbe),
+    /// Permissions of every file under a directory.
+    FileTree(file_tree::FileTreeProbe),
+    /// A systemd unit enabled and/or active.
+    SystemdUnit(systemd_unit::SystemdUnitProbe),
+    /// A package installed (or not), at a minimum version.
+    Package(package::PackageProbe),
+    /// Updates pending according to local package metadata.
+    PendingUpdates(pending_updates::PendingUpdatesProbe),
+    /// A time synchronisation daemon installed, enabled and configured.
+    TimeSync(time_sync::TimeSyncProbe),
+    /// The kernel's clock synchronisation state.
+    ClockState(clock_state::ClockStateProbe),
+    /// Local accounts and groups.
+    Accounts(accounts::AccountsProbe),
+    /// The sudo policy.
+    Sudoers(sudoers::SudoersProbe),
+    /// Linux audit rules.
+    AuditRules(audit_rules::AuditRulesProbe),
+    /// System logging: journald persistence, forwarding.
+    Logging(logging::LoggingProbe),
+    /// A host firewall configured or loaded.
+    Firewall(firewall::FirewallProbe),
+    /// Host inventory facts.
+    Inventory(inventory::InventoryProbe),
+    /// Disk and memory headroom.
+    Capacity(capacity::CapacityProbe),
+}
+
+impl ProbeSpec {
+    /// The probe's kind as written in packs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeSpec::SshdConfig(_) => "sshd_config",
+            ProbeSpec::LoginDefs(_) => "login_defs",
+            ProbeSpec::SystemdConf(_) => "systemd_conf",
+            ProbeSpec::ShellVar(_) => "shell_var",
+            ProbeSpec::Sysctl(_) => "sysctl",
+            ProbeSpec::File(_) => "file",
+            ProbeSpec::FileTree(_) => "file_tree",
+            ProbeSpec::SystemdUnit(_) => "systemd_unit",
+            ProbeSpec::Package(_) => "package",
+            ProbeSpec::PendingUpdates(_) => "pending_updates",
+            ProbeSpec::TimeSync(_) => "time_sync",
+            ProbeSpec::ClockState(_) => "clock_state",
+            ProbeSpec::Accounts(_) => "accounts",
+            ProbeSpec::Sudoers(_) => "sudoers",
+            ProbeSpec::AuditRules(_) => "audit_rules",
+            ProbeSpec::Logging(_) => "logging",
+            ProbeSpec::Firewall(_) => "firewall",
+            ProbeSpec::Inventory(_) => "inventory",
+            ProbeSpec::Capacity(_) => "capacity",
+        }
+    }
+
+    fn probe(&self) -> &dyn Probe {
+        match self {
+            ProbeSpec::SshdConfig(p) => p,
+            ProbeSpec::LoginDefs(p) => p,
+            ProbeSpec::SystemdConf(p) => p,
+            ProbeSpec::ShellVar(p) => p,
+            ProbeSpec::Sysctl(p) => p,
+            ProbeSpec::File(p) => p,
+            ProbeSpec::FileTree(p) => p,
+            ProbeSpec::SystemdUnit(p) => p,
+            ProbeSpec::Package(p) => p,
+            ProbeSpec::PendingUpdates(p) => p,
+            ProbeSpec::TimeSync(p) => p,
+            ProbeSpec::ClockState(p) => p,
+            ProbeSpec::Accounts(p) => p,
+            ProbeSpec::Sudoers(p) => p,
+            ProbeSpec::AuditRules(p) => p,
+            ProbeSpec::Logging(p) => p,
+            ProbeSpec::Firewall(p) => p,
+            ProbeSpec::Inventory(p) => p,
+            ProbeSpec::Capacity(p) => p,
+        }
+    }
+
+    /// Runs the probe.
+    pub fn run(&self, ctx: &Ctx<'_>) -> Outcome {
+        self.probe().run(ctx)
+    }
+
+    /// Parameters the probe refers to (checked when the pack loads).
+    pub fn param_refs(&self) -> Vec<&str> {
+        self.probe().param_refs()
+    }
+
+    /// Checks the probe's own settings beyond what the types ensure.
+    pub fn validate(&self) -> Result<(), String> {
+        self.probe().validate()
+    }
+}
+
+/// The behaviour every probe kind implements.
+trait Probe {
+    fn run(&self, ctx: &Ctx<'_>) -> Outcome;
+
+    fn param_refs(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// What a probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The verdict.
+    pub status: Status,
+    /// The expectation in words.
+    pub expected: Option<String>,
+    /// What was observed.
+    pub observed: Option<String>,
+    /// One line for a human.
+    pub message: String,
+    /// What was read.
+    pub sources: Vec<Source>,
+}
+
+impl Outcome {
+    fn new(status: Status, message: impl Into<String>) -> Outcome {
+        Outcome {
+            status,
+            expected: None,
+            observed: None,
+            message: message.into(),
+            sources: Vec::new(),
+        }
+    }
+
+    /// A passing outcome.
+    pub fn pass(message: impl Into<String>) -> Outcome {
+        Outcome::new(Status::Pass, message)
+    }
+
+    /// A failing outcome.
+    pub fn fail(message: impl Into<String>) -> Outcome {
+        Outcome::new(Status::Fail, message)
+    }
+
+    /// An outcome for a check that could not be evaluated.
+    pub fn error(message: impl Into<String>) -> Outcome {
+        Outcome::new(Status::Error, message)
+    }
+
+    /// An outcome for a check that does not apply.
+    pub fn not_applicable(message: impl Into<String>) -> Outcome {
+        Outcome::new(Status::NotApplicable, message)
+    }
+
+    /// Pass or fail depending on `ok`.
+    pub fn verdict(ok: bool, message: impl Into<String>) -> Outcome {
+        Outcome::new(if ok { Status::Pass } else { Status::Fail }, message)
+    }
+
+    /// Sets the expected value.
+    pub fn expected(mut self, e: impl Into<String>) -> Outcome {
+        self.expected = Some(e.into());
+        self
+    }
+
+    /// Sets the observed value.
+    pub fn observed(mut self, o: impl Into<String>) -> Outcome {
+        self.observed = Some(o.into());
+        self
+    }
+
+    /// Sets the sources.
+    pub fn sources(mut self, s: Vec<Source>) -> Outcome {
+        self.sources = s;
+        self
+    }
+
+    fn from_host_error(e: &HostError, sources: Vec<Source>) -> Outcome {
+        Outcome::error(e.to_string()).sources(sources)
+    }
+}
+
+/// Returns early with an `error` outcome when a host read fails.
+macro_rules! host_try {
+    ($expr:expr, $sources:expr) => {
+        match $expr {
+            Ok(v) => v,
+            Err(e) => return $crate::probes::Outcome::from_host_error(&e, $sources.clone()),
+        }
+    };
+    ($expr:expr) => {
+        match $expr {
+            Ok(v) => v,
+            Err(e) => return $crate::probes::Outcome::from_host_error(&e, Vec::new()),
+        }
+    };
+}
+pub(crate) use host_try;
+
+/// The installed-package database as read once per scan.
+#[derive(Debug, Clone)]
+pub struct PackageDb {
+    /// Installed packages by name.
+    pub installed: HashMap<String, dpkg::Installed>,
+    /// The status file.
+    pub source: Source,
+}
+
+/// The state a probe run has access to: the host, the parameters in force,
+/// and parsed files shared between the checks of one scan.
+pub struct Ctx<'a> {
+    /// The scanned system.
+    pub host: &'a HostView,
+    /// Parameters in force.
+    pub params: &'a Params,
+    sshd: OnceCell<Result<Arc<parse::sshd::SshdConfig>, HostError>>,
+    dpkg: OnceCell<Result<Option<Arc<PackageDb>>, HostError>>,
+    sudoers: OnceCell<Result<Arc<parse::sudoers::Sudoers>, HostError>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for one scan.
+    pub fn new(host: &'a HostView, params: &'a Params) -> Ctx<'a> {
+        Ctx {
+            host,
+            params,
+            sshd: OnceCell::new(),
+            dpkg: OnceCell::new(),
+            sudoers: OnceCell::new(),
+        }
+    }
+
+    /// Whether the scan is of the live machine.
+    pub fn is_live(&self) -> bool {
+        self.host.mode() == ScanMode::Live
+    }
+
+    /// The sshd configuration, includes expanded.
+    pub fn sshd(&self) -> Result<Arc<parse::sshd::SshdConfig>, HostError> {
+        self.sshd
+            .get_or_init(|| parse::sshd::load(self.host, "/etc/ssh/sshd_config").map(Arc::new))
+            .clone()
+    }
+
+    /// The sudo policy, includes expanded.
+    pub fn sudoers(&self) -> Result<Arc<parse::sudoers::Sudoers>, HostError> {
+        self.sudoers
+            .get_or_init(|| parse::sudoers::load(self.host, "/etc/sudoers").map(Arc::new))
+            .clone()
+    }
+
+    /// The dpkg database; `Ok(None)` on a system without dpkg.
+    pub fn dpkg(&self) -> Result<Option<Arc<PackageDb>>, HostError> {
+        self.dpkg
+            .get_or_init(|| {
+                let Some(file) = self.host.read("/var/lib/dpkg/status")? else {
+                    return Ok(None);
+                };
+                Ok(Some(Arc::new(PackageDb {
+                    installed: dpkg::parse_status(&file.text()),
+                    source: file.source(),
+                })))
+            })
+            .clone()
+    }
+
+    /// A file, or `None` when absent (cached by the host view).
+    pub fn read(&self, path: &str) -> Result<Option<Arc<FileData>>, HostError> {
+        self.host.read(path)
+    }
+
+    /// Parsed /etc/passwd (empty when absent) and its source.
+    pub fn passwd(&self) -> Result<(Vec<passwd::PasswdEntry>, Source), HostError> {
+        self.parsed("/etc/passwd", passwd::parse_passwd)
+    }
+
+    /// Parsed /etc/shadow.
+    pub fn shadow(&self) -> Result<(Vec<passwd::ShadowEntry>, Source), HostError> {
+        self.parsed("/etc/shadow", passwd::parse_shadow)
+    }
+
+    /// Parsed /etc/group.
+    pub fn group(&self) -> Result<(Vec<passwd::GroupEntry>, Source), HostError> {
+        self.parsed("/etc/group", passwd::parse_group)
+    }
+
+    fn parsed<T>(&self, path: &str, f: fn(&str) -> Vec<T>) -> Result<(Vec<T>, Source), HostError> {
+        Ok(match self.host.read(path)? {
+            Some(file) => (f(&file.text()), file.source()),
+            None => (Vec::new(), HostView::absent_source(path)),
+        })
+    }
+
+    /// Resolves an expectation against an observed value into an outcome.
+    fn judge(&self, what: &str, expect: &Expect, observed: &str, sources: Vec<Source>) -> Outcome {
+        let expected = expect.describe(self.params);
+        match expect.judge(observed, self.params) {
+            Ok(true) => Outcome::pass(format!("{what} is {observed}")),
+            Ok(false) => Outcome::fail(format!("{what} is {observed}, expected {expected}")),
+            Err(e) => Outcome::error(format!("{what}: {e}")),
+        }
+        .expected(expected)
+        .observed(observed)
+        .sources(sources)
+    }
+
+    /// A user name for a uid, from the scanned system's own /etc/passwd.
+    pub fn user_name(&self, uid: u32) -> String {
+        self.passwd()
+            .ok()
+            .and_then(|(p, _)| p.into_iter().find(|e| e.uid == Some(uid)).map(|e| e.name))
+            .unwrap_or_else(|| uid.to_string())
+    }
+
+    /// A group name for a gid, from the scanned system's own /etc/group.
+    pub fn group_name(&self, gid: u32) -> String {
+        self.group()
+            .ok()
+            .and_then(|(g, _)| g.into_iter().find(|e| e.gid == Some(gid)).map(|e| e.name))
+            .unwrap_or_else(|| gid.to_string())
+    }
+}
+
+/// Deserializes a string or a list of strings as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Reads the drop-in files of `dirs` (`*.conf`, or names matching
+/// `pattern`) in systemd order: sorted by file name, and a file in an
+/// earlier directory hides a same-named file in a later one.
+pub(crate) fn drop_ins(
+    host: &HostView,
+    dirs: &[&str],
+    pattern: &str,
+    sources: &mut Vec<Source>,
+) -> Result<Vec<Arc<FileData>>, HostError> {
+    let mut by_name: std::collections::BTreeMap<String, String> = Default::default();
+    for dir in dirs {
+        if let Some(entries) = host.read_dir(dir)? {
+            sources.push(HostView::dir_source(dir, &entries));
+            for e in entries {
+                if !e.is_dir && parse::glob_match(pattern, &e.name) {
+                    by_name.entry(e.name.clone()).or_insert(e.path);
+                }
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for path in by_name.into_values() {
+        // A drop-in linked to /dev/null masks the vendor file of that name.
+        if host.link_target(&path)?.as_deref() == Some("/dev/null") {
+            continue;
+        }
+        if let Some(f) = host.read(&path)? {
+            files.push(f);
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Fixture roots and probe specs written as in a pack.
+    use super::*;
+
+    pub fn root(files: &[(&str, &str)]) -> (tempfile::TempDir, HostView) {
+        let dir = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            let path = dir.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, c).unwrap();
+        }
+        let view = HostView::root(dir.path()).unwrap();
+        (dir, view)
+    }
+
+    pub fn spec(toml_probe: &str) -> ProbeSpec {
+        #[derive(Deserialize)]
+        struct W {
+            probe: ProbeSpec,
+        }
+        let w: W = toml::from_str(&format!("probe = {toml_probe}")).unwrap();
+        w.probe
+    }
+
+    pub fn params() -> Params {
+        let mut p = Params::default();
+        p.0.insert(
+            "session_timeout_seconds".into(),
+            crate::expect::ParamValue::Int(900),
+        );
+        p
+    }
+
+    pub fn run(view: &HostView, toml_probe: &str) -> Outcome {
+        let params = params();
+        let ctx = Ctx::new(view, &params);
+        spec(toml_probe).run(&ctx)
+    }
+
+    pub fn run_files(files: &[(&str, &str)], toml_probe: &str) -> Outcome {
+        let (_d, view) = root(files);
+        run(&view, toml_probe)
+    }
+}

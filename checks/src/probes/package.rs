@@ -1,0 +1,141 @@
+//! A package installed (or not), optionally at a minimum version: from the
+//! dpkg status database, or on a live RPM host through `rpm -q`.
+
+use serde::Deserialize;
+
+use super::{Ctx, Outcome, Probe};
+use crate::host::HostView;
+use crate::parse::dpkg::compare_versions;
+use crate::result::Source;
+
+/// Where an installed package was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub name: String,
+    pub version: String,
+    pub source: Source,
+}
+
+/// Looks up installed packages. `Err` when no package database can be read.
+pub(crate) fn installed(ctx: &Ctx<'_>, names: &[String]) -> Result<(Option<Found>, Vec<Source>), String> {
+    match ctx.dpkg().map_err(|e| e.to_string())? {
+        Some(db) => {
+            for n in names {
+                if let Some(p) = db.installed.get(n) {
+                    let source = db.source.at_line(p.line);
+                    return Ok((Some(Found { name: n.clone(), version: p.version.clone(), source }), vec![]));
+                }
+            }
+            Ok((None, vec![db.source.clone()]))
+        }
+        None => {
+            let rpmdb = ["/var/lib/rpm", "/usr/lib/sysimage/rpm"].iter().any(|p| ctx.host.exists(p).unwrap_or(false));
+            match (ctx.host.live_host(), rpmdb) {
+                (Some(live), true) => {
+                    let mut sources = Vec::new();
+                    for n in names {
+                        let out = live
+                            .command(&["rpm", "-q", "--qf", "%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n", n])
+                            .map_err(|e| format!("rpm -q {n}: {e}"))?;
+                        sources.push(out.source());
+                        if out.code == Some(0) {
+                            let version = out.stdout.lines().next().unwrap_or("").trim().to_string();
+                            return Ok((Some(Found { name: n.clone(), version, source: out.source() }), sources));
+                        }
+                    }
+                    Ok((None, sources))
+                }
+                (None, true) => Err("the root uses an RPM database, which annexa reads only on a live host (through rpm -q)".into()),
+                _ => Err("no package database found (/var/lib/dpkg/status, /var/lib/rpm)".into()),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageProbe {
+    /// Package names; any one of them satisfies the check.
+    names: Vec<String>,
+    /// `true` (default): installed; `false`: none of them installed.
+    #[serde(default = "yes")]
+    installed: bool,
+    /// Minimum version (Debian ordering).
+    #[serde(default)]
+    min_version: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Probe for PackageProbe {
+    fn run(&self, ctx: &Ctx<'_>) -> Outcome {
+        let names = self.names.join(" / ");
+        let (found, mut sources) = match installed(ctx, &self.names) {
+            Ok(r) => r,
+            Err(e) => return Outcome::error(e).sources(vec![HostView::absent_source("/var/lib/dpkg/status")]),
+        };
+        match (found, self.installed) {
+            (None, want) => Outcome::verdict(!want, format!("{names}: not installed"))
+                .expected(if want { "installed" } else { "not installed" })
+                .observed("not installed")
+                .sources(sources),
+            (Some(f), false) => {
+                sources.push(f.source);
+                Outcome::fail(format!("{} {} is installed", f.name, f.version))
+                    .expected("not installed")
+                    .observed(format!("{} {}", f.name, f.version))
+                    .sources(sources)
+            }
+            (Some(f), true) => {
+                sources.push(f.source);
+                let observed = format!("{} {}", f.name, f.version);
+                match &self.min_version {
+                    Some(min) if compare_versions(&f.version, min).is_lt() => {
+                        Outcome::fail(format!("{observed} is older than {min}")).expected(format!("installed, at least {min}"))
+                    }
+                    Some(min) => Outcome::pass(format!("{observed} is installed")).expected(format!("installed, at least {min}")),
+                    None => Outcome::pass(format!("{observed} is installed")).expected("installed"),
+                }
+                .observed(observed)
+                .sources(sources)
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.names.is_empty() {
+            return Err("`names` must list at least one package".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::run_files;
+    use crate::result::Status;
+
+    const STATUS: &str = "Package: auditd\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:3.0.9-1\n\nPackage: telnetd\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 0.17\n";
+
+    #[test]
+    fn installed_absent_and_versions() {
+        let f = [("/var/lib/dpkg/status", STATUS)];
+        let o = run_files(&f, r#"{ kind = "package", names = ["auditd"] }"#);
+        assert_eq!(o.status, Status::Pass);
+        assert_eq!(o.sources.last().unwrap().line, Some(1));
+        assert_eq!(run_files(&f, r#"{ kind = "package", names = ["auditd"], min_version = "1:3.1" }"#).status, Status::Fail);
+        assert_eq!(run_files(&f, r#"{ kind = "package", names = ["auditd"], min_version = "1:3.0.9-1" }"#).status, Status::Pass);
+        assert_eq!(run_files(&f, r#"{ kind = "package", names = ["telnetd", "inetutils-telnetd"], installed = false }"#).status, Status::Pass);
+        assert_eq!(run_files(&f, r#"{ kind = "package", names = ["auditd"], installed = false }"#).status, Status::Fail);
+        assert_eq!(run_files(&f, r#"{ kind = "package", names = ["clamav"] }"#).status, Status::Fail);
+    }
+
+    #[test]
+    fn no_database_is_an_error() {
+        let o = run_files(&[], r#"{ kind = "package", names = ["auditd"] }"#);
+        assert_eq!(o.status, Status::Error);
+        assert!(o.message.contains("no package database"));
+    }
+}

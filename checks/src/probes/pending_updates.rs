@@ -1,0 +1,316 @@
+//! Updates pending according to the package metadata already on the host —
+//! no network access. On Debian-family systems the installed versions from
+//! the dpkg status are compared with the newest version each apt list under
+//! /var/lib/apt/lists offers for the package's architecture (plain, `.lz4`
+//! or `.gz` lists); a list from a `*security*` suite counts as a security
+//! update. The newest offered version stands in for apt's candidate: pinning
+//! is not evaluated. On a live RPM host, dnf's cached metadata is asked
+//! (`dnf -C`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+use super::{Ctx, Outcome, Probe, host_try};
+use crate::expect::Num;
+use crate::host::{HostError, HostView, hex};
+use crate::parse::dpkg::{Installed, ListScanner, compare_versions};
+use crate::result::{Source, SourceKind};
+
+const LISTS: &str = "/var/lib/apt/lists";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingUpdatesProbe {
+    /// Most security updates allowed to be pending.
+    #[serde(default)]
+    security_max: Option<Num>,
+    /// Most updates of any kind allowed to be pending.
+    #[serde(default)]
+    total_max: Option<Num>,
+    /// The newest package list must be at most this many days old, or the
+    /// pending figures cannot be trusted.
+    #[serde(default)]
+    max_list_age_days: Option<Num>,
+}
+
+/// What the lists say.
+struct Pending {
+    /// name → (installed, newest offered, from a security list)
+    upgrades: BTreeMap<String, (String, String, bool)>,
+    newest_list_age_days: Option<u64>,
+    lists: usize,
+}
+
+fn scan_lists(host: &HostView, installed: &HashMap<String, Installed>, sources: &mut Vec<Source>) -> Result<Pending, HostError> {
+    let entries = host.read_dir(LISTS)?.unwrap_or_default();
+    sources.push(HostView::dir_source(LISTS, &entries));
+    let mut best: HashMap<String, (String, bool)> = HashMap::new();
+    let mut newest_mtime: Option<SystemTime> = None;
+    let mut lists = 0;
+    for e in entries.iter().filter(|e| !e.is_dir && e.link_target.is_none()) {
+        let name = e.name.as_str();
+        let (is_list, compression) = if name.ends_with("_Packages") {
+            (true, "")
+        } else if name.ends_with("_Packages.lz4") {
+            (true, "lz4")
+        } else if name.ends_with("_Packages.gz") {
+            (true, "gz")
+        } else {
+            (false, "")
+        };
+        if !is_list {
+            continue;
+        }
+        let Some((file, meta)) = host.open(&e.path)? else { continue };
+        lists += 1;
+        newest_mtime = newest_mtime.max(meta.modified);
+        let security = name.contains("security");
+        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+        let tee = HashingReader { inner: file, hasher: &mut hasher };
+        let mut scanner = ListScanner::new(installed);
+        let result = match compression {
+            "lz4" => feed(&mut scanner, lz4_flex::frame::FrameDecoder::new(tee)),
+            "gz" => feed(&mut scanner, flate2::read::GzDecoder::new(tee)),
+            _ => feed(&mut scanner, tee),
+        };
+        result.map_err(|err| HostError::Io { path: e.path.clone(), message: format!("reading package list: {err}") })?;
+        scanner.finish();
+        sources.push(Source { kind: SourceKind::File, path: e.path.clone(), sha256: Some(hex(hasher.finish().as_ref())), line: None });
+        for (pkg, cand) in scanner.newest {
+            match best.get_mut(&pkg) {
+                Some((v, sec)) => match compare_versions(&cand.version, v) {
+                    std::cmp::Ordering::Greater => {
+                        *v = cand.version;
+                        *sec = security;
+                    }
+                    std::cmp::Ordering::Equal => *sec |= security,
+                    std::cmp::Ordering::Less => {}
+                },
+                None => {
+                    best.insert(pkg, (cand.version, security));
+                }
+            }
+        }
+    }
+    let mut upgrades = BTreeMap::new();
+    for (name, (version, security)) in best {
+        if let Some(inst) = installed.get(&name) {
+            if compare_versions(&version, &inst.version).is_gt() {
+                upgrades.insert(name, (inst.version.clone(), version, security));
+            }
+        }
+    }
+    let newest_list_age_days = newest_mtime.and_then(|m| SystemTime::now().duration_since(m).ok()).map(|d| d.as_secs() / 86400);
+    Ok(Pending { upgrades, newest_list_age_days, lists })
+}
+
+struct HashingReader<'h, R> {
+    inner: R,
+    hasher: &'h mut ring::digest::Context,
+}
+
+impl<R: Read> Read for HashingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn feed(scanner: &mut ListScanner<'_>, mut reader: impl Read) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        scanner.feed(&buf[..n]);
+    }
+}
+
+impl PendingUpdatesProbe {
+    fn limits(&self, ctx: &Ctx<'_>) -> Result<(Option<i64>, Option<i64>, Option<i64>), String> {
+        let r = |n: &Option<Num>| n.as_ref().map(|n| n.resolve(ctx.params)).transpose();
+        Ok((r(&self.security_max)?, r(&self.total_max)?, r(&self.max_list_age_days)?))
+    }
+
+    fn expected(&self, sec: Option<i64>, total: Option<i64>, age: Option<i64>) -> String {
+        let mut e = Vec::new();
+        if let Some(s) = sec {
+            e.push(format!("at most {s} security updates pending"));
+        }
+        if let Some(t) = total {
+            e.push(format!("at most {t} updates pending"));
+        }
+        if let Some(a) = age {
+            e.push(format!("package lists at most {a} days old"));
+        }
+        e.join(", ")
+    }
+
+    fn run_rpm(&self, ctx: &Ctx<'_>, sec: Option<i64>, total: Option<i64>) -> Outcome {
+        let Some(live) = ctx.host.live_host() else {
+            return Outcome::error("RPM metadata is read only on a live host");
+        };
+        let count = |args: &[&str]| -> Result<(usize, Source), String> {
+            let out = live.command(args).map_err(|e| format!("{}: {e}", args.join(" ")))?;
+            match out.code {
+                Some(0) | Some(100) => Ok((out.stdout.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("Last metadata")).count(), out.source())),
+                _ => Err(format!("{} failed: {}", args.join(" "), out.stderr.trim())),
+            }
+        };
+        let (all, s1) = match count(&["dnf", "-C", "-q", "check-update"]) {
+            Ok(r) => r,
+            Err(e) => return Outcome::error(e),
+        };
+        let (security, s2) = match count(&["dnf", "-C", "-q", "updateinfo", "list", "--security"]) {
+            Ok(r) => r,
+            Err(e) => return Outcome::error(e),
+        };
+        let ok = sec.is_none_or(|s| security as i64 <= s) && total.is_none_or(|t| all as i64 <= t);
+        Outcome::verdict(ok, format!("{all} updates pending, {security} of them security updates (dnf cached metadata)"))
+            .expected(self.expected(sec, total, None))
+            .observed(format!("{all} pending, {security} security"))
+            .sources(vec![s1, s2])
+    }
+}
+
+impl Probe for PendingUpdatesProbe {
+    fn run(&self, ctx: &Ctx<'_>) -> Outcome {
+        let (sec, total, age) = match self.limits(ctx) {
+            Ok(l) => l,
+            Err(e) => return Outcome::error(e),
+        };
+        let db = match host_try!(ctx.dpkg()) {
+            Some(db) => db,
+            None => {
+                if ctx.is_live() && ctx.host.exists("/var/lib/rpm").unwrap_or(false) {
+                    return self.run_rpm(ctx, sec, total);
+                }
+                return Outcome::error("no dpkg status database (/var/lib/dpkg/status); pending updates cannot be determined")
+                    .sources(vec![HostView::absent_source("/var/lib/dpkg/status")]);
+            }
+        };
+        let mut sources = vec![db.source.clone()];
+        let pending = host_try!(scan_lists(ctx.host, &db.installed, &mut sources), sources);
+        let expected = self.expected(sec, total, age);
+        if pending.lists == 0 {
+            return Outcome::error(format!("no package lists under {LISTS} (apt update has never run in this root); pending updates cannot be determined"))
+                .expected(expected)
+                .sources(sources);
+        }
+        let security = pending.upgrades.values().filter(|u| u.2).count();
+        let all = pending.upgrades.len();
+        let mut problems = Vec::new();
+        if let Some(s) = sec {
+            if security as i64 > s {
+                problems.push(format!("{security} security updates pending"));
+            }
+        }
+        if let Some(t) = total {
+            if all as i64 > t {
+                problems.push(format!("{all} updates pending"));
+            }
+        }
+        if let (Some(max_age), Some(days)) = (age, pending.newest_list_age_days) {
+            if days as i64 > max_age {
+                problems.push(format!("the newest package list is {days} days old"));
+            }
+        }
+        let mut names: Vec<String> = pending
+            .upgrades
+            .iter()
+            .filter(|(_, u)| u.2 || sec.is_none())
+            .take(20)
+            .map(|(n, (from, to, s))| format!("{n} {from} -> {to}{}", if *s { " (security)" } else { "" }))
+            .collect();
+        if names.is_empty() {
+            names = pending.upgrades.iter().take(20).map(|(n, (from, to, _))| format!("{n} {from} -> {to}")).collect();
+        }
+        let mut observed = format!("{all} pending, {security} security");
+        if let Some(d) = pending.newest_list_age_days {
+            observed.push_str(&format!(", lists {d} days old"));
+        }
+        if !names.is_empty() {
+            observed.push_str(": ");
+            observed.push_str(&names.join(", "));
+        }
+        let message = if problems.is_empty() {
+            format!("{all} updates pending ({security} security) per {} package lists", pending.lists)
+        } else {
+            problems.join("; ")
+        };
+        Outcome::verdict(problems.is_empty(), message).expected(expected).observed(observed).sources(sources)
+    }
+
+    fn param_refs(&self) -> Vec<&str> {
+        [&self.security_max, &self.total_max, &self.max_list_age_days]
+            .into_iter()
+            .flatten()
+            .filter_map(|n| match n {
+                Num::Param { param } => Some(param.as_str()),
+                Num::Literal(_) => None,
+            })
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.security_max.is_none() && self.total_max.is_none() && self.max_list_age_days.is_none() {
+            return Err("set at least one of `security_max`, `total_max`, `max_list_age_days`".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{root, run};
+    use crate::result::Status;
+    use std::io::Write;
+
+    const STATUS: &str = "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.0.11-1~deb12u2\n\nPackage: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n";
+    const MAIN: &str = "Package: openssl\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n\nPackage: tzdata\nVersion: 2025b-0+deb12u1\nArchitecture: all\n";
+    const SECURITY: &str = "Package: openssl\nVersion: 3.0.15-1~deb12u1\nArchitecture: amd64\n";
+    const MAIN_LIST: &str = "/var/lib/apt/lists/mirror.example_debian_dists_bookworm_main_binary-amd64_Packages";
+    const SEC_LIST: &str = "/var/lib/apt/lists/mirror.example_debian-security_dists_bookworm-security_main_binary-amd64_Packages";
+
+    #[test]
+    fn security_updates_are_counted_apart() {
+        let (_d, view) = root(&[("/var/lib/dpkg/status", STATUS), (MAIN_LIST, MAIN), (SEC_LIST, SECURITY)]);
+        let o = run(&view, r#"{ kind = "pending_updates", security_max = 0 }"#);
+        assert_eq!(o.status, Status::Fail, "{o:?}");
+        assert!(o.observed.as_ref().unwrap().starts_with("2 pending, 1 security"), "{o:?}");
+        assert!(o.observed.as_ref().unwrap().contains("openssl 3.0.11-1~deb12u2 -> 3.0.15-1~deb12u1 (security)"));
+        assert!(o.sources.iter().any(|s| s.path == SEC_LIST && s.sha256.is_some()));
+        assert_eq!(run(&view, r#"{ kind = "pending_updates", total_max = 2 }"#).status, Status::Pass);
+        assert_eq!(run(&view, r#"{ kind = "pending_updates", total_max = 1 }"#).status, Status::Fail);
+        assert_eq!(run(&view, r#"{ kind = "pending_updates", max_list_age_days = 7 }"#).status, Status::Pass);
+    }
+
+    #[test]
+    fn up_to_date_passes_and_compressed_lists_are_read() {
+        let (d, view) = root(&[("/var/lib/dpkg/status", STATUS)]);
+        let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        lz4.write_all(SECURITY.as_bytes()).unwrap();
+        let path = d.path().join(SEC_LIST.trim_start_matches('/').to_string() + ".lz4");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, lz4.finish().unwrap()).unwrap();
+        let o = run(&view, r#"{ kind = "pending_updates", security_max = 0 }"#);
+        assert_eq!(o.status, Status::Fail, "{o:?}");
+        let (_d, view) = root(&[("/var/lib/dpkg/status", STATUS), (MAIN_LIST, "Package: openssl\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n")]);
+        assert_eq!(run(&view, r#"{ kind = "pending_updates", security_max = 0, total_max = 0 }"#).status, Status::Pass);
+    }
+
+    #[test]
+    fn without_lists_or_status_the_answer_is_error_not_pass() {
+        let (_d, view) = root(&[("/var/lib/dpkg/status", STATUS)]);
+        let o = run(&view, r#"{ kind = "pending_updates", security_max = 0 }"#);
+        assert_eq!(o.status, Status::Error);
+        assert!(o.message.contains("no package lists"));
+        let (_d, view) = root(&[]);
+        assert_eq!(run(&view, r#"{ kind = "pending_updates", security_max = 0 }"#).status, Status::Error);
+    }
+}
