@@ -547,7 +547,7 @@ mod tests {
         let err = catalog().control(Edition::E2005, "A.11.5.9").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("ISO/IEC 27001:2005"), "{msg}");
-        assert!(msg.contains("A.11.5.5") || msg.contains("A.11.5.6"), "{msg}");
+        assert!(msg.contains("closest: A.11.5."), "{msg}");
         match err {
             CatalogError::UnknownControl { suggestions, .. } => {
                 assert!(suggestions.iter().all(|s| s.starts_with("A.11.5.")), "{suggestions:?}")

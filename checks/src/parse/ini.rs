@@ -23,7 +23,8 @@ pub fn parse(text: &str) -> Vec<IniEntry> {
     for (i, raw) in text.lines().enumerate() {
         let lineno = i as u32 + 1;
         let (mut line, start) = match pending.take() {
-            Some((mut acc, start)) => {
+            Some((acc, start)) => {
+                let mut acc = acc.trim_end().to_string();
                 acc.push(' ');
                 acc.push_str(raw.trim());
                 (acc, start)

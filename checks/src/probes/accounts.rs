@@ -147,9 +147,15 @@ impl AccountsProbe {
                 expected = "system accounts without login shell or password".into();
                 for e in passwd.iter().filter(|e| e.name != "root" && e.uid.is_some_and(|u| u < 1000)) {
                     let usable = shadow_of(&e.name).is_some_and(|s| s.has_usable_password());
-                    if usable && !is_nologin_shell(&e.shell) && !e.shell.is_empty() {
-                        f.push(Finding { text: format!("{} (UID {}) can log in with a password through {}", e.name, e.uid.unwrap_or(0), e.shell), source: psrc.at_line(e.line) });
-                    }
+                    let shell = !is_nologin_shell(&e.shell) && !e.shell.is_empty();
+                    let uid = e.uid.unwrap_or(0);
+                    let why = match (usable, shell) {
+                        (true, true) => format!("{} (UID {uid}) has a usable password and the login shell {}", e.name, e.shell),
+                        (true, false) => format!("{} (UID {uid}) has a usable password", e.name),
+                        (false, true) => format!("{} (UID {uid}) has the login shell {}", e.name, e.shell),
+                        (false, false) => continue,
+                    };
+                    f.push(Finding { text: why, source: psrc.at_line(e.line) });
                 }
             }
             Rule::PrivilegedGroupMembers => {
@@ -271,7 +277,7 @@ mod tests {
             assert!(o.sources.iter().any(|s| s.line.is_some()), "{r} names a line: {o:?}");
         }
         let o = run_files(&ok(&[("/etc/passwd", "root:x:0:0::/root:/bin/sh\ndaemon:x:1:1::/:/bin/sh\n"), ("/etc/shadow", "root:!:1::::::\ndaemon:$6$s$h:1::::::\n")]), &rule("system_accounts_locked"));
-        assert!(o.message.contains("daemon (UID 1)"), "{}", o.message);
+        assert!(o.message.contains("daemon (UID 1) has a usable password and the login shell /bin/sh"), "{}", o.message);
     }
 
     #[test]
