@@ -180,7 +180,13 @@ pub fn scan(set: &PackSet, host: &HostView, params: &Params, sel: &Selection, an
     let clock = Instant::now();
     let (facts, _) = host_facts(host);
     let ctx = Ctx::new(host, params);
-    let results: Vec<CheckResult> = checks.iter().map(|c| run_check(c, &ctx, &facts)).collect();
+    let wants_lists = checks.iter().any(|c| c.probe.kind() == "pending_updates");
+    let results: Vec<CheckResult> = std::thread::scope(|s| {
+        if wants_lists {
+            s.spawn(|| ctx.prefetch_pending_updates());
+        }
+        checks.iter().map(|c| run_check(c, &ctx, &facts)).collect()
+    });
     let (_, finished_at) = now();
     let used: BTreeMap<&str, ()> = checks.iter().map(|c| (c.pack.id.as_str(), ())).collect();
     let packs = set

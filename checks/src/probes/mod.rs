@@ -25,7 +25,7 @@ mod systemd_conf;
 mod systemd_unit;
 mod time_sync;
 
-use std::cell::OnceCell;
+use std::sync::OnceLock as OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -271,6 +271,7 @@ pub struct Ctx<'a> {
     sshd: OnceCell<Result<Arc<parse::sshd::SshdConfig>, HostError>>,
     dpkg: OnceCell<Result<Option<Arc<PackageDb>>, HostError>>,
     sudoers: OnceCell<Result<Arc<parse::sudoers::Sudoers>, HostError>>,
+    pending: OnceCell<Result<Arc<pending_updates::Pending>, HostError>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -282,7 +283,15 @@ impl<'a> Ctx<'a> {
             sshd: OnceCell::new(),
             dpkg: OnceCell::new(),
             sudoers: OnceCell::new(),
+            pending: OnceCell::new(),
         }
+    }
+
+    /// Reads the package lists ahead of the checks that need them, so that a
+    /// scan can do this (the costliest read, tens of megabytes of lists) on
+    /// a second core while the other checks run.
+    pub fn prefetch_pending_updates(&self) {
+        pending_updates::prefetch(self);
     }
 
     /// Whether the scan is of the live machine.

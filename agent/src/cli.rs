@@ -1,0 +1,259 @@
+//! Command-line interface.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use annexa_checks::catalog::{Edition, catalog};
+use annexa_checks::engine::{self, Selection};
+use annexa_checks::host::HostView;
+use annexa_checks::pack::{DEFAULT_PACK_DIR, PackSet};
+
+use crate::output;
+
+/// annexa: ISO/IEC 27001 Annex A compliance evidence from Linux hosts and images.
+#[derive(Debug, Parser)]
+#[command(name = "annexa", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the checks on this host, or on a root directory with --root.
+    ///
+    /// Exit status: 0 when no check failed, 1 when at least one check
+    /// failed, 2 for usage or configuration errors (a malformed pack, an
+    /// unknown check or control, an unusable --root).
+    Scan(ScanArgs),
+    /// Browse the ISO/IEC 27001 Annex A catalog and its crosswalks.
+    Controls {
+        #[command(subcommand)]
+        command: ControlsCommand,
+    },
+    /// List the checks of the loaded packs.
+    Checks {
+        #[command(subcommand)]
+        command: ChecksCommand,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScanFormat {
+    /// A table grouped by control, failures first (colour on a terminal).
+    Text,
+    /// The full report (schema annexa.scan/v1, docs/scan-format.md).
+    Json,
+    /// JUnit XML: one test case per check, one test suite per control.
+    Junit,
+}
+
+#[derive(Debug, Args)]
+struct PackArgs {
+    /// Directory of additional check packs (*.toml). Repeatable. Replaces
+    /// the default directory /etc/annexa/checks.d, which is read only if it
+    /// exists.
+    #[arg(long = "packs", value_name = "DIR")]
+    packs: Vec<PathBuf>,
+    /// Do not load the packs built into annexa.
+    #[arg(long)]
+    no_builtin: bool,
+}
+
+impl PackArgs {
+    fn load(&self) -> anyhow::Result<PackSet> {
+        let (dirs, optional) = if self.packs.is_empty() {
+            (vec![PathBuf::from(DEFAULT_PACK_DIR)], true)
+        } else {
+            (self.packs.clone(), false)
+        };
+        PackSet::load(!self.no_builtin, &dirs, optional).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+    }
+}
+
+#[derive(Debug, Args)]
+struct ScanArgs {
+    /// Scan this directory as the root file system of a system (an image,
+    /// a chroot, a container root) instead of the running host. Paths never
+    /// leave it, symbolic links included; checks that need a running system
+    /// report not_applicable.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    packs: PackArgs,
+    /// Run only this check (repeatable).
+    #[arg(long = "check", value_name = "ID")]
+    checks: Vec<String>,
+    /// Run only checks giving evidence for this Annex A control (repeatable),
+    /// in the --edition given.
+    #[arg(long = "control", value_name = "ID")]
+    controls: Vec<String>,
+    /// Edition for --control and for grouping the text and JUnit output.
+    #[arg(long, value_name = "YEAR", default_value = "2022", value_parser = parse_edition)]
+    edition: Edition,
+    /// Override a check parameter, e.g. session_timeout_seconds=600 (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: ScanFormat,
+    /// Write the output to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ControlsCommand {
+    /// List the controls of an edition.
+    List {
+        /// 2005, 2013 or 2022.
+        #[arg(long, value_name = "YEAR", default_value = "2022", value_parser = parse_edition)]
+        edition: Edition,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Map a control to its counterparts in another edition.
+    Map {
+        /// The control, e.g. A.11.5.5.
+        id: String,
+        /// The edition of ID; by default the oldest edition that has it.
+        #[arg(long, value_name = "YEAR", value_parser = parse_edition)]
+        from: Option<Edition>,
+        /// The edition to map to; by default every other edition.
+        #[arg(long, value_name = "YEAR", value_parser = parse_edition)]
+        to: Option<Edition>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ChecksCommand {
+    /// List every check with its severity, probe and controls.
+    List {
+        #[command(flatten)]
+        packs: PackArgs,
+        /// Edition of the controls shown.
+        #[arg(long, value_name = "YEAR", default_value = "2022", value_parser = parse_edition)]
+        edition: Edition,
+    },
+}
+
+fn parse_edition(s: &str) -> Result<Edition, String> {
+    s.parse().map_err(|e: annexa_checks::catalog::CatalogError| e.to_string())
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Scan(args) => scan(args),
+        Command::Controls { command } => controls(command),
+        Command::Checks { command: ChecksCommand::List { packs, edition } } => {
+            let set = packs.load()?;
+            let mut out = std::io::stdout().lock();
+            for c in set.checks() {
+                let ids = c.controls.get(&edition).map(|v| v.join(" ")).unwrap_or_default();
+                writeln!(out, "{:<44} {:<8} {:<16} {}", c.id, c.severity.as_str(), c.probe.kind(), ids)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let set = args.packs.load()?;
+    let overrides: BTreeMap<String, String> = args.params.into_iter().collect();
+    let params = set.params_with(&overrides).map_err(anyhow::Error::msg)?;
+    let host = match &args.root {
+        Some(dir) => HostView::root(dir)?,
+        None => HostView::live(),
+    };
+    let selection = Selection { checks: args.checks, controls: args.controls, edition: Some(args.edition) };
+    let report = engine::scan(&set, &host, &params, &selection, env!("CARGO_PKG_VERSION"))?;
+    let rendered = match args.format {
+        ScanFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        ScanFormat::Junit => output::junit::render(&report, args.edition),
+        ScanFormat::Text => {
+            let colour = args.output.is_none() && output::text::colour_wanted();
+            output::text::render(&report, args.edition, colour)
+        }
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, rendered).with_context(|| format!("writing {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(rendered.as_bytes())?,
+    }
+    Ok(if report.has_failures() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn controls(command: ControlsCommand) -> anyhow::Result<ExitCode> {
+    let cat = catalog();
+    let mut out = std::io::stdout().lock();
+    match command {
+        ControlsCommand::List { edition, json } => {
+            let list = cat.controls(edition);
+            if json {
+                serde_json::to_writer_pretty(&mut out, list)?;
+                writeln!(out)?;
+            } else {
+                let mut group = "";
+                for c in list {
+                    if c.group_id != group {
+                        group = &c.group_id;
+                        writeln!(out, "{} {}", c.group_id, c.group_title)?;
+                    }
+                    writeln!(out, "  {:<10} {}", c.id, c.title)?;
+                }
+                writeln!(out, "{} controls in ISO/IEC 27001:{edition} Annex A", list.len())?;
+            }
+        }
+        ControlsCommand::Map { id, from, to } => {
+            let (control, editions) = match from {
+                Some(e) => (cat.control(e, &id)?, vec![e]),
+                None => cat.resolve_any(&id)?,
+            };
+            if from.is_none() && editions.len() > 1 {
+                let all: Vec<String> = editions.iter().map(Edition::to_string).collect();
+                eprintln!("annexa: note: {} exists in editions {}; mapping from {} (use --from to choose)", control.id, all.join(" and "), control.edition);
+            }
+            writeln!(out, "{}  {}  (ISO/IEC 27001:{})", control.id, control.title, control.edition)?;
+            let targets: Vec<Edition> = match to {
+                Some(t) => vec![t],
+                None => Edition::ALL.into_iter().filter(|e| *e != control.edition).collect(),
+            };
+            if to == Some(control.edition) {
+                bail!("--to {} is the edition {} is already in", control.edition, control.id);
+            }
+            let mut any = false;
+            for t in targets {
+                let maps = cat.map(control, t);
+                if maps.is_empty() {
+                    writeln!(out, "  {t}  (no counterpart)")?;
+                }
+                for m in maps {
+                    any = true;
+                    let rel = match m.relation {
+                        annexa_checks::catalog::Relation::Nearest => "  [nearest: no longer a control of its own]",
+                        annexa_checks::catalog::Relation::Merged => "  [merged]",
+                        _ => "",
+                    };
+                    writeln!(out, "  {t}  {:<9} {}{rel}", m.to.id, m.to.title)?;
+                }
+            }
+            if !any {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

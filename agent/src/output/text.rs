@@ -1,0 +1,89 @@
+//! The human table: results grouped by control, failures first.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::io::IsTerminal;
+
+use annexa_checks::catalog::Edition;
+use annexa_checks::engine::ScanReport;
+use annexa_checks::host::ScanMode;
+use annexa_checks::result::{CheckResult, Status};
+
+use super::{control_order, primary_control};
+
+/// Colour only on a terminal, and never when NO_COLOR is set.
+pub fn colour_wanted() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn label(status: Status, colour: bool) -> String {
+    let (text, code) = match status {
+        Status::Fail => ("FAIL", "31;1"),
+        Status::Error => ("ERROR", "33;1"),
+        Status::Pass => ("PASS", "32"),
+        Status::NotApplicable => ("N/A", "2"),
+    };
+    if colour { format!("\x1b[{code}m{text:<5}\x1b[0m") } else { format!("{text:<5}") }
+}
+
+/// Renders the report as text.
+pub fn render(report: &ScanReport, edition: Edition, colour: bool) -> String {
+    let mut groups: BTreeMap<(Vec<u32>, String), (String, Vec<&CheckResult>)> = BTreeMap::new();
+    for r in &report.results {
+        let (id, title) = primary_control(r, edition);
+        groups.entry((control_order(&id), id)).or_insert_with(|| (title, Vec::new())).1.push(r);
+    }
+    let mut ordered: Vec<_> = groups.into_iter().collect();
+    // Groups with failures first, then errors, then the rest; the standard's order within.
+    ordered.sort_by_key(|((order, _), (_, rs))| (rs.iter().map(|r| r.status).min(), order.clone()));
+
+    let mut out = String::new();
+    let target = match report.target.mode {
+        ScanMode::Live => format!("the live host {}", report.host.hostname.as_deref().unwrap_or("(unnamed)")),
+        ScanMode::Root => format!("root directory {}", report.target.root),
+    };
+    let os = report.host.os_name.as_deref().unwrap_or("unidentified OS");
+    let _ = writeln!(out, "annexa scan of {target} ({os}): {} checks, grouped by ISO/IEC 27001:{edition} control\n", report.results.len());
+    for ((_, id), (title, mut rs)) in ordered {
+        rs.sort_by_key(|r| (r.status, r.check_id.clone()));
+        let count = |s| rs.iter().filter(|r| r.status == s).count();
+        let mut tally = Vec::new();
+        for (s, name) in [(Status::Fail, "fail"), (Status::Error, "error"), (Status::Pass, "pass"), (Status::NotApplicable, "n/a")] {
+            if count(s) > 0 {
+                tally.push(format!("{} {name}", count(s)));
+            }
+        }
+        let _ = writeln!(out, "{id} {title}  ({})", tally.join(", "));
+        for r in rs {
+            let _ = writeln!(out, "  {} {:<40} {}", label(r.status, colour), r.check_id, r.message);
+            if r.status == Status::Fail || r.status == Status::Error {
+                let decisive: Vec<String> = r
+                    .sources
+                    .iter()
+                    .filter(|s| s.line.is_some())
+                    .map(|s| format!("{}:{}", s.path, s.line.unwrap_or(0)))
+                    .take(3)
+                    .collect();
+                if !decisive.is_empty() {
+                    let _ = writeln!(out, "        at {}", decisive.join(", "));
+                }
+                if let Some(fix) = &r.remediation {
+                    let _ = writeln!(out, "        fix: {fix}");
+                }
+            }
+        }
+        out.push('\n');
+    }
+    let s = report.summary;
+    let _ = writeln!(
+        out,
+        "{} checks: {} pass, {} fail, {} error, {} not applicable ({} ms)",
+        s.total(),
+        s.pass,
+        s.fail,
+        s.error,
+        s.not_applicable,
+        report.duration_ms
+    );
+    out
+}
