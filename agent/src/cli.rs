@@ -72,7 +72,8 @@ impl PackArgs {
         } else {
             (self.packs.clone(), false)
         };
-        PackSet::load(!self.no_builtin, &dirs, optional).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+        PackSet::load(!self.no_builtin, &dirs, optional)
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
     }
 }
 
@@ -144,7 +145,8 @@ enum ChecksCommand {
 }
 
 fn parse_edition(s: &str) -> Result<Edition, String> {
-    s.parse().map_err(|e: annexa_checks::catalog::CatalogError| e.to_string())
+    s.parse()
+        .map_err(|e: annexa_checks::catalog::CatalogError| e.to_string())
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -159,12 +161,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Scan(args) => scan(args),
         Command::Controls { command } => controls(command),
-        Command::Checks { command: ChecksCommand::List { packs, edition } } => {
+        Command::Checks {
+            command: ChecksCommand::List { packs, edition },
+        } => {
             let set = packs.load()?;
             let mut out = std::io::stdout().lock();
             for c in set.checks() {
-                let ids = c.controls.get(&edition).map(|v| v.join(" ")).unwrap_or_default();
-                writeln!(out, "{:<44} {:<8} {:<16} {}", c.id, c.severity.as_str(), c.probe.kind(), ids)?;
+                let ids = c
+                    .controls
+                    .get(&edition)
+                    .map(|v| v.join(" "))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{:<44} {:<8} {:<16} {}",
+                    c.id,
+                    c.severity.as_str(),
+                    c.probe.kind(),
+                    ids
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -179,7 +194,11 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => HostView::root(dir)?,
         None => HostView::live(),
     };
-    let selection = Selection { checks: args.checks, controls: args.controls, edition: Some(args.edition) };
+    let selection = Selection {
+        checks: args.checks,
+        controls: args.controls,
+        edition: Some(args.edition),
+    };
     let report = engine::scan(&set, &host, &params, &selection, env!("CARGO_PKG_VERSION"))?;
     let rendered = match args.format {
         ScanFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
@@ -190,10 +209,16 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         }
     };
     match &args.output {
-        Some(path) => std::fs::write(path, rendered).with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, rendered).with_context(|| format!("writing {}", path.display()))?
+        }
         None => std::io::stdout().lock().write_all(rendered.as_bytes())?,
     }
-    Ok(if report.has_failures() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.has_failures() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn controls(command: ControlsCommand) -> anyhow::Result<ExitCode> {
@@ -214,7 +239,11 @@ fn controls(command: ControlsCommand) -> anyhow::Result<ExitCode> {
                     }
                     writeln!(out, "  {:<10} {}", c.id, c.title)?;
                 }
-                writeln!(out, "{} controls in ISO/IEC 27001:{edition} Annex A", list.len())?;
+                writeln!(
+                    out,
+                    "{} controls in ISO/IEC 27001:{edition} Annex A",
+                    list.len()
+                )?;
             }
         }
         ControlsCommand::Map { id, from, to } => {
@@ -224,15 +253,31 @@ fn controls(command: ControlsCommand) -> anyhow::Result<ExitCode> {
             };
             if from.is_none() && editions.len() > 1 {
                 let all: Vec<String> = editions.iter().map(Edition::to_string).collect();
-                eprintln!("annexa: note: {} exists in editions {}; mapping from {} (use --from to choose)", control.id, all.join(" and "), control.edition);
+                eprintln!(
+                    "annexa: note: {} exists in editions {}; mapping from {} (use --from to choose)",
+                    control.id,
+                    all.join(" and "),
+                    control.edition
+                );
             }
-            writeln!(out, "{}  {}  (ISO/IEC 27001:{})", control.id, control.title, control.edition)?;
+            writeln!(
+                out,
+                "{}  {}  (ISO/IEC 27001:{})",
+                control.id, control.title, control.edition
+            )?;
             let targets: Vec<Edition> = match to {
                 Some(t) => vec![t],
-                None => Edition::ALL.into_iter().filter(|e| *e != control.edition).collect(),
+                None => Edition::ALL
+                    .into_iter()
+                    .filter(|e| *e != control.edition)
+                    .collect(),
             };
             if to == Some(control.edition) {
-                bail!("--to {} is the edition {} is already in", control.edition, control.id);
+                bail!(
+                    "--to {} is the edition {} is already in",
+                    control.edition,
+                    control.id
+                );
             }
             let mut any = false;
             for t in targets {
@@ -243,7 +288,9 @@ fn controls(command: ControlsCommand) -> anyhow::Result<ExitCode> {
                 for m in maps {
                     any = true;
                     let rel = match m.relation {
-                        annexa_checks::catalog::Relation::Nearest => "  [nearest: no longer a control of its own]",
+                        annexa_checks::catalog::Relation::Nearest => {
+                            "  [nearest: no longer a control of its own]"
+                        }
                         annexa_checks::catalog::Relation::Merged => "  [merged]",
                         _ => "",
                     };

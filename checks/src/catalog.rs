@@ -183,10 +183,7 @@ fn rows(data: &str) -> Vec<Vec<String>> {
 impl Catalog {
     fn load_embedded() -> Catalog {
         let mut controls = BTreeMap::new();
-        for (edition, data) in [
-            (Edition::E2005, CSV_2005),
-            (Edition::E2013, CSV_2013),
-        ] {
+        for (edition, data) in [(Edition::E2005, CSV_2005), (Edition::E2013, CSV_2013)] {
             let list = rows(data)
                 .into_iter()
                 .map(|r| Control {
@@ -232,7 +229,10 @@ impl Catalog {
         }
         let mut forward_2013: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for r in rows(CSV_2013_2022) {
-            forward_2013.entry(r[0].clone()).or_default().push(r[1].clone());
+            forward_2013
+                .entry(r[0].clone())
+                .or_default()
+                .push(r[1].clone());
         }
         Catalog {
             controls,
@@ -243,7 +243,10 @@ impl Catalog {
 
     /// Every control of an edition, in the standard's order.
     pub fn controls(&self, edition: Edition) -> &[Control] {
-        self.controls.get(&edition).map(Vec::as_slice).unwrap_or(&[])
+        self.controls
+            .get(&edition)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Brings an ID into canonical form for an edition: `a.11.5.5` and
@@ -317,7 +320,11 @@ impl Catalog {
             })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-        scored.into_iter().take(n).map(|(_, id)| id.to_string()).collect()
+        scored
+            .into_iter()
+            .take(n)
+            .map(|(_, id)| id.to_string())
+            .collect()
     }
 
     /// The controls of `to` that `control` maps onto through the crosswalks,
@@ -495,20 +502,45 @@ mod tests {
                 m22.into_iter().map(|m| m.to.id).collect::<Vec<_>>(),
             )
         };
-        assert_eq!(chain("A.10.10.6"), (vec!["A.12.4.4".into()], vec!["8.17".into()]));
-        assert_eq!(chain("A.10.10.1"), (vec!["A.12.4.1".into()], vec!["8.15".into()]));
-        assert_eq!(chain("A.12.6.1"), (vec!["A.12.6.1".into()], vec!["8.8".into()]));
-        assert_eq!(chain("A.11.2.2"), (vec!["A.9.2.3".into()], vec!["8.2".into()]));
-        assert_eq!(chain("A.10.4.1"), (vec!["A.12.2.1".into()], vec!["8.7".into()]));
-        assert_eq!(chain("A.7.1.1"), (vec!["A.8.1.1".into()], vec!["5.9".into()]));
-        assert_eq!(chain("A.10.3.1"), (vec!["A.12.1.3".into()], vec!["8.6".into()]));
+        assert_eq!(
+            chain("A.10.10.6"),
+            (vec!["A.12.4.4".into()], vec!["8.17".into()])
+        );
+        assert_eq!(
+            chain("A.10.10.1"),
+            (vec!["A.12.4.1".into()], vec!["8.15".into()])
+        );
+        assert_eq!(
+            chain("A.12.6.1"),
+            (vec!["A.12.6.1".into()], vec!["8.8".into()])
+        );
+        assert_eq!(
+            chain("A.11.2.2"),
+            (vec!["A.9.2.3".into()], vec!["8.2".into()])
+        );
+        assert_eq!(
+            chain("A.10.4.1"),
+            (vec!["A.12.2.1".into()], vec!["8.7".into()])
+        );
+        assert_eq!(
+            chain("A.7.1.1"),
+            (vec!["A.8.1.1".into()], vec!["5.9".into()])
+        );
+        assert_eq!(
+            chain("A.10.3.1"),
+            (vec!["A.12.1.3".into()], vec!["8.6".into()])
+        );
     }
 
     #[test]
     fn a18_2_3_maps_to_two_2022_controls() {
         let c = catalog();
         let ctl = c.control(Edition::E2013, "A.18.2.3").unwrap();
-        let ids: Vec<_> = c.map(ctl, Edition::E2022).into_iter().map(|m| m.to.id).collect();
+        let ids: Vec<_> = c
+            .map(ctl, Edition::E2022)
+            .into_iter()
+            .map(|m| m.to.id)
+            .collect();
         assert_eq!(ids, vec!["5.36".to_string(), "8.8".to_string()]);
     }
 
@@ -516,7 +548,11 @@ mod tests {
     fn backward_mapping_skips_nearest_links() {
         let c = catalog();
         let ctl = c.control(Edition::E2013, "A.9.4.2").unwrap();
-        let ids: Vec<_> = c.map(ctl, Edition::E2005).into_iter().map(|m| m.to.id).collect();
+        let ids: Vec<_> = c
+            .map(ctl, Edition::E2005)
+            .into_iter()
+            .map(|m| m.to.id)
+            .collect();
         assert!(ids.contains(&"A.11.5.1".to_string()), "{ids:?}");
         assert!(!ids.contains(&"A.11.5.5".to_string()), "{ids:?}");
     }
@@ -527,7 +563,9 @@ mod tests {
         for ctl in c.controls(Edition::E2013) {
             assert!(!c.map(ctl, Edition::E2022).is_empty(), "{}", ctl.id);
         }
-        let new_2022 = ["5.7", "5.23", "5.30", "7.4", "8.9", "8.10", "8.11", "8.12", "8.16", "8.23", "8.28"];
+        let new_2022 = [
+            "5.7", "5.23", "5.30", "7.4", "8.9", "8.10", "8.11", "8.12", "8.16", "8.23", "8.28",
+        ];
         for id in new_2022 {
             let ctl = c.control(Edition::E2022, id).unwrap();
             assert!(c.map(ctl, Edition::E2013).is_empty(), "{id}");
@@ -537,7 +575,10 @@ mod tests {
     #[test]
     fn ids_are_normalized() {
         let c = catalog();
-        assert_eq!(c.control(Edition::E2005, "a.11.5.5").unwrap().id, "A.11.5.5");
+        assert_eq!(
+            c.control(Edition::E2005, "a.11.5.5").unwrap().id,
+            "A.11.5.5"
+        );
         assert_eq!(c.control(Edition::E2005, "11.5.5").unwrap().id, "A.11.5.5");
         assert_eq!(c.control(Edition::E2022, "A.8.5").unwrap().id, "8.5");
     }
@@ -550,7 +591,10 @@ mod tests {
         assert!(msg.contains("closest: A.11.5."), "{msg}");
         match err {
             CatalogError::UnknownControl { suggestions, .. } => {
-                assert!(suggestions.iter().all(|s| s.starts_with("A.11.5.")), "{suggestions:?}")
+                assert!(
+                    suggestions.iter().all(|s| s.starts_with("A.11.5.")),
+                    "{suggestions:?}"
+                )
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -567,6 +611,9 @@ mod tests {
     #[test]
     fn unknown_edition_is_an_error() {
         assert!("2017".parse::<Edition>().is_err());
-        assert_eq!("ISO/IEC 27001:2013".parse::<Edition>().unwrap(), Edition::E2013);
+        assert_eq!(
+            "ISO/IEC 27001:2013".parse::<Edition>().unwrap(),
+            Edition::E2013
+        );
     }
 }

@@ -114,7 +114,10 @@ impl ScanReport {
 pub fn select<'a>(set: &'a PackSet, sel: &Selection) -> Result<Vec<&'a Check>, SelectionError> {
     for id in &sel.checks {
         if set.check(id).is_none() {
-            return Err(SelectionError::UnknownCheck { id: id.clone(), suggestions: set.closest_check_ids(id, 3) });
+            return Err(SelectionError::UnknownCheck {
+                id: id.clone(),
+                suggestions: set.closest_check_ids(id, 3),
+            });
         }
     }
     let mut wanted_controls: Vec<(Edition, String)> = Vec::new();
@@ -124,21 +127,35 @@ pub fn select<'a>(set: &'a PackSet, sel: &Selection) -> Result<Vec<&'a Check>, S
             None => catalog().resolve_any(raw)?.0,
         };
         let key = (control.edition, control.id.clone());
-        if !set.checks().any(|c| c.controls.get(&key.0).is_some_and(|ids| ids.contains(&key.1))) {
-            return Err(SelectionError::Uncovered { control: key.1, edition: key.0 });
+        if !set.checks().any(|c| {
+            c.controls
+                .get(&key.0)
+                .is_some_and(|ids| ids.contains(&key.1))
+        }) {
+            return Err(SelectionError::Uncovered {
+                control: key.1,
+                edition: key.0,
+            });
         }
         wanted_controls.push(key);
     }
     Ok(set
         .checks()
         .filter(|c| sel.checks.is_empty() || sel.checks.contains(&c.id))
-        .filter(|c| wanted_controls.is_empty() || wanted_controls.iter().any(|(e, id)| c.controls.get(e).is_some_and(|ids| ids.contains(id))))
+        .filter(|c| {
+            wanted_controls.is_empty()
+                || wanted_controls
+                    .iter()
+                    .any(|(e, id)| c.controls.get(e).is_some_and(|ids| ids.contains(id)))
+        })
         .collect())
 }
 
 fn platform_matches(check: &Check, facts: &HostFacts) -> bool {
     check.platforms.is_empty()
-        || check.platforms.iter().any(|p| facts.os_id.as_deref() == Some(p.as_str()) || facts.os_like.iter().any(|l| l == p))
+        || check.platforms.iter().any(|p| {
+            facts.os_id.as_deref() == Some(p.as_str()) || facts.os_like.iter().any(|l| l == p)
+        })
 }
 
 /// Runs one check.
@@ -149,7 +166,10 @@ pub fn run_check(check: &Check, ctx: &Ctx<'_>, facts: &HostFacts) -> CheckResult
         Outcome::not_applicable(format!(
             "applies to {}; this system is {}",
             check.platforms.join(", "),
-            facts.os_id.as_deref().unwrap_or("unidentified (no os-release)")
+            facts
+                .os_id
+                .as_deref()
+                .unwrap_or("unidentified (no os-release)")
         ))
     };
     CheckResult {
@@ -174,18 +194,27 @@ fn now() -> (OffsetDateTime, String) {
 }
 
 /// Runs the selected checks and builds the report.
-pub fn scan(set: &PackSet, host: &HostView, params: &Params, sel: &Selection, annexa_version: &str) -> Result<ScanReport, SelectionError> {
+pub fn scan(
+    set: &PackSet,
+    host: &HostView,
+    params: &Params,
+    sel: &Selection,
+    annexa_version: &str,
+) -> Result<ScanReport, SelectionError> {
     let checks = select(set, sel)?;
     let (_, started_at) = now();
     let clock = Instant::now();
-    let (facts, _) = host_facts(host);
     let ctx = Ctx::new(host, params);
     let wants_lists = checks.iter().any(|c| c.probe.kind() == "pending_updates");
-    let results: Vec<CheckResult> = std::thread::scope(|s| {
+    let (facts, results): (HostFacts, Vec<CheckResult>) = std::thread::scope(|s| {
+        // The package lists are by far the largest input; read them on the
+        // other core from the start while everything else runs here.
         if wants_lists {
             s.spawn(|| ctx.prefetch_pending_updates());
         }
-        checks.iter().map(|c| run_check(c, &ctx, &facts)).collect()
+        let (facts, _) = host_facts(host);
+        let results = checks.iter().map(|c| run_check(c, &ctx, &facts)).collect();
+        (facts, results)
     });
     let (_, finished_at) = now();
     let used: BTreeMap<&str, ()> = checks.iter().map(|c| (c.pack.id.as_str(), ())).collect();
@@ -193,12 +222,20 @@ pub fn scan(set: &PackSet, host: &HostView, params: &Params, sel: &Selection, an
         .packs
         .iter()
         .filter(|p| used.contains_key(p.reference.id.as_str()))
-        .map(|p| PackSummary { id: p.reference.id.clone(), version: p.reference.version.clone(), digest: p.reference.digest.clone(), origin: p.origin.to_string() })
+        .map(|p| PackSummary {
+            id: p.reference.id.clone(),
+            version: p.reference.version.clone(),
+            digest: p.reference.digest.clone(),
+            origin: p.origin.to_string(),
+        })
         .collect();
     Ok(ScanReport {
         schema: SCAN_SCHEMA.to_string(),
         annexa_version: annexa_version.to_string(),
-        target: Target { mode: host.mode(), root: host.root_dir().display().to_string() },
+        target: Target {
+            mode: host.mode(),
+            root: host.root_dir().display().to_string(),
+        },
         started_at,
         finished_at,
         duration_ms: clock.elapsed().as_millis() as u64,

@@ -147,7 +147,12 @@ impl Expect {
 
     /// The expectation in words, parameters resolved.
     pub fn describe(&self, params: &Params) -> String {
-        let list = |ws: &[Word]| ws.iter().map(Word::to_string).collect::<Vec<_>>().join(", ");
+        let list = |ws: &[Word]| {
+            ws.iter()
+                .map(Word::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match self {
             Expect::Equals(w) => w.to_string(),
             Expect::OneOf(ws) => format!("one of: {}", list(ws)),
@@ -198,13 +203,17 @@ fn parse_duration_secs(s: &str) -> Option<i64> {
         return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let n: i64 = rest[..digits].parse().ok()?;
         rest = rest[digits..].trim_start();
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c.is_whitespace()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c.is_whitespace())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         let mult = match unit {
             "" | "s" | "S" | "sec" | "second" | "seconds" => 1,
@@ -279,7 +288,12 @@ mod tests {
     #[test]
     fn judging_with_params() {
         let p = params();
-        let e = Expect::Between([Num::Literal(1), Num::Param { param: "limit".into() }]);
+        let e = Expect::Between([
+            Num::Literal(1),
+            Num::Param {
+                param: "limit".into(),
+            },
+        ]);
         assert!(e.judge("300", &p).unwrap());
         assert!(e.judge("15m", &p).unwrap());
         assert!(!e.judge("0", &p).unwrap());
@@ -287,12 +301,17 @@ mod tests {
         assert!(e.judge("many", &p).is_err());
         assert_eq!(e.describe(&p), "between 1 and 900 (limit)");
         assert_eq!(e.param_refs(), ["limit"]);
-        let e = Expect::OneOf(vec![Word::Text("no".into()), Word::Text("prohibit-password".into())]);
+        let e = Expect::OneOf(vec![
+            Word::Text("no".into()),
+            Word::Text("prohibit-password".into()),
+        ]);
         assert!(e.judge("No", &p).unwrap());
         assert!(!e.judge("yes", &p).unwrap());
         assert!(Expect::BitsSet("027".into()).judge("077", &p).unwrap());
         assert!(!Expect::BitsSet("027".into()).judge("022", &p).unwrap());
-        let missing = Expect::AtMost(Num::Param { param: "nope".into() });
+        let missing = Expect::AtMost(Num::Param {
+            param: "nope".into(),
+        });
         assert!(missing.judge("1", &p).unwrap_err().contains("not declared"));
     }
 }

@@ -312,7 +312,9 @@ pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Ve
             errors.push(loc.at(
                 decl.id.span().start,
                 "check.id",
-                format!("`{id}` is not a valid check id (lower-case letters, digits, `.`, `-`, `_`)"),
+                format!(
+                    "`{id}` is not a valid check id (lower-case letters, digits, `.`, `-`, `_`)"
+                ),
             ));
         }
         if let Some(first) = seen.get(&id) {
@@ -365,7 +367,9 @@ pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Ve
                 errors.push(loc.at(
                     decl.probe.span().start,
                     field("probe"),
-                    format!("refers to parameter `{p}`, which this pack does not declare under [params]"),
+                    format!(
+                        "refers to parameter `{p}`, which this pack does not declare under [params]"
+                    ),
                 ));
             }
         }
@@ -408,10 +412,13 @@ fn derive_controls(declared: &BTreeMap<Edition, Vec<String>>) -> BTreeMap<Editio
         }
         // Derive from the nearest declared edition; forward links are the
         // more reliable direction, so prefer an older source on ties.
-        let source = declared
-            .keys()
-            .copied()
-            .min_by_key(|e| ((e.year().parse::<i32>().unwrap_or(0) - target.year().parse::<i32>().unwrap_or(0)).abs(), *e > target));
+        let source = declared.keys().copied().min_by_key(|e| {
+            (
+                (e.year().parse::<i32>().unwrap_or(0) - target.year().parse::<i32>().unwrap_or(0))
+                    .abs(),
+                *e > target,
+            )
+        });
         if let Some(src) = source {
             out.insert(target, catalog().map_set(src, &declared[&src], target));
         }
@@ -431,7 +438,11 @@ pub struct PackSet {
 impl PackSet {
     /// Loads the built-in packs (if `builtin`) and every `*.toml` in `dirs`
     /// (a missing directory is skipped only if `skip_missing`).
-    pub fn load(builtin: bool, dirs: &[PathBuf], skip_missing: bool) -> Result<PackSet, PackErrors> {
+    pub fn load(
+        builtin: bool,
+        dirs: &[PathBuf],
+        skip_missing: bool,
+    ) -> Result<PackSet, PackErrors> {
         let mut packs = Vec::new();
         let mut errors = Vec::new();
         if builtin {
@@ -450,10 +461,13 @@ impl PackSet {
                         let label = path.display().to_string();
                         match std::fs::read(&path) {
                             Ok(bytes) => match String::from_utf8(bytes) {
-                                Ok(text) => match parse_pack(&label, PackOrigin::File(path.clone()), &text) {
-                                    Ok(p) => packs.push(p),
-                                    Err(e) => errors.extend(e),
-                                },
+                                Ok(text) => {
+                                    match parse_pack(&label, PackOrigin::File(path.clone()), &text)
+                                    {
+                                        Ok(p) => packs.push(p),
+                                        Err(e) => errors.extend(e),
+                                    }
+                                }
                                 Err(_) => errors.push(file_error(&label, "not valid UTF-8")),
                             },
                             Err(e) => errors.push(file_error(&label, &e.to_string())),
@@ -478,7 +492,11 @@ impl PackSet {
     pub fn from_packs(packs: Vec<Pack>) -> Result<PackSet, PackErrors> {
         let mut errors = Vec::new();
         let set = Self::assemble(packs, &mut errors);
-        if errors.is_empty() { Ok(set) } else { Err(PackErrors(errors)) }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(PackErrors(errors))
+        }
     }
 
     fn assemble(packs: Vec<Pack>, errors: &mut Vec<PackError>) -> PackSet {
@@ -493,7 +511,10 @@ impl PackSet {
                     line: None,
                     column: None,
                     field: Some("pack.id".into()),
-                    message: format!("pack id `{}` is also used by {}", pack.reference.id, other.origin),
+                    message: format!(
+                        "pack id `{}` is also used by {}",
+                        pack.reference.id, other.origin
+                    ),
                 });
             }
             for check in &pack.checks {
@@ -503,7 +524,10 @@ impl PackSet {
                         line: None,
                         column: None,
                         field: Some(format!("check[{}].id", check.id)),
-                        message: format!("check id `{}` is also defined in {}", check.id, other.origin),
+                        message: format!(
+                            "check id `{}` is also defined in {}",
+                            check.id, other.origin
+                        ),
                     });
                 }
             }
@@ -548,7 +572,11 @@ impl PackSet {
             .map(|c| (strsim::jaro_winkler(id, &c.id), c.id.as_str()))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored.into_iter().take(n).map(|(_, s)| s.to_string()).collect()
+        scored
+            .into_iter()
+            .take(n)
+            .map(|(_, s)| s.to_string())
+            .collect()
     }
 
     /// Parameter values: declared defaults overlaid with `overrides`. An

@@ -38,10 +38,25 @@ fn builtin_packs_load_and_cover_the_required_controls() {
     let set = PackSet::load(true, &[], true).expect("built-in packs are valid");
     let checks: Vec<_> = set.checks().collect();
     assert!(checks.len() >= 40, "{} checks", checks.len());
-    let covered: BTreeSet<&str> = checks.iter().flat_map(|c| c.controls[&Edition::E2005].iter().map(String::as_str)).collect();
+    let covered: BTreeSet<&str> = checks
+        .iter()
+        .flat_map(|c| c.controls[&Edition::E2005].iter().map(String::as_str))
+        .collect();
     for control in [
-        "A.10.10.1", "A.10.10.3", "A.10.10.4", "A.10.10.6", "A.12.6.1", "A.11.5.5", "A.11.5.1", "A.11.5.2", "A.11.5.3",
-        "A.11.2.2", "A.10.4.1", "A.7.1.1", "A.10.3.1", "A.11.4.6",
+        "A.10.10.1",
+        "A.10.10.3",
+        "A.10.10.4",
+        "A.10.10.6",
+        "A.12.6.1",
+        "A.11.5.5",
+        "A.11.5.1",
+        "A.11.5.2",
+        "A.11.5.3",
+        "A.11.2.2",
+        "A.10.4.1",
+        "A.7.1.1",
+        "A.10.3.1",
+        "A.11.4.6",
     ] {
         assert!(covered.contains(control), "no check for {control}");
     }
@@ -60,7 +75,10 @@ fn controls_are_derived_through_the_crosswalk_and_can_be_overridden() {
     assert_eq!(c.controls[&Edition::E2013], ["A.9.4.2"]);
     assert_eq!(c.controls[&Edition::E2022], ["8.5"]);
     assert_eq!(c.declared, [Edition::E2005]);
-    let text = GOOD.replace(r#"controls = { "2005" = ["A.11.5.5"] }"#, r#"controls = { "2005" = ["A.11.5.5"], "2022" = ["8.16"] }"#);
+    let text = GOOD.replace(
+        r#"controls = { "2005" = ["A.11.5.5"] }"#,
+        r#"controls = { "2005" = ["A.11.5.5"], "2022" = ["8.16"] }"#,
+    );
     let p = parse_pack("x.toml", PackOrigin::Builtin("x".into()), &text).unwrap();
     assert_eq!(p.checks[0].controls[&Edition::E2022], ["8.16"]);
     assert_eq!(p.checks[0].controls[&Edition::E2013], ["A.9.4.2"]);
@@ -77,7 +95,11 @@ fn operator_packs_add_checks_and_parameters() {
     assert!(set.params_with(&o).unwrap_err().contains("whole number"));
     let mut o = std::collections::BTreeMap::new();
     o.insert("nope".to_string(), "1".to_string());
-    assert!(set.params_with(&o).unwrap_err().contains("unknown parameter `nope`"));
+    assert!(
+        set.params_with(&o)
+            .unwrap_err()
+            .contains("unknown parameter `nope`")
+    );
 }
 
 fn one_error(text: &str) -> String {
@@ -94,7 +116,10 @@ fn syntax_errors_name_file_line_and_column() {
 
 #[test]
 fn unknown_fields_are_errors_with_their_line() {
-    let e = one_error(&GOOD.replace("severity = \"low\"", "severity = \"low\"\nseverity_typo = 1"));
+    let e = one_error(&GOOD.replace(
+        "severity = \"low\"",
+        "severity = \"low\"\nseverity_typo = 1",
+    ));
     assert!(e.contains("bad.toml:17"), "{e}");
     assert!(e.contains("severity_typo"), "{e}");
     let e = one_error(&GOOD.replace("var = \"TMOUT\"", "variable = \"TMOUT\""));
@@ -107,7 +132,10 @@ fn bad_values_are_errors() {
     assert!(e.contains("severe") && e.contains("bad.toml:"), "{e}");
     let e = one_error(&GOOD.replace("shell_var", "shell_variable"));
     assert!(e.contains("shell_variable"), "{e}");
-    let e = one_error(&GOOD.replace(r#"expect = { at_most = { param = "limit" } }"#, r#"expect = { matches = "([" }"#));
+    let e = one_error(&GOOD.replace(
+        r#"expect = { at_most = { param = "limit" } }"#,
+        r#"expect = { matches = "([" }"#,
+    ));
     assert!(e.contains("invalid regular expression"), "{e}");
 }
 
@@ -115,7 +143,10 @@ fn bad_values_are_errors() {
 fn semantic_errors_name_the_check_and_field() {
     let e = one_error(&GOOD.replace("A.11.5.5", "A.11.5.9"));
     assert!(e.contains("check[site.tmout].controls.2005"), "{e}");
-    assert!(e.contains("not a control of ISO/IEC 27001:2005") && e.contains("closest: A.11.5."), "{e}");
+    assert!(
+        e.contains("not a control of ISO/IEC 27001:2005") && e.contains("closest: A.11.5."),
+        "{e}"
+    );
     assert!(e.starts_with("") && e.contains("bad.toml:"), "{e}");
     let e = one_error(&GOOD.replace(r#"{ param = "limit" }"#, r#"{ param = "limits" }"#));
     assert!(e.contains("parameter `limits`"), "{e}");
@@ -129,10 +160,17 @@ fn semantic_errors_name_the_check_and_field() {
 fn duplicate_ids_are_errors_within_and_across_packs() {
     let dup = format!("{GOOD}\n{}", &GOOD[GOOD.find("[[check]]").unwrap()..]);
     let e = one_error(&dup);
-    assert!(e.contains("duplicate check id `site.tmout`") && e.contains("first defined on line"), "{e}");
-    let other = GOOD.replace("id = \"site\"", "id = \"site2\"").replace("[params.limit]\ndefault = 600", "[params.limit]\ndefault = 600");
+    assert!(
+        e.contains("duplicate check id `site.tmout`") && e.contains("first defined on line"),
+        "{e}"
+    );
+    let other = GOOD.replace("id = \"site\"", "id = \"site2\"");
     let errs = load_dir(&[("a.toml", GOOD), ("b.toml", &other)]).unwrap_err();
-    assert!(errs.to_string().contains("check id `site.tmout` is also defined in"), "{errs}");
+    assert!(
+        errs.to_string()
+            .contains("check id `site.tmout` is also defined in"),
+        "{errs}"
+    );
 }
 
 #[test]
@@ -144,9 +182,16 @@ fn nothing_is_half_loaded() {
 
 #[test]
 fn conflicting_parameter_defaults_are_errors() {
-    let other = GOOD.replace("id = \"site\"", "id = \"site2\"").replace("site.tmout", "site2.tmout").replace("default = 600", "default = 300");
+    let other = GOOD
+        .replace("id = \"site\"", "id = \"site2\"")
+        .replace("site.tmout", "site2.tmout")
+        .replace("default = 600", "default = 300");
     let errs = load_dir(&[("a.toml", GOOD), ("b.toml", &other)]).unwrap_err();
-    assert!(errs.to_string().contains("params.limit: default 300 differs"), "{errs}");
+    assert!(
+        errs.to_string()
+            .contains("params.limit: default 300 differs"),
+        "{errs}"
+    );
 }
 
 #[test]

@@ -26,21 +26,37 @@ pub fn put(root: &Path, path: &str, content: &str, mode: u32) {
     let p = root.join(path.trim_start_matches('/'));
     std::fs::create_dir_all(p.parent().expect("absolute path")).expect("create parent");
     std::fs::write(&p, content).expect("write fixture file");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod fixture file");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+        .expect("chmod fixture file");
 }
 
 fn enable(root: &Path, target: &str, unit: &str) {
     let wants = root.join(format!("etc/systemd/system/{target}.wants"));
     std::fs::create_dir_all(&wants).expect("wants dir");
     let _ = symlink(format!("/lib/systemd/system/{unit}"), wants.join(unit));
-    put(root, &format!("/lib/systemd/system/{unit}"), &format!("[Unit]\nDescription={unit}\n[Install]\nWantedBy={target}\n"), 0o644);
+    put(
+        root,
+        &format!("/lib/systemd/system/{unit}"),
+        &format!("[Unit]\nDescription={unit}\n[Install]\nWantedBy={target}\n"),
+        0o644,
+    );
 }
 
 /// Builds the hardened root under `root` (which must exist and be empty).
 pub fn hardened_root(root: &Path) {
-    put(root, "/etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n", 0o644);
+    put(
+        root,
+        "/etc/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+        0o644,
+    );
     put(root, "/etc/hostname", "golden-image\n", 0o644);
-    put(root, "/etc/machine-id", "4f1c0c5b6d7e4a3f9b2e8d1c0a9f8e7d\n", 0o444);
+    put(
+        root,
+        "/etc/machine-id",
+        "4f1c0c5b6d7e4a3f9b2e8d1c0a9f8e7d\n",
+        0o444,
+    );
 
     let mut status = String::new();
     for (name, version, arch) in PACKAGES {
@@ -51,11 +67,31 @@ pub fn hardened_root(root: &Path) {
     for (name, version, arch) in PACKAGES {
         list.push_str(&format!("Package: {name}\nVersion: {version}\nArchitecture: {arch}\nFilename: pool/{name}.deb\n\n"));
     }
-    put(root, "/var/lib/apt/lists/mirror.example_debian_dists_bookworm_main_binary-amd64_Packages", &list, 0o644);
-    put(root, "/var/lib/apt/lists/mirror.example_debian-security_dists_bookworm-security_main_binary-amd64_Packages", "Package: openssl\nVersion: 3.0.15-1~deb12u1\nArchitecture: amd64\n", 0o644);
+    put(
+        root,
+        "/var/lib/apt/lists/mirror.example_debian_dists_bookworm_main_binary-amd64_Packages",
+        &list,
+        0o644,
+    );
+    put(
+        root,
+        "/var/lib/apt/lists/mirror.example_debian-security_dists_bookworm-security_main_binary-amd64_Packages",
+        "Package: openssl\nVersion: 3.0.15-1~deb12u1\nArchitecture: amd64\n",
+        0o644,
+    );
 
-    put(root, "/etc/profile", "if [ \"$(id -u)\" -eq 0 ]; then PS1='# '; fi\n", 0o644);
-    put(root, "/etc/profile.d/tmout.sh", "TMOUT=900\nreadonly TMOUT\nexport TMOUT\n", 0o644);
+    put(
+        root,
+        "/etc/profile",
+        "if [ \"$(id -u)\" -eq 0 ]; then PS1='# '; fi\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/profile.d/tmout.sh",
+        "TMOUT=900\nreadonly TMOUT\nexport TMOUT\n",
+        0o644,
+    );
     put(
         root,
         "/etc/ssh/sshd_config",
@@ -68,18 +104,73 @@ pub fn hardened_root(root: &Path) {
         "PermitRootLogin no\nPermitEmptyPasswords no\nPasswordAuthentication no\nMaxAuthTries 3\nLoginGraceTime 30\nClientAliveInterval 300\nClientAliveCountMax 2\nBanner /etc/issue.net\nHostbasedAuthentication no\nIgnoreRhosts yes\nX11Forwarding no\n",
         0o644,
     );
-    put(root, "/etc/issue.net", "Authorized use only. Activity is logged.\n", 0o644);
-    put(root, "/etc/systemd/logind.conf.d/idle.conf", "[Login]\nStopIdleSessionSec=15min\n", 0o644);
-    put(root, "/etc/pam.d/common-auth", "auth required pam_faillock.so preauth\nauth [success=1 default=ignore] pam_unix.so nullok\nauth [default=die] pam_faillock.so authfail\n", 0o644);
-    put(root, "/etc/pam.d/su", "auth sufficient pam_rootok.so\nauth required pam_wheel.so\n", 0o644);
+    put(
+        root,
+        "/etc/issue.net",
+        "Authorized use only. Activity is logged.\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/systemd/logind.conf.d/idle.conf",
+        "[Login]\nStopIdleSessionSec=15min\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/pam.d/common-auth",
+        "auth required pam_faillock.so preauth\nauth [success=1 default=ignore] pam_unix.so nullok\nauth [default=die] pam_faillock.so authfail\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/pam.d/su",
+        "auth sufficient pam_rootok.so\nauth required pam_wheel.so\n",
+        0o644,
+    );
 
-    put(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n_chrony:x:100:102:Chrony daemon:/var/lib/chrony:/usr/sbin/nologin\nops:x:1000:1000:Operator:/home/ops:/bin/bash\n", 0o644);
-    put(root, "/etc/shadow", "root:!:19800:0:99999:7:::\ndaemon:*:19800:0:99999:7:::\n_chrony:!:19800::::::\nops:$y$j9T$4iR1v8wqH0Ehq1C3m1Sgk/$Yt5xPf4lK0gQeR1WmS7iGm8jqfJ3uQe0hQm1nHzX3a8:19800:1:365:7:::\n", 0o640);
-    put(root, "/etc/group", "root:x:0:\ndaemon:x:1:\nsudo:x:27:ops\n_chrony:x:102:\nops:x:1000:\n", 0o644);
-    put(root, "/etc/login.defs", "MAIL_DIR /var/mail\nPASS_MAX_DAYS 365\nPASS_MIN_DAYS 1\nPASS_WARN_AGE 7\nUMASK 027\nENCRYPT_METHOD YESCRYPT\n", 0o644);
-    put(root, "/etc/security/pwquality.conf", "minlen = 14\nminclass = 3\n", 0o644);
-    put(root, "/etc/sudoers", "Defaults env_reset\nDefaults use_pty\nDefaults logfile=/var/log/sudo.log\nroot ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n", 0o440);
-    put(root, "/etc/sudoers.d/README", "# Files in this directory are read by sudo.\n", 0o440);
+    put(
+        root,
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n_chrony:x:100:102:Chrony daemon:/var/lib/chrony:/usr/sbin/nologin\nops:x:1000:1000:Operator:/home/ops:/bin/bash\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/shadow",
+        "root:!:19800:0:99999:7:::\ndaemon:*:19800:0:99999:7:::\n_chrony:!:19800::::::\nops:$y$j9T$4iR1v8wqH0Ehq1C3m1Sgk/$Yt5xPf4lK0gQeR1WmS7iGm8jqfJ3uQe0hQm1nHzX3a8:19800:1:365:7:::\n",
+        0o640,
+    );
+    put(
+        root,
+        "/etc/group",
+        "root:x:0:\ndaemon:x:1:\nsudo:x:27:ops\n_chrony:x:102:\nops:x:1000:\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/login.defs",
+        "MAIL_DIR /var/mail\nPASS_MAX_DAYS 365\nPASS_MIN_DAYS 1\nPASS_WARN_AGE 7\nUMASK 027\nENCRYPT_METHOD YESCRYPT\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/security/pwquality.conf",
+        "minlen = 14\nminclass = 3\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/sudoers",
+        "Defaults env_reset\nDefaults use_pty\nDefaults logfile=/var/log/sudo.log\nroot ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n",
+        0o440,
+    );
+    put(
+        root,
+        "/etc/sudoers.d/README",
+        "# Files in this directory are read by sudo.\n",
+        0o440,
+    );
 
     put(
         root,
@@ -87,27 +178,81 @@ pub fn hardened_root(root: &Path) {
         "-D\n-b 8192\n-w /etc/passwd -p wa -k identity\n-w /etc/shadow -p wa -k identity\n-w /etc/group -p wa -k identity\n-w /etc/sudoers -p wa -k scope\n-w /etc/sudoers.d -p wa -k scope\n-a always,exit -F arch=b64 -C euid!=uid -F auid!=unset -S execve -k user_emulation\n-a always,exit -F arch=b32 -C euid!=uid -F auid!=unset -S execve -k user_emulation\n",
         0o640,
     );
-    put(root, "/etc/audit/rules.d/99-finalize.rules", "-e 2\n", 0o640);
+    put(
+        root,
+        "/etc/audit/rules.d/99-finalize.rules",
+        "-e 2\n",
+        0o640,
+    );
     std::fs::create_dir_all(root.join("var/log/audit")).expect("audit dir");
-    std::fs::set_permissions(root.join("var/log/audit"), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::set_permissions(
+        root.join("var/log/audit"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .expect("chmod");
     put(root, "/var/log/audit/audit.log", "", 0o600);
     std::fs::create_dir_all(root.join("var/log/journal")).expect("journal dir");
-    put(root, "/etc/systemd/journald.conf", "[Journal]\nStorage=persistent\n", 0o644);
-    put(root, "/etc/rsyslog.conf", "module(load=\"imjournal\")\n$IncludeConfig /etc/rsyslog.d/*.conf\n", 0o644);
-    put(root, "/etc/rsyslog.d/90-forward.conf", "*.* @@logs.corp.example:6514\n", 0o644);
+    put(
+        root,
+        "/etc/systemd/journald.conf",
+        "[Journal]\nStorage=persistent\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/rsyslog.conf",
+        "module(load=\"imjournal\")\n$IncludeConfig /etc/rsyslog.d/*.conf\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/rsyslog.d/90-forward.conf",
+        "*.* @@logs.corp.example:6514\n",
+        0o644,
+    );
     put(root, "/var/log/syslog", "", 0o640);
     put(root, "/var/log/sudo.log", "", 0o600);
     put(root, "/var/log/wtmp", "", 0o664);
 
-    put(root, "/etc/chrony/chrony.conf", "confdir /etc/chrony/conf.d\nsourcedir /etc/chrony/sources.d\nmakestep 1 3\nrtcsync\n", 0o644);
-    put(root, "/etc/chrony/sources.d/corp.sources", "server ntp1.corp.example iburst\nserver ntp2.corp.example iburst\n", 0o644);
+    put(
+        root,
+        "/etc/chrony/chrony.conf",
+        "confdir /etc/chrony/conf.d\nsourcedir /etc/chrony/sources.d\nmakestep 1 3\nrtcsync\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/chrony/sources.d/corp.sources",
+        "server ntp1.corp.example iburst\nserver ntp2.corp.example iburst\n",
+        0o644,
+    );
     enable(root, "multi-user.target", "chrony.service");
     enable(root, "multi-user.target", "auditd.service");
     enable(root, "sysinit.target", "nftables.service");
     enable(root, "multi-user.target", "clamav-freshclam.service");
 
-    put(root, "/etc/nftables.conf", "#!/usr/sbin/nft -f\nflush ruleset\ntable inet filter {\n  chain input {\n    type filter hook input priority filter; policy drop;\n    ct state established,related accept\n    iif lo accept\n    tcp dport 22 accept\n  }\n}\n", 0o755);
-    put(root, "/etc/sysctl.d/60-annexa.conf", "net.ipv4.conf.all.accept_redirects = 0\nkernel.dmesg_restrict = 1\n", 0o644);
-    put(root, "/etc/apt/apt.conf.d/20auto-upgrades", "APT::Periodic::Update-Package-Lists \"1\";\nAPT::Periodic::Unattended-Upgrade \"1\";\n", 0o644);
-    put(root, "/var/lib/clamav/daily.cld", "ClamAV-VDB:fixture", 0o644);
+    put(
+        root,
+        "/etc/nftables.conf",
+        "#!/usr/sbin/nft -f\nflush ruleset\ntable inet filter {\n  chain input {\n    type filter hook input priority filter; policy drop;\n    ct state established,related accept\n    iif lo accept\n    tcp dport 22 accept\n  }\n}\n",
+        0o755,
+    );
+    put(
+        root,
+        "/etc/sysctl.d/60-annexa.conf",
+        "net.ipv4.conf.all.accept_redirects = 0\nkernel.dmesg_restrict = 1\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/apt/apt.conf.d/20auto-upgrades",
+        "APT::Periodic::Update-Package-Lists \"1\";\nAPT::Periodic::Unattended-Upgrade \"1\";\n",
+        0o644,
+    );
+    put(
+        root,
+        "/var/lib/clamav/daily.cld",
+        "ClamAV-VDB:fixture",
+        0o644,
+    );
 }

@@ -2,8 +2,6 @@
 //! case per check. A failing check is a `<failure>`, a check that could not
 //! run an `<error>`, a check that does not apply `<skipped>`.
 
-use std::collections::BTreeMap;
-
 use quick_xml::Writer;
 use quick_xml::events::BytesText;
 
@@ -11,7 +9,7 @@ use annexa_checks::catalog::Edition;
 use annexa_checks::engine::ScanReport;
 use annexa_checks::result::{CheckResult, Status};
 
-use super::{control_order, primary_control};
+use super::{ControlGroup, group_by_control};
 
 fn details(r: &CheckResult) -> String {
     let mut s = String::new();
@@ -26,7 +24,10 @@ fn details(r: &CheckResult) -> String {
             "source: {}{} {}\n",
             src.path,
             src.line.map(|l| format!(":{l}")).unwrap_or_default(),
-            src.sha256.as_deref().map(|h| format!("sha256:{h}")).unwrap_or_else(|| format!("({:?})", src.kind).to_lowercase())
+            src.sha256
+                .as_deref()
+                .map(|h| format!("sha256:{h}"))
+                .unwrap_or_else(|| format!("({:?})", src.kind).to_lowercase())
         ));
     }
     if let Some(fix) = &r.remediation {
@@ -37,11 +38,7 @@ fn details(r: &CheckResult) -> String {
 
 /// Renders the report as JUnit XML.
 pub fn render(report: &ScanReport, edition: Edition) -> String {
-    let mut groups: BTreeMap<(Vec<u32>, String), (String, Vec<&CheckResult>)> = BTreeMap::new();
-    for r in &report.results {
-        let (id, title) = primary_control(r, edition);
-        groups.entry((control_order(&id), id)).or_insert_with(|| (title, Vec::new())).1.push(r);
-    }
+    let groups = group_by_control(report, edition);
     let s = report.summary;
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     let total = s.total().to_string();
@@ -60,11 +57,20 @@ pub fn render(report: &ScanReport, edition: Edition) -> String {
             ("time", time.as_str()),
         ])
         .write_inner_content(|w| {
-            for ((_, id), (title, rs)) in &groups {
+            for ControlGroup {
+                id,
+                title,
+                results: rs,
+            } in &groups
+            {
                 let count = |st| rs.iter().filter(|r| r.status == st).count().to_string();
                 let name = format!("{id} {title}");
                 let tests = rs.len().to_string();
-                let (f, e, sk) = (count(Status::Fail), count(Status::Error), count(Status::NotApplicable));
+                let (f, e, sk) = (
+                    count(Status::Fail),
+                    count(Status::Error),
+                    count(Status::NotApplicable),
+                );
                 w.create_element("testsuite")
                     .with_attributes([
                         ("name", name.as_str()),
@@ -77,24 +83,40 @@ pub fn render(report: &ScanReport, edition: Edition) -> String {
                     .write_inner_content(|w| {
                         for r in rs {
                             let classname = format!("annexa.{edition}.{id}");
-                            let controls: Vec<String> = r.controls.iter().map(|(e, ids)| format!("{e}: {}", ids.join(" "))).collect();
+                            let controls: Vec<String> = r
+                                .controls
+                                .iter()
+                                .map(|(e, ids)| format!("{e}: {}", ids.join(" ")))
+                                .collect();
                             w.create_element("testcase")
-                                .with_attributes([("name", r.check_id.as_str()), ("classname", classname.as_str()), ("time", "0")])
+                                .with_attributes([
+                                    ("name", r.check_id.as_str()),
+                                    ("classname", classname.as_str()),
+                                    ("time", "0"),
+                                ])
                                 .write_inner_content(|w| {
                                     let body = details(r);
                                     match r.status {
                                         Status::Fail => {
                                             w.create_element("failure")
-                                                .with_attributes([("message", r.message.as_str()), ("type", r.severity.as_str())])
+                                                .with_attributes([
+                                                    ("message", r.message.as_str()),
+                                                    ("type", r.severity.as_str()),
+                                                ])
                                                 .write_text_content(BytesText::new(&body))?;
                                         }
                                         Status::Error => {
                                             w.create_element("error")
-                                                .with_attributes([("message", r.message.as_str()), ("type", "error")])
+                                                .with_attributes([
+                                                    ("message", r.message.as_str()),
+                                                    ("type", "error"),
+                                                ])
                                                 .write_text_content(BytesText::new(&body))?;
                                         }
                                         Status::NotApplicable => {
-                                            w.create_element("skipped").with_attribute(("message", r.message.as_str())).write_empty()?;
+                                            w.create_element("skipped")
+                                                .with_attribute(("message", r.message.as_str()))
+                                                .write_empty()?;
                                         }
                                         Status::Pass => {}
                                     }
@@ -102,14 +124,26 @@ pub fn render(report: &ScanReport, edition: Edition) -> String {
                                         for (k, v) in [
                                             ("title", r.title.clone()),
                                             ("controls", controls.join("; ")),
-                                            ("pack", format!("{} {} {}", r.pack.id, r.pack.version, r.pack.digest)),
+                                            (
+                                                "pack",
+                                                format!(
+                                                    "{} {} {}",
+                                                    r.pack.id, r.pack.version, r.pack.digest
+                                                ),
+                                            ),
                                         ] {
-                                            w.create_element("property").with_attributes([("name", k), ("value", v.as_str())]).write_empty()?;
+                                            w.create_element("property")
+                                                .with_attributes([
+                                                    ("name", k),
+                                                    ("value", v.as_str()),
+                                                ])
+                                                .write_empty()?;
                                         }
                                         Ok::<(), std::io::Error>(())
                                     })?;
                                     if r.status == Status::Pass {
-                                        w.create_element("system-out").write_text_content(BytesText::new(&body))?;
+                                        w.create_element("system-out")
+                                            .write_text_content(BytesText::new(&body))?;
                                     }
                                     Ok::<(), std::io::Error>(())
                                 })?;

@@ -1,15 +1,14 @@
 //! The human table: results grouped by control, failures first.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::io::IsTerminal;
 
 use annexa_checks::catalog::Edition;
 use annexa_checks::engine::ScanReport;
 use annexa_checks::host::ScanMode;
-use annexa_checks::result::{CheckResult, Status};
+use annexa_checks::result::Status;
 
-use super::{control_order, primary_control};
+use super::{ControlGroup, group_by_control};
 
 /// Colour only on a terminal, and never when NO_COLOR is set.
 pub fn colour_wanted() -> bool {
@@ -23,39 +22,62 @@ fn label(status: Status, colour: bool) -> String {
         Status::Pass => ("PASS", "32"),
         Status::NotApplicable => ("N/A", "2"),
     };
-    if colour { format!("\x1b[{code}m{text:<5}\x1b[0m") } else { format!("{text:<5}") }
+    if colour {
+        format!("\x1b[{code}m{text:<5}\x1b[0m")
+    } else {
+        format!("{text:<5}")
+    }
 }
 
 /// Renders the report as text.
 pub fn render(report: &ScanReport, edition: Edition, colour: bool) -> String {
-    let mut groups: BTreeMap<(Vec<u32>, String), (String, Vec<&CheckResult>)> = BTreeMap::new();
-    for r in &report.results {
-        let (id, title) = primary_control(r, edition);
-        groups.entry((control_order(&id), id)).or_insert_with(|| (title, Vec::new())).1.push(r);
-    }
-    let mut ordered: Vec<_> = groups.into_iter().collect();
-    // Groups with failures first, then errors, then the rest; the standard's order within.
-    ordered.sort_by_key(|((order, _), (_, rs))| (rs.iter().map(|r| r.status).min(), order.clone()));
+    let mut ordered = group_by_control(report, edition);
+    // Groups with failures first, then errors, then the rest; the standard's
+    // order within each (the sort is stable).
+    ordered.sort_by_key(|g| g.results.iter().map(|r| r.status).min());
 
     let mut out = String::new();
     let target = match report.target.mode {
-        ScanMode::Live => format!("the live host {}", report.host.hostname.as_deref().unwrap_or("(unnamed)")),
+        ScanMode::Live => format!(
+            "the live host {}",
+            report.host.hostname.as_deref().unwrap_or("(unnamed)")
+        ),
         ScanMode::Root => format!("root directory {}", report.target.root),
     };
     let os = report.host.os_name.as_deref().unwrap_or("unidentified OS");
-    let _ = writeln!(out, "annexa scan of {target} ({os}): {} checks, grouped by ISO/IEC 27001:{edition} control\n", report.results.len());
-    for ((_, id), (title, mut rs)) in ordered {
+    let _ = writeln!(
+        out,
+        "annexa scan of {target} ({os}): {} checks, grouped by ISO/IEC 27001:{edition} control\n",
+        report.results.len()
+    );
+    for ControlGroup {
+        id,
+        title,
+        results: mut rs,
+    } in ordered
+    {
         rs.sort_by_key(|r| (r.status, r.check_id.clone()));
         let count = |s| rs.iter().filter(|r| r.status == s).count();
         let mut tally = Vec::new();
-        for (s, name) in [(Status::Fail, "fail"), (Status::Error, "error"), (Status::Pass, "pass"), (Status::NotApplicable, "n/a")] {
+        for (s, name) in [
+            (Status::Fail, "fail"),
+            (Status::Error, "error"),
+            (Status::Pass, "pass"),
+            (Status::NotApplicable, "n/a"),
+        ] {
             if count(s) > 0 {
                 tally.push(format!("{} {name}", count(s)));
             }
         }
         let _ = writeln!(out, "{id} {title}  ({})", tally.join(", "));
         for r in rs {
-            let _ = writeln!(out, "  {} {:<40} {}", label(r.status, colour), r.check_id, r.message);
+            let _ = writeln!(
+                out,
+                "  {} {:<40} {}",
+                label(r.status, colour),
+                r.check_id,
+                r.message
+            );
             if r.status == Status::Fail || r.status == Status::Error {
                 let decisive: Vec<String> = r
                     .sources

@@ -316,7 +316,10 @@ fn run_command(argv: &[&str]) -> std::io::Result<CommandOutput> {
             let _ = child.wait();
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("{} did not finish within {COMMAND_TIMEOUT:?}", argv.join(" ")),
+                format!(
+                    "{} did not finish within {COMMAND_TIMEOUT:?}",
+                    argv.join(" ")
+                ),
             ));
         }
         std::thread::sleep(Duration::from_millis(2));

@@ -421,7 +421,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let p = dir.path().join("secret");
             std::fs::write(&p, "x").unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0)).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
             let view = HostView::root(dir.path()).unwrap();
             assert!(matches!(view.read("/secret"), Err(HostError::Io { .. })));
         }
@@ -441,7 +441,10 @@ mod tests {
     #[test]
     fn root_must_be_an_existing_directory() {
         let err = HostView::root("/definitely/not/here").unwrap_err();
-        assert!(err.to_string().starts_with("root directory /definitely/not/here"));
+        assert!(
+            err.to_string()
+                .starts_with("root directory /definitely/not/here")
+        );
     }
 
     #[test]

@@ -170,7 +170,10 @@ mod tests {
     fn missing_paths_and_loops() {
         let dir = tree();
         let r = dir.path();
-        assert_eq!(resolve_in_root(r, "/etc/nope", true).unwrap(), Resolved::Missing);
+        assert_eq!(
+            resolve_in_root(r, "/etc/nope", true).unwrap(),
+            Resolved::Missing
+        );
         assert_eq!(
             resolve_in_root(r, "/etc/passwd/child", true).unwrap(),
             Resolved::Missing
@@ -196,6 +199,9 @@ mod tests {
             resolve_in_root(r, "/etc/masked", false).unwrap(),
             Resolved::Found(r.join("etc/masked"))
         );
-        assert_eq!(resolve_in_root(r, "/etc/masked", true).unwrap(), Resolved::Missing);
+        assert_eq!(
+            resolve_in_root(r, "/etc/masked", true).unwrap(),
+            Resolved::Missing
+        );
     }
 }

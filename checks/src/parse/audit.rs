@@ -28,7 +28,10 @@ impl AuditRule {
             }
             if *w == "-F" {
                 if let Some(next) = words.get(i + 1) {
-                    if let Some(p) = next.strip_prefix("path=").or_else(|| next.strip_prefix("dir=")) {
+                    if let Some(p) = next
+                        .strip_prefix("path=")
+                        .or_else(|| next.strip_prefix("dir="))
+                    {
                         return Some(p);
                     }
                 }
@@ -40,9 +43,9 @@ impl AuditRule {
     /// Whether the rule audits `syscall` (named in a `-S` list).
     pub fn audits_syscall(&self, syscall: &str) -> bool {
         let words: Vec<&str> = self.text.split_whitespace().collect();
-        words.windows(2).any(|w| {
-            w[0] == "-S" && w[1].split(',').any(|s| s == syscall || s == "all")
-        })
+        words
+            .windows(2)
+            .any(|w| w[0] == "-S" && w[1].split(',').any(|s| s == syscall || s == "all"))
     }
 
     /// Whether the rule sets the configuration immutable (`-e 2`).
@@ -75,7 +78,9 @@ mod tests {
 
     #[test]
     fn rules_and_watches() {
-        let r = parse("-D\n-b 8192\n# x\n-w /etc/sudoers -p wa -k scope\n-a always,exit -F arch=b64 -S execve -F euid=0 -k rootcmd\n-a always,exit -F path=/usr/bin/sudo -F perm=x -k priv\n-e 2\n");
+        let r = parse(
+            "-D\n-b 8192\n# x\n-w /etc/sudoers -p wa -k scope\n-a always,exit -F arch=b64 -S execve -F euid=0 -k rootcmd\n-a always,exit -F path=/usr/bin/sudo -F perm=x -k priv\n-e 2\n",
+        );
         assert_eq!(r.iter().filter(|x| x.is_rule()).count(), 3);
         assert_eq!(r[2].watched_path(), Some("/etc/sudoers"));
         assert!(r[3].audits_syscall("execve"));

@@ -67,7 +67,10 @@ pub fn parse_status(text: &str) -> HashMap<String, Installed> {
 /// Compares two Debian versions as dpkg does (epoch, upstream, revision,
 /// `~` sorting before everything). Unparseable versions compare as text.
 pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.parse::<debversion::Version>(), b.parse::<debversion::Version>()) {
+    match (
+        a.parse::<debversion::Version>(),
+        b.parse::<debversion::Version>(),
+    ) {
         (Ok(x), Ok(y)) => x.cmp(&y),
         _ => a.cmp(b),
     }
@@ -103,17 +106,36 @@ impl<'a> ListScanner<'a> {
 
     /// Feeds the next chunk.
     pub fn feed(&mut self, chunk: &[u8]) {
-        let mut buf = std::mem::take(&mut self.carry);
-        buf.extend_from_slice(chunk);
         let finder = memmem::Finder::new(b"\n\n");
+        // Complete the stanza that straddles the previous chunk boundary,
+        // then scan the chunk in place: only the unfinished tail is copied.
         let mut start = 0;
-        while let Some(pos) = finder.find(&buf[start..]) {
+        if !self.carry.is_empty() {
+            // The separator may itself straddle the boundary.
+            let joined_end = if self.carry.ends_with(b"\n") && chunk.first() == Some(&b'\n') {
+                Some(1)
+            } else {
+                finder.find(chunk).map(|p| p + 2)
+            };
+            match joined_end {
+                Some(end) => {
+                    let mut stanza = std::mem::take(&mut self.carry);
+                    stanza.extend_from_slice(&chunk[..end]);
+                    self.stanza(&stanza);
+                    start = end;
+                }
+                None => {
+                    self.carry.extend_from_slice(chunk);
+                    return;
+                }
+            }
+        }
+        while let Some(pos) = finder.find(&chunk[start..]) {
             let end = start + pos;
-            self.stanza(&buf[start..end]);
+            self.stanza(&chunk[start..end]);
             start = end + 2;
         }
-        buf.drain(..start);
-        self.carry = buf;
+        self.carry.extend_from_slice(&chunk[start..]);
     }
 
     /// Processes what is left at the end of the input.
@@ -210,7 +232,10 @@ mod tests {
     #[test]
     fn versions_compare_like_dpkg() {
         use std::cmp::Ordering::*;
-        assert_eq!(compare_versions("1:9.2p1-2+deb12u3", "1:9.2p1-2+deb12u4"), Less);
+        assert_eq!(
+            compare_versions("1:9.2p1-2+deb12u3", "1:9.2p1-2+deb12u4"),
+            Less
+        );
         assert_eq!(compare_versions("1.0~rc1", "1.0"), Less);
         assert_eq!(compare_versions("2:0.1", "1:9.9"), Greater);
         assert_eq!(compare_versions("1.0-1", "1.0-1"), Equal);
@@ -226,7 +251,10 @@ mod tests {
                 sc.feed(piece);
             }
             sc.finish();
-            assert_eq!(sc.newest["openssh-server"].version, "1:9.2p1-2+deb12u4", "chunk {chunk}");
+            assert_eq!(
+                sc.newest["openssh-server"].version, "1:9.2p1-2+deb12u4",
+                "chunk {chunk}"
+            );
             assert_eq!(sc.newest["tzdata"].version, "2024a-0+deb12u1");
             assert!(!sc.newest.contains_key("zzz"));
         }

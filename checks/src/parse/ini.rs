@@ -61,7 +61,9 @@ mod tests {
 
     #[test]
     fn sections_keys_and_continuations() {
-        let e = parse("# c\n[Login]\nStopIdleSessionSec=900\n;x\n[Time]\nNTP=a.example \\\n  b.example\n");
+        let e = parse(
+            "# c\n[Login]\nStopIdleSessionSec=900\n;x\n[Time]\nNTP=a.example \\\n  b.example\n",
+        );
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].section, "Login");
         assert_eq!(e[0].line, 3);

@@ -78,7 +78,8 @@ mod tests {
 
     #[test]
     fn login_defs_style() {
-        let kvs = parse_space_separated("# c\nPASS_MAX_DAYS\t99999\nPASS_MAX_DAYS 90\nUMASK  027 \n");
+        let kvs =
+            parse_space_separated("# c\nPASS_MAX_DAYS\t99999\nPASS_MAX_DAYS 90\nUMASK  027 \n");
         assert_eq!(last(&kvs, "PASS_MAX_DAYS").unwrap().value, "90");
         assert_eq!(last(&kvs, "PASS_MAX_DAYS").unwrap().line, 3);
         assert_eq!(last(&kvs, "UMASK").unwrap().value, "027");
@@ -86,8 +87,13 @@ mod tests {
 
     #[test]
     fn equals_style() {
-        let kvs = parse_equals("ID=debian\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n-net.ipv4.ip_forward = 0\n; x\nbad line\n");
-        assert_eq!(last(&kvs, "PRETTY_NAME").unwrap().value, "Debian GNU/Linux 12");
+        let kvs = parse_equals(
+            "ID=debian\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n-net.ipv4.ip_forward = 0\n; x\nbad line\n",
+        );
+        assert_eq!(
+            last(&kvs, "PRETTY_NAME").unwrap().value,
+            "Debian GNU/Linux 12"
+        );
         assert_eq!(last(&kvs, "net.ipv4.ip_forward").unwrap().value, "0");
         assert_eq!(kvs.len(), 3);
     }

@@ -84,7 +84,10 @@ mod tests {
 
     #[test]
     fn words_honour_quotes() {
-        assert_eq!(words(r#"Banner "/etc/issue net""#), ["Banner", "/etc/issue net"]);
+        assert_eq!(
+            words(r#"Banner "/etc/issue net""#),
+            ["Banner", "/etc/issue net"]
+        );
         assert_eq!(words("  a   b\tc "), ["a", "b", "c"]);
         assert_eq!(words(r#"x """#), ["x", ""]);
     }

@@ -156,12 +156,16 @@ mod tests {
 
     #[test]
     fn passwd_shadow_group() {
-        let p = parse_passwd("root:x:0:0:root:/root:/bin/bash\n+::::::\nbad\nalice:x:1000:1000::/home/a:/bin/sh\n");
+        let p = parse_passwd(
+            "root:x:0:0:root:/root:/bin/bash\n+::::::\nbad\nalice:x:1000:1000::/home/a:/bin/sh\n",
+        );
         assert_eq!(p.len(), 3);
         assert_eq!(p[0].uid, Some(0));
         assert_eq!(p[1].uid, None);
         assert_eq!(p[2].line, 4);
-        let s = parse_shadow("root:$y$j9T$abc:19000:0:99999:7:::\nbob::19000::::::\nsvc:!*:19000::::::\nold:$1$x$y:1:0:90:7:::\n");
+        let s = parse_shadow(
+            "root:$y$j9T$abc:19000:0:99999:7:::\nbob::19000::::::\nsvc:!*:19000::::::\nold:$1$x$y:1:0:90:7:::\n",
+        );
         assert_eq!(s[0].scheme(), Some("yescrypt"));
         assert_eq!(s[0].max_days, Some(99999));
         assert!(!s[1].has_usable_password());

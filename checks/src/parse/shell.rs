@@ -151,7 +151,9 @@ mod tests {
     fn common_tmout_idioms() {
         let s = statements_for("TMOUT=900\nreadonly TMOUT\nexport TMOUT\n", "TMOUT");
         assert_eq!(s.len(), 3);
-        assert!(matches!(&s[0].action, ShellAction::Assign { value, readonly: false, .. } if value == "900"));
+        assert!(
+            matches!(&s[0].action, ShellAction::Assign { value, readonly: false, .. } if value == "900")
+        );
         assert_eq!(s[1].action, ShellAction::MarkReadonly);
         assert_eq!(s[2].action, ShellAction::MarkExported);
 
@@ -160,16 +162,26 @@ mod tests {
         let s = statements_for("declare -rx TMOUT=\"300\"\n", "TMOUT");
         assert_eq!(
             s[0].action,
-            ShellAction::Assign { value: "300".into(), readonly: true, exported: true }
+            ShellAction::Assign {
+                value: "300".into(),
+                readonly: true,
+                exported: true
+            }
         );
         let s = statements_for("readonly TMOUT=120 OTHER=1\n", "TMOUT");
-        assert!(matches!(&s[0].action, ShellAction::Assign { readonly: true, .. }));
+        assert!(matches!(
+            &s[0].action,
+            ShellAction::Assign { readonly: true, .. }
+        ));
     }
 
     #[test]
     fn comments_and_other_variables_are_ignored_and_conditions_noticed() {
         assert!(statements_for("# TMOUT=900\nMYTMOUT=1\necho TMOUT\n", "TMOUT").is_empty());
-        let s = statements_for("if [ \"$UID\" -ne 0 ]; then\n  TMOUT=900\nfi\nTMOUT=60\n", "TMOUT");
+        let s = statements_for(
+            "if [ \"$UID\" -ne 0 ]; then\n  TMOUT=900\nfi\nTMOUT=60\n",
+            "TMOUT",
+        );
         assert_eq!(s.len(), 2);
         assert!(s[0].conditional);
         assert!(!s[1].conditional);

@@ -201,9 +201,18 @@ mod tests {
                 "/etc/ssh/sshd_config",
                 "Include /etc/ssh/sshd_config.d/*.conf\nClientAliveInterval 900\nPermitRootLogin yes\n",
             ),
-            ("/etc/ssh/sshd_config.d/10-a.conf", "clientaliveinterval=300\n"),
-            ("/etc/ssh/sshd_config.d/20-b.conf", "ClientAliveInterval 600\n"),
-            ("/etc/ssh/sshd_config.d/x.conf.disabled", "PermitRootLogin no\n"),
+            (
+                "/etc/ssh/sshd_config.d/10-a.conf",
+                "clientaliveinterval=300\n",
+            ),
+            (
+                "/etc/ssh/sshd_config.d/20-b.conf",
+                "ClientAliveInterval 600\n",
+            ),
+            (
+                "/etc/ssh/sshd_config.d/x.conf.disabled",
+                "PermitRootLogin no\n",
+            ),
         ]);
         let cfg = load(&view, "/etc/ssh/sshd_config").unwrap();
         let s = cfg.effective("ClientAliveInterval").unwrap();
@@ -231,8 +240,14 @@ mod tests {
     #[test]
     fn match_in_an_included_file_ends_with_that_file() {
         let (_d, view) = root(&[
-            ("/etc/ssh/sshd_config", "Include extra.conf\nMaxAuthTries 3\n"),
-            ("/etc/ssh/extra.conf", "Match Address 10.0.0.0/8\nMaxAuthTries 10\n"),
+            (
+                "/etc/ssh/sshd_config",
+                "Include extra.conf\nMaxAuthTries 3\n",
+            ),
+            (
+                "/etc/ssh/extra.conf",
+                "Match Address 10.0.0.0/8\nMaxAuthTries 10\n",
+            ),
         ]);
         let cfg = load(&view, "/etc/ssh/sshd_config").unwrap();
         assert_eq!(cfg.effective("MaxAuthTries").unwrap().value, "3");

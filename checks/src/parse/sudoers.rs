@@ -200,7 +200,10 @@ mod tests {
                 "/etc/sudoers",
                 "Defaults env_reset\n# a comment\nroot ALL=(ALL:ALL) ALL\n#includedir /etc/sudoers.d\n",
             ),
-            ("/etc/sudoers.d/deploy", "deploy ALL=(ALL) NOPASSWD: \\\n   /usr/bin/systemctl\n"),
+            (
+                "/etc/sudoers.d/deploy",
+                "deploy ALL=(ALL) NOPASSWD: \\\n   /usr/bin/systemctl\n",
+            ),
             ("/etc/sudoers.d/README", "# nothing\n"),
             ("/etc/sudoers.d/old.bak", "bad ALL=(ALL) NOPASSWD: ALL\n"),
             ("/etc/sudoers.d/edit~", "bad ALL=(ALL) NOPASSWD: ALL\n"),
@@ -213,7 +216,14 @@ mod tests {
         assert_eq!(nopw[0].source.line, Some(1));
         assert!(nopw[0].text.contains("/usr/bin/systemctl"));
         assert_eq!(s.lines[0].kind, LineKind::Defaults);
-        assert_eq!(s.files, ["/etc/sudoers", "/etc/sudoers.d/README", "/etc/sudoers.d/deploy"]);
+        assert_eq!(
+            s.files,
+            [
+                "/etc/sudoers",
+                "/etc/sudoers.d/README",
+                "/etc/sudoers.d/deploy"
+            ]
+        );
     }
 
     #[test]

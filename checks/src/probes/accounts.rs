@@ -53,11 +53,26 @@ struct Finding {
 }
 
 impl AccountsProbe {
-    fn findings(&self, ctx: &Ctx<'_>, sources: &mut Vec<Source>) -> Result<(Vec<Finding>, String), String> {
+    fn findings(
+        &self,
+        ctx: &Ctx<'_>,
+        sources: &mut Vec<Source>,
+    ) -> Result<(Vec<Finding>, String), String> {
         let (passwd, psrc) = ctx.passwd().map_err(|e| e.to_string())?;
         sources.push(psrc.clone());
-        let need_shadow = matches!(self.rule, Rule::NoEmptyPasswords | Rule::Shadowed | Rule::PasswordMaxAge | Rule::StrongHashes | Rule::SystemAccountsLocked);
-        let (shadow, ssrc) = if need_shadow { ctx.shadow().map_err(|e| e.to_string())? } else { (Vec::new(), psrc.clone()) };
+        let need_shadow = matches!(
+            self.rule,
+            Rule::NoEmptyPasswords
+                | Rule::Shadowed
+                | Rule::PasswordMaxAge
+                | Rule::StrongHashes
+                | Rule::SystemAccountsLocked
+        );
+        let (shadow, ssrc) = if need_shadow {
+            ctx.shadow().map_err(|e| e.to_string())?
+        } else {
+            (Vec::new(), psrc.clone())
+        };
         if need_shadow {
             sources.push(ssrc.clone());
         }
@@ -69,15 +84,28 @@ impl AccountsProbe {
         let expected;
         match self.rule {
             Rule::UniqueUids | Rule::UniqueNames => {
-                expected = if self.rule == Rule::UniqueUids { "every UID used once" } else { "every account name used once" }.to_string();
-                let mut by: BTreeMap<String, Vec<&crate::parse::passwd::PasswdEntry>> = BTreeMap::new();
+                expected = if self.rule == Rule::UniqueUids {
+                    "every UID used once"
+                } else {
+                    "every account name used once"
+                }
+                .to_string();
+                let mut by: BTreeMap<String, Vec<&crate::parse::passwd::PasswdEntry>> =
+                    BTreeMap::new();
                 for e in &passwd {
-                    let key = if self.rule == Rule::UniqueUids { e.uid.map(|u| u.to_string()).unwrap_or_else(|| "?".into()) } else { e.name.clone() };
+                    let key = if self.rule == Rule::UniqueUids {
+                        e.uid.map(|u| u.to_string()).unwrap_or_else(|| "?".into())
+                    } else {
+                        e.name.clone()
+                    };
                     by.entry(key).or_default().push(e);
                 }
                 for (k, v) in by.into_iter().filter(|(_, v)| v.len() > 1) {
                     let names: Vec<&str> = v.iter().map(|e| e.name.as_str()).collect();
-                    f.push(Finding { text: format!("{k} used by {}", names.join(", ")), source: psrc.at_line(v[1].line) });
+                    f.push(Finding {
+                        text: format!("{k} used by {}", names.join(", ")),
+                        source: psrc.at_line(v[1].line),
+                    });
                 }
             }
             Rule::UniqueGids => {
@@ -92,44 +120,76 @@ impl AccountsProbe {
                 }
                 for (k, v) in by.into_iter().filter(|(_, v)| v.len() > 1) {
                     let names: Vec<&str> = v.iter().map(|e| e.name.as_str()).collect();
-                    f.push(Finding { text: format!("GID {k} used by {}", names.join(", ")), source: gsrc.at_line(v[1].line) });
+                    f.push(Finding {
+                        text: format!("GID {k} used by {}", names.join(", ")),
+                        source: gsrc.at_line(v[1].line),
+                    });
                 }
             }
             Rule::OnlyRootUid0 => {
                 expected = "only root has UID 0".into();
-                for e in passwd.iter().filter(|e| e.uid == Some(0) && e.name != "root") {
-                    f.push(Finding { text: format!("{} has UID 0", e.name), source: psrc.at_line(e.line) });
+                for e in passwd
+                    .iter()
+                    .filter(|e| e.uid == Some(0) && e.name != "root")
+                {
+                    f.push(Finding {
+                        text: format!("{} has UID 0", e.name),
+                        source: psrc.at_line(e.line),
+                    });
                 }
             }
             Rule::NoEmptyPasswords => {
                 expected = "no account without a password".into();
                 for e in &passwd {
                     if e.password.is_empty() {
-                        f.push(Finding { text: format!("{} has an empty password field in /etc/passwd", e.name), source: psrc.at_line(e.line) });
+                        f.push(Finding {
+                            text: format!("{} has an empty password field in /etc/passwd", e.name),
+                            source: psrc.at_line(e.line),
+                        });
                     }
                 }
                 for s in shadow.iter().filter(|s| s.hash.is_empty()) {
-                    f.push(Finding { text: format!("{} has an empty password", s.name), source: ssrc.at_line(s.line) });
+                    f.push(Finding {
+                        text: format!("{} has an empty password", s.name),
+                        source: ssrc.at_line(s.line),
+                    });
                 }
             }
             Rule::Shadowed => {
                 expected = "every password in /etc/shadow".into();
                 for e in &passwd {
                     if e.password != "x" && !e.password.is_empty() {
-                        f.push(Finding { text: format!("{} keeps its password hash in /etc/passwd", e.name), source: psrc.at_line(e.line) });
+                        f.push(Finding {
+                            text: format!("{} keeps its password hash in /etc/passwd", e.name),
+                            source: psrc.at_line(e.line),
+                        });
                     } else if e.password == "x" && shadow_of(&e.name).is_none() {
-                        f.push(Finding { text: format!("{} has no /etc/shadow entry", e.name), source: psrc.at_line(e.line) });
+                        f.push(Finding {
+                            text: format!("{} has no /etc/shadow entry", e.name),
+                            source: psrc.at_line(e.line),
+                        });
                     }
                 }
             }
             Rule::PasswordMaxAge => {
-                let max = self.max_days.as_ref().map(|n| n.resolve(ctx.params)).transpose()?.unwrap_or(365);
+                let max = self
+                    .max_days
+                    .as_ref()
+                    .map(|n| n.resolve(ctx.params))
+                    .transpose()?
+                    .unwrap_or(365);
                 expected = format!("passwords expire within {max} days");
                 for s in shadow.iter().filter(|s| s.has_usable_password()) {
                     match s.max_days {
                         Some(d) if d <= max => {}
-                        Some(d) => f.push(Finding { text: format!("{} expires after {d} days", s.name), source: ssrc.at_line(s.line) }),
-                        None => f.push(Finding { text: format!("{} never expires", s.name), source: ssrc.at_line(s.line) }),
+                        Some(d) => f.push(Finding {
+                            text: format!("{} expires after {d} days", s.name),
+                            source: ssrc.at_line(s.line),
+                        }),
+                        None => f.push(Finding {
+                            text: format!("{} never expires", s.name),
+                            source: ssrc.at_line(s.line),
+                        }),
                     }
                 }
             }
@@ -138,28 +198,47 @@ impl AccountsProbe {
                 for s in &shadow {
                     if let Some(scheme) = s.scheme() {
                         if !matches!(scheme, "yescrypt" | "gost-yescrypt" | "sha512" | "bcrypt") {
-                            f.push(Finding { text: format!("{} uses {scheme}", s.name), source: ssrc.at_line(s.line) });
+                            f.push(Finding {
+                                text: format!("{} uses {scheme}", s.name),
+                                source: ssrc.at_line(s.line),
+                            });
                         }
                     }
                 }
             }
             Rule::SystemAccountsLocked => {
                 expected = "system accounts without login shell or password".into();
-                for e in passwd.iter().filter(|e| e.name != "root" && e.uid.is_some_and(|u| u < 1000)) {
+                for e in passwd
+                    .iter()
+                    .filter(|e| e.name != "root" && e.uid.is_some_and(|u| u < 1000))
+                {
                     let usable = shadow_of(&e.name).is_some_and(|s| s.has_usable_password());
                     let shell = !is_nologin_shell(&e.shell) && !e.shell.is_empty();
                     let uid = e.uid.unwrap_or(0);
                     let why = match (usable, shell) {
-                        (true, true) => format!("{} (UID {uid}) has a usable password and the login shell {}", e.name, e.shell),
+                        (true, true) => format!(
+                            "{} (UID {uid}) has a usable password and the login shell {}",
+                            e.name, e.shell
+                        ),
                         (true, false) => format!("{} (UID {uid}) has a usable password", e.name),
-                        (false, true) => format!("{} (UID {uid}) has the login shell {}", e.name, e.shell),
+                        (false, true) => {
+                            format!("{} (UID {uid}) has the login shell {}", e.name, e.shell)
+                        }
                         (false, false) => continue,
                     };
-                    f.push(Finding { text: why, source: psrc.at_line(e.line) });
+                    f.push(Finding {
+                        text: why,
+                        source: psrc.at_line(e.line),
+                    });
                 }
             }
             Rule::PrivilegedGroupMembers => {
-                let max = self.max_members.as_ref().map(|n| n.resolve(ctx.params)).transpose()?.unwrap_or(0);
+                let max = self
+                    .max_members
+                    .as_ref()
+                    .map(|n| n.resolve(ctx.params))
+                    .transpose()?
+                    .unwrap_or(0);
                 let (groups, gsrc) = ctx.group().map_err(|e| e.to_string())?;
                 sources.push(gsrc.clone());
                 let mut members: Vec<(String, Source)> = Vec::new();
@@ -169,7 +248,10 @@ impl AccountsProbe {
                     }
                     // Accounts whose primary group is privileged are members too.
                     for e in passwd.iter().filter(|e| e.gid.is_some() && e.gid == g.gid) {
-                        members.push((format!("{} ({}, primary)", e.name, g.name), psrc.at_line(e.line)));
+                        members.push((
+                            format!("{} ({}, primary)", e.name, g.name),
+                            psrc.at_line(e.line),
+                        ));
                     }
                 }
                 expected = format!("at most {max} members of {}", self.groups.join(", "));
@@ -180,7 +262,17 @@ impl AccountsProbe {
                         f.push(Finding { text, source });
                     }
                 }
-                return Ok((f, format!("{expected}|{count} members: {}", if list.is_empty() { "none".into() } else { list.join(", ") })));
+                return Ok((
+                    f,
+                    format!(
+                        "{expected}|{count} members: {}",
+                        if list.is_empty() {
+                            "none".into()
+                        } else {
+                            list.join(", ")
+                        }
+                    ),
+                ));
             }
         }
         Ok((f, expected))
@@ -200,12 +292,18 @@ impl Probe for AccountsProbe {
         };
         if findings.is_empty() {
             let observed = summary.unwrap_or_else(|| "no exceptions".into());
-            return Outcome::pass(observed.clone()).expected(expected).observed(observed).sources(sources);
+            return Outcome::pass(observed.clone())
+                .expected(expected)
+                .observed(observed)
+                .sources(sources);
         }
         let texts: Vec<String> = findings.iter().map(|f| f.text.clone()).collect();
         sources.extend(findings.into_iter().take(50).map(|f| f.source));
         let observed = summary.unwrap_or_else(|| texts.join("; "));
-        Outcome::fail(texts.join("; ")).expected(expected).observed(observed).sources(sources)
+        Outcome::fail(texts.join("; "))
+            .expected(expected)
+            .observed(observed)
+            .sources(sources)
     }
 
     fn param_refs(&self) -> Vec<&str> {
@@ -221,8 +319,12 @@ impl Probe for AccountsProbe {
 
     fn validate(&self) -> Result<(), String> {
         match self.rule {
-            Rule::PrivilegedGroupMembers if self.groups.is_empty() => Err("rule `privileged_group_members` needs `groups`".into()),
-            Rule::PasswordMaxAge if self.max_days.is_none() => Err("rule `password_max_age` needs `max_days`".into()),
+            Rule::PrivilegedGroupMembers if self.groups.is_empty() => {
+                Err("rule `privileged_group_members` needs `groups`".into())
+            }
+            Rule::PasswordMaxAge if self.max_days.is_none() => {
+                Err("rule `password_max_age` needs `max_days`".into())
+            }
             _ => Ok(()),
         }
     }
@@ -238,7 +340,11 @@ mod tests {
     const GROUP: &str = "root:x:0:\nsudo:x:27:alice\nalice:x:1000:\n";
 
     fn ok(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        let mut v = vec![("/etc/passwd", PASSWD), ("/etc/shadow", SHADOW), ("/etc/group", GROUP)];
+        let mut v = vec![
+            ("/etc/passwd", PASSWD),
+            ("/etc/shadow", SHADOW),
+            ("/etc/group", GROUP),
+        ];
         for (p, c) in extra {
             v.retain(|(q, _)| q != p);
             v.push((p, c));
@@ -247,12 +353,25 @@ mod tests {
     }
 
     fn rule(r: &str) -> String {
-        format!(r#"{{ kind = "accounts", rule = "{r}", max_days = 365, groups = ["sudo", "wheel"], max_members = 1 }}"#)
+        format!(
+            r#"{{ kind = "accounts", rule = "{r}", max_days = 365, groups = ["sudo", "wheel"], max_members = 1 }}"#
+        )
     }
 
     #[test]
     fn a_clean_system_passes_every_rule() {
-        for r in ["unique_uids", "unique_names", "unique_gids", "only_root_uid0", "no_empty_passwords", "shadowed", "password_max_age", "strong_hashes", "system_accounts_locked", "privileged_group_members"] {
+        for r in [
+            "unique_uids",
+            "unique_names",
+            "unique_gids",
+            "only_root_uid0",
+            "no_empty_passwords",
+            "shadowed",
+            "password_max_age",
+            "strong_hashes",
+            "system_accounts_locked",
+            "privileged_group_members",
+        ] {
             let o = run_files(&ok(&[]), &rule(r));
             assert_eq!(o.status, Status::Pass, "{r}: {o:?}");
         }
@@ -261,23 +380,72 @@ mod tests {
     #[test]
     fn each_rule_fails_on_its_defect() {
         let cases: &[(&str, &str, &str)] = &[
-            ("unique_uids", "/etc/passwd", "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/h:/bin/sh\neve:x:1000:1000::/h:/bin/sh\n"),
-            ("only_root_uid0", "/etc/passwd", "root:x:0:0::/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\n"),
-            ("no_empty_passwords", "/etc/shadow", "root:!:1:0:99999:7:::\nalice::19000:0:90:7:::\n"),
+            (
+                "unique_uids",
+                "/etc/passwd",
+                "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/h:/bin/sh\neve:x:1000:1000::/h:/bin/sh\n",
+            ),
+            (
+                "only_root_uid0",
+                "/etc/passwd",
+                "root:x:0:0::/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\n",
+            ),
+            (
+                "no_empty_passwords",
+                "/etc/shadow",
+                "root:!:1:0:99999:7:::\nalice::19000:0:90:7:::\n",
+            ),
             ("shadowed", "/etc/shadow", "root:!:1:0:99999:7:::\n"),
-            ("password_max_age", "/etc/shadow", "root:!:1:0:99999:7:::\nalice:$6$s$h:19000:0:99999:7:::\n"),
-            ("strong_hashes", "/etc/shadow", "root:!:1::::::\nalice:$1$s$h:19000:0:90:7:::\n"),
-            ("system_accounts_locked", "/etc/shadow", "root:!:1::::::\ndaemon:$6$s$h:1::::::\nalice:!:1::::::\n"),
-            ("privileged_group_members", "/etc/group", "root:x:0:\nsudo:x:27:alice,bob\nalice:x:1000:\n"),
-            ("unique_gids", "/etc/group", "root:x:0:\nsudo:x:27:\nadm:x:27:\n"),
+            (
+                "password_max_age",
+                "/etc/shadow",
+                "root:!:1:0:99999:7:::\nalice:$6$s$h:19000:0:99999:7:::\n",
+            ),
+            (
+                "strong_hashes",
+                "/etc/shadow",
+                "root:!:1::::::\nalice:$1$s$h:19000:0:90:7:::\n",
+            ),
+            (
+                "system_accounts_locked",
+                "/etc/shadow",
+                "root:!:1::::::\ndaemon:$6$s$h:1::::::\nalice:!:1::::::\n",
+            ),
+            (
+                "privileged_group_members",
+                "/etc/group",
+                "root:x:0:\nsudo:x:27:alice,bob\nalice:x:1000:\n",
+            ),
+            (
+                "unique_gids",
+                "/etc/group",
+                "root:x:0:\nsudo:x:27:\nadm:x:27:\n",
+            ),
         ];
         for (r, file, content) in cases {
             let o = run_files(&ok(&[(file, content)]), &rule(r));
             assert_eq!(o.status, Status::Fail, "{r}: {o:?}");
-            assert!(o.sources.iter().any(|s| s.line.is_some()), "{r} names a line: {o:?}");
+            assert!(
+                o.sources.iter().any(|s| s.line.is_some()),
+                "{r} names a line: {o:?}"
+            );
         }
-        let o = run_files(&ok(&[("/etc/passwd", "root:x:0:0::/root:/bin/sh\ndaemon:x:1:1::/:/bin/sh\n"), ("/etc/shadow", "root:!:1::::::\ndaemon:$6$s$h:1::::::\n")]), &rule("system_accounts_locked"));
-        assert!(o.message.contains("daemon (UID 1) has a usable password and the login shell /bin/sh"), "{}", o.message);
+        let o = run_files(
+            &ok(&[
+                (
+                    "/etc/passwd",
+                    "root:x:0:0::/root:/bin/sh\ndaemon:x:1:1::/:/bin/sh\n",
+                ),
+                ("/etc/shadow", "root:!:1::::::\ndaemon:$6$s$h:1::::::\n"),
+            ]),
+            &rule("system_accounts_locked"),
+        );
+        assert!(
+            o.message
+                .contains("daemon (UID 1) has a usable password and the login shell /bin/sh"),
+            "{}",
+            o.message
+        );
     }
 
     #[test]

@@ -29,7 +29,10 @@ impl Probe for AuditRulesProbe {
     fn run(&self, ctx: &Ctx<'_>) -> Outcome {
         let mut sources = Vec::new();
         let mut rules: Vec<(AuditRule, Source)> = Vec::new();
-        let files = host_try!(drop_ins(ctx.host, &["/etc/audit/rules.d"], "*.rules", &mut sources), sources);
+        let files = host_try!(
+            drop_ins(ctx.host, &["/etc/audit/rules.d"], "*.rules", &mut sources),
+            sources
+        );
         let files = if files.is_empty() {
             match host_try!(ctx.read("/etc/audit/audit.rules"), sources) {
                 Some(f) => vec![f],
@@ -54,12 +57,18 @@ impl Probe for AuditRulesProbe {
         if self.min_rules > 0 {
             expected.push(format!("at least {} rules", self.min_rules));
             if count < self.min_rules {
-                problems.push(format!("{count} audit rules, fewer than {}", self.min_rules));
+                problems.push(format!(
+                    "{count} audit rules, fewer than {}",
+                    self.min_rules
+                ));
             }
         }
         for w in &self.watches {
             expected.push(format!("watch {w}"));
-            match rules.iter().find(|(r, _)| r.watched_path() == Some(w.as_str())) {
+            match rules
+                .iter()
+                .find(|(r, _)| r.watched_path() == Some(w.as_str()))
+            {
                 Some((_, s)) => sources.push(s.clone()),
                 None => problems.push(format!("{w} is not watched")),
             }
@@ -79,14 +88,25 @@ impl Probe for AuditRulesProbe {
             }
         }
         let observed = format!("{count} rules in {} files", files.len());
-        Outcome::verdict(problems.is_empty(), if problems.is_empty() { observed.clone() } else { problems.join("; ") })
-            .expected(expected.join(", "))
-            .observed(observed)
-            .sources(sources)
+        Outcome::verdict(
+            problems.is_empty(),
+            if problems.is_empty() {
+                observed.clone()
+            } else {
+                problems.join("; ")
+            },
+        )
+        .expected(expected.join(", "))
+        .observed(observed)
+        .sources(sources)
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.min_rules == 0 && self.watches.is_empty() && self.syscalls.is_empty() && !self.immutable {
+        if self.min_rules == 0
+            && self.watches.is_empty()
+            && self.syscalls.is_empty()
+            && !self.immutable
+        {
             return Err("set `min_rules`, `watches`, `syscalls` or `immutable`".into());
         }
         Ok(())
@@ -102,7 +122,10 @@ mod tests {
 
     #[test]
     fn rules_d_is_preferred_and_requirements_are_named() {
-        let f = [("/etc/audit/rules.d/50-scope.rules", RULES), ("/etc/audit/audit.rules", "-D\n")];
+        let f = [
+            ("/etc/audit/rules.d/50-scope.rules", RULES),
+            ("/etc/audit/audit.rules", "-D\n"),
+        ];
         let p = r#"{ kind = "audit_rules", min_rules = 3, watches = ["/etc/sudoers"], syscalls = ["execve"], immutable = true }"#;
         let o = run_files(&f, p);
         assert_eq!(o.status, Status::Pass, "{o:?}");
@@ -110,6 +133,9 @@ mod tests {
         assert_eq!(o.status, Status::Fail);
         assert!(o.message.contains("/etc/sudoers is not watched"));
         assert!(o.message.contains("no rule audits execve"));
-        assert_eq!(run_files(&[], r#"{ kind = "audit_rules", min_rules = 1 }"#).status, Status::Fail);
+        assert_eq!(
+            run_files(&[], r#"{ kind = "audit_rules", min_rules = 1 }"#).status,
+            Status::Fail
+        );
     }
 }

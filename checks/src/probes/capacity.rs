@@ -28,7 +28,21 @@ pub struct CapacityProbe {
 
 /// File systems that hold no data worth a threshold.
 fn pseudo(fs: &str, mount: &str) -> bool {
-    matches!(fs, "tmpfs" | "devtmpfs" | "overlay" | "squashfs" | "proc" | "sysfs" | "nsfs" | "ramfs" | "iso9660") || mount.starts_with("/proc") || mount.starts_with("/sys") || mount.starts_with("/dev") || mount.starts_with("/run")
+    matches!(
+        fs,
+        "tmpfs"
+            | "devtmpfs"
+            | "overlay"
+            | "squashfs"
+            | "proc"
+            | "sysfs"
+            | "nsfs"
+            | "ramfs"
+            | "iso9660"
+    ) || mount.starts_with("/proc")
+        || mount.starts_with("/sys")
+        || mount.starts_with("/dev")
+        || mount.starts_with("/run")
 }
 
 impl Probe for CapacityProbe {
@@ -37,32 +51,75 @@ impl Probe for CapacityProbe {
             return Outcome::not_applicable("resource usage exists only on a running host");
         };
         let inv = live.inventory();
-        let source = |what: &str| Source { kind: SourceKind::Kernel, path: format!("sysinfo:{what}"), sha256: None, line: None };
+        let source = |what: &str| Source {
+            kind: SourceKind::Kernel,
+            path: format!("sysinfo:{what}"),
+            sha256: None,
+            line: None,
+        };
         match self.rule {
             Rule::DiskUsage => {
-                let max = match self.max_used_percent.as_ref().map(|n| n.resolve(ctx.params)).transpose() {
+                let max = match self
+                    .max_used_percent
+                    .as_ref()
+                    .map(|n| n.resolve(ctx.params))
+                    .transpose()
+                {
                     Ok(m) => m.unwrap_or(90),
                     Err(e) => return Outcome::error(e),
                 };
-                let disks: Vec<_> = inv.disks.iter().filter(|d| !pseudo(&d.file_system, &d.mount_point) && d.total_bytes > 0).collect();
-                let full: Vec<String> = disks.iter().filter(|d| d.used_percent() > max as f64).map(|d| format!("{} {:.1}%", d.mount_point, d.used_percent())).collect();
-                let all: Vec<String> = disks.iter().map(|d| format!("{} {:.1}%", d.mount_point, d.used_percent())).collect();
+                let disks: Vec<_> = inv
+                    .disks
+                    .iter()
+                    .filter(|d| !pseudo(&d.file_system, &d.mount_point) && d.total_bytes > 0)
+                    .collect();
+                let full: Vec<String> = disks
+                    .iter()
+                    .filter(|d| d.used_percent() > max as f64)
+                    .map(|d| format!("{} {:.1}%", d.mount_point, d.used_percent()))
+                    .collect();
+                let all: Vec<String> = disks
+                    .iter()
+                    .map(|d| format!("{} {:.1}%", d.mount_point, d.used_percent()))
+                    .collect();
                 if disks.is_empty() {
-                    return Outcome::error("sysinfo reported no disk-backed file system").sources(vec![source("disks")]);
+                    return Outcome::error("sysinfo reported no disk-backed file system")
+                        .sources(vec![source("disks")]);
                 }
-                Outcome::verdict(full.is_empty(), if full.is_empty() { format!("{} file systems below {max}% used", disks.len()) } else { format!("above {max}% used: {}", full.join(", ")) })
-                    .expected(format!("every file system at most {max}% used"))
-                    .observed(all.join(", "))
-                    .sources(vec![source("disks")])
+                Outcome::verdict(
+                    full.is_empty(),
+                    if full.is_empty() {
+                        format!("{} file systems below {max}% used", disks.len())
+                    } else {
+                        format!("above {max}% used: {}", full.join(", "))
+                    },
+                )
+                .expected(format!("every file system at most {max}% used"))
+                .observed(all.join(", "))
+                .sources(vec![source("disks")])
             }
             Rule::MemoryAvailable => {
-                let min = match self.min_available_percent.as_ref().map(|n| n.resolve(ctx.params)).transpose() {
+                let min = match self
+                    .min_available_percent
+                    .as_ref()
+                    .map(|n| n.resolve(ctx.params))
+                    .transpose()
+                {
                     Ok(m) => m.unwrap_or(10),
                     Err(e) => return Outcome::error(e),
                 };
                 let m = inv.memory;
-                let pct = if m.total_bytes == 0 { 0.0 } else { 100.0 * m.available_bytes as f64 / m.total_bytes as f64 };
-                let observed = format!("{:.1}% available ({} of {} MiB)", pct, m.available_bytes >> 20, m.total_bytes >> 20);
+                let pct = if m.total_bytes == 0 {
+                    0.0
+                } else {
+                    100.0 * m.available_bytes as f64 / m.total_bytes as f64
+                };
+                let observed = format!(
+                    "{:.1}% available ({} of {} MiB)",
+                    pct,
+                    m.available_bytes >> 20,
+                    m.total_bytes >> 20
+                );
                 Outcome::verdict(pct >= min as f64, format!("memory: {observed}"))
                     .expected(format!("at least {min}% of memory available"))
                     .observed(observed)
@@ -92,11 +149,31 @@ mod tests {
     #[test]
     fn thresholds_decide_on_this_machine() {
         let live = HostView::live();
-        assert_eq!(run(&live, r#"{ kind = "capacity", rule = "disk_usage", max_used_percent = 100 }"#).status, Status::Pass);
-        let o = run(&live, r#"{ kind = "capacity", rule = "memory_available", min_available_percent = 101 }"#);
+        assert_eq!(
+            run(
+                &live,
+                r#"{ kind = "capacity", rule = "disk_usage", max_used_percent = 100 }"#
+            )
+            .status,
+            Status::Pass
+        );
+        let o = run(
+            &live,
+            r#"{ kind = "capacity", rule = "memory_available", min_available_percent = 101 }"#,
+        );
         assert_eq!(o.status, Status::Fail);
-        assert_eq!(run(&live, r#"{ kind = "capacity", rule = "memory_available", min_available_percent = 0 }"#).status, Status::Pass);
+        assert_eq!(
+            run(
+                &live,
+                r#"{ kind = "capacity", rule = "memory_available", min_available_percent = 0 }"#
+            )
+            .status,
+            Status::Pass
+        );
         let (_d, view) = root(&[]);
-        assert_eq!(run(&view, r#"{ kind = "capacity", rule = "disk_usage" }"#).status, Status::NotApplicable);
+        assert_eq!(
+            run(&view, r#"{ kind = "capacity", rule = "disk_usage" }"#).status,
+            Status::NotApplicable
+        );
     }
 }

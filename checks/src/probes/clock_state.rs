@@ -16,7 +16,9 @@ pub struct ClockStateProbe {
 impl Probe for ClockStateProbe {
     fn run(&self, ctx: &Ctx<'_>) -> Outcome {
         let Some(live) = ctx.host.live_host() else {
-            return Outcome::not_applicable("the kernel clock state exists only on a running host; the time daemon's configuration is checked instead");
+            return Outcome::not_applicable(
+                "the kernel clock state exists only on a running host; the time daemon's configuration is checked instead",
+            );
         };
         let max = match self.max_error_ms.resolve(ctx.params) {
             Ok(m) => m,
@@ -29,7 +31,11 @@ impl Probe for ClockStateProbe {
         let est_ms = state.est_error_us as f64 / 1000.0;
         let observed = format!(
             "{}, estimated error {est_ms:.3} ms, maximum error {:.3} ms",
-            if state.synchronized { "synchronised" } else { "unsynchronised" },
+            if state.synchronized {
+                "synchronised"
+            } else {
+                "unsynchronised"
+            },
             state.max_error_us as f64 / 1000.0
         );
         let expected = format!("synchronised, estimated error at most {max} ms");
@@ -41,7 +47,10 @@ impl Probe for ClockStateProbe {
         } else {
             format!("clock synchronised, estimated error {est_ms:.3} ms")
         };
-        Outcome::verdict(ok, message).expected(expected).observed(observed).sources(vec![state.source()])
+        Outcome::verdict(ok, message)
+            .expected(expected)
+            .observed(observed)
+            .sources(vec![state.source()])
     }
 
     fn param_refs(&self) -> Vec<&str> {
@@ -60,11 +69,17 @@ mod tests {
 
     #[test]
     fn live_reading_matches_the_kernel_and_root_mode_is_not_applicable() {
-        let o = run(&HostView::live(), r#"{ kind = "clock_state", max_error_ms = 100000 }"#);
+        let o = run(
+            &HostView::live(),
+            r#"{ kind = "clock_state", max_error_ms = 100000 }"#,
+        );
         let state = crate::host::LiveHost::new().clock().unwrap();
         assert_eq!(o.status == Status::Pass, state.synchronized, "{o:?}");
         assert_eq!(o.sources[0].path, "adjtimex(2)");
         let (_d, view) = root(&[]);
-        assert_eq!(run(&view, r#"{ kind = "clock_state", max_error_ms = 100 }"#).status, Status::NotApplicable);
+        assert_eq!(
+            run(&view, r#"{ kind = "clock_state", max_error_ms = 100 }"#).status,
+            Status::NotApplicable
+        );
     }
 }

@@ -42,7 +42,8 @@ fn yes() -> bool {
 }
 
 pub(crate) fn parse_mode(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|_| format!("`{s}` is not an octal mode"))
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("`{s}` is not an octal mode"))
 }
 
 impl Probe for FileProbe {
@@ -66,17 +67,35 @@ impl Probe for FileProbe {
                 .sources(sources);
         };
         if !self.exists {
-            sources.push(Source { kind: SourceKind::Metadata, path: path.clone(), sha256: None, line: None });
-            return Outcome::fail(format!("{path} exists")).expected("absent").observed("present").sources(sources);
+            sources.push(Source {
+                kind: SourceKind::Metadata,
+                path: path.clone(),
+                sha256: None,
+                line: None,
+            });
+            return Outcome::fail(format!("{path} exists"))
+                .expected("absent")
+                .observed("present")
+                .sources(sources);
         }
         let mut problems = Vec::new();
-        let mut observed = vec![format!("mode {:04o}", meta.mode), format!("owner {}:{}", ctx.user_name(meta.uid), ctx.group_name(meta.gid))];
+        let mut observed = vec![
+            format!("mode {:04o}", meta.mode),
+            format!(
+                "owner {}:{}",
+                ctx.user_name(meta.uid),
+                ctx.group_name(meta.gid)
+            ),
+        ];
         let mut expected = Vec::new();
         if let Some(max) = &self.mode_max {
             let max = parse_mode(max).unwrap_or(0);
             expected.push(format!("mode at most {max:04o}"));
             if meta.mode & !max != 0 {
-                problems.push(format!("mode {:04o} is more permissive than {max:04o}", meta.mode));
+                problems.push(format!(
+                    "mode {:04o} is more permissive than {max:04o}",
+                    meta.mode
+                ));
             }
         }
         if let Some(owner) = &self.owner {
@@ -99,15 +118,25 @@ impl Probe for FileProbe {
                 Err(e) => return Outcome::error(e),
             };
             expected.push(format!("modified within {days} days"));
-            if let Some(age) = meta.modified.and_then(|m| SystemTime::now().duration_since(m).ok()) {
+            if let Some(age) = meta
+                .modified
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+            {
                 let age_days = age.as_secs() / 86400;
                 observed.push(format!("modified {age_days} days ago"));
                 if age_days as i64 > days {
-                    problems.push(format!("last modified {age_days} days ago, more than {days}"));
+                    problems.push(format!(
+                        "last modified {age_days} days ago, more than {days}"
+                    ));
                 }
             }
         }
-        let mut source = Source { kind: SourceKind::Metadata, path: path.clone(), sha256: None, line: None };
+        let mut source = Source {
+            kind: SourceKind::Metadata,
+            path: path.clone(),
+            sha256: None,
+            line: None,
+        };
         if self.contains.is_some() || self.lacks.is_some() {
             let Some(file) = host_try!(ctx.read(&path), sources) else {
                 return Outcome::error(format!("{path} vanished during the scan")).sources(sources);
@@ -126,15 +155,30 @@ impl Probe for FileProbe {
                 if let Some(m) = p.0.find(&text) {
                     let line = line_of(&text, m.start());
                     source = file.source_at(line);
-                    problems.push(format!("line {line} matches /{}/: {}", p.0.as_str(), m.as_str().trim()));
+                    problems.push(format!(
+                        "line {line} matches /{}/: {}",
+                        p.0.as_str(),
+                        m.as_str().trim()
+                    ));
                 }
             }
         }
         sources.push(source);
         let ok = problems.is_empty();
-        let message = if ok { format!("{path}: {}", observed.join(", ")) } else { format!("{path}: {}", problems.join("; ")) };
-        let expected = if expected.is_empty() { "exists".to_string() } else { expected.join(", ") };
-        Outcome::verdict(ok, message).expected(expected).observed(observed.join(", ")).sources(sources)
+        let message = if ok {
+            format!("{path}: {}", observed.join(", "))
+        } else {
+            format!("{path}: {}", problems.join("; "))
+        };
+        let expected = if expected.is_empty() {
+            "exists".to_string()
+        } else {
+            expected.join(", ")
+        };
+        Outcome::verdict(ok, message)
+            .expected(expected)
+            .observed(observed.join(", "))
+            .sources(sources)
     }
 
     fn param_refs(&self) -> Vec<&str> {
@@ -170,16 +214,28 @@ mod tests {
 
     #[test]
     fn mode_owner_content() {
-        let (d, view) = root(&[("/etc/issue.net", "Authorized use only\n"), ("/etc/passwd", "root:x:0:0::/root:/bin/sh\n")]);
+        let (d, view) = root(&[
+            ("/etc/issue.net", "Authorized use only\n"),
+            ("/etc/passwd", "root:x:0:0::/root:/bin/sh\n"),
+        ]);
         let p = d.path().join("etc/issue.net");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let o = run(&view, r#"{ kind = "file", path = "/etc/issue.net", mode_max = "0644", contains = "(?i)authori[sz]ed" }"#);
+        let o = run(
+            &view,
+            r#"{ kind = "file", path = "/etc/issue.net", mode_max = "0644", contains = "(?i)authori[sz]ed" }"#,
+        );
         assert_eq!(o.status, Status::Pass, "{o:?}");
         assert_eq!(o.sources.last().unwrap().line, Some(1));
-        let o = run(&view, r#"{ kind = "file", path = "/etc/issue.net", mode_max = "0600" }"#);
+        let o = run(
+            &view,
+            r#"{ kind = "file", path = "/etc/issue.net", mode_max = "0600" }"#,
+        );
         assert_eq!(o.status, Status::Fail);
         assert!(o.message.contains("more permissive"), "{}", o.message);
-        let o = run(&view, r#"{ kind = "file", path = "/etc/issue.net", lacks = "use" }"#);
+        let o = run(
+            &view,
+            r#"{ kind = "file", path = "/etc/issue.net", lacks = "use" }"#,
+        );
         assert_eq!(o.status, Status::Fail);
         assert!(o.message.contains("line 1"));
     }
@@ -187,15 +243,46 @@ mod tests {
     #[test]
     fn existence_either_way_and_alternatives() {
         let (_d, view) = root(&[("/etc/chrony/chrony.conf", "pool x\n")]);
-        assert_eq!(run(&view, r#"{ kind = "file", path = ["/etc/chrony.conf", "/etc/chrony/chrony.conf"] }"#).status, Status::Pass);
-        assert_eq!(run(&view, r#"{ kind = "file", path = "/etc/hosts.equiv", exists = false }"#).status, Status::Pass);
-        assert_eq!(run(&view, r#"{ kind = "file", path = "/etc/chrony/chrony.conf", exists = false }"#).status, Status::Fail);
-        assert_eq!(run(&view, r#"{ kind = "file", path = "/etc/none" }"#).status, Status::Fail);
+        assert_eq!(
+            run(
+                &view,
+                r#"{ kind = "file", path = ["/etc/chrony.conf", "/etc/chrony/chrony.conf"] }"#
+            )
+            .status,
+            Status::Pass
+        );
+        assert_eq!(
+            run(
+                &view,
+                r#"{ kind = "file", path = "/etc/hosts.equiv", exists = false }"#
+            )
+            .status,
+            Status::Pass
+        );
+        assert_eq!(
+            run(
+                &view,
+                r#"{ kind = "file", path = "/etc/chrony/chrony.conf", exists = false }"#
+            )
+            .status,
+            Status::Fail
+        );
+        assert_eq!(
+            run(&view, r#"{ kind = "file", path = "/etc/none" }"#).status,
+            Status::Fail
+        );
     }
 
     #[test]
     fn age() {
         let (_d, view) = root(&[("/var/lib/clamav/daily.cld", "x")]);
-        assert_eq!(run(&view, r#"{ kind = "file", path = "/var/lib/clamav/daily.cld", max_age_days = 7 }"#).status, Status::Pass);
+        assert_eq!(
+            run(
+                &view,
+                r#"{ kind = "file", path = "/var/lib/clamav/daily.cld", max_age_days = 7 }"#
+            )
+            .status,
+            Status::Pass
+        );
     }
 }

@@ -43,7 +43,8 @@ impl Probe for FileTreeProbe {
         while let Some((dir, depth)) = stack.pop() {
             let Some(entries) = host_try!(ctx.host.read_dir(&dir), sources) else {
                 if !root_seen {
-                    return Outcome::not_applicable(format!("{dir} does not exist")).sources(vec![HostView::absent_source(&dir)]);
+                    return Outcome::not_applicable(format!("{dir} does not exist"))
+                        .sources(vec![HostView::absent_source(&dir)]);
                 }
                 continue;
             };
@@ -81,26 +82,50 @@ impl Probe for FileTreeProbe {
         }
         offenders.sort();
         for (p, _) in offenders.iter().take(50) {
-            sources.push(Source { kind: SourceKind::Metadata, path: p.clone(), sha256: None, line: None });
+            sources.push(Source {
+                kind: SourceKind::Metadata,
+                path: p.clone(),
+                sha256: None,
+                line: None,
+            });
         }
         let expected = format!("files under {} at most {max:04o}", self.dir);
         if truncated {
-            return Outcome::error(format!("{} holds more than {MAX_ENTRIES} files; not all were examined", self.dir))
-                .expected(expected)
-                .sources(sources);
+            return Outcome::error(format!(
+                "{} holds more than {MAX_ENTRIES} files; not all were examined",
+                self.dir
+            ))
+            .expected(expected)
+            .sources(sources);
         }
         if offenders.is_empty() {
-            return Outcome::pass(format!("{examined} files under {} are at most {max:04o}", self.dir))
-                .expected(expected)
-                .observed(format!("{examined} files, none more permissive"))
-                .sources(sources);
-        }
-        let listed: Vec<String> = offenders.iter().take(10).map(|(p, m)| format!("{p} ({m:04o})")).collect();
-        let more = if offenders.len() > 10 { format!(" and {} more", offenders.len() - 10) } else { String::new() };
-        Outcome::fail(format!("{} of {examined} files under {} are more permissive than {max:04o}: {}{more}", offenders.len(), self.dir, listed.join(", ")))
+            return Outcome::pass(format!(
+                "{examined} files under {} are at most {max:04o}",
+                self.dir
+            ))
             .expected(expected)
-            .observed(listed.join(", ") + &more)
-            .sources(sources)
+            .observed(format!("{examined} files, none more permissive"))
+            .sources(sources);
+        }
+        let listed: Vec<String> = offenders
+            .iter()
+            .take(10)
+            .map(|(p, m)| format!("{p} ({m:04o})"))
+            .collect();
+        let more = if offenders.len() > 10 {
+            format!(" and {} more", offenders.len() - 10)
+        } else {
+            String::new()
+        };
+        Outcome::fail(format!(
+            "{} of {examined} files under {} are more permissive than {max:04o}: {}{more}",
+            offenders.len(),
+            self.dir,
+            listed.join(", ")
+        ))
+        .expected(expected)
+        .observed(listed.join(", ") + &more)
+        .sources(sources)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -116,8 +141,14 @@ mod tests {
 
     #[test]
     fn finds_world_readable_logs_and_honours_excludes() {
-        let (d, view) = root(&[("/var/log/syslog", "x"), ("/var/log/apt/history.log", "x"), ("/var/log/wtmp", "x")]);
-        let set = |p: &str, m| std::fs::set_permissions(d.path().join(p), std::fs::Permissions::from_mode(m)).unwrap();
+        let (d, view) = root(&[
+            ("/var/log/syslog", "x"),
+            ("/var/log/apt/history.log", "x"),
+            ("/var/log/wtmp", "x"),
+        ]);
+        let set = |p: &str, m| {
+            std::fs::set_permissions(d.path().join(p), std::fs::Permissions::from_mode(m)).unwrap()
+        };
         set("var/log/syslog", 0o640);
         set("var/log/apt/history.log", 0o640);
         set("var/log/wtmp", 0o664);
@@ -126,8 +157,15 @@ mod tests {
         set("var/log/apt/history.log", 0o644);
         let o = run(&view, spec);
         assert_eq!(o.status, Status::Fail);
-        assert!(o.message.contains("/var/log/apt/history.log (0644)"), "{}", o.message);
-        let o = run(&view, r#"{ kind = "file_tree", dir = "/nope", mode_max = "0640" }"#);
+        assert!(
+            o.message.contains("/var/log/apt/history.log (0644)"),
+            "{}",
+            o.message
+        );
+        let o = run(
+            &view,
+            r#"{ kind = "file_tree", dir = "/nope", mode_max = "0640" }"#,
+        );
         assert_eq!(o.status, Status::NotApplicable);
     }
 }

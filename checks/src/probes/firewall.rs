@@ -35,7 +35,11 @@ fn configured(ctx: &Ctx<'_>) -> Outcome {
     let mut notes = Vec::new();
     let expected = "a firewall installed, enabled at boot and holding input rules";
     let pkg = |names: &[&str]| -> Result<Option<package::Found>, String> {
-        package::installed(ctx, &names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|(f, _)| f)
+        package::installed(
+            ctx,
+            &names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .map(|(f, _)| f)
     };
     macro_rules! pkg_or_err {
         ($names:expr) => {
@@ -48,19 +52,36 @@ fn configured(ctx: &Ctx<'_>) -> Outcome {
     // nftables
     if let Some(p) = pkg_or_err!(&["nftables"]) {
         sources.push(p.source);
-        let (_, state) = host_try!(unit_state(ctx.host, &["nftables.service".into()], &mut sources), sources);
+        let (_, state) = host_try!(
+            unit_state(ctx.host, &["nftables.service".into()], &mut sources),
+            sources
+        );
         let conf = host_try!(ctx.read("/etc/nftables.conf"), sources);
         let hooked = conf.as_ref().and_then(|f| {
             sources.push(f.source());
-            f.text().lines().position(|l| l.contains("hook input")).map(|i| f.source_at(i as u32 + 1))
+            f.text()
+                .lines()
+                .position(|l| l.contains("hook input"))
+                .map(|i| f.source_at(i as u32 + 1))
         });
         match (state.is_enabled(), hooked) {
             (true, Some(src)) => {
                 sources.push(src);
-                return Outcome::pass(format!("nftables is {} and /etc/nftables.conf filters input", state.describe())).expected(expected).observed("nftables").sources(sources);
+                return Outcome::pass(format!(
+                    "nftables is {} and /etc/nftables.conf filters input",
+                    state.describe()
+                ))
+                .expected(expected)
+                .observed("nftables")
+                .sources(sources);
             }
-            (false, _) => notes.push(format!("nftables installed but nftables.service is {}", state.describe())),
-            (true, None) => notes.push("nftables enabled but /etc/nftables.conf has no input hook".into()),
+            (false, _) => notes.push(format!(
+                "nftables installed but nftables.service is {}",
+                state.describe()
+            )),
+            (true, None) => {
+                notes.push("nftables enabled but /etc/nftables.conf has no input hook".into())
+            }
         }
     }
     // ufw
@@ -71,7 +92,10 @@ fn configured(ctx: &Ctx<'_>) -> Outcome {
             match keyvalue::last(&kvs, "ENABLED") {
                 Some(kv) if kv.value.eq_ignore_ascii_case("yes") => {
                     sources.push(f.source_at(kv.line));
-                    return Outcome::pass("ufw is enabled (/etc/ufw/ufw.conf ENABLED=yes)").expected(expected).observed("ufw").sources(sources);
+                    return Outcome::pass("ufw is enabled (/etc/ufw/ufw.conf ENABLED=yes)")
+                        .expected(expected)
+                        .observed("ufw")
+                        .sources(sources);
                 }
                 _ => {
                     sources.push(f.source());
@@ -83,44 +107,86 @@ fn configured(ctx: &Ctx<'_>) -> Outcome {
     // firewalld
     if let Some(p) = pkg_or_err!(&["firewalld"]) {
         sources.push(p.source);
-        let (_, state) = host_try!(unit_state(ctx.host, &["firewalld.service".into()], &mut sources), sources);
+        let (_, state) = host_try!(
+            unit_state(ctx.host, &["firewalld.service".into()], &mut sources),
+            sources
+        );
         if state.is_enabled() {
-            return Outcome::pass(format!("firewalld is {}", state.describe())).expected(expected).observed("firewalld").sources(sources);
+            return Outcome::pass(format!("firewalld is {}", state.describe()))
+                .expected(expected)
+                .observed("firewalld")
+                .sources(sources);
         }
         notes.push(format!("firewalld installed but {}", state.describe()));
     }
     // iptables-persistent
     if let Some(p) = pkg_or_err!(&["iptables-persistent", "netfilter-persistent"]) {
         sources.push(p.source);
-        let (_, state) = host_try!(unit_state(ctx.host, &["netfilter-persistent.service".into()], &mut sources), sources);
+        let (_, state) = host_try!(
+            unit_state(
+                ctx.host,
+                &["netfilter-persistent.service".into()],
+                &mut sources
+            ),
+            sources
+        );
         let rules = host_try!(ctx.read("/etc/iptables/rules.v4"), sources);
         let has = rules.as_ref().and_then(|f| {
             sources.push(f.source());
-            f.text().lines().position(|l| l.starts_with(":INPUT DROP") || l.starts_with("-A INPUT")).map(|i| f.source_at(i as u32 + 1))
+            f.text()
+                .lines()
+                .position(|l| l.starts_with(":INPUT DROP") || l.starts_with("-A INPUT"))
+                .map(|i| f.source_at(i as u32 + 1))
         });
         if let (true, Some(src)) = (state.is_enabled(), has) {
             sources.push(src);
-            return Outcome::pass("iptables rules are restored at boot by netfilter-persistent").expected(expected).observed("iptables-persistent").sources(sources);
+            return Outcome::pass("iptables rules are restored at boot by netfilter-persistent")
+                .expected(expected)
+                .observed("iptables-persistent")
+                .sources(sources);
         }
         notes.push("iptables-persistent installed but not enabled or without INPUT rules".into());
     }
-    let msg = if notes.is_empty() { "no host firewall (nftables, ufw, firewalld, iptables-persistent) is installed".to_string() } else { notes.join("; ") };
-    Outcome::fail(msg.clone()).expected(expected).observed(msg).sources(sources)
+    let msg = if notes.is_empty() {
+        "no host firewall (nftables, ufw, firewalld, iptables-persistent) is installed".to_string()
+    } else {
+        notes.join("; ")
+    };
+    Outcome::fail(msg.clone())
+        .expected(expected)
+        .observed(msg)
+        .sources(sources)
 }
 
 fn loaded(ctx: &Ctx<'_>) -> Outcome {
     let Some(live) = ctx.host.live_host() else {
-        return Outcome::not_applicable("the loaded ruleset exists only on a running host; the firewall configuration is checked instead");
+        return Outcome::not_applicable(
+            "the loaded ruleset exists only on a running host; the firewall configuration is checked instead",
+        );
     };
     let expected = "a loaded ruleset filtering incoming traffic";
     match live.command(&["nft", "list", "ruleset"]) {
         Ok(out) if out.code == Some(0) => {
             let filters = out.stdout.lines().any(|l| l.contains("hook input"));
-            let chains = out.stdout.lines().filter(|l| l.trim_start().starts_with("chain ")).count();
-            return Outcome::verdict(filters, if filters { format!("nft ruleset filters input ({chains} chains)") } else { format!("nft ruleset has no input hook ({chains} chains)") })
-                .expected(expected)
-                .observed(format!("{chains} chains, input hook {}", if filters { "present" } else { "absent" }))
-                .sources(vec![out.source()]);
+            let chains = out
+                .stdout
+                .lines()
+                .filter(|l| l.trim_start().starts_with("chain "))
+                .count();
+            return Outcome::verdict(
+                filters,
+                if filters {
+                    format!("nft ruleset filters input ({chains} chains)")
+                } else {
+                    format!("nft ruleset has no input hook ({chains} chains)")
+                },
+            )
+            .expected(expected)
+            .observed(format!(
+                "{chains} chains, input hook {}",
+                if filters { "present" } else { "absent" }
+            ))
+            .sources(vec![out.source()]);
         }
         Ok(out) if out.stderr.contains("Operation not permitted") => {
             return Outcome::error("nft list ruleset: permission denied (the agent needs CAP_NET_ADMIN to read the ruleset)").sources(vec![out.source()]);
@@ -129,16 +195,37 @@ fn loaded(ctx: &Ctx<'_>) -> Outcome {
     }
     match live.command(&["iptables", "-S", "INPUT"]) {
         Ok(out) if out.code == Some(0) => {
-            let policy_drop = out.stdout.lines().any(|l| l == "-P INPUT DROP" || l == "-P INPUT REJECT");
-            let rules = out.stdout.lines().filter(|l| l.starts_with("-A INPUT")).count();
+            let policy_drop = out
+                .stdout
+                .lines()
+                .any(|l| l == "-P INPUT DROP" || l == "-P INPUT REJECT");
+            let rules = out
+                .stdout
+                .lines()
+                .filter(|l| l.starts_with("-A INPUT"))
+                .count();
             let ok = policy_drop || rules > 0;
-            Outcome::verdict(ok, format!("iptables INPUT: {rules} rules, policy {}", if policy_drop { "drop" } else { "accept" }))
-                .expected(expected)
-                .observed(format!("{rules} INPUT rules"))
-                .sources(vec![out.source()])
+            Outcome::verdict(
+                ok,
+                format!(
+                    "iptables INPUT: {rules} rules, policy {}",
+                    if policy_drop { "drop" } else { "accept" }
+                ),
+            )
+            .expected(expected)
+            .observed(format!("{rules} INPUT rules"))
+            .sources(vec![out.source()])
         }
-        Ok(out) => Outcome::error(format!("neither nft nor iptables could list the ruleset: {}", out.stderr.trim())).sources(vec![out.source()]),
-        Err(e) => Outcome::fail(format!("no firewall tooling on this host (nft, iptables): {e}")).expected(expected).observed("no nft or iptables"),
+        Ok(out) => Outcome::error(format!(
+            "neither nft nor iptables could list the ruleset: {}",
+            out.stderr.trim()
+        ))
+        .sources(vec![out.source()]),
+        Err(e) => Outcome::fail(format!(
+            "no firewall tooling on this host (nft, iptables): {e}"
+        ))
+        .expected(expected)
+        .observed("no nft or iptables"),
     }
 }
 
@@ -153,26 +240,68 @@ mod tests {
         let status = "Package: nftables\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0.6-2\n";
         let (d, view) = root(&[
             ("/var/lib/dpkg/status", status),
-            ("/lib/systemd/system/nftables.service", "[Install]\nWantedBy=sysinit.target\n"),
+            (
+                "/lib/systemd/system/nftables.service",
+                "[Install]\nWantedBy=sysinit.target\n",
+            ),
             ("/etc/machine-id", "x\n"),
-            ("/etc/nftables.conf", "table inet filter {\n chain input {\n  type filter hook input priority 0; policy drop;\n }\n}\n"),
+            (
+                "/etc/nftables.conf",
+                "table inet filter {\n chain input {\n  type filter hook input priority 0; policy drop;\n }\n}\n",
+            ),
         ]);
         let p = r#"{ kind = "firewall", rule = "configured" }"#;
         assert_eq!(run(&view, p).status, Status::Fail);
         std::fs::create_dir_all(d.path().join("etc/systemd/system/sysinit.target.wants")).unwrap();
-        symlink("/lib/systemd/system/nftables.service", d.path().join("etc/systemd/system/sysinit.target.wants/nftables.service")).unwrap();
+        symlink(
+            "/lib/systemd/system/nftables.service",
+            d.path()
+                .join("etc/systemd/system/sysinit.target.wants/nftables.service"),
+        )
+        .unwrap();
         let o = run(&view, p);
         assert_eq!(o.status, Status::Pass, "{o:?}");
-        assert!(o.sources.iter().any(|s| s.path == "/etc/nftables.conf" && s.line == Some(3)));
+        assert!(
+            o.sources
+                .iter()
+                .any(|s| s.path == "/etc/nftables.conf" && s.line == Some(3))
+        );
     }
 
     #[test]
     fn ufw_and_none() {
-        let status = "Package: ufw\nStatus: install ok installed\nArchitecture: all\nVersion: 0.36.2-1\n";
+        let status =
+            "Package: ufw\nStatus: install ok installed\nArchitecture: all\nVersion: 0.36.2-1\n";
         let p = r#"{ kind = "firewall", rule = "configured" }"#;
-        assert_eq!(run_files(&[("/var/lib/dpkg/status", status), ("/etc/ufw/ufw.conf", "ENABLED=yes\n")], p).status, Status::Pass);
-        assert_eq!(run_files(&[("/var/lib/dpkg/status", status), ("/etc/ufw/ufw.conf", "ENABLED=no\n")], p).status, Status::Fail);
-        assert_eq!(run_files(&[("/var/lib/dpkg/status", "")], p).status, Status::Fail);
-        assert_eq!(run_files(&[], r#"{ kind = "firewall", rule = "loaded" }"#).status, Status::NotApplicable);
+        assert_eq!(
+            run_files(
+                &[
+                    ("/var/lib/dpkg/status", status),
+                    ("/etc/ufw/ufw.conf", "ENABLED=yes\n")
+                ],
+                p
+            )
+            .status,
+            Status::Pass
+        );
+        assert_eq!(
+            run_files(
+                &[
+                    ("/var/lib/dpkg/status", status),
+                    ("/etc/ufw/ufw.conf", "ENABLED=no\n")
+                ],
+                p
+            )
+            .status,
+            Status::Fail
+        );
+        assert_eq!(
+            run_files(&[("/var/lib/dpkg/status", "")], p).status,
+            Status::Fail
+        );
+        assert_eq!(
+            run_files(&[], r#"{ kind = "firewall", rule = "loaded" }"#).status,
+            Status::NotApplicable
+        );
     }
 }

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, Outcome, Probe};
-use crate::host::{HostView, ScanMode};
 use crate::host::live::LiveInventory;
+use crate::host::{HostView, ScanMode};
 use crate::parse::keyvalue;
 use crate::result::Source;
 
@@ -35,13 +35,24 @@ pub struct HostFacts {
 /// Collects the facts and the sources they came from.
 pub fn host_facts(view: &HostView) -> (HostFacts, Vec<Source>) {
     let mut sources = Vec::new();
-    let mut facts = HostFacts { os_id: None, os_like: Vec::new(), os_version: None, os_name: None, hostname: None, machine_id: None, packages: None, live: None };
+    let mut facts = HostFacts {
+        os_id: None,
+        os_like: Vec::new(),
+        os_version: None,
+        os_name: None,
+        hostname: None,
+        machine_id: None,
+        packages: None,
+        live: None,
+    };
     for path in ["/etc/os-release", "/usr/lib/os-release"] {
         if let Ok(Some(f)) = view.read(path) {
             let kvs = keyvalue::parse_equals(&f.text());
             let get = |k: &str| keyvalue::last(&kvs, k).map(|kv| kv.value.clone());
             facts.os_id = get("ID");
-            facts.os_like = get("ID_LIKE").map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+            facts.os_like = get("ID_LIKE")
+                .map(|s| s.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default();
             facts.os_version = get("VERSION_ID");
             facts.os_name = get("PRETTY_NAME");
             sources.push(f.source());
@@ -73,7 +84,12 @@ pub fn host_facts(view: &HostView) -> (HostFacts, Vec<Source>) {
             }
             facts.live = serde_json::to_value(inv).ok();
             let text = serde_json::to_string(inv).unwrap_or_default();
-            sources.push(Source { kind: crate::result::SourceKind::Kernel, path: "sysinfo".into(), sha256: Some(crate::host::sha256_hex(text.as_bytes())), line: None });
+            sources.push(Source {
+                kind: crate::result::SourceKind::Kernel,
+                path: "sysinfo".into(),
+                sha256: Some(crate::host::sha256_hex(text.as_bytes())),
+                line: None,
+            });
         }
     }
     (facts, sources)
@@ -94,7 +110,11 @@ impl Probe for InventoryProbe {
             missing.push("host name");
         }
         let mut parts = vec![
-            facts.os_name.clone().or(facts.os_id.clone()).unwrap_or_else(|| "unknown OS".into()),
+            facts
+                .os_name
+                .clone()
+                .or(facts.os_id.clone())
+                .unwrap_or_else(|| "unknown OS".into()),
             format!("host {}", facts.hostname.as_deref().unwrap_or("unknown")),
         ];
         if let Some(n) = facts.packages {
@@ -104,15 +124,28 @@ impl Probe for InventoryProbe {
             let inv = live.inventory();
             parts.push(format!("kernel {}", inv.kernel.as_deref().unwrap_or("?")));
             parts.push(format!("{} CPUs", inv.cpu_count));
-            parts.push(format!("{} MiB RAM", inv.memory.total_bytes / (1024 * 1024)));
+            parts.push(format!(
+                "{} MiB RAM",
+                inv.memory.total_bytes / (1024 * 1024)
+            ));
             parts.push(format!("{} file systems", inv.disks.len()));
             parts.push(format!("{} interfaces", inv.interfaces.len()));
         }
         let observed = parts.join(", ");
-        Outcome::verdict(missing.is_empty(), if missing.is_empty() { format!("inventory: {observed}") } else { format!("inventory incomplete: cannot determine {}", missing.join(", ")) })
-            .expected("operating system and host name identified")
-            .observed(observed)
-            .sources(sources)
+        Outcome::verdict(
+            missing.is_empty(),
+            if missing.is_empty() {
+                format!("inventory: {observed}")
+            } else {
+                format!(
+                    "inventory incomplete: cannot determine {}",
+                    missing.join(", ")
+                )
+            },
+        )
+        .expected("operating system and host name identified")
+        .observed(observed)
+        .sources(sources)
     }
 }
 
@@ -124,10 +157,26 @@ mod tests {
 
     #[test]
     fn root_and_live() {
-        let o = run_files(&[("/etc/os-release", "ID=debian\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"), ("/etc/hostname", "img-01\n")], r#"{ kind = "inventory" }"#);
+        let o = run_files(
+            &[
+                (
+                    "/etc/os-release",
+                    "ID=debian\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+                ),
+                ("/etc/hostname", "img-01\n"),
+            ],
+            r#"{ kind = "inventory" }"#,
+        );
         assert_eq!(o.status, Status::Pass);
-        assert!(o.observed.unwrap().starts_with("Debian GNU/Linux 12 (bookworm), host img-01"));
-        assert_eq!(run_files(&[("/etc/hostname", "x\n")], r#"{ kind = "inventory" }"#).status, Status::Fail);
+        assert!(
+            o.observed
+                .unwrap()
+                .starts_with("Debian GNU/Linux 12 (bookworm), host img-01")
+        );
+        assert_eq!(
+            run_files(&[("/etc/hostname", "x\n")], r#"{ kind = "inventory" }"#).status,
+            Status::Fail
+        );
         let o = run(&HostView::live(), r#"{ kind = "inventory" }"#);
         assert!(o.observed.unwrap().contains("CPUs"));
     }

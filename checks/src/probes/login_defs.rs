@@ -34,7 +34,12 @@ impl Probe for LoginDefsProbe {
                 &kv.value,
                 vec![file.source_at(kv.line)],
             ),
-            (None, Some(d)) => ctx.judge(&format!("{} (not set; default)", self.key), &self.expect, d, vec![file.source()]),
+            (None, Some(d)) => ctx.judge(
+                &format!("{} (not set; default)", self.key),
+                &self.expect,
+                d,
+                vec![file.source()],
+            ),
             (None, None) => Outcome::fail(format!("{} is not set in {PATH}", self.key))
                 .expected(self.expect.describe(ctx.params))
                 .observed("not set")
@@ -56,7 +61,10 @@ mod tests {
 
     #[test]
     fn pass_fail_missing() {
-        let o = run_files(&[("/etc/login.defs", "PASS_MAX_DAYS 99999\nPASS_MAX_DAYS 90\n")], P);
+        let o = run_files(
+            &[("/etc/login.defs", "PASS_MAX_DAYS 99999\nPASS_MAX_DAYS 90\n")],
+            P,
+        );
         assert_eq!(o.status, Status::Pass);
         assert_eq!(o.sources[0].line, Some(2));
         let o = run_files(&[("/etc/login.defs", "PASS_MAX_DAYS\t99999\n")], P);
@@ -72,7 +80,13 @@ mod tests {
     #[test]
     fn umask_bits() {
         let p = r#"{ kind = "login_defs", key = "UMASK", expect = { bits_set = "027" } }"#;
-        assert_eq!(run_files(&[("/etc/login.defs", "UMASK 027\n")], p).status, Status::Pass);
-        assert_eq!(run_files(&[("/etc/login.defs", "UMASK 022\n")], p).status, Status::Fail);
+        assert_eq!(
+            run_files(&[("/etc/login.defs", "UMASK 027\n")], p).status,
+            Status::Pass
+        );
+        assert_eq!(
+            run_files(&[("/etc/login.defs", "UMASK 022\n")], p).status,
+            Status::Fail
+        );
     }
 }

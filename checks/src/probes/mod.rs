@@ -25,9 +25,9 @@ mod systemd_conf;
 mod systemd_unit;
 mod time_sync;
 
-use std::sync::OnceLock as OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::OnceLock as OnceCell;
 
 use serde::Deserialize;
 

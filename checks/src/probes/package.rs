@@ -17,19 +17,31 @@ pub(crate) struct Found {
 }
 
 /// Looks up installed packages. `Err` when no package database can be read.
-pub(crate) fn installed(ctx: &Ctx<'_>, names: &[String]) -> Result<(Option<Found>, Vec<Source>), String> {
+pub(crate) fn installed(
+    ctx: &Ctx<'_>,
+    names: &[String],
+) -> Result<(Option<Found>, Vec<Source>), String> {
     match ctx.dpkg().map_err(|e| e.to_string())? {
         Some(db) => {
             for n in names {
                 if let Some(p) = db.installed.get(n) {
                     let source = db.source.at_line(p.line);
-                    return Ok((Some(Found { name: n.clone(), version: p.version.clone(), source }), vec![]));
+                    return Ok((
+                        Some(Found {
+                            name: n.clone(),
+                            version: p.version.clone(),
+                            source,
+                        }),
+                        vec![],
+                    ));
                 }
             }
             Ok((None, vec![db.source.clone()]))
         }
         None => {
-            let rpmdb = ["/var/lib/rpm", "/usr/lib/sysimage/rpm"].iter().any(|p| ctx.host.exists(p).unwrap_or(false));
+            let rpmdb = ["/var/lib/rpm", "/usr/lib/sysimage/rpm"]
+                .iter()
+                .any(|p| ctx.host.exists(p).unwrap_or(false));
             match (ctx.host.live_host(), rpmdb) {
                 (Some(live), true) => {
                     let mut sources = Vec::new();
@@ -74,7 +86,10 @@ impl Probe for PackageProbe {
         let names = self.names.join(" / ");
         let (found, mut sources) = match installed(ctx, &self.names) {
             Ok(r) => r,
-            Err(e) => return Outcome::error(e).sources(vec![HostView::absent_source("/var/lib/dpkg/status")]),
+            Err(e) => {
+                return Outcome::error(e)
+                    .sources(vec![HostView::absent_source("/var/lib/dpkg/status")]);
+            }
         };
         match (found, self.installed) {
             (None, want) => Outcome::verdict(!want, format!("{names}: not installed"))
@@ -93,9 +108,11 @@ impl Probe for PackageProbe {
                 let observed = format!("{} {}", f.name, f.version);
                 match &self.min_version {
                     Some(min) if compare_versions(&f.version, min).is_lt() => {
-                        Outcome::fail(format!("{observed} is older than {min}")).expected(format!("installed, at least {min}"))
+                        Outcome::fail(format!("{observed} is older than {min}"))
+                            .expected(format!("installed, at least {min}"))
                     }
-                    Some(min) => Outcome::pass(format!("{observed} is installed")).expected(format!("installed, at least {min}")),
+                    Some(min) => Outcome::pass(format!("{observed} is installed"))
+                        .expected(format!("installed, at least {min}")),
                     None => Outcome::pass(format!("{observed} is installed")).expected("installed"),
                 }
                 .observed(observed)
@@ -125,11 +142,35 @@ mod tests {
         let o = run_files(&f, r#"{ kind = "package", names = ["auditd"] }"#);
         assert_eq!(o.status, Status::Pass);
         assert_eq!(o.sources.last().unwrap().line, Some(1));
-        assert_eq!(run_files(&f, r#"{ kind = "package", names = ["auditd"], min_version = "1:3.1" }"#).status, Status::Fail);
-        assert_eq!(run_files(&f, r#"{ kind = "package", names = ["auditd"], min_version = "1:3.0.9-1" }"#).status, Status::Pass);
+        assert_eq!(
+            run_files(
+                &f,
+                r#"{ kind = "package", names = ["auditd"], min_version = "1:3.1" }"#
+            )
+            .status,
+            Status::Fail
+        );
+        assert_eq!(
+            run_files(
+                &f,
+                r#"{ kind = "package", names = ["auditd"], min_version = "1:3.0.9-1" }"#
+            )
+            .status,
+            Status::Pass
+        );
         assert_eq!(run_files(&f, r#"{ kind = "package", names = ["telnetd", "inetutils-telnetd"], installed = false }"#).status, Status::Pass);
-        assert_eq!(run_files(&f, r#"{ kind = "package", names = ["auditd"], installed = false }"#).status, Status::Fail);
-        assert_eq!(run_files(&f, r#"{ kind = "package", names = ["clamav"] }"#).status, Status::Fail);
+        assert_eq!(
+            run_files(
+                &f,
+                r#"{ kind = "package", names = ["auditd"], installed = false }"#
+            )
+            .status,
+            Status::Fail
+        );
+        assert_eq!(
+            run_files(&f, r#"{ kind = "package", names = ["clamav"] }"#).status,
+            Status::Fail
+        );
     }
 
     #[test]

@@ -46,7 +46,10 @@ pub(crate) struct Pending {
     lists: usize,
 }
 
-fn scan_lists(host: &HostView, installed: &HashMap<String, Installed>) -> Result<Pending, HostError> {
+fn scan_lists(
+    host: &HostView,
+    installed: &HashMap<String, Installed>,
+) -> Result<Pending, HostError> {
     let mut sources = Vec::new();
     let sources = &mut sources;
     let entries = host.read_dir(LISTS)?.unwrap_or_default();
@@ -54,7 +57,10 @@ fn scan_lists(host: &HostView, installed: &HashMap<String, Installed>) -> Result
     let mut best: HashMap<String, (String, bool)> = HashMap::new();
     let mut newest_mtime: Option<SystemTime> = None;
     let mut lists = 0;
-    for e in entries.iter().filter(|e| !e.is_dir && e.link_target.is_none()) {
+    for e in entries
+        .iter()
+        .filter(|e| !e.is_dir && e.link_target.is_none())
+    {
         let name = e.name.as_str();
         let (is_list, compression) = if name.ends_with("_Packages") {
             (true, "")
@@ -68,17 +74,21 @@ fn scan_lists(host: &HostView, installed: &HashMap<String, Installed>) -> Result
         if !is_list {
             continue;
         }
-        let Some((file, meta)) = host.open(&e.path)? else { continue };
+        let Some((file, meta)) = host.open(&e.path)? else {
+            continue;
+        };
         lists += 1;
         newest_mtime = newest_mtime.max(meta.modified);
         let security = name.contains("security");
-        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-        let tee = HashingReader { inner: file, hasher: &mut hasher };
         let mut scanner = ListScanner::new(installed);
-        // Decompression and scanning run as a two-stage pipeline on two
-        // threads: the lists are the largest input of a scan (≈100 MB
-        // uncompressed on a Debian host) and this halves their wall time.
-        let result = std::thread::scope(|s| {
+        // The lists are the largest input of a scan (≈100 MB uncompressed on
+        // a Debian host), so their digest, their decompression and the scan
+        // of the stanzas run on three threads. All three read the same open
+        // file (positioned reads), so the digest covers exactly the bytes
+        // that were scanned.
+        let file = &file;
+        let (read, scanned, digest) = std::thread::scope(|s| {
+            let digest = s.spawn(move || digest_file(file));
             let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
             let scan = s.spawn(move || {
                 for chunk in rx {
@@ -86,23 +96,31 @@ fn scan_lists(host: &HostView, installed: &HashMap<String, Installed>) -> Result
                 }
                 scanner
             });
+            let reader = AtReader { file, offset: 0 };
             let read = match compression {
-                "lz4" => pump(lz4_flex::frame::FrameDecoder::new(tee), &tx),
-                "gz" => pump(flate2::read::GzDecoder::new(tee), &tx),
-                _ => pump(tee, &tx),
+                "lz4" => pump(lz4_flex::frame::FrameDecoder::new(reader), &tx),
+                "gz" => pump(flate2::read::GzDecoder::new(reader), &tx),
+                _ => pump(reader, &tx),
             };
             drop(tx);
-            let scanner = scan.join();
-            (read, scanner)
+            (read, scan.join(), digest.join())
         });
-        let (read, scanner) = result;
-        let mut scanner = match scanner {
-            Ok(sc) => sc,
-            Err(_) => return Err(HostError::Io { path: e.path.clone(), message: "package list scanner failed".into() }),
+        let failed = |what: &str| HostError::Io {
+            path: e.path.clone(),
+            message: format!("reading package list: {what}"),
         };
-        read.map_err(|err| HostError::Io { path: e.path.clone(), message: format!("reading package list: {err}") })?;
+        read.map_err(|err| failed(&err.to_string()))?;
+        let mut scanner = scanned.map_err(|_| failed("the scanning thread panicked"))?;
+        let digest = digest
+            .map_err(|_| failed("the digest thread panicked"))?
+            .map_err(|err| failed(&err.to_string()))?;
         scanner.finish();
-        sources.push(Source { kind: SourceKind::File, path: e.path.clone(), sha256: Some(hex(hasher.finish().as_ref())), line: None });
+        sources.push(Source {
+            kind: SourceKind::File,
+            path: e.path.clone(),
+            sha256: Some(digest),
+            line: None,
+        });
         for (pkg, cand) in scanner.newest {
             match best.get_mut(&pkg) {
                 Some((v, sec)) => match compare_versions(&cand.version, v) {
@@ -127,12 +145,21 @@ fn scan_lists(host: &HostView, installed: &HashMap<String, Installed>) -> Result
             }
         }
     }
-    let newest_list_age_days = newest_mtime.and_then(|m| SystemTime::now().duration_since(m).ok()).map(|d| d.as_secs() / 86400);
-    Ok(Pending { sources: std::mem::take(sources), upgrades, newest_list_age_days, lists })
+    let newest_list_age_days = newest_mtime
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .map(|d| d.as_secs() / 86400);
+    Ok(Pending {
+        sources: std::mem::take(sources),
+        upgrades,
+        newest_list_age_days,
+        lists,
+    })
 }
 
 fn pending_of(ctx: &Ctx<'_>, db: &super::PackageDb) -> Result<Arc<Pending>, HostError> {
-    ctx.pending.get_or_init(|| scan_lists(ctx.host, &db.installed).map(Arc::new)).clone()
+    ctx.pending
+        .get_or_init(|| scan_lists(ctx.host, &db.installed).map(Arc::new))
+        .clone()
 }
 
 pub(crate) fn prefetch(ctx: &Ctx<'_>) {
@@ -141,16 +168,31 @@ pub(crate) fn prefetch(ctx: &Ctx<'_>) {
     }
 }
 
-struct HashingReader<'h, R> {
-    inner: R,
-    hasher: &'h mut ring::digest::Context,
+/// A `Read` over an open file through positioned reads, so that several
+/// threads can read the same file independently.
+struct AtReader<'f> {
+    file: &'f std::fs::File,
+    offset: u64,
 }
 
-impl<R: Read> Read for HashingReader<'_, R> {
+impl Read for AtReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.offset)?;
+        self.offset += n as u64;
         Ok(n)
+    }
+}
+
+fn digest_file(file: &std::fs::File) -> std::io::Result<String> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut reader = AtReader { file, offset: 0 };
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex(ctx.finish().as_ref()));
+        }
+        ctx.update(&buf[..n]);
     }
 }
 
@@ -175,10 +217,17 @@ fn pump(mut reader: impl Read, tx: &std::sync::mpsc::SyncSender<Vec<u8>>) -> std
     }
 }
 
+/// Resolved limits: (security updates, all updates, list age in days).
+type Limits = (Option<i64>, Option<i64>, Option<i64>);
+
 impl PendingUpdatesProbe {
-    fn limits(&self, ctx: &Ctx<'_>) -> Result<(Option<i64>, Option<i64>, Option<i64>), String> {
+    fn limits(&self, ctx: &Ctx<'_>) -> Result<Limits, String> {
         let r = |n: &Option<Num>| n.as_ref().map(|n| n.resolve(ctx.params)).transpose();
-        Ok((r(&self.security_max)?, r(&self.total_max)?, r(&self.max_list_age_days)?))
+        Ok((
+            r(&self.security_max)?,
+            r(&self.total_max)?,
+            r(&self.max_list_age_days)?,
+        ))
     }
 
     fn expected(&self, sec: Option<i64>, total: Option<i64>, age: Option<i64>) -> String {
@@ -200,9 +249,17 @@ impl PendingUpdatesProbe {
             return Outcome::error("RPM metadata is read only on a live host");
         };
         let count = |args: &[&str]| -> Result<(usize, Source), String> {
-            let out = live.command(args).map_err(|e| format!("{}: {e}", args.join(" ")))?;
+            let out = live
+                .command(args)
+                .map_err(|e| format!("{}: {e}", args.join(" ")))?;
             match out.code {
-                Some(0) | Some(100) => Ok((out.stdout.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("Last metadata")).count(), out.source())),
+                Some(0) | Some(100) => Ok((
+                    out.stdout
+                        .lines()
+                        .filter(|l| !l.trim().is_empty() && !l.starts_with("Last metadata"))
+                        .count(),
+                    out.source(),
+                )),
                 _ => Err(format!("{} failed: {}", args.join(" "), out.stderr.trim())),
             }
         };
@@ -215,10 +272,15 @@ impl PendingUpdatesProbe {
             Err(e) => return Outcome::error(e),
         };
         let ok = sec.is_none_or(|s| security as i64 <= s) && total.is_none_or(|t| all as i64 <= t);
-        Outcome::verdict(ok, format!("{all} updates pending, {security} of them security updates (dnf cached metadata)"))
-            .expected(self.expected(sec, total, None))
-            .observed(format!("{all} pending, {security} security"))
-            .sources(vec![s1, s2])
+        Outcome::verdict(
+            ok,
+            format!(
+                "{all} updates pending, {security} of them security updates (dnf cached metadata)"
+            ),
+        )
+        .expected(self.expected(sec, total, None))
+        .observed(format!("{all} pending, {security} security"))
+        .sources(vec![s1, s2])
     }
 }
 
@@ -270,10 +332,17 @@ impl Probe for PendingUpdatesProbe {
             .iter()
             .filter(|(_, u)| u.2 || sec.is_none())
             .take(20)
-            .map(|(n, (from, to, s))| format!("{n} {from} -> {to}{}", if *s { " (security)" } else { "" }))
+            .map(|(n, (from, to, s))| {
+                format!("{n} {from} -> {to}{}", if *s { " (security)" } else { "" })
+            })
             .collect();
         if names.is_empty() {
-            names = pending.upgrades.iter().take(20).map(|(n, (from, to, _))| format!("{n} {from} -> {to}")).collect();
+            names = pending
+                .upgrades
+                .iter()
+                .take(20)
+                .map(|(n, (from, to, _))| format!("{n} {from} -> {to}"))
+                .collect();
         }
         let mut observed = format!("{all} pending, {security} security");
         if let Some(d) = pending.newest_list_age_days {
@@ -284,11 +353,17 @@ impl Probe for PendingUpdatesProbe {
             observed.push_str(&names.join(", "));
         }
         let message = if problems.is_empty() {
-            format!("{all} updates pending ({security} security) per {} package lists", pending.lists)
+            format!(
+                "{all} updates pending ({security} security) per {} package lists",
+                pending.lists
+            )
         } else {
             problems.join("; ")
         };
-        Outcome::verdict(problems.is_empty(), message).expected(expected).observed(observed).sources(sources)
+        Outcome::verdict(problems.is_empty(), message)
+            .expected(expected)
+            .observed(observed)
+            .sources(sources)
     }
 
     fn param_refs(&self) -> Vec<&str> {
@@ -303,8 +378,13 @@ impl Probe for PendingUpdatesProbe {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.security_max.is_none() && self.total_max.is_none() && self.max_list_age_days.is_none() {
-            return Err("set at least one of `security_max`, `total_max`, `max_list_age_days`".into());
+        if self.security_max.is_none()
+            && self.total_max.is_none()
+            && self.max_list_age_days.is_none()
+        {
+            return Err(
+                "set at least one of `security_max`, `total_max`, `max_list_age_days`".into(),
+            );
         }
         Ok(())
     }
@@ -319,20 +399,53 @@ mod tests {
     const STATUS: &str = "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.0.11-1~deb12u2\n\nPackage: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n";
     const MAIN: &str = "Package: openssl\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n\nPackage: tzdata\nVersion: 2025b-0+deb12u1\nArchitecture: all\n";
     const SECURITY: &str = "Package: openssl\nVersion: 3.0.15-1~deb12u1\nArchitecture: amd64\n";
-    const MAIN_LIST: &str = "/var/lib/apt/lists/mirror.example_debian_dists_bookworm_main_binary-amd64_Packages";
+    const MAIN_LIST: &str =
+        "/var/lib/apt/lists/mirror.example_debian_dists_bookworm_main_binary-amd64_Packages";
     const SEC_LIST: &str = "/var/lib/apt/lists/mirror.example_debian-security_dists_bookworm-security_main_binary-amd64_Packages";
 
     #[test]
     fn security_updates_are_counted_apart() {
-        let (_d, view) = root(&[("/var/lib/dpkg/status", STATUS), (MAIN_LIST, MAIN), (SEC_LIST, SECURITY)]);
+        let (_d, view) = root(&[
+            ("/var/lib/dpkg/status", STATUS),
+            (MAIN_LIST, MAIN),
+            (SEC_LIST, SECURITY),
+        ]);
         let o = run(&view, r#"{ kind = "pending_updates", security_max = 0 }"#);
         assert_eq!(o.status, Status::Fail, "{o:?}");
-        assert!(o.observed.as_ref().unwrap().starts_with("2 pending, 1 security"), "{o:?}");
-        assert!(o.observed.as_ref().unwrap().contains("openssl 3.0.11-1~deb12u2 -> 3.0.15-1~deb12u1 (security)"));
-        assert!(o.sources.iter().any(|s| s.path == SEC_LIST && s.sha256.is_some()));
-        assert_eq!(run(&view, r#"{ kind = "pending_updates", total_max = 2 }"#).status, Status::Pass);
-        assert_eq!(run(&view, r#"{ kind = "pending_updates", total_max = 1 }"#).status, Status::Fail);
-        assert_eq!(run(&view, r#"{ kind = "pending_updates", max_list_age_days = 7 }"#).status, Status::Pass);
+        assert!(
+            o.observed
+                .as_ref()
+                .unwrap()
+                .starts_with("2 pending, 1 security"),
+            "{o:?}"
+        );
+        assert!(
+            o.observed
+                .as_ref()
+                .unwrap()
+                .contains("openssl 3.0.11-1~deb12u2 -> 3.0.15-1~deb12u1 (security)")
+        );
+        assert!(
+            o.sources
+                .iter()
+                .any(|s| s.path == SEC_LIST && s.sha256.is_some())
+        );
+        assert_eq!(
+            run(&view, r#"{ kind = "pending_updates", total_max = 2 }"#).status,
+            Status::Pass
+        );
+        assert_eq!(
+            run(&view, r#"{ kind = "pending_updates", total_max = 1 }"#).status,
+            Status::Fail
+        );
+        assert_eq!(
+            run(
+                &view,
+                r#"{ kind = "pending_updates", max_list_age_days = 7 }"#
+            )
+            .status,
+            Status::Pass
+        );
     }
 
     #[test]
@@ -340,24 +453,45 @@ mod tests {
         let (d, view) = root(&[("/var/lib/dpkg/status", STATUS)]);
         let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
         lz4.write_all(SECURITY.as_bytes()).unwrap();
-        let path = d.path().join(SEC_LIST.trim_start_matches('/').to_string() + ".lz4");
+        let path = d
+            .path()
+            .join(SEC_LIST.trim_start_matches('/').to_string() + ".lz4");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, lz4.finish().unwrap()).unwrap();
         let o = run(&view, r#"{ kind = "pending_updates", security_max = 0 }"#);
         assert_eq!(o.status, Status::Fail, "{o:?}");
-        let (_d, view) = root(&[("/var/lib/dpkg/status", STATUS), (MAIN_LIST, "Package: openssl\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n")]);
-        assert_eq!(run(&view, r#"{ kind = "pending_updates", security_max = 0, total_max = 0 }"#).status, Status::Pass);
+        let (_d, view) = root(&[
+            ("/var/lib/dpkg/status", STATUS),
+            (
+                MAIN_LIST,
+                "Package: openssl\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n",
+            ),
+        ]);
+        assert_eq!(
+            run(
+                &view,
+                r#"{ kind = "pending_updates", security_max = 0, total_max = 0 }"#
+            )
+            .status,
+            Status::Pass
+        );
     }
 
     #[test]
     fn a_corrupt_compressed_list_is_an_error_naming_it() {
         let (d, view) = root(&[("/var/lib/dpkg/status", STATUS)]);
-        let path = d.path().join(SEC_LIST.trim_start_matches('/').to_string() + ".lz4");
+        let path = d
+            .path()
+            .join(SEC_LIST.trim_start_matches('/').to_string() + ".lz4");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"\x04\x22\x4d\x18garbage that is not an lz4 frame").unwrap();
         let o = run(&view, r#"{ kind = "pending_updates", security_max = 0 }"#);
         assert_eq!(o.status, Status::Error, "{o:?}");
-        assert!(o.message.contains("Packages.lz4: reading package list"), "{}", o.message);
+        assert!(
+            o.message.contains("Packages.lz4: reading package list"),
+            "{}",
+            o.message
+        );
     }
 
     #[test]
@@ -367,6 +501,9 @@ mod tests {
         assert_eq!(o.status, Status::Error);
         assert!(o.message.contains("no package lists"));
         let (_d, view) = root(&[]);
-        assert_eq!(run(&view, r#"{ kind = "pending_updates", security_max = 0 }"#).status, Status::Error);
+        assert_eq!(
+            run(&view, r#"{ kind = "pending_updates", security_max = 0 }"#).status,
+            Status::Error
+        );
     }
 }

@@ -11,11 +11,18 @@ use serde::Deserialize;
 use super::{Ctx, Outcome, Probe, host_try};
 use crate::expect::Expect;
 use crate::host::HostView;
-use crate::parse::{glob_match, shell::{self, ShellAction}};
+use crate::parse::{
+    glob_match,
+    shell::{self, ShellAction},
+};
 use crate::result::Source;
 
 fn default_files() -> Vec<String> {
-    vec!["/etc/profile".into(), "/etc/profile.d/*.sh".into(), "/etc/bash.bashrc".into()]
+    vec![
+        "/etc/profile".into(),
+        "/etc/profile.d/*.sh".into(),
+        "/etc/bash.bashrc".into(),
+    ]
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -51,7 +58,12 @@ impl Probe for ShellVarProbe {
                 match host_try!(ctx.host.read_dir(dir), sources) {
                     Some(entries) => {
                         sources.push(HostView::dir_source(dir, &entries));
-                        paths.extend(entries.into_iter().filter(|e| !e.is_dir && glob_match(name, &e.name)).map(|e| e.path));
+                        paths.extend(
+                            entries
+                                .into_iter()
+                                .filter(|e| !e.is_dir && glob_match(name, &e.name))
+                                .map(|e| e.path),
+                        );
                     }
                     None => sources.push(HostView::absent_source(dir)),
                 }
@@ -73,12 +85,21 @@ impl Probe for ShellVarProbe {
                     continue;
                 }
                 match st.action {
-                    ShellAction::Assign { value, readonly, exported } => {
+                    ShellAction::Assign {
+                        value,
+                        readonly,
+                        exported,
+                    } => {
                         if locked {
                             continue; // the shell refuses to reassign a read-only variable
                         }
                         let keep_export = eff.as_ref().is_some_and(|e| e.exported);
-                        eff = Some(Effective { value, source: file.source_at(st.line), readonly, exported: exported || keep_export });
+                        eff = Some(Effective {
+                            value,
+                            source: file.source_at(st.line),
+                            readonly,
+                            exported: exported || keep_export,
+                        });
                         locked = readonly;
                     }
                     ShellAction::MarkReadonly => {
@@ -107,11 +128,19 @@ impl Probe for ShellVarProbe {
         };
         let Some(e) = eff else {
             let msg = match &conditional {
-                Some(c) => format!("{} is only set conditionally ({}:{}), not for every login", self.var, c.path, c.line.unwrap_or(0)),
+                Some(c) => format!(
+                    "{} is only set conditionally ({}:{}), not for every login",
+                    self.var,
+                    c.path,
+                    c.line.unwrap_or(0)
+                ),
                 None => format!("{} is not set in any login profile", self.var),
             };
             sources.extend(conditional);
-            return Outcome::fail(msg).expected(expected).observed("not set").sources(sources);
+            return Outcome::fail(msg)
+                .expected(expected)
+                .observed("not set")
+                .sources(sources);
         };
         sources.push(e.source.clone());
         let at = format!("{}:{}", e.source.path, e.source.line.unwrap_or(0));
@@ -124,14 +153,25 @@ impl Probe for ShellVarProbe {
         }
         let outcome = match self.expect.judge(&e.value, ctx.params) {
             Err(err) => Outcome::error(format!("{} ({at}): {err}", self.var)),
-            Ok(false) => Outcome::fail(format!("{}={} ({at}), expected {}", self.var, e.value, self.expect.describe(ctx.params))),
-            Ok(true) if self.readonly && !e.readonly => {
-                Outcome::fail(format!("{}={} ({at}) is not read-only, so any user can unset it", self.var, e.value))
+            Ok(false) => Outcome::fail(format!(
+                "{}={} ({at}), expected {}",
+                self.var,
+                e.value,
+                self.expect.describe(ctx.params)
+            )),
+            Ok(true) if self.readonly && !e.readonly => Outcome::fail(format!(
+                "{}={} ({at}) is not read-only, so any user can unset it",
+                self.var, e.value
+            )),
+            Ok(true) if self.exported && !e.exported => {
+                Outcome::fail(format!("{}={} ({at}) is not exported", self.var, e.value))
             }
-            Ok(true) if self.exported && !e.exported => Outcome::fail(format!("{}={} ({at}) is not exported", self.var, e.value)),
             Ok(true) => Outcome::pass(format!("{}={} ({at})", self.var, observed)),
         };
-        outcome.expected(expected).observed(observed).sources(sources)
+        outcome
+            .expected(expected)
+            .observed(observed)
+            .sources(sources)
     }
 
     fn param_refs(&self) -> Vec<&str> {
@@ -155,7 +195,16 @@ mod tests {
 
     #[test]
     fn readonly_tmout_in_profile_d_passes() {
-        let o = run_files(&[("/etc/profile", "umask 022\n"), ("/etc/profile.d/tmout.sh", "TMOUT=600\nreadonly TMOUT\nexport TMOUT\n")], P);
+        let o = run_files(
+            &[
+                ("/etc/profile", "umask 022\n"),
+                (
+                    "/etc/profile.d/tmout.sh",
+                    "TMOUT=600\nreadonly TMOUT\nexport TMOUT\n",
+                ),
+            ],
+            P,
+        );
         assert_eq!(o.status, Status::Pass, "{o:?}");
         assert_eq!(o.observed.as_deref(), Some("600, read-only, exported"));
     }
@@ -163,7 +212,10 @@ mod tests {
     #[test]
     fn readonly_first_assignment_cannot_be_overridden_later() {
         let o = run_files(
-            &[("/etc/profile", "readonly TMOUT=300\n"), ("/etc/bash.bashrc", "TMOUT=0\n")],
+            &[
+                ("/etc/profile", "readonly TMOUT=300\n"),
+                ("/etc/bash.bashrc", "TMOUT=0\n"),
+            ],
             P,
         );
         assert_eq!(o.status, Status::Pass, "{o:?}");
@@ -172,7 +224,10 @@ mod tests {
 
     #[test]
     fn failures() {
-        let o = run_files(&[("/etc/profile.d/tmout.sh", "TMOUT=600\nexport TMOUT\n")], P);
+        let o = run_files(
+            &[("/etc/profile.d/tmout.sh", "TMOUT=600\nexport TMOUT\n")],
+            P,
+        );
         assert_eq!(o.status, Status::Fail);
         assert!(o.message.contains("not read-only"));
         let o = run_files(&[("/etc/profile.d/tmout.sh", "readonly TMOUT=3600\n")], P);
@@ -180,7 +235,13 @@ mod tests {
         let o = run_files(&[("/etc/profile", "# TMOUT=600\n")], P);
         assert_eq!(o.status, Status::Fail);
         assert_eq!(o.observed.as_deref(), Some("not set"));
-        let o = run_files(&[("/etc/profile", "if [ $UID -ne 0 ]; then\n readonly TMOUT=600\nfi\n")], P);
+        let o = run_files(
+            &[(
+                "/etc/profile",
+                "if [ $UID -ne 0 ]; then\n readonly TMOUT=600\nfi\n",
+            )],
+            P,
+        );
         assert_eq!(o.status, Status::Fail);
         assert!(o.message.contains("conditionally"), "{}", o.message);
     }

@@ -24,14 +24,24 @@ impl Probe for SshdConfigProbe {
     fn run(&self, ctx: &Ctx<'_>) -> Outcome {
         let cfg = host_try!(ctx.sshd());
         if !cfg.present {
-            return Outcome::not_applicable("no OpenSSH server configuration (/etc/ssh/sshd_config is absent)")
-                .sources(cfg.sources.clone());
+            return Outcome::not_applicable(
+                "no OpenSSH server configuration (/etc/ssh/sshd_config is absent)",
+            )
+            .sources(cfg.sources.clone());
         }
         let mut sources = cfg.sources.clone();
         let (value, what) = match cfg.effective(&self.key) {
             Some(s) => {
                 sources.push(s.source.clone());
-                (s.value.clone(), format!("{} ({}:{})", self.key, s.source.path, s.source.line.unwrap_or(0)))
+                (
+                    s.value.clone(),
+                    format!(
+                        "{} ({}:{})",
+                        self.key,
+                        s.source.path,
+                        s.source.line.unwrap_or(0)
+                    ),
+                )
             }
             None => match &self.default {
                 Some(d) => (d.clone(), format!("{} (not set; sshd default)", self.key)),
@@ -57,7 +67,11 @@ impl Probe for SshdConfigProbe {
                         o.source.path,
                         o.source.line.unwrap_or(0)
                     );
-                    outcome.observed = Some(format!("{value}; Match {}: {}", o.match_criteria.as_deref().unwrap_or(""), o.value));
+                    outcome.observed = Some(format!(
+                        "{value}; Match {}: {}",
+                        o.match_criteria.as_deref().unwrap_or(""),
+                        o.value
+                    ));
                     outcome.sources.push(o.source.clone());
                     break;
                 }
@@ -82,8 +96,14 @@ mod tests {
     fn pass_from_an_included_drop_in() {
         let o = run_files(
             &[
-                ("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n"),
-                ("/etc/ssh/sshd_config.d/50-idle.conf", "ClientAliveInterval 300\n"),
+                (
+                    "/etc/ssh/sshd_config",
+                    "Include /etc/ssh/sshd_config.d/*.conf\n",
+                ),
+                (
+                    "/etc/ssh/sshd_config.d/50-idle.conf",
+                    "ClientAliveInterval 300\n",
+                ),
             ],
             P,
         );
@@ -100,7 +120,10 @@ mod tests {
         let o = run_files(&[("/etc/ssh/sshd_config", "Port 22\n")], P);
         assert_eq!(o.status, Status::Fail);
         assert_eq!(o.observed.as_deref(), Some("0"));
-        assert_eq!(o.expected.as_deref(), Some("between 1 and 900 (session_timeout_seconds)"));
+        assert_eq!(
+            o.expected.as_deref(),
+            Some("between 1 and 900 (session_timeout_seconds)")
+        );
         let o = run_files(&[("/etc/ssh/sshd_config", "ClientAliveInterval 1h\n")], P);
         assert_eq!(o.status, Status::Fail);
     }
@@ -108,18 +131,28 @@ mod tests {
     #[test]
     fn a_match_block_that_weakens_the_setting_fails() {
         let o = run_files(
-            &[("/etc/ssh/sshd_config", "ClientAliveInterval 300\nMatch Group contractors\n ClientAliveInterval 0\n")],
+            &[(
+                "/etc/ssh/sshd_config",
+                "ClientAliveInterval 300\nMatch Group contractors\n ClientAliveInterval 0\n",
+            )],
             P,
         );
         assert_eq!(o.status, Status::Fail);
-        assert!(o.message.contains("Match Group contractors"), "{}", o.message);
+        assert!(
+            o.message.contains("Match Group contractors"),
+            "{}",
+            o.message
+        );
     }
 
     #[test]
     fn no_sshd_is_not_applicable_and_garbage_values_are_errors() {
         let o = run_files(&[], P);
         assert_eq!(o.status, Status::NotApplicable);
-        let o = run_files(&[("/etc/ssh/sshd_config", "ClientAliveInterval often\n")], P);
+        let o = run_files(
+            &[("/etc/ssh/sshd_config", "ClientAliveInterval often\n")],
+            P,
+        );
         assert_eq!(o.status, Status::Error);
     }
 }

@@ -20,7 +20,13 @@ pub struct SysctlProbe {
     default: Option<String>,
 }
 
-const DIRS: [&str; 5] = ["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
+const DIRS: [&str; 5] = [
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+];
 
 fn normalize(key: &str) -> String {
     key.trim().replace('/', ".")
@@ -34,7 +40,12 @@ impl Probe for SysctlProbe {
             return match host_try!(ctx.read(&path)) {
                 Some(f) => {
                     let value = f.text().split_whitespace().collect::<Vec<_>>().join(" ");
-                    ctx.judge(&format!("{key} (live)"), &self.expect, &value, vec![f.source()])
+                    ctx.judge(
+                        &format!("{key} (live)"),
+                        &self.expect,
+                        &value,
+                        vec![f.source()],
+                    )
                 }
                 None => Outcome::not_applicable(format!("{path} does not exist on this kernel"))
                     .sources(vec![HostView::absent_source(&path)]),
@@ -57,13 +68,25 @@ impl Probe for SysctlProbe {
         match (found, &self.default) {
             (Some((kv, f)), _) => {
                 sources.push(f.source_at(kv.line));
-                ctx.judge(&format!("{key} ({}:{})", f.path, kv.line), &self.expect, &kv.value, sources)
+                ctx.judge(
+                    &format!("{key} ({}:{})", f.path, kv.line),
+                    &self.expect,
+                    &kv.value,
+                    sources,
+                )
             }
-            (None, Some(d)) => ctx.judge(&format!("{key} (not configured; kernel default)"), &self.expect, d, sources),
-            (None, None) => Outcome::fail(format!("{key} is not configured in sysctl.conf or sysctl.d"))
-                .expected(self.expect.describe(ctx.params))
-                .observed("not configured")
-                .sources(sources),
+            (None, Some(d)) => ctx.judge(
+                &format!("{key} (not configured; kernel default)"),
+                &self.expect,
+                d,
+                sources,
+            ),
+            (None, None) => Outcome::fail(format!(
+                "{key} is not configured in sysctl.conf or sysctl.d"
+            ))
+            .expected(self.expect.describe(ctx.params))
+            .observed("not configured")
+            .sources(sources),
         }
     }
 
@@ -78,20 +101,33 @@ mod tests {
     use crate::host::HostView;
     use crate::result::Status;
 
-    const P: &str = r#"{ kind = "sysctl", key = "kernel.randomize_va_space", expect = { equals = 2 } }"#;
+    const P: &str =
+        r#"{ kind = "sysctl", key = "kernel.randomize_va_space", expect = { equals = 2 } }"#;
 
     #[test]
     fn root_mode_merges_dropins_then_sysctl_conf() {
         let o = run_files(
             &[
-                ("/usr/lib/sysctl.d/50-default.conf", "kernel.randomize_va_space = 0\n"),
-                ("/etc/sysctl.d/60-hardening.conf", "kernel/randomize_va_space=2\n"),
+                (
+                    "/usr/lib/sysctl.d/50-default.conf",
+                    "kernel.randomize_va_space = 0\n",
+                ),
+                (
+                    "/etc/sysctl.d/60-hardening.conf",
+                    "kernel/randomize_va_space=2\n",
+                ),
             ],
             P,
         );
         assert_eq!(o.status, Status::Pass, "{o:?}");
         let o = run_files(
-            &[("/etc/sysctl.d/60-hardening.conf", "kernel.randomize_va_space=2\n"), ("/etc/sysctl.conf", "kernel.randomize_va_space = 1\n")],
+            &[
+                (
+                    "/etc/sysctl.d/60-hardening.conf",
+                    "kernel.randomize_va_space=2\n",
+                ),
+                ("/etc/sysctl.conf", "kernel.randomize_va_space = 1\n"),
+            ],
             P,
         );
         assert_eq!(o.status, Status::Fail);
@@ -107,7 +143,10 @@ mod tests {
         assert_eq!(o.observed.as_deref(), Some(want.trim()));
         assert_eq!(o.status == Status::Pass, want.trim() == "2");
         assert_eq!(o.sources[0].path, "/proc/sys/kernel/randomize_va_space");
-        let o = run(&view, r#"{ kind = "sysctl", key = "no.such.key", expect = { equals = 1 } }"#);
+        let o = run(
+            &view,
+            r#"{ kind = "sysctl", key = "no.such.key", expect = { equals = 1 } }"#,
+        );
         assert_eq!(o.status, Status::NotApplicable);
     }
 }

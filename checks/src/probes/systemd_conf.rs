@@ -34,7 +34,11 @@ pub(crate) fn merged(
     sources: &mut Vec<Source>,
 ) -> Result<Vec<(IniEntry, Arc<FileData>)>, HostError> {
     let mut out = Vec::new();
-    let mains = [format!("/etc/systemd/{file}"), format!("/usr/lib/systemd/{file}"), format!("/lib/systemd/{file}")];
+    let mains = [
+        format!("/etc/systemd/{file}"),
+        format!("/usr/lib/systemd/{file}"),
+        format!("/lib/systemd/{file}"),
+    ];
     let mut found_main = false;
     for main in &mains {
         if let Some(f) = host.read(main)? {
@@ -49,10 +53,16 @@ pub(crate) fn merged(
     if !found_main {
         sources.push(HostView::absent_source(&mains[0]));
     }
-    let dirs: Vec<String> = ["/etc/systemd", "/run/systemd", "/usr/local/lib/systemd", "/usr/lib/systemd", "/lib/systemd"]
-        .iter()
-        .map(|d| format!("{d}/{file}.d"))
-        .collect();
+    let dirs: Vec<String> = [
+        "/etc/systemd",
+        "/run/systemd",
+        "/usr/local/lib/systemd",
+        "/usr/lib/systemd",
+        "/lib/systemd",
+    ]
+    .iter()
+    .map(|d| format!("{d}/{file}.d"))
+    .collect();
     let dir_refs: Vec<&str> = dirs.iter().map(String::as_str).collect();
     for f in drop_ins(host, &dir_refs, "*.conf", sources)? {
         sources.push(f.source());
@@ -73,7 +83,11 @@ pub(crate) fn effective<'a>(
         .iter()
         .rev()
         .find(|(e, _)| e.section == section && e.key == key)?;
-    if last.0.value.is_empty() { None } else { Some(last) }
+    if last.0.value.is_empty() {
+        None
+    } else {
+        Some(last)
+    }
 }
 
 impl Probe for SystemdConfProbe {
@@ -83,13 +97,26 @@ impl Probe for SystemdConfProbe {
         match (effective(&entries, &self.section, &self.key), &self.default) {
             (Some((e, f)), _) => {
                 sources.push(f.source_at(e.line));
-                ctx.judge(&format!("{}= ({}:{})", self.key, f.path, e.line), &self.expect, &e.value, sources)
+                ctx.judge(
+                    &format!("{}= ({}:{})", self.key, f.path, e.line),
+                    &self.expect,
+                    &e.value,
+                    sources,
+                )
             }
-            (None, Some(d)) => ctx.judge(&format!("{}= (not set; default)", self.key), &self.expect, d, sources),
-            (None, None) => Outcome::fail(format!("{}= is not set in [{}] of {} or its drop-ins", self.key, self.section, self.file))
-                .expected(self.expect.describe(ctx.params))
-                .observed("not set")
-                .sources(sources),
+            (None, Some(d)) => ctx.judge(
+                &format!("{}= (not set; default)", self.key),
+                &self.expect,
+                d,
+                sources,
+            ),
+            (None, None) => Outcome::fail(format!(
+                "{}= is not set in [{}] of {} or its drop-ins",
+                self.key, self.section, self.file
+            ))
+            .expected(self.expect.describe(ctx.params))
+            .observed("not set")
+            .sources(sources),
         }
     }
 
@@ -99,7 +126,10 @@ impl Probe for SystemdConfProbe {
 
     fn validate(&self) -> Result<(), String> {
         if self.file.contains('/') {
-            return Err(format!("`file` is a name under /etc/systemd such as `logind.conf`, not a path: `{}`", self.file));
+            return Err(format!(
+                "`file` is a name under /etc/systemd such as `logind.conf`, not a path: `{}`",
+                self.file
+            ));
         }
         Ok(())
     }
@@ -116,10 +146,22 @@ mod tests {
     fn drop_ins_override_in_name_order_and_etc_hides_vendor() {
         let o = run_files(
             &[
-                ("/etc/systemd/logind.conf", "[Login]\nStopIdleSessionSec=infinity\n"),
-                ("/usr/lib/systemd/logind.conf.d/10-vendor.conf", "[Login]\nStopIdleSessionSec=3600\n"),
-                ("/etc/systemd/logind.conf.d/20-idle.conf", "[Login]\nStopIdleSessionSec=15min\n"),
-                ("/usr/lib/systemd/logind.conf.d/20-idle.conf", "[Login]\nStopIdleSessionSec=99999\n"),
+                (
+                    "/etc/systemd/logind.conf",
+                    "[Login]\nStopIdleSessionSec=infinity\n",
+                ),
+                (
+                    "/usr/lib/systemd/logind.conf.d/10-vendor.conf",
+                    "[Login]\nStopIdleSessionSec=3600\n",
+                ),
+                (
+                    "/etc/systemd/logind.conf.d/20-idle.conf",
+                    "[Login]\nStopIdleSessionSec=15min\n",
+                ),
+                (
+                    "/usr/lib/systemd/logind.conf.d/20-idle.conf",
+                    "[Login]\nStopIdleSessionSec=99999\n",
+                ),
             ],
             P,
         );
@@ -129,12 +171,30 @@ mod tests {
 
     #[test]
     fn unset_and_wrong_section_fail() {
-        let o = run_files(&[("/etc/systemd/logind.conf", "[Login]\n#StopIdleSessionSec=900\n[Other]\nStopIdleSessionSec=900\n")], P);
+        let o = run_files(
+            &[(
+                "/etc/systemd/logind.conf",
+                "[Login]\n#StopIdleSessionSec=900\n[Other]\nStopIdleSessionSec=900\n",
+            )],
+            P,
+        );
         assert_eq!(o.status, Status::Fail);
         assert_eq!(o.observed.as_deref(), Some("not set"));
-        let o = run_files(&[("/etc/systemd/logind.conf", "[Login]\nStopIdleSessionSec=infinity\n")], P);
+        let o = run_files(
+            &[(
+                "/etc/systemd/logind.conf",
+                "[Login]\nStopIdleSessionSec=infinity\n",
+            )],
+            P,
+        );
         assert_eq!(o.status, Status::Fail, "infinity never times out: {o:?}");
-        let o = run_files(&[("/etc/systemd/logind.conf", "[Login]\nStopIdleSessionSec=soon\n")], P);
+        let o = run_files(
+            &[(
+                "/etc/systemd/logind.conf",
+                "[Login]\nStopIdleSessionSec=soon\n",
+            )],
+            P,
+        );
         assert_eq!(o.status, Status::Error, "{o:?}");
     }
 
@@ -142,8 +202,14 @@ mod tests {
     fn empty_assignment_resets() {
         let o = run_files(
             &[
-                ("/etc/systemd/logind.conf", "[Login]\nStopIdleSessionSec=600\n"),
-                ("/etc/systemd/logind.conf.d/99-reset.conf", "[Login]\nStopIdleSessionSec=\n"),
+                (
+                    "/etc/systemd/logind.conf",
+                    "[Login]\nStopIdleSessionSec=600\n",
+                ),
+                (
+                    "/etc/systemd/logind.conf.d/99-reset.conf",
+                    "[Login]\nStopIdleSessionSec=\n",
+                ),
             ],
             P,
         );

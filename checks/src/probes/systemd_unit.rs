@@ -9,8 +9,19 @@ use super::{Ctx, Outcome, Probe, host_try};
 use crate::host::{HostError, HostView, ScanMode};
 use crate::result::{Source, SourceKind};
 
-const UNIT_DIRS: [&str; 5] = ["/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
-const PRESET_DIRS: [&str; 4] = ["/etc/systemd/system-preset", "/run/systemd/system-preset", "/usr/lib/systemd/system-preset", "/lib/systemd/system-preset"];
+const UNIT_DIRS: [&str; 5] = [
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+const PRESET_DIRS: [&str; 4] = [
+    "/etc/systemd/system-preset",
+    "/run/systemd/system-preset",
+    "/usr/lib/systemd/system-preset",
+    "/lib/systemd/system-preset",
+];
 
 /// How a unit is enabled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,17 +56,28 @@ impl Enablement {
 }
 
 /// The state of the first of `units` that is installed (aliases followed).
-pub(crate) fn unit_state(host: &HostView, units: &[String], sources: &mut Vec<Source>) -> Result<(String, Enablement), HostError> {
+pub(crate) fn unit_state(
+    host: &HostView,
+    units: &[String],
+    sources: &mut Vec<Source>,
+) -> Result<(String, Enablement), HostError> {
     for unit in units {
         let state = one_unit(host, unit, sources)?;
         if state != Enablement::NotInstalled {
             return Ok((unit.clone(), state));
         }
     }
-    Ok((units.first().cloned().unwrap_or_default(), Enablement::NotInstalled))
+    Ok((
+        units.first().cloned().unwrap_or_default(),
+        Enablement::NotInstalled,
+    ))
 }
 
-fn one_unit(host: &HostView, unit: &str, sources: &mut Vec<Source>) -> Result<Enablement, HostError> {
+fn one_unit(
+    host: &HostView,
+    unit: &str,
+    sources: &mut Vec<Source>,
+) -> Result<Enablement, HostError> {
     // Find the unit file; an alias link (sshd.service -> ssh.service) names the real unit.
     let mut names = vec![unit.to_string()];
     let mut found = None;
@@ -63,7 +85,12 @@ fn one_unit(host: &HostView, unit: &str, sources: &mut Vec<Source>) -> Result<En
         let path = format!("{dir}/{unit}");
         if let Some(target) = host.link_target(&path)? {
             if target == "/dev/null" {
-                sources.push(Source { kind: SourceKind::Metadata, path, sha256: None, line: None });
+                sources.push(Source {
+                    kind: SourceKind::Metadata,
+                    path,
+                    sha256: None,
+                    line: None,
+                });
                 return Ok(Enablement::Masked);
             }
             if let Some(real) = target.rsplit('/').next() {
@@ -81,13 +108,27 @@ fn one_unit(host: &HostView, unit: &str, sources: &mut Vec<Source>) -> Result<En
         return Ok(Enablement::NotInstalled);
     };
     sources.push(file.source());
-    for dir in ["/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"] {
-        let Some(entries) = host.read_dir(dir)? else { continue };
-        for e in entries.iter().filter(|e| e.is_dir && (e.name.ends_with(".wants") || e.name.ends_with(".requires"))) {
+    for dir in [
+        "/etc/systemd/system",
+        "/usr/lib/systemd/system",
+        "/lib/systemd/system",
+    ] {
+        let Some(entries) = host.read_dir(dir)? else {
+            continue;
+        };
+        for e in entries
+            .iter()
+            .filter(|e| e.is_dir && (e.name.ends_with(".wants") || e.name.ends_with(".requires")))
+        {
             for name in &names {
                 let link = format!("{}/{}", e.path, name);
                 if host.link_target(&link)?.is_some() || host.exists(&link)? {
-                    sources.push(Source { kind: SourceKind::Metadata, path: link.clone(), sha256: None, line: None });
+                    sources.push(Source {
+                        kind: SourceKind::Metadata,
+                        path: link.clone(),
+                        sha256: None,
+                        line: None,
+                    });
                     return Ok(Enablement::Enabled(link));
                 }
             }
@@ -113,7 +154,11 @@ fn one_unit(host: &HostView, unit: &str, sources: &mut Vec<Source>) -> Result<En
 }
 
 /// The first preset rule matching `unit`: (enable?, file:line).
-fn preset(host: &HostView, unit: &str, sources: &mut Vec<Source>) -> Result<Option<(bool, String)>, HostError> {
+fn preset(
+    host: &HostView,
+    unit: &str,
+    sources: &mut Vec<Source>,
+) -> Result<Option<(bool, String)>, HostError> {
     let files = super::drop_ins(host, &PRESET_DIRS, "*.preset", sources)?;
     for f in files {
         for (i, line) in f.text().lines().enumerate() {
@@ -174,7 +219,11 @@ impl Probe for SystemdUnitProbe {
                 .sources(sources);
         };
         let Some(live) = ctx.host.live_host() else {
-            return Outcome::not_applicable(format!("whether {unit} is active can only be seen on a running host; it is {}", state.describe())).sources(sources);
+            return Outcome::not_applicable(format!(
+                "whether {unit} is active can only be seen on a running host; it is {}",
+                state.describe()
+            ))
+            .sources(sources);
         };
         if !systemd_running(ctx.host) {
             return Outcome::not_applicable(format!("systemd is not the running init (/run/systemd/system is absent), so whether {unit} is active cannot be read; it is {}", state.describe()))
@@ -182,15 +231,20 @@ impl Probe for SystemdUnitProbe {
         }
         let out = match live.command(&["systemctl", "is-active", &unit]) {
             Ok(o) => o,
-            Err(e) => return Outcome::error(format!("systemctl is-active {unit}: {e}")).sources(sources),
+            Err(e) => {
+                return Outcome::error(format!("systemctl is-active {unit}: {e}")).sources(sources);
+            }
         };
         sources.push(out.source());
         let active_state = out.stdout.trim().to_string();
         let is_active = active_state == "active";
-        Outcome::verdict(is_active == want_active, format!("{unit} is {active_state} and {}", state.describe()))
-            .expected(if want_active { "active" } else { "inactive" })
-            .observed(active_state)
-            .sources(sources)
+        Outcome::verdict(
+            is_active == want_active,
+            format!("{unit} is {active_state} and {}", state.describe()),
+        )
+        .expected(if want_active { "active" } else { "inactive" })
+        .observed(active_state)
+        .sources(sources)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -210,24 +264,50 @@ mod tests {
     use crate::result::Status;
     use std::os::unix::fs::symlink;
 
-    const UNIT: &str = "[Service]\nExecStart=/usr/sbin/chronyd\n[Install]\nWantedBy=multi-user.target\n";
+    const UNIT: &str =
+        "[Service]\nExecStart=/usr/sbin/chronyd\n[Install]\nWantedBy=multi-user.target\n";
     const P: &str = r#"{ kind = "systemd_unit", units = ["chrony.service", "chronyd.service"], enabled = true }"#;
 
     #[test]
     fn enabled_by_wants_link_and_through_an_alias() {
-        let (d, view) = root(&[("/usr/lib/systemd/system/chrony.service", UNIT), ("/etc/machine-id", "abc\n")]);
+        let (d, view) = root(&[
+            ("/usr/lib/systemd/system/chrony.service", UNIT),
+            ("/etc/machine-id", "abc\n"),
+        ]);
         assert_eq!(run(&view, P).status, Status::Fail);
-        std::fs::create_dir_all(d.path().join("etc/systemd/system/multi-user.target.wants")).unwrap();
-        symlink("/usr/lib/systemd/system/chrony.service", d.path().join("etc/systemd/system/multi-user.target.wants/chrony.service")).unwrap();
+        std::fs::create_dir_all(d.path().join("etc/systemd/system/multi-user.target.wants"))
+            .unwrap();
+        symlink(
+            "/usr/lib/systemd/system/chrony.service",
+            d.path()
+                .join("etc/systemd/system/multi-user.target.wants/chrony.service"),
+        )
+        .unwrap();
         let o = run(&view, P);
         assert_eq!(o.status, Status::Pass, "{o:?}");
         assert!(o.observed.unwrap().contains("multi-user.target.wants"));
 
-        let (d, view) = root(&[("/lib/systemd/system/ssh.service", UNIT), ("/etc/machine-id", "abc\n")]);
-        std::fs::create_dir_all(d.path().join("etc/systemd/system/multi-user.target.wants")).unwrap();
-        symlink("/lib/systemd/system/ssh.service", d.path().join("etc/systemd/system/sshd.service")).unwrap();
-        symlink("/lib/systemd/system/ssh.service", d.path().join("etc/systemd/system/multi-user.target.wants/ssh.service")).unwrap();
-        let o = run(&view, r#"{ kind = "systemd_unit", units = ["sshd.service"], enabled = true }"#);
+        let (d, view) = root(&[
+            ("/lib/systemd/system/ssh.service", UNIT),
+            ("/etc/machine-id", "abc\n"),
+        ]);
+        std::fs::create_dir_all(d.path().join("etc/systemd/system/multi-user.target.wants"))
+            .unwrap();
+        symlink(
+            "/lib/systemd/system/ssh.service",
+            d.path().join("etc/systemd/system/sshd.service"),
+        )
+        .unwrap();
+        symlink(
+            "/lib/systemd/system/ssh.service",
+            d.path()
+                .join("etc/systemd/system/multi-user.target.wants/ssh.service"),
+        )
+        .unwrap();
+        let o = run(
+            &view,
+            r#"{ kind = "systemd_unit", units = ["sshd.service"], enabled = true }"#,
+        );
         assert_eq!(o.status, Status::Pass, "{o:?}");
     }
 
@@ -235,20 +315,34 @@ mod tests {
     fn masked_and_missing() {
         let (d, view) = root(&[("/usr/lib/systemd/system/chrony.service", UNIT)]);
         std::fs::create_dir_all(d.path().join("etc/systemd/system")).unwrap();
-        symlink("/dev/null", d.path().join("etc/systemd/system/chrony.service")).unwrap();
+        symlink(
+            "/dev/null",
+            d.path().join("etc/systemd/system/chrony.service"),
+        )
+        .unwrap();
         let o = run(&view, P);
         assert_eq!(o.status, Status::Fail);
         assert_eq!(o.observed.as_deref(), Some("masked"));
         let (_d, view) = root(&[]);
         assert_eq!(run(&view, P).observed.as_deref(), Some("not installed"));
-        assert_eq!(run(&view, r#"{ kind = "systemd_unit", units = ["telnet.socket"], enabled = false }"#).status, Status::Pass);
+        assert_eq!(
+            run(
+                &view,
+                r#"{ kind = "systemd_unit", units = ["telnet.socket"], enabled = false }"#
+            )
+            .status,
+            Status::Pass
+        );
     }
 
     #[test]
     fn presets_count_only_before_first_boot() {
         let files = [
             ("/usr/lib/systemd/system/chrony.service", UNIT),
-            ("/usr/lib/systemd/system-preset/90-systemd.preset", "enable chrony.*\ndisable *\n"),
+            (
+                "/usr/lib/systemd/system-preset/90-systemd.preset",
+                "enable chrony.*\ndisable *\n",
+            ),
         ];
         let (_d, view) = root(&files);
         let o = run(&view, P);
@@ -262,10 +356,22 @@ mod tests {
 
     #[test]
     fn active_is_not_applicable_in_root_mode() {
-        let (d, view) = root(&[("/usr/lib/systemd/system/chrony.service", UNIT), ("/etc/machine-id", "x\n")]);
-        std::fs::create_dir_all(d.path().join("etc/systemd/system/multi-user.target.wants")).unwrap();
-        symlink("/usr/lib/systemd/system/chrony.service", d.path().join("etc/systemd/system/multi-user.target.wants/chrony.service")).unwrap();
-        let o = run(&view, r#"{ kind = "systemd_unit", units = ["chrony.service"], enabled = true, active = true }"#);
+        let (d, view) = root(&[
+            ("/usr/lib/systemd/system/chrony.service", UNIT),
+            ("/etc/machine-id", "x\n"),
+        ]);
+        std::fs::create_dir_all(d.path().join("etc/systemd/system/multi-user.target.wants"))
+            .unwrap();
+        symlink(
+            "/usr/lib/systemd/system/chrony.service",
+            d.path()
+                .join("etc/systemd/system/multi-user.target.wants/chrony.service"),
+        )
+        .unwrap();
+        let o = run(
+            &view,
+            r#"{ kind = "systemd_unit", units = ["chrony.service"], enabled = true, active = true }"#,
+        );
         assert_eq!(o.status, Status::NotApplicable);
     }
 }

@@ -25,14 +25,35 @@ struct Daemon {
 }
 
 const DAEMONS: [Daemon; 3] = [
-    Daemon { name: "chrony", packages: &["chrony"], units: &["chrony.service", "chronyd.service"] },
-    Daemon { name: "ntpd", packages: &["ntpsec", "ntp", "openntpd"], units: &["ntpsec.service", "ntp.service", "ntpd.service", "openntpd.service"] },
-    Daemon { name: "systemd-timesyncd", packages: &["systemd-timesyncd"], units: &["systemd-timesyncd.service"] },
+    Daemon {
+        name: "chrony",
+        packages: &["chrony"],
+        units: &["chrony.service", "chronyd.service"],
+    },
+    Daemon {
+        name: "ntpd",
+        packages: &["ntpsec", "ntp", "openntpd"],
+        units: &[
+            "ntpsec.service",
+            "ntp.service",
+            "ntpd.service",
+            "openntpd.service",
+        ],
+    },
+    Daemon {
+        name: "systemd-timesyncd",
+        packages: &["systemd-timesyncd"],
+        units: &["systemd-timesyncd.service"],
+    },
 ];
 
 /// Server lines (`server`, `pool`, `peer`) in chrony or ntp configuration,
 /// following chrony's `confdir`/`sourcedir`/`include`.
-fn ntp_style_servers(host: &HostView, files: &[&str], sources: &mut Vec<Source>) -> Result<Vec<(String, Source)>, HostError> {
+fn ntp_style_servers(
+    host: &HostView,
+    files: &[&str],
+    sources: &mut Vec<Source>,
+) -> Result<Vec<(String, Source)>, HostError> {
     let mut out = Vec::new();
     let mut queue: Vec<String> = files.iter().map(|s| s.to_string()).collect();
     let mut seen = 0;
@@ -46,9 +67,15 @@ fn ntp_style_servers(host: &HostView, files: &[&str], sources: &mut Vec<Source>)
         for (i, line) in f.text().lines().enumerate() {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
-                ["server" | "pool" | "peer", host_name, ..] => out.push((host_name.to_string(), f.source_at(i as u32 + 1))),
+                ["server" | "pool" | "peer", host_name, ..] => {
+                    out.push((host_name.to_string(), f.source_at(i as u32 + 1)))
+                }
                 ["confdir" | "sourcedir", dir, ..] => {
-                    let pattern = if words[0] == "confdir" { "*.conf" } else { "*.sources" };
+                    let pattern = if words[0] == "confdir" {
+                        "*.conf"
+                    } else {
+                        "*.sources"
+                    };
                     for inc in drop_ins(host, &[dir], pattern, sources)? {
                         queue.push(inc.path.clone());
                     }
@@ -83,14 +110,40 @@ impl Probe for TimeSyncProbe {
                 sources.push(p.source.clone());
             }
             let servers = match d.name {
-                "chrony" => host_try!(ntp_style_servers(ctx.host, &["/etc/chrony/chrony.conf", "/etc/chrony.conf"], &mut sources), sources),
-                "ntpd" => host_try!(ntp_style_servers(ctx.host, &["/etc/ntpsec/ntp.conf", "/etc/ntp.conf", "/etc/openntpd/ntpd.conf"], &mut sources), sources),
+                "chrony" => host_try!(
+                    ntp_style_servers(
+                        ctx.host,
+                        &["/etc/chrony/chrony.conf", "/etc/chrony.conf"],
+                        &mut sources
+                    ),
+                    sources
+                ),
+                "ntpd" => host_try!(
+                    ntp_style_servers(
+                        ctx.host,
+                        &[
+                            "/etc/ntpsec/ntp.conf",
+                            "/etc/ntp.conf",
+                            "/etc/openntpd/ntpd.conf"
+                        ],
+                        &mut sources
+                    ),
+                    sources
+                ),
                 _ => {
-                    let entries = host_try!(systemd_conf::merged(ctx.host, "timesyncd.conf", &mut sources), sources);
+                    let entries = host_try!(
+                        systemd_conf::merged(ctx.host, "timesyncd.conf", &mut sources),
+                        sources
+                    );
                     ["NTP", "FallbackNTP"]
                         .iter()
                         .filter_map(|k| systemd_conf::effective(&entries, "Time", k))
-                        .flat_map(|(e, f)| e.value.split_whitespace().map(|s| (s.to_string(), f.source_at(e.line))).collect::<Vec<_>>())
+                        .flat_map(|(e, f)| {
+                            e.value
+                                .split_whitespace()
+                                .map(|s| (s.to_string(), f.source_at(e.line)))
+                                .collect::<Vec<_>>()
+                        })
                         .collect()
                 }
             };
@@ -99,10 +152,12 @@ impl Probe for TimeSyncProbe {
         }
         let expected = "a time daemon installed, enabled and configured with at least one server";
         if findings.is_empty() {
-            return Outcome::fail("no time synchronisation daemon (chrony, ntpd, systemd-timesyncd) is installed")
-                .expected(expected)
-                .observed("none installed")
-                .sources(sources);
+            return Outcome::fail(
+                "no time synchronisation daemon (chrony, ntpd, systemd-timesyncd) is installed",
+            )
+            .expected(expected)
+            .observed("none installed")
+            .sources(sources);
         }
         let mut notes = Vec::new();
         for (name, unit, state, servers, builtin_ok) in &findings {
@@ -112,10 +167,17 @@ impl Probe for TimeSyncProbe {
                     sources.push(s.clone());
                 }
                 let list: Vec<&str> = servers.iter().map(|(h, _)| h.as_str()).collect();
-                let shown = if list.is_empty() { "built-in servers".to_string() } else { list.join(", ") };
+                let shown = if list.is_empty() {
+                    "built-in servers".to_string()
+                } else {
+                    list.join(", ")
+                };
                 return Outcome::pass(format!("{name} is {} and uses {shown}", state.describe()))
                     .expected(expected)
-                    .observed(format!("{name} ({unit}) {}, servers: {shown}", state.describe()))
+                    .observed(format!(
+                        "{name} ({unit}) {}, servers: {shown}",
+                        state.describe()
+                    ))
                     .sources(sources);
             }
             notes.push(if !state.is_enabled() {
@@ -124,7 +186,10 @@ impl Probe for TimeSyncProbe {
                 format!("{name} is enabled but configures no server")
             });
         }
-        Outcome::fail(notes.join("; ")).expected(expected).observed(notes.join("; ")).sources(sources)
+        Outcome::fail(notes.join("; "))
+            .expected(expected)
+            .observed(notes.join("; "))
+            .sources(sources)
     }
 }
 
@@ -135,7 +200,8 @@ mod tests {
     use crate::result::Status;
     use std::os::unix::fs::symlink;
 
-    const STATUS: &str = "Package: chrony\nStatus: install ok installed\nArchitecture: amd64\nVersion: 4.3-2\n";
+    const STATUS: &str =
+        "Package: chrony\nStatus: install ok installed\nArchitecture: amd64\nVersion: 4.3-2\n";
 
     fn enable(d: &std::path::Path, unit: &str) {
         let w = d.join("etc/systemd/system/multi-user.target.wants");
@@ -147,16 +213,29 @@ mod tests {
     fn chrony_with_sourcedir_passes() {
         let (d, view) = root(&[
             ("/var/lib/dpkg/status", STATUS),
-            ("/lib/systemd/system/chrony.service", "[Install]\nWantedBy=multi-user.target\n"),
+            (
+                "/lib/systemd/system/chrony.service",
+                "[Install]\nWantedBy=multi-user.target\n",
+            ),
             ("/etc/machine-id", "x\n"),
-            ("/etc/chrony/chrony.conf", "sourcedir /etc/chrony/sources.d\nmakestep 1 3\n"),
-            ("/etc/chrony/sources.d/corp.sources", "server ntp1.corp.example iburst\n"),
+            (
+                "/etc/chrony/chrony.conf",
+                "sourcedir /etc/chrony/sources.d\nmakestep 1 3\n",
+            ),
+            (
+                "/etc/chrony/sources.d/corp.sources",
+                "server ntp1.corp.example iburst\n",
+            ),
         ]);
         enable(d.path(), "chrony.service");
         let o = run(&view, r#"{ kind = "time_sync" }"#);
         assert_eq!(o.status, Status::Pass, "{o:?}");
         assert!(o.observed.unwrap().contains("ntp1.corp.example"));
-        assert!(o.sources.iter().any(|s| s.path == "/etc/chrony/sources.d/corp.sources" && s.line == Some(1)));
+        assert!(
+            o.sources
+                .iter()
+                .any(|s| s.path == "/etc/chrony/sources.d/corp.sources" && s.line == Some(1))
+        );
     }
 
     #[test]
@@ -165,7 +244,10 @@ mod tests {
         assert_eq!(run(&view, r#"{ kind = "time_sync" }"#).status, Status::Fail);
         let (_d, view) = root(&[
             ("/var/lib/dpkg/status", STATUS),
-            ("/lib/systemd/system/chrony.service", "[Install]\nWantedBy=multi-user.target\n"),
+            (
+                "/lib/systemd/system/chrony.service",
+                "[Install]\nWantedBy=multi-user.target\n",
+            ),
             ("/etc/machine-id", "x\n"),
             ("/etc/chrony/chrony.conf", "server a.example\n"),
         ]);
@@ -179,16 +261,33 @@ mod tests {
         let st = "Package: systemd-timesyncd\nStatus: install ok installed\nArchitecture: amd64\nVersion: 252.38-1\n";
         let (d, view) = root(&[
             ("/var/lib/dpkg/status", st),
-            ("/lib/systemd/system/systemd-timesyncd.service", "[Install]\nWantedBy=sysinit.target\n"),
+            (
+                "/lib/systemd/system/systemd-timesyncd.service",
+                "[Install]\nWantedBy=sysinit.target\n",
+            ),
             ("/etc/machine-id", "x\n"),
             ("/etc/systemd/timesyncd.conf", "[Time]\n#NTP=\n"),
         ]);
         enable(d.path(), "systemd-timesyncd.service");
         assert_eq!(run(&view, r#"{ kind = "time_sync" }"#).status, Status::Fail);
-        assert_eq!(run(&view, r#"{ kind = "time_sync", allow_builtin_servers = true }"#).status, Status::Pass);
+        assert_eq!(
+            run(
+                &view,
+                r#"{ kind = "time_sync", allow_builtin_servers = true }"#
+            )
+            .status,
+            Status::Pass
+        );
         std::fs::create_dir_all(d.path().join("etc/systemd/timesyncd.conf.d")).unwrap();
-        std::fs::write(d.path().join("etc/systemd/timesyncd.conf.d/corp.conf"), "[Time]\nNTP=ntp.corp.example\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/systemd/timesyncd.conf.d/corp.conf"),
+            "[Time]\nNTP=ntp.corp.example\n",
+        )
+        .unwrap();
         let (_d2, view2) = (0, crate::host::HostView::root(d.path()).unwrap());
-        assert_eq!(run(&view2, r#"{ kind = "time_sync" }"#).status, Status::Pass);
+        assert_eq!(
+            run(&view2, r#"{ kind = "time_sync" }"#).status,
+            Status::Pass
+        );
     }
 }
