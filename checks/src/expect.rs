@@ -28,7 +28,8 @@ impl Num {
         }
     }
 
-    fn param_ref(&self) -> Option<&str> {
+    /// The parameter this number refers to, if any.
+    pub fn param_ref(&self) -> Option<&str> {
         match self {
             Num::Literal(_) => None,
             Num::Param { param } => Some(param),
@@ -43,6 +44,14 @@ impl Num {
             (Num::Literal(n), Err(_)) => n.to_string(),
         }
     }
+}
+
+/// The parameters referred to by optional numbers of a probe.
+pub fn param_refs<'a>(nums: impl IntoIterator<Item = &'a Option<Num>>) -> Vec<&'a str> {
+    nums.into_iter()
+        .flatten()
+        .filter_map(Num::param_ref)
+        .collect()
 }
 
 /// A word in a pack: configuration values are compared as text, without

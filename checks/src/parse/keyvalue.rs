@@ -12,7 +12,8 @@ pub struct Kv {
     pub line: u32,
 }
 
-fn unquote(v: &str) -> String {
+/// Removes one pair of surrounding single or double quotes.
+pub(crate) fn unquote(v: &str) -> String {
     let v = v.trim();
     for q in ['"', '\''] {
         if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {

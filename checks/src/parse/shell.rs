@@ -35,15 +35,7 @@ pub struct ShellStatement {
     pub conditional: bool,
 }
 
-fn unquote(v: &str) -> String {
-    let v = v.trim();
-    for q in ['"', '\''] {
-        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
-            return v[1..v.len() - 1].to_string();
-        }
-    }
-    v.to_string()
-}
+use super::keyvalue::unquote;
 
 fn split_statements(line: &str) -> Vec<&str> {
     let mut out = Vec::new();

@@ -182,17 +182,7 @@ fn expand_include(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn root(files: &[(&str, &str)]) -> (tempfile::TempDir, HostView) {
-        let dir = tempfile::tempdir().unwrap();
-        for (p, c) in files {
-            let path = dir.path().join(p.trim_start_matches('/'));
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, c).unwrap();
-        }
-        let view = HostView::root(dir.path()).unwrap();
-        (dir, view)
-    }
+    use crate::probes::testing::root;
 
     #[test]
     fn include_is_expanded_in_place_and_first_value_wins() {

@@ -307,14 +307,7 @@ impl Probe for AccountsProbe {
     }
 
     fn param_refs(&self) -> Vec<&str> {
-        [&self.max_days, &self.max_members]
-            .into_iter()
-            .flatten()
-            .filter_map(|n| match n {
-                Num::Param { param } => Some(param.as_str()),
-                Num::Literal(_) => None,
-            })
-            .collect()
+        crate::expect::param_refs([&self.max_days, &self.max_members])
     }
 
     fn validate(&self) -> Result<(), String> {

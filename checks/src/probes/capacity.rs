@@ -129,14 +129,7 @@ impl Probe for CapacityProbe {
     }
 
     fn param_refs(&self) -> Vec<&str> {
-        [&self.max_used_percent, &self.min_available_percent]
-            .into_iter()
-            .flatten()
-            .filter_map(|n| match n {
-                Num::Param { param } => Some(param.as_str()),
-                Num::Literal(_) => None,
-            })
-            .collect()
+        crate::expect::param_refs([&self.max_used_percent, &self.min_available_percent])
     }
 }
 

@@ -54,10 +54,7 @@ impl Probe for ClockStateProbe {
     }
 
     fn param_refs(&self) -> Vec<&str> {
-        match &self.max_error_ms {
-            Num::Param { param } => vec![param],
-            Num::Literal(_) => vec![],
-        }
+        self.max_error_ms.param_ref().into_iter().collect()
     }
 }
 

@@ -182,10 +182,7 @@ impl Probe for FileProbe {
     }
 
     fn param_refs(&self) -> Vec<&str> {
-        match &self.max_age_days {
-            Some(Num::Param { param }) => vec![param.as_str()],
-            _ => Vec::new(),
-        }
+        crate::expect::param_refs([&self.max_age_days])
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -367,14 +367,7 @@ impl Probe for PendingUpdatesProbe {
     }
 
     fn param_refs(&self) -> Vec<&str> {
-        [&self.security_max, &self.total_max, &self.max_list_age_days]
-            .into_iter()
-            .flatten()
-            .filter_map(|n| match n {
-                Num::Param { param } => Some(param.as_str()),
-                Num::Literal(_) => None,
-            })
-            .collect()
+        crate::expect::param_refs([&self.security_max, &self.total_max, &self.max_list_age_days])
     }
 
     fn validate(&self) -> Result<(), String> {
