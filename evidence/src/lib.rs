@@ -1,0 +1,28 @@
+//! # annexa-evidence
+//!
+//! The byte formats annexa's components exchange, and the only place that
+//! touches key material:
+//!
+//! - [`keys`]: Ed25519 keys (PKCS#8 files created with mode 0600), key ids.
+//! - [`dsse`]: DSSE envelopes, the pre-authentication encoding (PAE),
+//!   signing and verification, exactly as the DSSE specification defines
+//!   them (tested against its published vectors).
+//! - [`statement`]: the in-toto Statement v1 an agent signs for each scan
+//!   run, and its annexa predicate.
+//! - [`receipt`]: the collector's signed acknowledgement of an envelope.
+//!
+//! The format is documented in docs/evidence-format.md precisely enough to
+//! verify an envelope without this code.
+
+#![forbid(unsafe_code)]
+
+pub mod dsse;
+pub mod encoding;
+pub mod keys;
+pub mod receipt;
+pub mod statement;
+
+/// Lower-case hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    encoding::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}

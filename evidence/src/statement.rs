@@ -1,0 +1,204 @@
+//! The in-toto Statement v1 and annexa's scan-run predicate.
+//!
+//! An agent signs one statement per scan run. Its subject is the host (the
+//! enrolled agent id as name, the SHA-256 of the host's stable machine
+//! identity as digest); its predicate carries the run: agent, sequence
+//! number and the digest of the previous envelope (a per-agent hash chain),
+//! labels, and the scan report of `annexa-checks`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use annexa_checks::engine::ScanReport;
+
+/// The statement type this module emits and accepts.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// annexa's predicate type for a scan run.
+pub const SCAN_PREDICATE_TYPE: &str = "urn:annexa:predicate:scan-run:v1";
+
+/// An in-toto ResourceDescriptor, as far as a subject uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceDescriptor {
+    /// Name of the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// URI of the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// Algorithm → lower-case hex digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<BTreeMap<String, String>>,
+    /// Other descriptor fields, kept as they are.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// An in-toto Statement with a predicate of type `P`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Statement<P> {
+    /// Always [`STATEMENT_TYPE`].
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// What the statement is about.
+    pub subject: Vec<ResourceDescriptor>,
+    /// The predicate's type URI.
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    /// The predicate (required, as in the reference implementation).
+    pub predicate: P,
+}
+
+/// Why a statement is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatementError {
+    /// Not JSON of the statement shape (names the field where possible).
+    #[error("statement is not valid: {0}")]
+    Malformed(String),
+    /// `_type` is not in-toto Statement v1.
+    #[error("_type is `{0}`, expected `{STATEMENT_TYPE}`")]
+    Type(String),
+    /// No subject.
+    #[error("statement has no subject")]
+    SubjectRequired,
+    /// A subject with none of name, uri, digest.
+    #[error("subject {0} has none of name, uri or digest")]
+    DescriptorField(usize),
+    /// A subject without a digest.
+    #[error("subject {0} has no digest")]
+    DigestRequired(usize),
+    /// Empty predicate type.
+    #[error("predicateType is empty")]
+    PredicateTypeRequired,
+    /// No predicate.
+    #[error("predicate is missing")]
+    PredicateRequired,
+    /// A different predicate type than expected.
+    #[error("predicateType is `{found}`, expected `{expected}`")]
+    PredicateType {
+        /// As found.
+        found: String,
+        /// As expected.
+        expected: String,
+    },
+}
+
+/// Parses and validates a statement with any predicate (the rules of the
+/// in-toto reference implementation's `Validate`).
+pub fn parse_statement(bytes: &[u8]) -> Result<Statement<serde_json::Value>, StatementError> {
+    let st: Statement<Option<serde_json::Value>> = serde_json::from_slice(bytes).map_err(|e| {
+        if e.to_string().contains("missing field `predicate`") {
+            StatementError::PredicateRequired
+        } else {
+            StatementError::Malformed(e.to_string())
+        }
+    })?;
+    if st.type_ != STATEMENT_TYPE {
+        return Err(StatementError::Type(st.type_));
+    }
+    if st.subject.is_empty() {
+        return Err(StatementError::SubjectRequired);
+    }
+    for (i, s) in st.subject.iter().enumerate() {
+        if s.name.is_none() && s.uri.is_none() && s.digest.is_none() {
+            return Err(StatementError::DescriptorField(i));
+        }
+        if s.digest.as_ref().is_none_or(|d| d.is_empty()) {
+            return Err(StatementError::DigestRequired(i));
+        }
+    }
+    if st.predicate_type.is_empty() {
+        return Err(StatementError::PredicateTypeRequired);
+    }
+    let predicate = st.predicate.ok_or(StatementError::PredicateRequired)?;
+    Ok(Statement {
+        type_: st.type_,
+        subject: st.subject,
+        predicate_type: st.predicate_type,
+        predicate,
+    })
+}
+
+/// The agent that produced a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentInfo {
+    /// The id the collector assigned at enrollment.
+    pub id: String,
+    /// annexa version.
+    pub version: String,
+    /// Key id of the agent's signing key.
+    pub key_id: String,
+}
+
+/// Sequence numbers that the agent had to drop from its spool (it was
+/// full); recorded in the next envelope so the chain shows the gap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gap {
+    /// Dropped sequence numbers, ascending.
+    pub dropped: Vec<u64>,
+    /// Why.
+    pub reason: String,
+}
+
+/// annexa's scan-run predicate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanPredicate {
+    /// Who produced it.
+    pub agent: AgentInfo,
+    /// 1 for the agent's first envelope, then +1 for each.
+    pub sequence: u64,
+    /// Hex SHA-256 of the agent's previous envelope bytes; `None` for
+    /// sequence 1.
+    pub previous: Option<String>,
+    /// Operator labels of the host (`env = "prod"`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Runs dropped before this one, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Gap>,
+    /// The scan itself.
+    pub scan: ScanReport,
+}
+
+/// The subject name for an agent.
+pub fn subject_name(agent_id: &str) -> String {
+    format!("annexa-agent:{agent_id}")
+}
+
+/// Builds the statement for a scan run.
+pub fn scan_statement(predicate: ScanPredicate, machine_identity_sha256: &str) -> Statement<ScanPredicate> {
+    let mut digest = BTreeMap::new();
+    digest.insert("sha256".to_string(), machine_identity_sha256.to_string());
+    Statement {
+        type_: STATEMENT_TYPE.to_string(),
+        subject: vec![ResourceDescriptor {
+            name: Some(subject_name(&predicate.agent.id)),
+            uri: None,
+            digest: Some(digest),
+            other: BTreeMap::new(),
+        }],
+        predicate_type: SCAN_PREDICATE_TYPE.to_string(),
+        predicate,
+    }
+}
+
+/// Parses a statement and its annexa scan predicate.
+pub fn parse_scan_statement(bytes: &[u8]) -> Result<Statement<ScanPredicate>, StatementError> {
+    let st = parse_statement(bytes)?;
+    if st.predicate_type != SCAN_PREDICATE_TYPE {
+        return Err(StatementError::PredicateType {
+            found: st.predicate_type,
+            expected: SCAN_PREDICATE_TYPE.to_string(),
+        });
+    }
+    let predicate: ScanPredicate = serde_json::from_value(st.predicate).map_err(|e| StatementError::Malformed(format!("predicate: {e}")))?;
+    Ok(Statement {
+        type_: st.type_,
+        subject: st.subject,
+        predicate_type: st.predicate_type,
+        predicate,
+    })
+}
