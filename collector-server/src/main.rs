@@ -1,24 +1,274 @@
-//! `annexa-collector`: receives signed evidence from annexa agents.
-//!
-//! The collector's service (enrollment, verified ingest over TLS, the
-//! evidence log, conformity against the Statement of Applicability) is
-//! built in the issues that follow the scan engine; this binary already
-//! parses its command line so that the workspace, packaging and CI treat it
-//! as the real program it will become.
+//! `annexa-collector`: the command line of the collector.
 
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use annexa_collector::config::{CollectorConfig, DEFAULT_CONFIG};
+use annexa_collector::datadir::{self, DataDir};
+use annexa_collector::store::Role;
+use annexa_collector::{clock, create_api_token, create_enroll_token, open_store};
 
 /// annexa-collector: verifies, logs and stores signed compliance evidence.
 #[derive(Debug, Parser)]
-#[command(name = "annexa-collector", version, about)]
-struct Cli {}
+#[command(name = "annexa-collector", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    println!(
-        "annexa-collector {}: no service commands yet; the collector arrives with signed evidence ingest",
-        env!("CARGO_PKG_VERSION")
-    );
+#[derive(Debug, Args)]
+struct Where {
+    /// Configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the configuration's data_dir).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+impl Where {
+    fn load(&self) -> anyhow::Result<CollectorConfig> {
+        let mut cfg = match &self.config {
+            Some(path) => CollectorConfig::load(path, true),
+            None => CollectorConfig::load(std::path::Path::new(DEFAULT_CONFIG), false),
+        }
+        .map_err(anyhow::Error::msg)?;
+        if let Some(d) = &self.data {
+            cfg.data_dir = d.clone();
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the data directory (mode 0700), the receipt-signing key, and a
+    /// private CA with a server certificate; print the CA fingerprint agents pin.
+    Init {
+        #[command(flatten)]
+        at: Where,
+        /// A name (DNS name or IP address) agents use to reach the collector.
+        /// Repeatable; default: localhost, 127.0.0.1, ::1 and this host's name.
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+        /// Do not create certificates (tls_cert and tls_key are configured).
+        #[arg(long)]
+        no_tls: bool,
+    },
+    /// Serve the API over HTTPS until SIGTERM or SIGINT.
+    Serve {
+        #[command(flatten)]
+        at: Where,
+        /// Address to listen on (overrides the configuration's listen).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Enrollment tokens for agents.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// API tokens for administrators and auditors.
+    ApiToken {
+        #[command(subcommand)]
+        command: ApiTokenCommand,
+    },
+    /// Enrolled agents.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a new single-use enrollment token.
+    Create {
+        #[command(flatten)]
+        at: Where,
+        /// How long the token is valid: 30m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// Label given to the agent that enrolls with it (k=v, repeatable).
+        #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiTokenCommand {
+    /// Print a new API token.
+    Create {
+        #[command(flatten)]
+        at: Where,
+        /// A name for the token's holder (used to revoke it).
+        #[arg(long)]
+        name: String,
+        /// admin (tokens, agents) or auditor (read-only).
+        #[arg(long, default_value = "admin", value_parser = parse_role)]
+        role: Role,
+        /// Lifetime (default: until revoked).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// Revoke every token with this name (effective immediately).
+    Revoke {
+        #[command(flatten)]
+        at: Where,
+        /// The token name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// List enrolled agents.
+    List {
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Revoke an agent: its evidence is refused from now on.
+    Revoke {
+        #[command(flatten)]
+        at: Where,
+        /// The agent id.
+        id: String,
+    },
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("`{s}` is not a role (admin, auditor)"))
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ANNEXA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("annexa-collector: error: starting the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("annexa-collector: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Init { at, names, no_tls } => {
+            let cfg = at.load()?;
+            let names = if names.is_empty() { datadir::default_names() } else { names };
+            let dir = DataDir::new(&cfg.data_dir);
+            let out = datadir::init(&dir, &names, !no_tls)?;
+            open_store(&cfg).await?;
+            println!("data directory: {}", cfg.data_dir.display());
+            println!("receipt key id: {}", out.signing_key_id);
+            if let Some(fp) = out.ca_fingerprint {
+                println!("CA certificate: {}", dir.ca_cert().display());
+                println!("CA fingerprint: {fp}");
+                println!("agents enroll with: annexa enroll --server https://{}:{} --token TOKEN --ca-fingerprint {fp}", names.first().map(String::as_str).unwrap_or("localhost"), cfg.listen.port());
+            }
+            if !out.created {
+                println!("(everything already existed; nothing was changed)");
+            }
+        }
+        Command::Serve { at, listen } => {
+            let mut cfg = at.load()?;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            init_logging(&cfg.log_format);
+            let server = annexa_collector::start(&cfg).await?;
+            tracing::info!(addr = %server.addr, data = %cfg.data_dir.display(), "collector listening (HTTPS)");
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing requests in flight");
+            server.shutdown(Duration::from_secs(10)).await;
+        }
+        Command::Token { command: TokenCommand::Create { at, ttl, labels } } => {
+            let cfg = at.load()?;
+            let store = open_store(&cfg).await?;
+            let ttl = clock::parse_ttl(&ttl).map_err(anyhow::Error::msg)?;
+            let labels: BTreeMap<String, String> = labels.into_iter().collect();
+            let (token, _) = create_enroll_token(store.as_ref(), ttl, &labels).await?;
+            println!("{token}");
+        }
+        Command::ApiToken { command } => match command {
+            ApiTokenCommand::Create { at, name, role, ttl } => {
+                let cfg = at.load()?;
+                let store = open_store(&cfg).await?;
+                let ttl = ttl.map(|t| clock::parse_ttl(&t)).transpose().map_err(anyhow::Error::msg)?;
+                println!("{}", create_api_token(store.as_ref(), &name, role, ttl).await?);
+            }
+            ApiTokenCommand::Revoke { at, name } => {
+                let cfg = at.load()?;
+                let store = open_store(&cfg).await?;
+                let n = store.revoke_api_token(&name, &clock::now_rfc3339()).await?;
+                if n == 0 {
+                    bail!("no active API token is named `{name}`");
+                }
+                println!("revoked {n} token(s) named `{name}`");
+            }
+        },
+        Command::Agent { command } => match command {
+            AgentCommand::List { at } => {
+                let cfg = at.load()?;
+                let store = open_store(&cfg).await?;
+                for a in store.agents().await? {
+                    let state = if a.revoked_at.is_some() { "revoked" } else { "active" };
+                    println!("{}  {:<24} {:<8} next={} last_seen={}", a.id, a.hostname, state, a.next_sequence, a.last_seen_at.as_deref().unwrap_or("never"));
+                }
+            }
+            AgentCommand::Revoke { at, id } => {
+                let cfg = at.load()?;
+                let store = open_store(&cfg).await?;
+                store.revoke_agent(&id, &clock::now_rfc3339()).await.with_context(|| format!("revoking {id}"))?;
+                println!("agent {id} revoked; a running collector refuses its evidence from its next request");
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod dsse;
 pub mod encoding;
 pub mod keys;

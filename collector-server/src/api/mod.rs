@@ -1,0 +1,111 @@
+//! The HTTP API (docs/api.md): one route group per file. Every route but
+//! enrollment, evidence submission and the health check needs a bearer
+//! token; agents authenticate by their signatures.
+
+mod auth;
+mod enroll;
+mod evidence;
+mod hosts;
+mod ops;
+
+use std::sync::Arc;
+
+use annexa_evidence::api::{ApiError, codes};
+use annexa_evidence::keys::SigningKey;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::ingest::{AgentCache, Rejection, Writer};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+pub use auth::{Admin, Reader};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The ingest writer.
+    pub writer: Writer,
+    /// The receipt-signing key.
+    pub key: Arc<SigningKey>,
+    /// Enrolled agents' keys.
+    pub agents: Arc<AgentCache>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The router with every route (tests call it without a socket).
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/enroll", post(enroll::enroll))
+        .route("/v1/evidence", post(evidence::submit))
+        .route("/v1/tokens/enroll", post(enroll::create_token))
+        .route("/v1/hosts", get(hosts::list))
+        .route("/v1/hosts/{id}", get(hosts::show))
+        .route("/v1/hosts/{id}/revoke", post(hosts::revoke))
+        .route("/v1/hosts/{id}/evidence", get(hosts::evidence))
+        .route("/v1/hosts/{id}/evidence/{seq}", get(hosts::envelope))
+        .fallback(|| async { Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// An API error response.
+#[derive(Debug)]
+pub struct Error {
+    status: StatusCode,
+    body: ApiError,
+}
+
+impl Error {
+    /// An error with a code and message.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Error {
+        Error {
+            status,
+            body: ApiError {
+                error: code.to_string(),
+                message: message.into(),
+                expected_sequence: None,
+            },
+        }
+    }
+}
+
+impl From<Rejection> for Error {
+    fn from(r: Rejection) -> Error {
+        Error {
+            status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+            body: ApiError {
+                error: r.code.to_string(),
+                message: r.message,
+                expected_sequence: r.expected_sequence,
+            },
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        match e {
+            StoreError::NotFound(m) => Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, m),
+            StoreError::Denied(m) | StoreError::Conflict(m) => Error::new(StatusCode::CONFLICT, codes::FORBIDDEN, m),
+            StoreError::Broken(m) => {
+                tracing::error!(error = %m, "store failure");
+                Error::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "the collector's store is unavailable")
+            }
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}

@@ -1,0 +1,41 @@
+//! Time as the collector records it: RFC 3339 UTC strings and Unix seconds.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Now, RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+}
+
+/// Now, Unix seconds.
+pub fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Parses durations like `1h`, `30m`, `7d`, `90s` (for token lifetimes).
+pub fn parse_ttl(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| format!("`{s}` is not a duration such as 30m, 1h or 7d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("`{s}` is not a duration such as 30m, 1h or 7d")),
+    };
+    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(|| format!("`{s}` is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ttl() {
+        assert_eq!(super::parse_ttl("1h").unwrap(), 3600);
+        assert_eq!(super::parse_ttl("7d").unwrap(), 604800);
+        assert!(super::parse_ttl("1y").is_err());
+        assert!(super::parse_ttl("h").is_err());
+        assert!(super::parse_ttl("0s").is_err());
+    }
+}

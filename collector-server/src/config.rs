@@ -1,0 +1,126 @@
+//! `collector.toml`: typed, every key documented, unknown keys are errors
+//! that name the key and the line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The default configuration file.
+pub const DEFAULT_CONFIG: &str = "/etc/annexa/collector.toml";
+
+/// Collector configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// Data directory (keys, certificates, the SQLite store).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Address to listen on (HTTPS only).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain to serve instead of the data directory's.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Largest request body accepted, in bytes (an envelope of 50 results
+    /// is about 40 KiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Most envelopes committed in one transaction.
+    #[serde(default = "default_batch_max")]
+    pub batch_max: usize,
+    /// Longest an envelope waits for others to share its commit, in
+    /// milliseconds.
+    #[serde(default = "default_batch_wait_ms")]
+    pub batch_wait_ms: u64,
+    /// Log format: `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/annexa-collector")
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8443))
+}
+fn default_max_body() -> usize {
+    4 * 1024 * 1024
+}
+fn default_batch_max() -> usize {
+    512
+}
+fn default_batch_wait_ms() -> u64 {
+    4
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        // An empty document takes every default.
+        toml::from_str("").unwrap_or_else(|_| unreachable!("empty config is valid"))
+    }
+}
+
+impl CollectorConfig {
+    /// Reads a configuration file; a missing default file means defaults.
+    pub fn load(path: &Path, required: bool) -> Result<CollectorConfig, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(CollectorConfig::default()),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses configuration text; `label` names it in errors.
+    pub fn parse(label: &str, text: &str) -> Result<CollectorConfig, String> {
+        let cfg: CollectorConfig = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    format!(":{}:{}", before.matches('\n').count() + 1, before.rfind('\n').map_or(s.start + 1, |i| s.start - i))
+                })
+                .unwrap_or_default();
+            format!("{label}{at}: {}", e.message().trim())
+        })?;
+        if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
+            return Err(format!("{label}: tls_cert and tls_key go together"));
+        }
+        if !matches!(cfg.log_format.as_str(), "text" | "json") {
+            return Err(format!("{label}: log_format is `{}`, expected `text` or `json`", cfg.log_format));
+        }
+        if cfg.batch_max == 0 {
+            return Err(format!("{label}: batch_max must be at least 1"));
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = CollectorConfig::default();
+        assert_eq!(c.listen.port(), 8443);
+        let c = CollectorConfig::parse("c.toml", "listen = \"127.0.0.1:9443\"\nbatch_max = 64\n").unwrap();
+        assert_eq!(c.listen.port(), 9443);
+        assert_eq!(c.batch_max, 64);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let e = CollectorConfig::parse("c.toml", "listen = \"127.0.0.1:9443\"\nbatch_mx = 64\n").unwrap_err();
+        assert!(e.starts_with("c.toml:2:") && e.contains("batch_mx"), "{e}");
+        assert!(CollectorConfig::parse("c.toml", "tls_cert = \"/x\"\n").unwrap_err().contains("go together"));
+        assert!(CollectorConfig::parse("c.toml", "listen = \"nowhere\"\n").is_err());
+    }
+}

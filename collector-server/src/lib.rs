@@ -1,0 +1,102 @@
+//! # annexa-collector
+//!
+//! Receives signed evidence from annexa agents over HTTPS, verifies every
+//! envelope against the key its agent enrolled, enforces each agent's
+//! sequence and hash chain, stores the envelope bytes exactly as received
+//! with their parsed results (group commit), and answers with a receipt
+//! signed by the collector.
+//!
+//! Invariants: only [`store`] knows SQL; nothing is acknowledged before it
+//! is committed; a rejected envelope leaves no trace in the store.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod datadir;
+pub mod ingest;
+pub mod metrics;
+pub mod store;
+pub mod tls;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::{Labels, Role, Store, StoreError};
+
+/// Creates an enrollment token valid for `ttl_seconds`; returns it and its
+/// expiry (Unix seconds). Only its hash is stored.
+pub async fn create_enroll_token(store: &dyn Store, ttl_seconds: i64, labels: &Labels) -> Result<(String, i64), StoreError> {
+    let token = tokens::generate(tokens::ENROLL_PREFIX).map_err(StoreError::Broken)?;
+    let expires_at = clock::now_unix() + ttl_seconds;
+    store.create_enroll_token(&tokens::hash(&token), labels, expires_at, &clock::now_rfc3339()).await?;
+    Ok((token, expires_at))
+}
+
+/// Creates an API token with a role; returns it (shown once).
+pub async fn create_api_token(store: &dyn Store, name: &str, role: Role, ttl_seconds: Option<i64>) -> Result<String, StoreError> {
+    let token = tokens::generate(tokens::API_PREFIX).map_err(StoreError::Broken)?;
+    let expires = ttl_seconds.map(|t| clock::now_unix() + t);
+    store.create_api_token(&tokens::hash(&token), name, role, expires, &clock::now_rfc3339()).await?;
+    Ok(token)
+}
+
+/// Opens the store a configuration names.
+pub async fn open_store(config: &config::CollectorConfig) -> Result<Arc<dyn Store>, StoreError> {
+    let dir = datadir::DataDir::new(&config.data_dir);
+    dir.check().map_err(|e| StoreError::Broken(e.to_string()))?;
+    Ok(Arc::new(store::sqlite::SqliteStore::open(&dir.database()).await?))
+}
+
+/// A running collector.
+pub struct Server {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The store it writes to.
+    pub store: Arc<dyn Store>,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Stops accepting, lets requests in flight finish (up to `grace`), and waits.
+    pub async fn shutdown(self, grace: Duration) {
+        self.handle.graceful_shutdown(Some(grace));
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the collector described by `config` on its listen address
+/// (port 0 picks a free port; see [`Server::addr`]).
+pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
+    use anyhow::Context;
+    let dir = datadir::DataDir::new(&config.data_dir);
+    dir.check()?;
+    let key = Arc::new(dir.load_signing_key()?);
+    let store = open_store(config).await?;
+    let (cert, tls_key) = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => (dir.server_cert(), dir.server_key()),
+    };
+    let tls = tls::server_config(&cert, &tls_key).map_err(anyhow::Error::msg)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let writer = ingest::Writer::start(store.clone(), metrics.clone(), config.batch_max, Duration::from_millis(config.batch_wait_ms));
+    let state = api::AppState {
+        store: store.clone(),
+        writer,
+        key,
+        agents: Arc::new(ingest::AgentCache::default()),
+        metrics,
+    };
+    let app = api::router(state, config.max_body_bytes);
+    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))?.handle(handle.clone());
+    let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    Ok(Server { addr, store, handle, task })
+}

@@ -1,0 +1,277 @@
+//! Storage behind one trait, so that SQLite (embedded, the default) and
+//! PostgreSQL (a fleet of collectors) run the same contract test suite.
+//!
+//! Only this module knows SQL. The ingest path writes through
+//! [`Store::append`], one transaction per batch (group commit).
+
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Labels of a host (`env = "prod"`).
+pub type Labels = BTreeMap<String, String>;
+
+/// Errors of a store, by what the caller can do about them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request conflicts with what is stored (a used token, a sequence
+    /// already taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The request is refused (an expired or unknown token, a revoked agent).
+    #[error("{0}")]
+    Denied(String),
+    /// The store itself failed (I/O, corruption, a full disk).
+    #[error("storage failure: {0}")]
+    Broken(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
+            other => StoreError::Broken(other.to_string()),
+        }
+    }
+}
+
+/// An API credential's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages tokens, agents and (later) the SoA.
+    Admin,
+    /// Reads conformity, evidence and reports.
+    Auditor,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An enrolled agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentRecord {
+    /// Internal number (compact keys for evidence rows).
+    #[serde(skip)]
+    pub no: i64,
+    /// Public id.
+    pub id: String,
+    /// Key id of its signing key.
+    pub key_id: String,
+    /// Its public key, standard base64.
+    pub public_key: String,
+    /// Host name at enrollment.
+    pub hostname: String,
+    /// Hex SHA-256 of the machine identity.
+    pub machine_id_sha256: String,
+    /// Labels.
+    pub labels: Labels,
+    /// When it enrolled (RFC 3339).
+    pub enrolled_at: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+    /// The sequence number expected next.
+    pub next_sequence: u64,
+    /// Hex SHA-256 of the last accepted envelope.
+    pub last_digest: Option<String>,
+    /// When its last envelope was accepted.
+    pub last_seen_at: Option<String>,
+}
+
+/// A new agent to record at enrollment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAgent {
+    /// Public id to assign.
+    pub id: String,
+    /// Key id.
+    pub key_id: String,
+    /// Public key, base64.
+    pub public_key: String,
+    /// Host name.
+    pub hostname: String,
+    /// Machine identity digest.
+    pub machine_id_sha256: String,
+    /// Labels the agent asked for (the token's labels take precedence).
+    pub labels: Labels,
+    /// Inventory facts.
+    pub facts: serde_json::Value,
+    /// Now (RFC 3339).
+    pub enrolled_at: String,
+}
+
+/// The result of an enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enrolled {
+    /// A new agent was recorded.
+    New(AgentRecord),
+    /// The key was already enrolled: the same agent (idempotent).
+    Existing(AgentRecord),
+}
+
+impl Enrolled {
+    /// The agent either way.
+    pub fn agent(&self) -> &AgentRecord {
+        match self {
+            Enrolled::New(a) | Enrolled::Existing(a) => a,
+        }
+    }
+}
+
+/// An API token as stored (only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// A name for people.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Expiry (Unix seconds), if any.
+    pub expires_at: Option<i64>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<String>,
+}
+
+/// A change of a (host, check) latest result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestChange {
+    /// The check.
+    pub check_id: String,
+    /// New status.
+    pub status: String,
+    /// New observed value.
+    pub observed: Option<String>,
+}
+
+/// An envelope the ingest path accepted, ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    /// The agent's internal number.
+    pub agent_no: i64,
+    /// Its sequence number.
+    pub sequence: u64,
+    /// The expected sequence before this one (for the store's own check).
+    pub previous_next: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// RFC 3339 acceptance time.
+    pub received_at: String,
+    /// Declared gap (dropped sequences), as JSON.
+    pub gap: Option<String>,
+    /// Summary counts, as JSON.
+    pub summary: String,
+    /// `[{check_id, status}]`, as JSON.
+    pub results: String,
+    /// Exactly the bytes received.
+    pub bytes: Vec<u8>,
+    /// Latest-result rows that change.
+    pub changes: Vec<LatestChange>,
+}
+
+/// An envelope's metadata as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnvelopeMeta {
+    /// Sequence number.
+    pub sequence: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Acceptance time.
+    pub received_at: String,
+    /// Dropped sequences declared by the agent, if any.
+    pub gap: Option<serde_json::Value>,
+    /// Summary counts.
+    pub summary: serde_json::Value,
+    /// Per-check status.
+    pub results: serde_json::Value,
+}
+
+/// A latest result row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LatestRow {
+    /// The check.
+    pub check_id: String,
+    /// Its current status.
+    pub status: String,
+    /// Its current observed value.
+    pub observed: Option<String>,
+    /// Sequence of the envelope that brought this value.
+    pub since_sequence: u64,
+}
+
+/// The storage contract (see tests/store_contract.rs).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Records an enrollment token (by hash) valid until `expires_at`.
+    async fn create_enroll_token(&self, hash: &str, labels: &Labels, expires_at: i64, now: &str) -> Result<(), StoreError>;
+
+    /// Enrolls an agent with a token: consumes the token and records the
+    /// agent in one transaction, or returns the agent already enrolled with
+    /// that key (when the token is unused or was used by that same agent).
+    async fn enroll(&self, token_hash: &str, now_unix: i64, agent: NewAgent) -> Result<Enrolled, StoreError>;
+
+    /// Records an API token (by hash).
+    async fn create_api_token(&self, hash: &str, name: &str, role: Role, expires_at: Option<i64>, now: &str) -> Result<(), StoreError>;
+
+    /// Looks up an API token by hash.
+    async fn api_token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;
+
+    /// Revokes API tokens by name; returns how many.
+    async fn revoke_api_token(&self, name: &str, now: &str) -> Result<u64, StoreError>;
+
+    /// An agent by its signing key id.
+    async fn agent_by_key(&self, key_id: &str) -> Result<Option<AgentRecord>, StoreError>;
+
+    /// An agent by id.
+    async fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError>;
+
+    /// Every agent.
+    async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
+
+    /// Revokes an agent: its evidence is refused from now on.
+    async fn revoke_agent(&self, id: &str, now: &str) -> Result<(), StoreError>;
+
+    /// Stores a batch of accepted envelopes in one transaction: the bytes,
+    /// the agents' chain heads, and the latest-result changes. Fails whole
+    /// (nothing stored) if any agent's chain head is not where the batch
+    /// expects it.
+    async fn append(&self, batch: &[Accepted]) -> Result<(), StoreError>;
+
+    /// An envelope's metadata and bytes.
+    async fn envelope(&self, agent_no: i64, sequence: u64) -> Result<Option<(EnvelopeMeta, Vec<u8>)>, StoreError>;
+
+    /// Envelopes of an agent after a sequence number, ascending.
+    async fn envelopes(&self, agent_no: i64, after: u64, limit: u32) -> Result<Vec<EnvelopeMeta>, StoreError>;
+
+    /// The latest result per check of an agent.
+    async fn latest(&self, agent_no: i64) -> Result<Vec<LatestRow>, StoreError>;
+
+    /// Whether the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,342 @@
+//! The embedded store: one SQLite file in the data directory, WAL mode,
+//! `synchronous = FULL` so that a receipt is never signed for a batch a power
+//! cut could lose (group commit keeps that to one fsync per batch).
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::{Accepted, AgentRecord, ApiToken, Enrolled, EnvelopeMeta, Labels, LatestRow, NewAgent, Role, Store, StoreError};
+
+/// SQLite-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let url = format!("sqlite://{}", path.display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Broken(format!("{}: {e}", path.display())))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Broken(format!("{}: {e}", path.display())))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Broken(format!("{}: migrating: {e}", path.display())))?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn labels_json(labels: &Labels) -> String {
+    serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
+}
+
+fn agent_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AgentRecord, StoreError> {
+    let labels: String = row.try_get("labels")?;
+    Ok(AgentRecord {
+        no: row.try_get("no")?,
+        id: row.try_get("id")?,
+        key_id: row.try_get("key_id")?,
+        public_key: row.try_get("public_key")?,
+        hostname: row.try_get("hostname")?,
+        machine_id_sha256: row.try_get("machine_id_sha256")?,
+        labels: serde_json::from_str(&labels).map_err(|e| StoreError::Broken(format!("agent labels: {e}")))?,
+        enrolled_at: row.try_get("enrolled_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        next_sequence: row.try_get::<i64, _>("next_sequence")? as u64,
+        last_digest: row.try_get("last_digest")?,
+        last_seen_at: row.try_get("last_seen_at")?,
+    })
+}
+
+fn meta_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<EnvelopeMeta, StoreError> {
+    let parse = |col: &str| -> Result<serde_json::Value, StoreError> {
+        let s: String = row.try_get(col)?;
+        serde_json::from_str(&s).map_err(|e| StoreError::Broken(format!("envelope {col}: {e}")))
+    };
+    let gap: Option<String> = row.try_get("gap")?;
+    Ok(EnvelopeMeta {
+        sequence: row.try_get::<i64, _>("sequence")? as u64,
+        sha256: row.try_get("sha256")?,
+        received_at: row.try_get("received_at")?,
+        gap: gap.and_then(|g| serde_json::from_str(&g).ok()),
+        summary: parse("summary")?,
+        results: parse("results")?,
+    })
+}
+
+const AGENT_COLUMNS: &str = "no, id, key_id, public_key, hostname, machine_id_sha256, labels, enrolled_at, revoked_at, next_sequence, last_digest, last_seen_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_enroll_token(&self, hash: &str, labels: &Labels, expires_at: i64, now: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO enroll_tokens (hash, labels, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(hash)
+            .bind(labels_json(labels))
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn enroll(&self, token_hash: &str, now_unix: i64, agent: NewAgent) -> Result<Enrolled, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let token = sqlx::query("SELECT labels, expires_at, used_by FROM enroll_tokens WHERE hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let existing = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE key_id = ?"))
+            .bind(&agent.key_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| agent_from_row(&r))
+            .transpose()?;
+        let Some(token) = token else {
+            return Err(StoreError::Denied("unknown enrollment token".into()));
+        };
+        let used_by: Option<String> = token.try_get("used_by")?;
+        let expires_at: i64 = token.try_get("expires_at")?;
+        if let Some(a) = existing {
+            if a.revoked_at.is_some() {
+                return Err(StoreError::Denied(format!("agent {} was revoked; a revoked key cannot enroll again", a.id)));
+            }
+            // Re-enrolling with the same key is idempotent: with the token
+            // it used, or with any token still valid (which stays unused).
+            let same = used_by.as_deref() == Some(a.id.as_str());
+            if same || (used_by.is_none() && expires_at > now_unix) {
+                return Ok(Enrolled::Existing(a));
+            }
+        }
+        if used_by.is_some() {
+            return Err(StoreError::Denied("enrollment token already used".into()));
+        }
+        if expires_at <= now_unix {
+            return Err(StoreError::Denied("enrollment token expired".into()));
+        }
+        let token_labels: String = token.try_get("labels")?;
+        let token_labels: Labels = serde_json::from_str(&token_labels).unwrap_or_default();
+        let mut labels = agent.labels.clone();
+        labels.extend(token_labels);
+        sqlx::query(
+            "INSERT INTO agents (id, key_id, public_key, hostname, machine_id_sha256, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&agent.id)
+        .bind(&agent.key_id)
+        .bind(&agent.public_key)
+        .bind(&agent.hostname)
+        .bind(&agent.machine_id_sha256)
+        .bind(labels_json(&labels))
+        .bind(agent.facts.to_string())
+        .bind(&agent.enrolled_at)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query("UPDATE enroll_tokens SET used_at = ?, used_by = ? WHERE hash = ? AND used_by IS NULL")
+            .bind(&agent.enrolled_at)
+            .bind(&agent.id)
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict("enrollment token used concurrently".into()));
+        }
+        let row = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?"))
+            .bind(&agent.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let record = agent_from_row(&row)?;
+        tx.commit().await?;
+        Ok(Enrolled::New(record))
+    }
+
+    async fn create_api_token(&self, hash: &str, name: &str, role: Role, expires_at: Option<i64>, now: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_tokens (hash, name, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(hash)
+            .bind(name)
+            .bind(role.as_str())
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn api_token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        let row = sqlx::query("SELECT name, role, expires_at, revoked_at FROM api_tokens WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let role: String = r.try_get("role")?;
+            Ok(ApiToken {
+                name: r.try_get("name")?,
+                role: Role::parse(&role).ok_or_else(|| StoreError::Broken(format!("unknown role `{role}`")))?,
+                expires_at: r.try_get("expires_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn revoke_api_token(&self, name: &str, now: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn agent_by_key(&self, key_id: &str) -> Result<Option<AgentRecord>, StoreError> {
+        sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE key_id = ?"))
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| agent_from_row(&r))
+            .transpose()
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
+        sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| agent_from_row(&r))
+            .transpose()
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY no"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(agent_from_row)
+            .collect()
+    }
+
+    async fn revoke_agent(&self, id: &str, now: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE agents SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("agent {id}")));
+        }
+        Ok(())
+    }
+
+    async fn append(&self, batch: &[Accepted]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for a in batch {
+            let res = sqlx::query(
+                "INSERT INTO envelopes (agent_no, sequence, sha256, received_at, gap, summary, results, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(a.agent_no)
+            .bind(a.sequence as i64)
+            .bind(&a.sha256)
+            .bind(&a.received_at)
+            .bind(&a.gap)
+            .bind(&a.summary)
+            .bind(&a.results)
+            .bind(&a.bytes)
+            .execute(&mut *tx)
+            .await?;
+            let envelope_id = res.last_insert_rowid();
+            // The chain head moves only from where the batch expects it:
+            // a second writer on the same agent makes the batch fail whole.
+            let moved = sqlx::query(
+                "UPDATE agents SET next_sequence = ?, last_digest = ?, last_seen_at = ? WHERE no = ? AND next_sequence = ? AND revoked_at IS NULL",
+            )
+            .bind((a.sequence + 1) as i64)
+            .bind(&a.sha256)
+            .bind(&a.received_at)
+            .bind(a.agent_no)
+            .bind(a.previous_next as i64)
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "agent #{}: chain head is not at sequence {}",
+                    a.agent_no, a.previous_next
+                )));
+            }
+            for c in &a.changes {
+                sqlx::query(
+                    "INSERT INTO latest_results (agent_no, check_id, status, observed, since_envelope) VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (agent_no, check_id) DO UPDATE SET status = excluded.status, observed = excluded.observed, since_envelope = excluded.since_envelope",
+                )
+                .bind(a.agent_no)
+                .bind(&c.check_id)
+                .bind(&c.status)
+                .bind(&c.observed)
+                .bind(envelope_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn envelope(&self, agent_no: i64, sequence: u64) -> Result<Option<(EnvelopeMeta, Vec<u8>)>, StoreError> {
+        let row = sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results, bytes FROM envelopes WHERE agent_no = ? AND sequence = ?")
+            .bind(agent_no)
+            .bind(sequence as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((meta_from_row(&r)?, r.try_get::<Vec<u8>, _>("bytes")?))).transpose()
+    }
+
+    async fn envelopes(&self, agent_no: i64, after: u64, limit: u32) -> Result<Vec<EnvelopeMeta>, StoreError> {
+        sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results FROM envelopes WHERE agent_no = ? AND sequence > ? ORDER BY sequence LIMIT ?")
+            .bind(agent_no)
+            .bind(after as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(meta_from_row)
+            .collect()
+    }
+
+    async fn latest(&self, agent_no: i64) -> Result<Vec<LatestRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT l.check_id, l.status, l.observed, e.sequence FROM latest_results l JOIN envelopes e ON e.id = l.since_envelope WHERE l.agent_no = ? ORDER BY l.check_id",
+        )
+        .bind(agent_no)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LatestRow {
+                    check_id: r.try_get("check_id")?,
+                    status: r.try_get("status")?,
+                    observed: r.try_get("observed")?,
+                    since_sequence: r.try_get::<i64, _>("sequence")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

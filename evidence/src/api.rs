@@ -1,0 +1,95 @@
+//! The JSON bodies of the collector's HTTP API that agents use
+//! (docs/api.md). Shared so that agent and collector cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dsse::Envelope;
+
+/// `POST /v1/enroll` request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The single-use enrollment token.
+    pub token: String,
+    /// The agent's Ed25519 public key, standard base64 of the 32 raw bytes.
+    pub public_key: String,
+    /// Host name.
+    pub hostname: String,
+    /// Hex SHA-256 of the host's stable machine identity (/etc/machine-id).
+    pub machine_id_sha256: String,
+    /// Labels the agent is configured with (merged with the token's).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Host inventory facts at enrollment.
+    #[serde(default)]
+    pub facts: serde_json::Value,
+}
+
+/// `POST /v1/enroll` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollResponse {
+    /// The id the collector assigned (stable for the key).
+    pub agent_id: String,
+    /// The collector's receipt-signing key, standard base64.
+    pub collector_public_key: String,
+    /// Its key id.
+    pub collector_key_id: String,
+    /// The next sequence number the collector expects from this agent (1
+    /// for a new agent; where the chain stands for an idempotent re-enroll).
+    pub next_sequence: u64,
+    /// Hex SHA-256 of the last envelope accepted from this agent, if any.
+    pub last_digest: Option<String>,
+    /// Labels recorded for the agent (token labels and agent labels).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `POST /v1/evidence` success: the signed receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceResponse {
+    /// DSSE envelope of a [`crate::receipt::Receipt`], signed by the collector.
+    pub receipt: Envelope,
+}
+
+/// Every error response of the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// A stable machine-readable code (see [`codes`]).
+    pub error: String,
+    /// What is wrong, for a human.
+    pub message: String,
+    /// For `sequence` errors: the sequence number the collector expects next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_sequence: Option<u64>,
+}
+
+/// Error codes.
+pub mod codes {
+    /// The body is not JSON of the expected shape (400).
+    pub const MALFORMED: &str = "malformed";
+    /// The body exceeds the size limit (413).
+    pub const TOO_LARGE: &str = "too_large";
+    /// No enrolled agent has the signing key (401).
+    pub const UNKNOWN_AGENT: &str = "unknown_agent";
+    /// The agent was revoked (403).
+    pub const REVOKED_AGENT: &str = "revoked_agent";
+    /// The envelope's signature does not verify (401).
+    pub const BAD_SIGNATURE: &str = "bad_signature";
+    /// The payload is not the expected in-toto statement (422).
+    pub const INVALID_STATEMENT: &str = "invalid_statement";
+    /// Replayed, out-of-order or chain-breaking sequence (409).
+    pub const SEQUENCE: &str = "sequence";
+    /// The enrollment token is unknown, used or expired (401).
+    pub const BAD_TOKEN: &str = "bad_token";
+    /// Missing or invalid credentials for an API route (401).
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// Valid credentials without the needed role (403).
+    pub const FORBIDDEN: &str = "forbidden";
+    /// Not found (404).
+    pub const NOT_FOUND: &str = "not_found";
+    /// The collector cannot accept evidence now (503).
+    pub const UNAVAILABLE: &str = "unavailable";
+}
