@@ -123,6 +123,21 @@ async fn api_tokens_by_hash_with_roles_and_revocation(store: &dyn Store) {
     assert_eq!(store.revoke_api_token("ops", NOW).await.unwrap(), 0);
 }
 
+async fn concurrent_enrollments_all_succeed(store: std::sync::Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let hash = format!("ct-{i}");
+            token(store.as_ref(), &hash, NOW_UNIX + 60).await;
+            store.enroll(&hash, NOW_UNIX, new_agent(&format!("ag-c{i}"), &format!("kc{i}"))).await
+        }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.unwrap(), Ok(Enrolled::New(_))));
+    }
+}
+
 async fn run_contract(store: &dyn Store) {
     store.ping().await.unwrap();
     enrollment_is_single_use_and_idempotent_per_key(store).await;
@@ -133,11 +148,12 @@ async fn run_contract(store: &dyn Store) {
     assert_eq!(store.agents().await.unwrap().len(), 4);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_meets_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("c.db")).await.unwrap();
     run_contract(&store).await;
+    concurrent_enrollments_all_succeed(std::sync::Arc::new(store)).await;
 }
 
 #[tokio::test]

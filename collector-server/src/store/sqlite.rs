@@ -1,6 +1,10 @@
 //! The embedded store: one SQLite file in the data directory, WAL mode,
 //! `synchronous = FULL` so that a receipt is never signed for a batch a power
 //! cut could lose (group commit keeps that to one fsync per batch).
+//!
+//! Write transactions begin IMMEDIATE: a deferred transaction that reads and
+//! then writes cannot upgrade its lock under WAL while another connection
+//! writes (SQLITE_BUSY_SNAPSHOT), whereas IMMEDIATE waits its turn.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -97,7 +101,7 @@ impl Store for SqliteStore {
     }
 
     async fn enroll(&self, token_hash: &str, now_unix: i64, agent: NewAgent) -> Result<Enrolled, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let token = sqlx::query("SELECT labels, expires_at, used_by FROM enroll_tokens WHERE hash = ?")
             .bind(token_hash)
             .fetch_optional(&mut *tx)
@@ -243,7 +247,7 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, batch: &[Accepted]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for a in batch {
             let res = sqlx::query(
                 "INSERT INTO envelopes (agent_no, sequence, sha256, received_at, gap, summary, results, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
