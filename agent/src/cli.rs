@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -12,6 +13,11 @@ use annexa_checks::catalog::{Edition, catalog};
 use annexa_checks::engine::{self, Selection};
 use annexa_checks::host::HostView;
 use annexa_checks::pack::{DEFAULT_PACK_DIR, PackSet};
+
+use annexa_agent::config::{AgentConfig, DEFAULT_CONFIG_PATH};
+use annexa_agent::daemon::{SHUTDOWN_GRACE, init_logging, run_daemon, shutdown_signal};
+use annexa_agent::enroll::{CaPin, EnrollOptions, enroll};
+use annexa_agent::run_once;
 
 use crate::output;
 
@@ -41,6 +47,77 @@ enum Command {
         #[command(subcommand)]
         command: ChecksCommand,
     },
+    /// Enroll this host with a collector.
+    ///
+    /// Creates the agent's key in the state directory if needed, presents
+    /// it with the single-use token over TLS to the collector's pinned CA
+    /// (exactly one of --ca and --ca-fingerprint), and records the agent
+    /// id, the collector's receipt key and the pinned CA.
+    ///
+    /// Exit status: 0 enrolled, 2 on any error (refused token, unreachable
+    /// collector, certificate mismatch, unusable state directory).
+    Enroll(EnrollArgs),
+    /// Run the agent: scan on schedule, sign, spool and deliver evidence.
+    ///
+    /// Without --once, runs until SIGTERM or SIGINT (exit 0). With --once,
+    /// produces one signed envelope and delivers everything pending.
+    ///
+    /// Exit status: 0 success (with --once: the spool is empty afterwards,
+    /// or --no-send was given), 1 with --once when delivery failed and
+    /// envelopes remain spooled, 2 configuration or state errors (not
+    /// enrolled with --once, malformed agent.toml or pack).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct EnrollArgs {
+    /// Collector URL, https://HOST:PORT (default: `server` in the
+    /// configuration file).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// The single-use enrollment token from the collector.
+    #[arg(long, value_name = "TOKEN")]
+    token: String,
+    #[command(flatten)]
+    pin: CaArgs,
+    /// State directory (default: `state_dir` in the configuration file, else
+    /// /var/lib/annexa).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Configuration file (default /etc/annexa/agent.toml, if it exists).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A label to record for this host, e.g. env=prod (repeatable; added to
+    /// the configuration file's labels).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_param)]
+    labels: Vec<(String, String)>,
+}
+
+/// Exactly one way to pin the collector's CA.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct CaArgs {
+    /// The collector's CA certificate (PEM or DER) to pin.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Pin the collector's CA by the SHA-256 of its certificate,
+    /// SHA256:<64 hex>; the certificate the collector presents with that
+    /// fingerprint is saved as the pinned CA.
+    #[arg(long, value_name = "SHA256:HEX")]
+    ca_fingerprint: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Configuration file (default /etc/annexa/agent.toml, if it exists).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Produce one envelope, deliver everything pending, and exit.
+    #[arg(long)]
+    once: bool,
+    /// With --once: produce into the spool only, deliver nothing.
+    #[arg(long, requires = "once")]
+    no_send: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,6 +238,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Scan(args) => scan(args),
         Command::Controls { command } => controls(command),
+        Command::Enroll(args) => enroll_command(args),
+        Command::Run(args) => run_command(args),
         Command::Checks {
             command: ChecksCommand::List { packs, edition },
         } => {
@@ -302,5 +381,131 @@ fn controls(command: ControlsCommand) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A runtime for the networked commands. Its shutdown is bounded: a scan
+/// still running on a blocking thread when the daemon stops must not hold
+/// the process (every write is crash-safe).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn enroll_command(args: EnrollArgs) -> anyhow::Result<ExitCode> {
+    let config = AgentConfig::load_or_default(args.config.as_deref())?;
+    init_logging(config.log_format);
+    let server = args.server.or(config.server.clone()).with_context(|| {
+        format!(
+            "no collector URL: give --server https://HOST:PORT or set `server` in {}",
+            args.config
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| DEFAULT_CONFIG_PATH.to_string())
+        )
+    })?;
+    let ca = match (&args.pin.ca, &args.pin.ca_fingerprint) {
+        (Some(path), None) => CaPin::Certificate {
+            label: path.display().to_string(),
+            bytes: std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        },
+        (None, Some(fp)) => CaPin::Fingerprint(fp.clone()),
+        _ => bail!("give exactly one of --ca FILE and --ca-fingerprint SHA256:<hex>"),
+    };
+    // Only a directory given on the command line can differ from what
+    // `annexa run` will use.
+    let elsewhere = args
+        .state_dir
+        .as_ref()
+        .filter(|d| **d != config.state_dir)
+        .cloned();
+    let state_dir = args.state_dir.unwrap_or(config.state_dir.clone());
+    let mut labels = config.labels.clone();
+    labels.extend(args.labels);
+    let opts = EnrollOptions {
+        server,
+        token: args.token,
+        ca,
+        state_dir,
+        labels,
+    };
+    let outcome = runtime()?.block_on(enroll(opts))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "enrolled as agent {}", outcome.agent_id)?;
+    writeln!(out, "collector key id {}", outcome.collector_key_id)?;
+    writeln!(
+        out,
+        "state written to {} (agent.key, enrollment.json, ca.pem, chain.json)",
+        outcome.state_dir.display()
+    )?;
+    if let Some(dir) = elsewhere {
+        writeln!(
+            out,
+            "note: `annexa run` reads state_dir from {} (now {}); set state_dir = \"{}\" there",
+            args.config
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| DEFAULT_CONFIG_PATH.to_string()),
+            config.state_dir.display(),
+            dir.display()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = AgentConfig::load_or_default(args.config.as_deref())?;
+    init_logging(config.log_format);
+    let rt = runtime()?;
+    if args.once {
+        let outcome = rt.block_on(run_once(&config, !args.no_send))?;
+        let p = &outcome.produced;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "produced envelope {} ({} bytes, sha256 {}): {} pass, {} fail, {} error, {} not applicable",
+            p.sequence,
+            p.size,
+            p.digest,
+            p.summary.pass,
+            p.summary.fail,
+            p.summary.error,
+            p.summary.not_applicable
+        )?;
+        if let Some(gap) = &p.gap {
+            writeln!(
+                out,
+                "recorded a gap: dropped {:?} ({})",
+                gap.dropped, gap.reason
+            )?;
+        }
+        if args.no_send {
+            writeln!(
+                out,
+                "{} envelope(s) spooled, not sent (--no-send)",
+                outcome.pending
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        writeln!(
+            out,
+            "delivered {}, {} still spooled",
+            outcome.delivered, outcome.pending
+        )?;
+        if let Some(e) = &outcome.delivery_error {
+            eprintln!("annexa: delivery failed: {e}");
+        }
+        return Ok(if outcome.pending == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    let result = rt.block_on(run_daemon(config, shutdown_signal()));
+    // A scan abandoned on a blocking thread must not keep the process.
+    rt.shutdown_timeout(SHUTDOWN_GRACE + Duration::from_secs(1));
+    result?;
     Ok(ExitCode::SUCCESS)
 }

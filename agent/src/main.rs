@@ -1,8 +1,10 @@
 //! `annexa`: the host agent and command-line client.
 //!
 //! This binary only wires the libraries together: argument parsing, loading
-//! packs, choosing the host view, and rendering. Exit codes: 0 nothing
-//! failed, 1 a check failed, 2 usage or configuration error.
+//! packs, choosing the host view, rendering, and handing `enroll` and `run`
+//! to the `annexa_agent` library. Exit codes: 0 success, 1 a check failed
+//! (scan) or envelopes remain undelivered (run --once), 2 usage,
+//! configuration or state error.
 
 #![forbid(unsafe_code)]
 

@@ -5,7 +5,9 @@ use time::format_description::well_known::Rfc3339;
 
 /// Now, RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Now, Unix seconds.
@@ -17,7 +19,9 @@ pub fn now_unix() -> i64 {
 pub fn parse_ttl(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| format!("`{s}` is not a duration such as 30m, 1h or 7d"))?;
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 30m, 1h or 7d"))?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
@@ -25,7 +29,9 @@ pub fn parse_ttl(s: &str) -> Result<i64, String> {
         "d" => 86400,
         _ => return Err(format!("`{s}` is not a duration such as 30m, 1h or 7d")),
     };
-    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(|| format!("`{s}` is out of range"))
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("`{s}` is out of range"))
 }
 
 #[cfg(test)]

@@ -72,7 +72,9 @@ impl CollectorConfig {
     pub fn load(path: &Path, required: bool) -> Result<CollectorConfig, String> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(CollectorConfig::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(CollectorConfig::default());
+            }
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         Self::parse(&path.display().to_string(), &text)
@@ -85,7 +87,11 @@ impl CollectorConfig {
                 .span()
                 .map(|s| {
                     let before = &text[..s.start.min(text.len())];
-                    format!(":{}:{}", before.matches('\n').count() + 1, before.rfind('\n').map_or(s.start + 1, |i| s.start - i))
+                    format!(
+                        ":{}:{}",
+                        before.matches('\n').count() + 1,
+                        before.rfind('\n').map_or(s.start + 1, |i| s.start - i)
+                    )
                 })
                 .unwrap_or_default();
             format!("{label}{at}: {}", e.message().trim())
@@ -94,7 +100,10 @@ impl CollectorConfig {
             return Err(format!("{label}: tls_cert and tls_key go together"));
         }
         if !matches!(cfg.log_format.as_str(), "text" | "json") {
-            return Err(format!("{label}: log_format is `{}`, expected `text` or `json`", cfg.log_format));
+            return Err(format!(
+                "{label}: log_format is `{}`, expected `text` or `json`",
+                cfg.log_format
+            ));
         }
         if cfg.batch_max == 0 {
             return Err(format!("{label}: batch_max must be at least 1"));
@@ -111,16 +120,22 @@ mod tests {
     fn defaults_and_overrides() {
         let c = CollectorConfig::default();
         assert_eq!(c.listen.port(), 8443);
-        let c = CollectorConfig::parse("c.toml", "listen = \"127.0.0.1:9443\"\nbatch_max = 64\n").unwrap();
+        let c = CollectorConfig::parse("c.toml", "listen = \"127.0.0.1:9443\"\nbatch_max = 64\n")
+            .unwrap();
         assert_eq!(c.listen.port(), 9443);
         assert_eq!(c.batch_max, 64);
     }
 
     #[test]
     fn unknown_keys_name_the_key_and_line() {
-        let e = CollectorConfig::parse("c.toml", "listen = \"127.0.0.1:9443\"\nbatch_mx = 64\n").unwrap_err();
+        let e = CollectorConfig::parse("c.toml", "listen = \"127.0.0.1:9443\"\nbatch_mx = 64\n")
+            .unwrap_err();
         assert!(e.starts_with("c.toml:2:") && e.contains("batch_mx"), "{e}");
-        assert!(CollectorConfig::parse("c.toml", "tls_cert = \"/x\"\n").unwrap_err().contains("go together"));
+        assert!(
+            CollectorConfig::parse("c.toml", "tls_cert = \"/x\"\n")
+                .unwrap_err()
+                .contains("go together")
+        );
         assert!(CollectorConfig::parse("c.toml", "listen = \"nowhere\"\n").is_err());
     }
 }

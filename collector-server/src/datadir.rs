@@ -16,7 +16,10 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use annexa_evidence::keys::{SigningKey, write_private};
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    SanType,
+};
 
 /// Errors preparing the data directory; each names the path.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +33,9 @@ pub enum DataDirError {
         message: String,
     },
     /// The directory is open to other users.
-    #[error("{path}: data directory has mode {mode:04o}; it must not be accessible to group or others (chmod 700)")]
+    #[error(
+        "{path}: data directory has mode {mode:04o}; it must not be accessible to group or others (chmod 700)"
+    )]
     Exposed {
         /// The path.
         path: String,
@@ -106,7 +111,11 @@ impl DataDir {
     pub fn load_signing_key(&self) -> Result<SigningKey, DataDirError> {
         let path = self.signing_key();
         let der = std::fs::read(&path).map_err(|e| io(&path, e))?;
-        let mode = std::fs::metadata(&path).map_err(|e| io(&path, e))?.permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&path)
+            .map_err(|e| io(&path, e))?
+            .permissions()
+            .mode()
+            & 0o777;
         if mode & 0o077 != 0 {
             return Err(annexa_evidence::keys::KeyError::Exposed {
                 path: path.display().to_string(),
@@ -170,7 +179,11 @@ fn make_certificates(dir: &DataDir, names: &[String]) -> Result<(), DataDirError
     dn.push(DnType::OrganizationName, "annexa");
     ca.distinguished_name = dn;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let now = time::OffsetDateTime::now_utc();
     ca.not_before = now - time::Duration::days(1);
     ca.not_after = now + time::Duration::days(3650);
@@ -179,7 +192,10 @@ fn make_certificates(dir: &DataDir, names: &[String]) -> Result<(), DataDirError
     let leaf_key = KeyPair::generate().map_err(cert_err)?;
     let mut leaf = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, names.first().cloned().unwrap_or_else(|| "localhost".into()));
+    dn.push(
+        DnType::CommonName,
+        names.first().cloned().unwrap_or_else(|| "localhost".into()),
+    );
     leaf.distinguished_name = dn;
     leaf.subject_alt_names = names
         .iter()
@@ -189,7 +205,10 @@ fn make_certificates(dir: &DataDir, names: &[String]) -> Result<(), DataDirError
         })
         .collect::<Result<_, _>>()
         .map_err(cert_err)?;
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    leaf.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     leaf.not_before = now - time::Duration::days(1);
     leaf.not_after = now + time::Duration::days(825);
@@ -198,12 +217,18 @@ fn make_certificates(dir: &DataDir, names: &[String]) -> Result<(), DataDirError
 
     let public = |path: PathBuf, pem: String| -> Result<(), DataDirError> {
         std::fs::write(&path, pem).map_err(|e| io(&path, e))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).map_err(|e| io(&path, e))
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| io(&path, e))
     };
-    let private = |path: PathBuf, pem: String| -> Result<(), DataDirError> { write_private(&path, pem.as_bytes()).map_err(|e| io(&path, e)) };
+    let private = |path: PathBuf, pem: String| -> Result<(), DataDirError> {
+        write_private(&path, pem.as_bytes()).map_err(|e| io(&path, e))
+    };
     private(dir.ca_key(), ca_key.serialize_pem())?;
     private(dir.server_key(), leaf_key.serialize_pem())?;
-    public(dir.server_cert(), format!("{}{}", leaf_cert.pem(), ca_cert.pem()))?;
+    public(
+        dir.server_cert(),
+        format!("{}{}", leaf_cert.pem(), ca_cert.pem()),
+    )?;
     // The CA certificate last: its presence marks a complete set.
     public(dir.ca_cert(), ca_cert.pem())?;
     Ok(())
@@ -227,7 +252,11 @@ fn first_cert_der(pem: &[u8]) -> Option<Vec<u8>> {
 /// The collector's default names: localhost, loopback addresses and this
 /// host's name.
 pub fn default_names() -> Vec<String> {
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
         let h = h.trim();
         if !h.is_empty() && !names.iter().any(|n| n == h) {
@@ -266,7 +295,9 @@ mod tests {
         let root = parent.path().join("data");
         std::fs::create_dir(&root).unwrap();
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let err = init(&DataDir::new(&root), &[], false).unwrap_err().to_string();
+        let err = init(&DataDir::new(&root), &[], false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("mode 0755"), "{err}");
     }
 }

@@ -73,10 +73,22 @@ pub struct Checked {
 }
 
 /// Looks up the agent that signed an envelope.
-pub async fn signer(store: &dyn Store, cache: &AgentCache, env: &Envelope) -> Result<AgentRecord, Rejection> {
-    let keyid = env.signatures.first().map(|s| s.keyid.as_str()).unwrap_or("");
+pub async fn signer(
+    store: &dyn Store,
+    cache: &AgentCache,
+    env: &Envelope,
+) -> Result<AgentRecord, Rejection> {
+    let keyid = env
+        .signatures
+        .first()
+        .map(|s| s.keyid.as_str())
+        .unwrap_or("");
     if keyid.is_empty() {
-        return Err(Rejection::new(401, codes::UNKNOWN_AGENT, "the signature names no keyid; annexa agents sign with their key id"));
+        return Err(Rejection::new(
+            401,
+            codes::UNKNOWN_AGENT,
+            "the signature names no keyid; annexa agents sign with their key id",
+        ));
     }
     let agent = match cache.get(keyid) {
         Some(a) => a,
@@ -85,52 +97,93 @@ pub async fn signer(store: &dyn Store, cache: &AgentCache, env: &Envelope) -> Re
                 .agent_by_key(keyid)
                 .await
                 .map_err(|e| Rejection::new(503, codes::UNAVAILABLE, e.to_string()))?
-                .ok_or_else(|| Rejection::new(401, codes::UNKNOWN_AGENT, format!("no enrolled agent has key {keyid}")))?;
+                .ok_or_else(|| {
+                    Rejection::new(
+                        401,
+                        codes::UNKNOWN_AGENT,
+                        format!("no enrolled agent has key {keyid}"),
+                    )
+                })?;
             cache.put(found.clone());
             found
         }
     };
     if agent.revoked_at.is_some() {
-        return Err(Rejection::new(403, codes::REVOKED_AGENT, format!("agent {} is revoked", agent.id)));
+        return Err(Rejection::new(
+            403,
+            codes::REVOKED_AGENT,
+            format!("agent {} is revoked", agent.id),
+        ));
     }
     Ok(agent)
 }
 
 /// Verifies signature and statement. CPU-bound; no I/O.
 pub fn check(agent: AgentRecord, env: &Envelope, bytes: Vec<u8>) -> Result<Checked, Rejection> {
-    let key = PublicKey::from_b64(&agent.public_key).map_err(|e| Rejection::new(503, codes::UNAVAILABLE, format!("stored key of {}: {e}", agent.id)))?;
+    let key = PublicKey::from_b64(&agent.public_key).map_err(|e| {
+        Rejection::new(
+            503,
+            codes::UNAVAILABLE,
+            format!("stored key of {}: {e}", agent.id),
+        )
+    })?;
     let verified = env
         .verify(IN_TOTO_PAYLOAD_TYPE, &[key], 1)
         .map_err(|e| match e {
-            annexa_evidence::dsse::DsseError::PayloadType { .. } => Rejection::new(422, codes::INVALID_STATEMENT, e.to_string()),
+            annexa_evidence::dsse::DsseError::PayloadType { .. } => {
+                Rejection::new(422, codes::INVALID_STATEMENT, e.to_string())
+            }
             other => Rejection::new(401, codes::BAD_SIGNATURE, other.to_string()),
         })?;
-    let st = parse_scan_statement(&verified.payload).map_err(|e| Rejection::new(422, codes::INVALID_STATEMENT, e.to_string()))?;
+    let st = parse_scan_statement(&verified.payload)
+        .map_err(|e| Rejection::new(422, codes::INVALID_STATEMENT, e.to_string()))?;
     let p = &st.predicate;
     let invalid = |m: String| Rejection::new(422, codes::INVALID_STATEMENT, m);
     if p.agent.id != agent.id {
-        return Err(invalid(format!("predicate names agent {}, but the envelope is signed by agent {}", p.agent.id, agent.id)));
+        return Err(invalid(format!(
+            "predicate names agent {}, but the envelope is signed by agent {}",
+            p.agent.id, agent.id
+        )));
     }
     if p.agent.key_id != agent.key_id {
-        return Err(invalid(format!("predicate names key {}, but the envelope is signed with {}", p.agent.key_id, agent.key_id)));
+        return Err(invalid(format!(
+            "predicate names key {}, but the envelope is signed with {}",
+            p.agent.key_id, agent.key_id
+        )));
     }
     let subject = &st.subject[0];
     if st.subject.len() != 1 || subject.name.as_deref() != Some(subject_name(&agent.id).as_str()) {
-        return Err(invalid(format!("the subject must be the one host `{}`", subject_name(&agent.id))));
+        return Err(invalid(format!(
+            "the subject must be the one host `{}`",
+            subject_name(&agent.id)
+        )));
     }
     let machine = subject.digest.as_ref().and_then(|d| d.get("sha256"));
     if machine.map(String::as_str) != Some(agent.machine_id_sha256.as_str()) {
-        return Err(invalid("the subject's machine identity differs from the one enrolled".to_string()));
+        return Err(invalid(
+            "the subject's machine identity differs from the one enrolled".to_string(),
+        ));
     }
     if p.sequence == 0 {
         return Err(invalid("sequence numbers start at 1".to_string()));
     }
-    let results: Vec<serde_json::Value> = p.scan.results.iter().map(|r| json!({"check_id": r.check_id, "status": r.status})).collect();
+    let results: Vec<serde_json::Value> = p
+        .scan
+        .results
+        .iter()
+        .map(|r| json!({"check_id": r.check_id, "status": r.status}))
+        .collect();
     let latest = p
         .scan
         .results
         .iter()
-        .map(|r| (r.check_id.clone(), r.status.as_str().to_string(), r.observed.clone()))
+        .map(|r| {
+            (
+                r.check_id.clone(),
+                r.status.as_str().to_string(),
+                r.observed.clone(),
+            )
+        })
         .collect();
     Ok(Checked {
         sha256: annexa_evidence::sha256_hex(&bytes),
@@ -154,17 +207,27 @@ pub struct AgentCache {
 impl AgentCache {
     /// A cached agent.
     pub fn get(&self, key_id: &str) -> Option<AgentRecord> {
-        self.by_key.read().unwrap_or_else(|p| p.into_inner()).get(key_id).cloned()
+        self.by_key
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key_id)
+            .cloned()
     }
 
     /// Caches an agent.
     pub fn put(&self, agent: AgentRecord) {
-        self.by_key.write().unwrap_or_else(|p| p.into_inner()).insert(agent.key_id.clone(), agent);
+        self.by_key
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(agent.key_id.clone(), agent);
     }
 
     /// Forgets an agent (after revocation), so the store is asked again.
     pub fn forget(&self, agent_id: &str) {
-        self.by_key.write().unwrap_or_else(|p| p.into_inner()).retain(|_, a| a.id != agent_id);
+        self.by_key
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, a| a.id != agent_id);
     }
 }
 
@@ -190,7 +253,12 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer task on `store`.
-    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, batch_max: usize, batch_wait: Duration) -> Writer {
+    pub fn start(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        batch_max: usize,
+        batch_wait: Duration,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel(batch_max.max(1) * 4);
         tokio::spawn(run_writer(store, metrics, rx, batch_max.max(1), batch_wait));
         Writer { tx }
@@ -199,12 +267,16 @@ impl Writer {
     /// Submits a checked envelope and waits until it is committed.
     pub async fn submit(&self, checked: Checked) -> Result<Committed, Rejection> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job { checked, reply })
-            .await
-            .map_err(|_| Rejection::new(503, codes::UNAVAILABLE, "the collector is shutting down"))?;
-        rx.await
-            .unwrap_or_else(|_| Err(Rejection::new(503, codes::UNAVAILABLE, "the writer stopped before committing")))
+        self.tx.send(Job { checked, reply }).await.map_err(|_| {
+            Rejection::new(503, codes::UNAVAILABLE, "the collector is shutting down")
+        })?;
+        rx.await.unwrap_or_else(|_| {
+            Err(Rejection::new(
+                503,
+                codes::UNAVAILABLE,
+                "the writer stopped before committing",
+            ))
+        })
     }
 }
 
@@ -217,7 +289,10 @@ struct Chain {
 }
 
 async fn load_chain(store: &dyn Store, agent: &AgentRecord) -> Result<Chain, StoreError> {
-    let fresh = store.agent(&agent.id).await?.ok_or_else(|| StoreError::NotFound(agent.id.clone()))?;
+    let fresh = store
+        .agent(&agent.id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(agent.id.clone()))?;
     let latest = store
         .latest(agent.no)
         .await?
@@ -231,7 +306,13 @@ async fn load_chain(store: &dyn Store, agent: &AgentRecord) -> Result<Chain, Sto
     })
 }
 
-async fn run_writer(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<Job>, batch_max: usize, batch_wait: Duration) {
+async fn run_writer(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::Receiver<Job>,
+    batch_max: usize,
+    batch_wait: Duration,
+) {
     let mut chains: HashMap<i64, Chain> = HashMap::new();
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
@@ -256,7 +337,12 @@ async fn run_writer(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::
     }
 }
 
-async fn process_batch(store: &dyn Store, metrics: &Metrics, chains: &mut HashMap<i64, Chain>, jobs: Vec<Job>) {
+async fn process_batch(
+    store: &dyn Store,
+    metrics: &Metrics,
+    chains: &mut HashMap<i64, Chain>,
+    jobs: Vec<Job>,
+) {
     let now = clock::now_rfc3339();
     let mut batch: Vec<Accepted> = Vec::new();
     let mut waiting: Vec<(oneshot::Sender<Result<Committed, Rejection>>, Committed)> = Vec::new();
@@ -264,18 +350,20 @@ async fn process_batch(store: &dyn Store, metrics: &Metrics, chains: &mut HashMa
     for job in jobs {
         let c = &job.checked;
         let no = c.agent.no;
-        if !chains.contains_key(&no) {
-            match load_chain(store, &c.agent).await {
-                Ok(ch) => {
-                    chains.insert(no, ch);
-                }
+        let chain = match chains.entry(no) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => match load_chain(store, &c.agent)
+                .await
+            {
+                Ok(ch) => slot.insert(ch),
                 Err(e) => {
-                    let _ = job.reply.send(Err(Rejection::new(503, codes::UNAVAILABLE, e.to_string())));
+                    let _ =
+                        job.reply
+                            .send(Err(Rejection::new(503, codes::UNAVAILABLE, e.to_string())));
                     continue;
                 }
-            }
-        }
-        let Some(chain) = chains.get_mut(&no) else { continue };
+            },
+        };
         match decide(chain, c) {
             Decision::Duplicate => {
                 // The same bytes again: answer with the original acceptance.
@@ -283,10 +371,16 @@ async fn process_batch(store: &dyn Store, metrics: &Metrics, chains: &mut HashMa
                 let reply = match original {
                     Ok(Some((meta, _))) if meta.sha256 == c.sha256 => {
                         metrics.duplicates.inc();
-                        Ok(Committed { accepted_at: meta.received_at, duplicate: true })
+                        Ok(Committed {
+                            accepted_at: meta.received_at,
+                            duplicate: true,
+                        })
                     }
                     Ok(_) => Err(Rejection::sequence(
-                        format!("sequence {} was already accepted with different content; expected {}", c.sequence, chain.next),
+                        format!(
+                            "sequence {} was already accepted with different content; expected {}",
+                            c.sequence, chain.next
+                        ),
                         chain.next,
                     )),
                     Err(e) => Err(Rejection::new(503, codes::UNAVAILABLE, e.to_string())),
@@ -301,9 +395,14 @@ async fn process_batch(store: &dyn Store, metrics: &Metrics, chains: &mut HashMa
                 let previous_next = chain.next;
                 let mut changes = Vec::new();
                 for (check_id, status, observed) in &c.latest {
-                    let same = chain.latest.get(check_id).is_some_and(|(s, o)| s == status && o == observed);
+                    let same = chain
+                        .latest
+                        .get(check_id)
+                        .is_some_and(|(s, o)| s == status && o == observed);
                     if !same {
-                        chain.latest.insert(check_id.clone(), (status.clone(), observed.clone()));
+                        chain
+                            .latest
+                            .insert(check_id.clone(), (status.clone(), observed.clone()));
                         changes.push(LatestChange {
                             check_id: check_id.clone(),
                             status: status.clone(),
@@ -320,7 +419,10 @@ async fn process_batch(store: &dyn Store, metrics: &Metrics, chains: &mut HashMa
                     previous_next,
                     sha256: c.sha256.clone(),
                     received_at: now.clone(),
-                    gap: c.gap.as_ref().map(|g| serde_json::to_string(g).unwrap_or_default()),
+                    gap: c
+                        .gap
+                        .as_ref()
+                        .map(|g| serde_json::to_string(g).unwrap_or_default()),
                     summary: c.summary.clone(),
                     results: c.results.clone(),
                     bytes: job.checked.bytes,
@@ -355,7 +457,11 @@ async fn process_batch(store: &dyn Store, metrics: &Metrics, chains: &mut HashMa
             }
             for (reply, _) in waiting {
                 metrics.reject(codes::UNAVAILABLE);
-                let _ = reply.send(Err(Rejection::new(503, codes::UNAVAILABLE, format!("storing evidence failed: {e}"))));
+                let _ = reply.send(Err(Rejection::new(
+                    503,
+                    codes::UNAVAILABLE,
+                    format!("storing evidence failed: {e}"),
+                )));
             }
         }
     }
@@ -393,7 +499,10 @@ fn decide(chain: &Chain, c: &Checked) -> Decision {
                 Decision::Accept
             } else {
                 Decision::Reject(Rejection::sequence(
-                    format!("sequence {} is out of order; expected {}", c.sequence, chain.next),
+                    format!(
+                        "sequence {} is out of order; expected {}",
+                        c.sequence, chain.next
+                    ),
                     chain.next,
                 ))
             }

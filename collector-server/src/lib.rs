@@ -29,18 +29,42 @@ use store::{Labels, Role, Store, StoreError};
 
 /// Creates an enrollment token valid for `ttl_seconds`; returns it and its
 /// expiry (Unix seconds). Only its hash is stored.
-pub async fn create_enroll_token(store: &dyn Store, ttl_seconds: i64, labels: &Labels) -> Result<(String, i64), StoreError> {
+pub async fn create_enroll_token(
+    store: &dyn Store,
+    ttl_seconds: i64,
+    labels: &Labels,
+) -> Result<(String, i64), StoreError> {
     let token = tokens::generate(tokens::ENROLL_PREFIX).map_err(StoreError::Broken)?;
     let expires_at = clock::now_unix() + ttl_seconds;
-    store.create_enroll_token(&tokens::hash(&token), labels, expires_at, &clock::now_rfc3339()).await?;
+    store
+        .create_enroll_token(
+            &tokens::hash(&token),
+            labels,
+            expires_at,
+            &clock::now_rfc3339(),
+        )
+        .await?;
     Ok((token, expires_at))
 }
 
 /// Creates an API token with a role; returns it (shown once).
-pub async fn create_api_token(store: &dyn Store, name: &str, role: Role, ttl_seconds: Option<i64>) -> Result<String, StoreError> {
+pub async fn create_api_token(
+    store: &dyn Store,
+    name: &str,
+    role: Role,
+    ttl_seconds: Option<i64>,
+) -> Result<String, StoreError> {
     let token = tokens::generate(tokens::API_PREFIX).map_err(StoreError::Broken)?;
     let expires = ttl_seconds.map(|t| clock::now_unix() + t);
-    store.create_api_token(&tokens::hash(&token), name, role, expires, &clock::now_rfc3339()).await?;
+    store
+        .create_api_token(
+            &tokens::hash(&token),
+            name,
+            role,
+            expires,
+            &clock::now_rfc3339(),
+        )
+        .await?;
     Ok(token)
 }
 
@@ -48,7 +72,9 @@ pub async fn create_api_token(store: &dyn Store, name: &str, role: Role, ttl_sec
 pub async fn open_store(config: &config::CollectorConfig) -> Result<Arc<dyn Store>, StoreError> {
     let dir = datadir::DataDir::new(&config.data_dir);
     dir.check().map_err(|e| StoreError::Broken(e.to_string()))?;
-    Ok(Arc::new(store::sqlite::SqliteStore::open(&dir.database()).await?))
+    Ok(Arc::new(
+        store::sqlite::SqliteStore::open(&dir.database()).await?,
+    ))
 }
 
 /// A running collector.
@@ -83,7 +109,12 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
     };
     let tls = tls::server_config(&cert, &tls_key).map_err(anyhow::Error::msg)?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let writer = ingest::Writer::start(store.clone(), metrics.clone(), config.batch_max, Duration::from_millis(config.batch_wait_ms));
+    let writer = ingest::Writer::start(
+        store.clone(),
+        metrics.clone(),
+        config.batch_max,
+        Duration::from_millis(config.batch_wait_ms),
+    );
     let state = api::AppState {
         store: store.clone(),
         writer,
@@ -92,11 +123,21 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         metrics,
     };
     let app = api::router(state, config.max_body_bytes);
-    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("listening on {}", config.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))?.handle(handle.clone());
+    let server = axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )?
+    .handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
-    Ok(Server { addr, store, handle, task })
+    Ok(Server {
+        addr,
+        store,
+        handle,
+        task,
+    })
 }

@@ -15,6 +15,9 @@ use annexa_collector::datadir::{self, DataDir};
 use annexa_collector::store::Role;
 use annexa_collector::{clock, create_api_token, create_enroll_token, open_store};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// annexa-collector: verifies, logs and stores signed compliance evidence.
 #[derive(Debug, Parser)]
 #[command(name = "annexa-collector", version, about, propagate_version = true)]
@@ -156,18 +159,26 @@ fn parse_role(s: &str) -> Result<Role, String> {
 }
 
 fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ANNEXA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ANNEXA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
-        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("annexa-collector: error: starting the runtime: {e}");
@@ -187,7 +198,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init { at, names, no_tls } => {
             let cfg = at.load()?;
-            let names = if names.is_empty() { datadir::default_names() } else { names };
+            let names = if names.is_empty() {
+                datadir::default_names()
+            } else {
+                names
+            };
             let dir = DataDir::new(&cfg.data_dir);
             let out = datadir::init(&dir, &names, !no_tls)?;
             open_store(&cfg).await?;
@@ -196,7 +211,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(fp) = out.ca_fingerprint {
                 println!("CA certificate: {}", dir.ca_cert().display());
                 println!("CA fingerprint: {fp}");
-                println!("agents enroll with: annexa enroll --server https://{}:{} --token TOKEN --ca-fingerprint {fp}", names.first().map(String::as_str).unwrap_or("localhost"), cfg.listen.port());
+                println!(
+                    "agents enroll with: annexa enroll --server https://{}:{} --token TOKEN --ca-fingerprint {fp}",
+                    names.first().map(String::as_str).unwrap_or("localhost"),
+                    cfg.listen.port()
+                );
             }
             if !out.created {
                 println!("(everything already existed; nothing was changed)");
@@ -214,7 +233,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::info!("shutting down: finishing requests in flight");
             server.shutdown(Duration::from_secs(10)).await;
         }
-        Command::Token { command: TokenCommand::Create { at, ttl, labels } } => {
+        Command::Token {
+            command: TokenCommand::Create { at, ttl, labels },
+        } => {
             let cfg = at.load()?;
             let store = open_store(&cfg).await?;
             let ttl = clock::parse_ttl(&ttl).map_err(anyhow::Error::msg)?;
@@ -223,11 +244,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{token}");
         }
         Command::ApiToken { command } => match command {
-            ApiTokenCommand::Create { at, name, role, ttl } => {
+            ApiTokenCommand::Create {
+                at,
+                name,
+                role,
+                ttl,
+            } => {
                 let cfg = at.load()?;
                 let store = open_store(&cfg).await?;
-                let ttl = ttl.map(|t| clock::parse_ttl(&t)).transpose().map_err(anyhow::Error::msg)?;
-                println!("{}", create_api_token(store.as_ref(), &name, role, ttl).await?);
+                let ttl = ttl
+                    .map(|t| clock::parse_ttl(&t))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?;
+                println!(
+                    "{}",
+                    create_api_token(store.as_ref(), &name, role, ttl).await?
+                );
             }
             ApiTokenCommand::Revoke { at, name } => {
                 let cfg = at.load()?;
@@ -244,15 +276,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let cfg = at.load()?;
                 let store = open_store(&cfg).await?;
                 for a in store.agents().await? {
-                    let state = if a.revoked_at.is_some() { "revoked" } else { "active" };
-                    println!("{}  {:<24} {:<8} next={} last_seen={}", a.id, a.hostname, state, a.next_sequence, a.last_seen_at.as_deref().unwrap_or("never"));
+                    let state = if a.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{}  {:<24} {:<8} next={} last_seen={}",
+                        a.id,
+                        a.hostname,
+                        state,
+                        a.next_sequence,
+                        a.last_seen_at.as_deref().unwrap_or("never")
+                    );
                 }
             }
             AgentCommand::Revoke { at, id } => {
                 let cfg = at.load()?;
                 let store = open_store(&cfg).await?;
-                store.revoke_agent(&id, &clock::now_rfc3339()).await.with_context(|| format!("revoking {id}"))?;
-                println!("agent {id} revoked; a running collector refuses its evidence from its next request");
+                store
+                    .revoke_agent(&id, &clock::now_rfc3339())
+                    .await
+                    .with_context(|| format!("revoking {id}"))?;
+                println!(
+                    "agent {id} revoked; a running collector refuses its evidence from its next request"
+                );
             }
         },
     }

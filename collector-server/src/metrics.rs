@@ -40,14 +40,37 @@ impl Metrics {
         let duplicates = Counter::default();
         let rejected = Family::<Reason, Counter>::default();
         let enrolled = Counter::default();
-        let ingest_latency = Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]);
-        let batch_size = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]);
-        registry.register("envelopes_accepted", "Envelopes durably accepted", accepted.clone());
-        registry.register("envelopes_duplicate", "Envelopes resent after acceptance, answered with their receipt", duplicates.clone());
-        registry.register("envelopes_rejected", "Envelopes rejected, by reason", rejected.clone());
+        let ingest_latency = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ]);
+        let batch_size =
+            Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]);
+        registry.register(
+            "envelopes_accepted",
+            "Envelopes durably accepted",
+            accepted.clone(),
+        );
+        registry.register(
+            "envelopes_duplicate",
+            "Envelopes resent after acceptance, answered with their receipt",
+            duplicates.clone(),
+        );
+        registry.register(
+            "envelopes_rejected",
+            "Envelopes rejected, by reason",
+            rejected.clone(),
+        );
         registry.register("agents_enrolled", "Agents enrolled", enrolled.clone());
-        registry.register("ingest_latency_seconds", "Time from request to signed receipt", ingest_latency.clone());
-        registry.register("ingest_batch_envelopes", "Envelopes committed per transaction", batch_size.clone());
+        registry.register(
+            "ingest_latency_seconds",
+            "Time from request to signed receipt",
+            ingest_latency.clone(),
+        );
+        registry.register(
+            "ingest_batch_envelopes",
+            "Envelopes committed per transaction",
+            batch_size.clone(),
+        );
         Metrics {
             registry,
             accepted,
@@ -61,7 +84,11 @@ impl Metrics {
 
     /// Counts a rejection.
     pub fn reject(&self, reason: &str) {
-        self.rejected.get_or_create(&Reason { reason: reason.to_string() }).inc();
+        self.rejected
+            .get_or_create(&Reason {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// The text exposition format.

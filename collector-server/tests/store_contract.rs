@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use annexa_collector::store::sqlite::SqliteStore;
-use annexa_collector::store::{Accepted, Enrolled, LatestChange, NewAgent, Role, Store, StoreError};
+use annexa_collector::store::{
+    Accepted, Enrolled, LatestChange, NewAgent, Role, Store, StoreError,
+};
 
 const NOW: &str = "2026-11-23T10:00:00Z";
 const NOW_UNIX: i64 = 1_795_000_000;
@@ -35,54 +37,122 @@ fn accepted(agent_no: i64, seq: u64, changes: &[(&str, &str)]) -> Accepted {
         bytes: format!("envelope {seq}").into_bytes(),
         changes: changes
             .iter()
-            .map(|(c, s)| LatestChange { check_id: c.to_string(), status: s.to_string(), observed: Some(format!("{c}={s}")) })
+            .map(|(c, s)| LatestChange {
+                check_id: c.to_string(),
+                status: s.to_string(),
+                observed: Some(format!("{c}={s}")),
+            })
             .collect(),
     }
 }
 
 async fn token(store: &dyn Store, hash: &str, expires: i64) {
     let labels = BTreeMap::from([("env".to_string(), "prod".to_string())]);
-    store.create_enroll_token(hash, &labels, expires, NOW).await.unwrap();
+    store
+        .create_enroll_token(hash, &labels, expires, NOW)
+        .await
+        .unwrap();
 }
 
 async fn enrollment_is_single_use_and_idempotent_per_key(store: &dyn Store) {
     token(store, "t1", NOW_UNIX + 3600).await;
-    let a = store.enroll("t1", NOW_UNIX, new_agent("ag-1", "k1")).await.unwrap();
-    let Enrolled::New(a) = a else { panic!("new agent expected") };
+    let a = store
+        .enroll("t1", NOW_UNIX, new_agent("ag-1", "k1"))
+        .await
+        .unwrap();
+    let Enrolled::New(a) = a else {
+        panic!("new agent expected")
+    };
     assert_eq!(a.next_sequence, 1);
-    assert_eq!(a.labels.get("env").map(String::as_str), Some("prod"), "token labels are applied");
+    assert_eq!(
+        a.labels.get("env").map(String::as_str),
+        Some("prod"),
+        "token labels are applied"
+    );
     assert_eq!(a.labels.get("role").map(String::as_str), Some("web"));
     // Same key, same token: the same agent.
-    let again = store.enroll("t1", NOW_UNIX, new_agent("ag-other", "k1")).await.unwrap();
+    let again = store
+        .enroll("t1", NOW_UNIX, new_agent("ag-other", "k1"))
+        .await
+        .unwrap();
     assert_eq!(again, Enrolled::Existing(a.clone()));
     // Another key cannot use the token.
-    let used = store.enroll("t1", NOW_UNIX, new_agent("ag-2", "k2")).await.unwrap_err();
-    assert_eq!(used, StoreError::Denied("enrollment token already used".into()));
+    let used = store
+        .enroll("t1", NOW_UNIX, new_agent("ag-2", "k2"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        used,
+        StoreError::Denied("enrollment token already used".into())
+    );
     // Unknown and expired tokens.
-    assert!(matches!(store.enroll("nope", NOW_UNIX, new_agent("ag-3", "k3")).await, Err(StoreError::Denied(m)) if m.contains("unknown")));
+    assert!(
+        matches!(store.enroll("nope", NOW_UNIX, new_agent("ag-3", "k3")).await, Err(StoreError::Denied(m)) if m.contains("unknown"))
+    );
     token(store, "t-old", NOW_UNIX - 1).await;
-    assert!(matches!(store.enroll("t-old", NOW_UNIX, new_agent("ag-4", "k4")).await, Err(StoreError::Denied(m)) if m.contains("expired")));
-    assert!(store.agent_by_key("k4").await.unwrap().is_none(), "nothing is recorded for a refused enrollment");
+    assert!(
+        matches!(store.enroll("t-old", NOW_UNIX, new_agent("ag-4", "k4")).await, Err(StoreError::Denied(m)) if m.contains("expired"))
+    );
+    assert!(
+        store.agent_by_key("k4").await.unwrap().is_none(),
+        "nothing is recorded for a refused enrollment"
+    );
 }
 
 async fn revoked_agents_cannot_enroll_or_append(store: &dyn Store) {
     token(store, "t5", NOW_UNIX + 60).await;
-    let a = store.enroll("t5", NOW_UNIX, new_agent("ag-5", "k5")).await.unwrap().agent().clone();
+    let a = store
+        .enroll("t5", NOW_UNIX, new_agent("ag-5", "k5"))
+        .await
+        .unwrap()
+        .agent()
+        .clone();
     store.revoke_agent("ag-5", NOW).await.unwrap();
-    assert!(store.agent("ag-5").await.unwrap().unwrap().revoked_at.is_some());
+    assert!(
+        store
+            .agent("ag-5")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
     token(store, "t6", NOW_UNIX + 60).await;
-    assert!(matches!(store.enroll("t6", NOW_UNIX, new_agent("ag-6", "k5")).await, Err(StoreError::Denied(_))));
-    assert!(matches!(store.append(&[accepted(a.no, 1, &[])]).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.revoke_agent("ag-none", NOW).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.enroll("t6", NOW_UNIX, new_agent("ag-6", "k5")).await,
+        Err(StoreError::Denied(_))
+    ));
+    assert!(matches!(
+        store.append(&[accepted(a.no, 1, &[])]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.revoke_agent("ag-none", NOW).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn append_moves_the_chain_and_keeps_bytes(store: &dyn Store) {
     token(store, "t7", NOW_UNIX + 60).await;
-    let a = store.enroll("t7", NOW_UNIX, new_agent("ag-7", "k7")).await.unwrap().agent().clone();
-    store.append(&[accepted(a.no, 1, &[("a", "pass"), ("b", "fail")]), accepted(a.no, 2, &[("b", "pass")])]).await.unwrap();
+    let a = store
+        .enroll("t7", NOW_UNIX, new_agent("ag-7", "k7"))
+        .await
+        .unwrap()
+        .agent()
+        .clone();
+    store
+        .append(&[
+            accepted(a.no, 1, &[("a", "pass"), ("b", "fail")]),
+            accepted(a.no, 2, &[("b", "pass")]),
+        ])
+        .await
+        .unwrap();
     let head = store.agent("ag-7").await.unwrap().unwrap();
     assert_eq!(head.next_sequence, 3);
-    assert_eq!(head.last_digest.as_deref(), Some(format!("{:064x}", 2).as_str()));
+    assert_eq!(
+        head.last_digest.as_deref(),
+        Some(format!("{:064x}", 2).as_str())
+    );
     let (meta, bytes) = store.envelope(a.no, 2).await.unwrap().unwrap();
     assert_eq!(bytes, b"envelope 2");
     assert_eq!(meta.sequence, 2);
@@ -90,20 +160,39 @@ async fn append_moves_the_chain_and_keeps_bytes(store: &dyn Store) {
     assert_eq!(store.envelopes(a.no, 1, 10).await.unwrap()[0].sequence, 2);
     let latest = store.latest(a.no).await.unwrap();
     assert_eq!(latest.len(), 2);
-    assert_eq!((latest[1].check_id.as_str(), latest[1].status.as_str(), latest[1].since_sequence), ("b", "pass", 2));
+    assert_eq!(
+        (
+            latest[1].check_id.as_str(),
+            latest[1].status.as_str(),
+            latest[1].since_sequence
+        ),
+        ("b", "pass", 2)
+    );
     assert_eq!(latest[0].since_sequence, 1);
 }
 
 async fn a_batch_with_a_stale_chain_head_stores_nothing(store: &dyn Store) {
     token(store, "t8", NOW_UNIX + 60).await;
-    let a = store.enroll("t8", NOW_UNIX, new_agent("ag-8", "k8")).await.unwrap().agent().clone();
+    let a = store
+        .enroll("t8", NOW_UNIX, new_agent("ag-8", "k8"))
+        .await
+        .unwrap()
+        .agent()
+        .clone();
     store.append(&[accepted(a.no, 1, &[])]).await.unwrap();
     // Second envelope fine, third claims a head the store does not have.
     let mut bad = accepted(a.no, 3, &[("x", "fail")]);
     bad.previous_next = 5;
-    let err = store.append(&[accepted(a.no, 2, &[]), bad]).await.unwrap_err();
+    let err = store
+        .append(&[accepted(a.no, 2, &[]), bad])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    assert_eq!(store.agent("ag-8").await.unwrap().unwrap().next_sequence, 2, "the whole batch rolled back");
+    assert_eq!(
+        store.agent("ag-8").await.unwrap().unwrap().next_sequence,
+        2,
+        "the whole batch rolled back"
+    );
     assert!(store.envelope(a.no, 2).await.unwrap().is_none());
     assert!(store.latest(a.no).await.unwrap().is_empty());
     // Replaying an accepted sequence is a conflict, not a second copy.
@@ -112,14 +201,40 @@ async fn a_batch_with_a_stale_chain_head_stores_nothing(store: &dyn Store) {
 }
 
 async fn api_tokens_by_hash_with_roles_and_revocation(store: &dyn Store) {
-    store.create_api_token("h-admin", "ops", Role::Admin, None, NOW).await.unwrap();
-    store.create_api_token("h-aud", "auditor-1", Role::Auditor, Some(NOW_UNIX + 10), NOW).await.unwrap();
-    assert_eq!(store.api_token("h-admin").await.unwrap().unwrap().role, Role::Admin);
+    store
+        .create_api_token("h-admin", "ops", Role::Admin, None, NOW)
+        .await
+        .unwrap();
+    store
+        .create_api_token(
+            "h-aud",
+            "auditor-1",
+            Role::Auditor,
+            Some(NOW_UNIX + 10),
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.api_token("h-admin").await.unwrap().unwrap().role,
+        Role::Admin
+    );
     let aud = store.api_token("h-aud").await.unwrap().unwrap();
-    assert_eq!((aud.role, aud.expires_at), (Role::Auditor, Some(NOW_UNIX + 10)));
+    assert_eq!(
+        (aud.role, aud.expires_at),
+        (Role::Auditor, Some(NOW_UNIX + 10))
+    );
     assert!(store.api_token("unknown").await.unwrap().is_none());
     assert_eq!(store.revoke_api_token("ops", NOW).await.unwrap(), 1);
-    assert!(store.api_token("h-admin").await.unwrap().unwrap().revoked_at.is_some());
+    assert!(
+        store
+            .api_token("h-admin")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
     assert_eq!(store.revoke_api_token("ops", NOW).await.unwrap(), 0);
 }
 
@@ -130,7 +245,13 @@ async fn concurrent_enrollments_all_succeed(store: std::sync::Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             let hash = format!("ct-{i}");
             token(store.as_ref(), &hash, NOW_UNIX + 60).await;
-            store.enroll(&hash, NOW_UNIX, new_agent(&format!("ag-c{i}"), &format!("kc{i}"))).await
+            store
+                .enroll(
+                    &hash,
+                    NOW_UNIX,
+                    new_agent(&format!("ag-c{i}"), &format!("kc{i}")),
+                )
+                .await
         }));
     }
     for t in tasks {
@@ -163,8 +284,16 @@ async fn sqlite_store_survives_reopening() {
     {
         let store = SqliteStore::open(&path).await.unwrap();
         token(&store, "t", NOW_UNIX + 60).await;
-        let a = store.enroll("t", NOW_UNIX, new_agent("ag-r", "kr")).await.unwrap().agent().clone();
-        store.append(&[accepted(a.no, 1, &[("a", "pass")])]).await.unwrap();
+        let a = store
+            .enroll("t", NOW_UNIX, new_agent("ag-r", "kr"))
+            .await
+            .unwrap()
+            .agent()
+            .clone();
+        store
+            .append(&[accepted(a.no, 1, &[("a", "pass")])])
+            .await
+            .unwrap();
     }
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(store.agent("ag-r").await.unwrap().unwrap().next_sequence, 2);

@@ -122,7 +122,12 @@ impl Envelope {
     /// PAE(payloadType, payload), and that the payload type is `expected`.
     /// Each trusted key counts once, however many signatures it made; key
     /// ids are hints only and are not trusted.
-    pub fn verify(&self, expected_type: &str, trusted: &[PublicKey], threshold: usize) -> Result<Verified, DsseError> {
+    pub fn verify(
+        &self,
+        expected_type: &str,
+        trusted: &[PublicKey],
+        threshold: usize,
+    ) -> Result<Verified, DsseError> {
         if self.payload_type != expected_type {
             return Err(DsseError::PayloadType {
                 found: self.payload_type.clone(),
@@ -136,7 +141,9 @@ impl Envelope {
         let message = pae(&self.payload_type, &payload);
         let mut signers = BTreeSet::new();
         for s in &self.signatures {
-            let Some(sig) = b64_decode(&s.sig) else { continue };
+            let Some(sig) = b64_decode(&s.sig) else {
+                continue;
+            };
             for (i, key) in trusted.iter().enumerate() {
                 if !signers.contains(&i) && key.verify(&message, &sig) {
                     signers.insert(i);

@@ -51,7 +51,10 @@ mod tests {
 
     #[test]
     fn both_alphabets_and_optional_padding() {
-        assert_eq!(b64_decode("-_-_Pj8=").unwrap(), b64_decode("+/+/Pj8=").unwrap());
+        assert_eq!(
+            b64_decode("-_-_Pj8=").unwrap(),
+            b64_decode("+/+/Pj8=").unwrap()
+        );
         assert_eq!(b64_decode("aGk").unwrap(), b"hi");
         assert!(b64_decode("not base64!").is_none());
         assert_eq!(hex_decode("00ffA0").unwrap(), [0, 255, 160]);

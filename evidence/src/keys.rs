@@ -35,7 +35,9 @@ pub enum KeyError {
         reason: String,
     },
     /// The file is readable by others.
-    #[error("{path}: private key file has mode {mode:04o}; it must not be readable by group or others (chmod 600)")]
+    #[error(
+        "{path}: private key file has mode {mode:04o}; it must not be readable by group or others (chmod 600)"
+    )]
     Exposed {
         /// The key file.
         path: String,
@@ -107,8 +109,8 @@ impl SigningKey {
     /// Generates a key; returns it with its PKCS#8 encoding.
     pub fn generate() -> Result<(SigningKey, Vec<u8>), KeyError> {
         let rng = SystemRandom::new();
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
-            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        let pkcs8 =
+            Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| KeyError::Generate(e.to_string()))?;
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
             .map_err(|e| KeyError::Generate(e.to_string()))?;
         Ok((SigningKey { pair }, pkcs8.as_ref().to_vec()))
@@ -202,7 +204,10 @@ mod tests {
         let path = dir.path().join("agent.key");
         let (k1, created) = SigningKey::load_or_create(&path).unwrap();
         assert!(created);
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let (k2, created) = SigningKey::load_or_create(&path).unwrap();
         assert!(!created);
         assert_eq!(k1.public(), k2.public());
@@ -216,7 +221,10 @@ mod tests {
         SigningKey::load_or_create(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = SigningKey::load_or_create(&path).unwrap_err().to_string();
-        assert!(err.contains("mode 0644") && err.contains("agent.key"), "{err}");
+        assert!(
+            err.contains("mode 0644") && err.contains("agent.key"),
+            "{err}"
+        );
         std::fs::write(&path, b"garbage").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let err = SigningKey::load_or_create(&path).unwrap_err().to_string();
@@ -227,7 +235,10 @@ mod tests {
     fn key_id_is_sha256_of_the_raw_public_key() {
         let k = SigningKey::from_seed(&[7u8; 32]).unwrap();
         assert_eq!(k.public().key_id(), crate::sha256_hex(&k.public().0));
-        assert_eq!(PublicKey::from_b64(&k.public().to_b64()).unwrap(), k.public());
+        assert_eq!(
+            PublicKey::from_b64(&k.public().to_b64()).unwrap(),
+            k.public()
+        );
         assert!(PublicKey::from_b64("AAAA").is_err());
     }
 }

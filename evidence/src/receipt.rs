@@ -55,9 +55,16 @@ impl Receipt {
 
     /// Verifies a signed receipt against the collector key and checks that
     /// it acknowledges the envelope with `digest` from `agent_id` at `sequence`.
-    pub fn verify(env: &Envelope, collector: &PublicKey, digest: &str, agent_id: &str, sequence: u64) -> Result<Receipt, ReceiptError> {
+    pub fn verify(
+        env: &Envelope,
+        collector: &PublicKey,
+        digest: &str,
+        agent_id: &str,
+        sequence: u64,
+    ) -> Result<Receipt, ReceiptError> {
         let v = env.verify(RECEIPT_PAYLOAD_TYPE, std::slice::from_ref(collector), 1)?;
-        let r: Receipt = serde_json::from_slice(&v.payload).map_err(|e| ReceiptError::Payload(e.to_string()))?;
+        let r: Receipt =
+            serde_json::from_slice(&v.payload).map_err(|e| ReceiptError::Payload(e.to_string()))?;
         if r.envelope_sha256 != digest || r.agent_id != agent_id || r.sequence != sequence {
             return Err(ReceiptError::Mismatch {
                 what: format!("{} seq {} ({})", r.agent_id, r.sequence, r.envelope_sha256),
@@ -75,11 +82,26 @@ mod tests {
     #[test]
     fn receipts_verify_only_for_what_they_acknowledge() {
         let key = SigningKey::from_seed(&[1u8; 32]).unwrap();
-        let r = Receipt { envelope_sha256: "ab".repeat(32), agent_id: "a1".into(), sequence: 3, accepted_at: "2026-01-01T00:00:00Z".into(), duplicate: false };
+        let r = Receipt {
+            envelope_sha256: "ab".repeat(32),
+            agent_id: "a1".into(),
+            sequence: 3,
+            accepted_at: "2026-01-01T00:00:00Z".into(),
+            duplicate: false,
+        };
         let env = r.sign(&key);
-        assert_eq!(Receipt::verify(&env, &key.public(), &"ab".repeat(32), "a1", 3).unwrap(), r);
-        assert!(matches!(Receipt::verify(&env, &key.public(), &"ab".repeat(32), "a1", 4), Err(ReceiptError::Mismatch { .. })));
+        assert_eq!(
+            Receipt::verify(&env, &key.public(), &"ab".repeat(32), "a1", 3).unwrap(),
+            r
+        );
+        assert!(matches!(
+            Receipt::verify(&env, &key.public(), &"ab".repeat(32), "a1", 4),
+            Err(ReceiptError::Mismatch { .. })
+        ));
         let other = SigningKey::from_seed(&[2u8; 32]).unwrap();
-        assert!(matches!(Receipt::verify(&env, &other.public(), &"ab".repeat(32), "a1", 3), Err(ReceiptError::Signature(_))));
+        assert!(matches!(
+            Receipt::verify(&env, &other.public(), &"ab".repeat(32), "a1", 3),
+            Err(ReceiptError::Signature(_))
+        ));
     }
 }

@@ -93,23 +93,7 @@ pub fn parse_statement(bytes: &[u8]) -> Result<Statement<serde_json::Value>, Sta
             StatementError::Malformed(e.to_string())
         }
     })?;
-    if st.type_ != STATEMENT_TYPE {
-        return Err(StatementError::Type(st.type_));
-    }
-    if st.subject.is_empty() {
-        return Err(StatementError::SubjectRequired);
-    }
-    for (i, s) in st.subject.iter().enumerate() {
-        if s.name.is_none() && s.uri.is_none() && s.digest.is_none() {
-            return Err(StatementError::DescriptorField(i));
-        }
-        if s.digest.as_ref().is_none_or(|d| d.is_empty()) {
-            return Err(StatementError::DigestRequired(i));
-        }
-    }
-    if st.predicate_type.is_empty() {
-        return Err(StatementError::PredicateTypeRequired);
-    }
+    validate_header(&st.type_, &st.subject, &st.predicate_type)?;
     let predicate = st.predicate.ok_or(StatementError::PredicateRequired)?;
     Ok(Statement {
         type_: st.type_,
@@ -117,6 +101,33 @@ pub fn parse_statement(bytes: &[u8]) -> Result<Statement<serde_json::Value>, Sta
         predicate_type: st.predicate_type,
         predicate,
     })
+}
+
+/// The rules of the in-toto reference implementation's `Validate` that do
+/// not depend on the predicate.
+fn validate_header(
+    type_: &str,
+    subject: &[ResourceDescriptor],
+    predicate_type: &str,
+) -> Result<(), StatementError> {
+    if type_ != STATEMENT_TYPE {
+        return Err(StatementError::Type(type_.to_string()));
+    }
+    if subject.is_empty() {
+        return Err(StatementError::SubjectRequired);
+    }
+    for (i, s) in subject.iter().enumerate() {
+        if s.name.is_none() && s.uri.is_none() && s.digest.is_none() {
+            return Err(StatementError::DescriptorField(i));
+        }
+        if s.digest.as_ref().is_none_or(|d| d.is_empty()) {
+            return Err(StatementError::DigestRequired(i));
+        }
+    }
+    if predicate_type.is_empty() {
+        return Err(StatementError::PredicateTypeRequired);
+    }
+    Ok(())
 }
 
 /// The agent that produced a run.
@@ -169,7 +180,10 @@ pub fn subject_name(agent_id: &str) -> String {
 }
 
 /// Builds the statement for a scan run.
-pub fn scan_statement(predicate: ScanPredicate, machine_identity_sha256: &str) -> Statement<ScanPredicate> {
+pub fn scan_statement(
+    predicate: ScanPredicate,
+    machine_identity_sha256: &str,
+) -> Statement<ScanPredicate> {
     let mut digest = BTreeMap::new();
     digest.insert("sha256".to_string(), machine_identity_sha256.to_string());
     Statement {
@@ -185,16 +199,29 @@ pub fn scan_statement(predicate: ScanPredicate, machine_identity_sha256: &str) -
     }
 }
 
-/// Parses a statement and its annexa scan predicate.
+/// Parses a statement and its annexa scan predicate in one pass: the
+/// predicate is first kept as raw JSON (no allocation), the statement's own
+/// rules and predicate type are checked, and only then is the predicate
+/// parsed into its types.
 pub fn parse_scan_statement(bytes: &[u8]) -> Result<Statement<ScanPredicate>, StatementError> {
-    let st = parse_statement(bytes)?;
+    let st: Statement<Option<&serde_json::value::RawValue>> = serde_json::from_slice(bytes)
+        .map_err(|e| {
+            if e.to_string().contains("missing field `predicate`") {
+                StatementError::PredicateRequired
+            } else {
+                StatementError::Malformed(e.to_string())
+            }
+        })?;
+    validate_header(&st.type_, &st.subject, &st.predicate_type)?;
     if st.predicate_type != SCAN_PREDICATE_TYPE {
         return Err(StatementError::PredicateType {
             found: st.predicate_type,
             expected: SCAN_PREDICATE_TYPE.to_string(),
         });
     }
-    let predicate: ScanPredicate = serde_json::from_value(st.predicate).map_err(|e| StatementError::Malformed(format!("predicate: {e}")))?;
+    let raw = st.predicate.ok_or(StatementError::PredicateRequired)?;
+    let predicate: ScanPredicate = serde_json::from_str(raw.get())
+        .map_err(|e| StatementError::Malformed(format!("predicate: {e}")))?;
     Ok(Statement {
         type_: st.type_,
         subject: st.subject,

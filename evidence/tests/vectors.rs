@@ -17,12 +17,18 @@ fn hex(v: &serde_json::Value) -> Vec<u8> {
 #[test]
 fn dsse_protocol_pae_vector() {
     let v = vectors("dsse.json");
-    let got = pae(v["payload_type"].as_str().unwrap(), v["serialized_body_ascii"].as_str().unwrap().as_bytes());
+    let got = pae(
+        v["payload_type"].as_str().unwrap(),
+        v["serialized_body_ascii"].as_str().unwrap().as_bytes(),
+    );
     assert_eq!(got, v["pae_ascii"].as_str().unwrap().as_bytes());
     // The published envelope decodes to the same payload and type.
     let env: Envelope = serde_json::from_value(v["envelope"].clone()).unwrap();
     assert_eq!(env.payload_type, v["payload_type"]);
-    assert_eq!(annexa_evidence::encoding::b64_decode(&env.payload).unwrap(), b"hello world");
+    assert_eq!(
+        annexa_evidence::encoding::b64_decode(&env.payload).unwrap(),
+        b"hello world"
+    );
 }
 
 #[test]
@@ -32,7 +38,12 @@ fn dsse_ed25519_vectors_accept_and_reject_as_published() {
     for case in v["vectors"].as_array().unwrap() {
         let id = case["id"].as_str().unwrap();
         let env: Envelope = serde_json::from_value(case["envelope"].clone()).unwrap();
-        let trusted: Vec<PublicKey> = case["trustedKeys"].as_array().unwrap().iter().map(|k| key(k.as_str().unwrap())).collect();
+        let trusted: Vec<PublicKey> = case["trustedKeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| key(k.as_str().unwrap()))
+            .collect();
         let threshold = case["threshold"].as_u64().unwrap() as usize;
         // `pae` is what the signer signed; for a rejected (tampered)
         // envelope it differs from the envelope's own PAE by design.
@@ -40,8 +51,15 @@ fn dsse_ed25519_vectors_accept_and_reject_as_published() {
             let payload = annexa_evidence::encoding::b64_decode(&env.payload).unwrap();
             assert_eq!(pae(&env.payload_type, &payload), hex(p), "{id}: PAE");
         }
-        let supported: Vec<&str> = case["supportedPayloadTypes"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-        let accepted = supported.iter().any(|t| env.verify(t, &trusted, threshold).is_ok());
+        let supported: Vec<&str> = case["supportedPayloadTypes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        let accepted = supported
+            .iter()
+            .any(|t| env.verify(t, &trusted, threshold).is_ok());
         assert_eq!(accepted, case["expect"] == "accept", "{id}");
     }
 }
@@ -51,13 +69,27 @@ fn our_signatures_match_rfc8032_and_verify_with_the_published_keys() {
     let v = vectors("rfc8032_ed25519.json");
     for case in v["valid"].as_array().unwrap() {
         let key = SigningKey::from_seed(&hex(&case["seed"])).unwrap();
-        assert_eq!(key.public().0.to_vec(), hex(&case["public"]), "{}", case["name"]);
+        assert_eq!(
+            key.public().0.to_vec(),
+            hex(&case["public"]),
+            "{}",
+            case["name"]
+        );
         let msg = hex(&case["message"]);
-        assert_eq!(key.sign(&msg).to_vec(), hex(&case["signature"]), "{}", case["name"]);
+        assert_eq!(
+            key.sign(&msg).to_vec(),
+            hex(&case["signature"]),
+            "{}",
+            case["name"]
+        );
     }
     for case in v["invalid"].as_array().unwrap() {
         let public = PublicKey::from_bytes(&hex(&case["public"])).unwrap();
-        assert!(!public.verify(&hex(&case["message"]), &hex(&case["signature"])), "{}", case["name"]);
+        assert!(
+            !public.verify(&hex(&case["message"]), &hex(&case["signature"])),
+            "{}",
+            case["name"]
+        );
     }
 }
 
@@ -66,7 +98,9 @@ fn wycheproof_ed25519_verification() {
     let v = vectors("wycheproof_ed25519_test.json");
     let mut n = 0;
     for group in v["testGroups"].as_array().unwrap() {
-        let Some(public) = PublicKey::from_bytes(&hex(&group["publicKey"]["pk"])) else { continue };
+        let Some(public) = PublicKey::from_bytes(&hex(&group["publicKey"]["pk"])) else {
+            continue;
+        };
         for t in group["tests"].as_array().unwrap() {
             let ok = public.verify(&hex(&t["msg"]), &hex(&t["sig"]));
             assert_eq!(ok, t["result"] == "valid", "tcId {}", t["tcId"]);
@@ -104,7 +138,12 @@ fn a_signed_envelope_round_trips_and_any_flipped_byte_is_caught() {
     let env = annexa_evidence::dsse::sign("application/vnd.in-toto+json", br#"{"a":1}"#, &key);
     let json = env.to_json();
     let back = Envelope::from_json(&json).unwrap();
-    assert_eq!(back.verify("application/vnd.in-toto+json", &[key.public()], 1).unwrap().payload, br#"{"a":1}"#);
+    assert_eq!(
+        back.verify("application/vnd.in-toto+json", &[key.public()], 1)
+            .unwrap()
+            .payload,
+        br#"{"a":1}"#
+    );
     for i in 0..json.len() {
         let mut bad = json.clone();
         bad[i] ^= 0x01;

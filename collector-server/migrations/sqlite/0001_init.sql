@@ -50,13 +50,13 @@ CREATE TABLE envelopes (
 
 -- The latest result per (host, check), kept current at ingest so that
 -- conformity questions never scan the history. A row changes only when the
--- status or observed value changes; `since_envelope` is the envelope that
--- brought the current value, `agents.last_seen_at` says how fresh it is.
+-- status or observed value changes; `since_sequence` is the agent's envelope
+-- that brought the current value, `agents.last_seen_at` says how fresh it is.
 CREATE TABLE latest_results (
     agent_no        INTEGER NOT NULL REFERENCES agents(no),
     check_id        TEXT NOT NULL,
     status          TEXT NOT NULL,
     observed        TEXT,
-    since_envelope  INTEGER NOT NULL,
+    since_sequence  INTEGER NOT NULL,
     PRIMARY KEY (agent_no, check_id)
 ) WITHOUT ROWID;

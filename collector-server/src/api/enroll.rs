@@ -15,13 +15,25 @@ use crate::store::{Enrolled, NewAgent, StoreError};
 use crate::{clock, tokens};
 
 /// `POST /v1/enroll` (no token header: the enrollment token is the credential).
-pub async fn enroll(State(state): State<AppState>, body: Result<Json<EnrollRequest>, JsonRejection>) -> Result<Json<EnrollResponse>, Error> {
-    let Json(req) = body.map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.body_text()))?;
-    let key = PublicKey::from_b64(&req.public_key).map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.to_string()))?;
-    if req.machine_id_sha256.len() != 64 || !req.machine_id_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, "machine_id_sha256 must be 64 hex digits"));
+pub async fn enroll(
+    State(state): State<AppState>,
+    body: Result<Json<EnrollRequest>, JsonRejection>,
+) -> Result<Json<EnrollResponse>, Error> {
+    let Json(req) =
+        body.map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.body_text()))?;
+    let key = PublicKey::from_b64(&req.public_key)
+        .map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.to_string()))?;
+    if req.machine_id_sha256.len() != 64
+        || !req.machine_id_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(Error::new(
+            StatusCode::BAD_REQUEST,
+            codes::MALFORMED,
+            "machine_id_sha256 must be 64 hex digits",
+        ));
     }
-    let id = tokens::agent_id().map_err(|e| Error::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, e))?;
+    let id = tokens::agent_id()
+        .map_err(|e| Error::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, e))?;
     let new = NewAgent {
         id,
         key_id: key.key_id(),
@@ -32,13 +44,17 @@ pub async fn enroll(State(state): State<AppState>, body: Result<Json<EnrollReque
         facts: req.facts,
         enrolled_at: clock::now_rfc3339(),
     };
-    let outcome = state.store.enroll(&tokens::hash(&req.token), clock::now_unix(), new).await.map_err(|e| match e {
-        StoreError::Denied(m) | StoreError::Conflict(m) => {
-            state.metrics.reject(codes::BAD_TOKEN);
-            Error::new(StatusCode::UNAUTHORIZED, codes::BAD_TOKEN, m)
-        }
-        other => other.into(),
-    })?;
+    let outcome = state
+        .store
+        .enroll(&tokens::hash(&req.token), clock::now_unix(), new)
+        .await
+        .map_err(|e| match e {
+            StoreError::Denied(m) | StoreError::Conflict(m) => {
+                state.metrics.reject(codes::BAD_TOKEN);
+                Error::new(StatusCode::UNAUTHORIZED, codes::BAD_TOKEN, m)
+            }
+            other => other.into(),
+        })?;
     if let Enrolled::New(a) = &outcome {
         state.metrics.enrolled.inc();
         tracing::info!(agent = %a.id, host = %a.hostname, key = %a.key_id, "agent enrolled");
@@ -77,9 +93,16 @@ pub struct TokenResponse {
 }
 
 /// `POST /v1/tokens/enroll` (admin): creates an enrollment token.
-pub async fn create_token(State(state): State<AppState>, _admin: Admin, body: Result<Json<TokenRequest>, JsonRejection>) -> Result<Json<TokenResponse>, Error> {
-    let Json(req) = body.map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.body_text()))?;
-    let ttl = clock::parse_ttl(req.ttl.as_deref().unwrap_or("1h")).map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e))?;
-    let (token, expires_at) = crate::create_enroll_token(state.store.as_ref(), ttl, &req.labels).await?;
+pub async fn create_token(
+    State(state): State<AppState>,
+    _admin: Admin,
+    body: Result<Json<TokenRequest>, JsonRejection>,
+) -> Result<Json<TokenResponse>, Error> {
+    let Json(req) =
+        body.map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.body_text()))?;
+    let ttl = clock::parse_ttl(req.ttl.as_deref().unwrap_or("1h"))
+        .map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e))?;
+    let (token, expires_at) =
+        crate::create_enroll_token(state.store.as_ref(), ttl, &req.labels).await?;
     Ok(Json(TokenResponse { token, expires_at }))
 }

@@ -12,15 +12,20 @@ use crate::clock;
 use crate::store::{AgentRecord, EnvelopeMeta, LatestRow};
 
 async fn agent(state: &AppState, id: &str) -> Result<AgentRecord, Error> {
-    state
-        .store
-        .agent(id)
-        .await?
-        .ok_or_else(|| Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("no agent {id}")))
+    state.store.agent(id).await?.ok_or_else(|| {
+        Error::new(
+            StatusCode::NOT_FOUND,
+            codes::NOT_FOUND,
+            format!("no agent {id}"),
+        )
+    })
 }
 
 /// `GET /v1/hosts`.
-pub async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<Vec<AgentRecord>>, Error> {
+pub async fn list(
+    State(state): State<AppState>,
+    _r: Reader,
+) -> Result<Json<Vec<AgentRecord>>, Error> {
     Ok(Json(state.store.agents().await?))
 }
 
@@ -35,14 +40,22 @@ pub struct HostDetail {
 }
 
 /// `GET /v1/hosts/{id}`.
-pub async fn show(State(state): State<AppState>, _r: Reader, Path(id): Path<String>) -> Result<Json<HostDetail>, Error> {
+pub async fn show(
+    State(state): State<AppState>,
+    _r: Reader,
+    Path(id): Path<String>,
+) -> Result<Json<HostDetail>, Error> {
     let a = agent(&state, &id).await?;
     let latest = state.store.latest(a.no).await?;
     Ok(Json(HostDetail { agent: a, latest }))
 }
 
 /// `POST /v1/hosts/{id}/revoke` (admin): refuse the agent's evidence from now on.
-pub async fn revoke(State(state): State<AppState>, Admin(token): Admin, Path(id): Path<String>) -> Result<Json<AgentRecord>, Error> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    Admin(token): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<AgentRecord>, Error> {
     state.store.revoke_agent(&id, &clock::now_rfc3339()).await?;
     state.agents.forget(&id);
     tracing::warn!(agent = %id, by = %token.name, "agent revoked");
@@ -62,19 +75,30 @@ pub struct Page {
 }
 
 /// `GET /v1/hosts/{id}/evidence?after=&limit=`.
-pub async fn evidence(State(state): State<AppState>, _r: Reader, Path(id): Path<String>, Query(page): Query<Page>) -> Result<Json<Vec<EnvelopeMeta>>, Error> {
+pub async fn evidence(
+    State(state): State<AppState>,
+    _r: Reader,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<EnvelopeMeta>>, Error> {
     let a = agent(&state, &id).await?;
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(state.store.envelopes(a.no, page.after, limit).await?))
 }
 
 /// `GET /v1/hosts/{id}/evidence/{seq}`: the envelope bytes exactly as received.
-pub async fn envelope(State(state): State<AppState>, _r: Reader, Path((id, seq)): Path<(String, u64)>) -> Result<impl IntoResponse, Error> {
+pub async fn envelope(
+    State(state): State<AppState>,
+    _r: Reader,
+    Path((id, seq)): Path<(String, u64)>,
+) -> Result<impl IntoResponse, Error> {
     let a = agent(&state, &id).await?;
-    let (_, bytes) = state
-        .store
-        .envelope(a.no, seq)
-        .await?
-        .ok_or_else(|| Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("agent {id} has no envelope {seq}")))?;
+    let (_, bytes) = state.store.envelope(a.no, seq).await?.ok_or_else(|| {
+        Error::new(
+            StatusCode::NOT_FOUND,
+            codes::NOT_FOUND,
+            format!("agent {id} has no envelope {seq}"),
+        )
+    })?;
     Ok(([(header::CONTENT_TYPE, "application/json")], bytes))
 }

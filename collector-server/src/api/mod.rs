@@ -95,10 +95,16 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
         match e {
             StoreError::NotFound(m) => Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, m),
-            StoreError::Denied(m) | StoreError::Conflict(m) => Error::new(StatusCode::CONFLICT, codes::FORBIDDEN, m),
+            StoreError::Denied(m) | StoreError::Conflict(m) => {
+                Error::new(StatusCode::CONFLICT, codes::FORBIDDEN, m)
+            }
             StoreError::Broken(m) => {
                 tracing::error!(error = %m, "store failure");
-                Error::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "the collector's store is unavailable")
+                Error::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::UNAVAILABLE,
+                    "the collector's store is unavailable",
+                )
             }
         }
     }

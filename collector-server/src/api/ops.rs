@@ -14,5 +14,9 @@ pub async fn healthz(State(state): State<AppState>) -> Result<&'static str, Erro
 
 /// `GET /metrics`: Prometheus text format (admin token).
 pub async fn metrics(State(state): State<AppState>, _admin: Admin) -> impl IntoResponse {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.encode())
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.encode(),
+    )
 }

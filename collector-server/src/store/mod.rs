@@ -37,7 +37,9 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_string())
+            }
             other => StoreError::Broken(other.to_string()),
         }
     }
@@ -230,15 +232,33 @@ pub struct LatestRow {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Records an enrollment token (by hash) valid until `expires_at`.
-    async fn create_enroll_token(&self, hash: &str, labels: &Labels, expires_at: i64, now: &str) -> Result<(), StoreError>;
+    async fn create_enroll_token(
+        &self,
+        hash: &str,
+        labels: &Labels,
+        expires_at: i64,
+        now: &str,
+    ) -> Result<(), StoreError>;
 
     /// Enrolls an agent with a token: consumes the token and records the
     /// agent in one transaction, or returns the agent already enrolled with
     /// that key (when the token is unused or was used by that same agent).
-    async fn enroll(&self, token_hash: &str, now_unix: i64, agent: NewAgent) -> Result<Enrolled, StoreError>;
+    async fn enroll(
+        &self,
+        token_hash: &str,
+        now_unix: i64,
+        agent: NewAgent,
+    ) -> Result<Enrolled, StoreError>;
 
     /// Records an API token (by hash).
-    async fn create_api_token(&self, hash: &str, name: &str, role: Role, expires_at: Option<i64>, now: &str) -> Result<(), StoreError>;
+    async fn create_api_token(
+        &self,
+        hash: &str,
+        name: &str,
+        role: Role,
+        expires_at: Option<i64>,
+        now: &str,
+    ) -> Result<(), StoreError>;
 
     /// Looks up an API token by hash.
     async fn api_token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;
@@ -265,10 +285,19 @@ pub trait Store: Send + Sync + 'static {
     async fn append(&self, batch: &[Accepted]) -> Result<(), StoreError>;
 
     /// An envelope's metadata and bytes.
-    async fn envelope(&self, agent_no: i64, sequence: u64) -> Result<Option<(EnvelopeMeta, Vec<u8>)>, StoreError>;
+    async fn envelope(
+        &self,
+        agent_no: i64,
+        sequence: u64,
+    ) -> Result<Option<(EnvelopeMeta, Vec<u8>)>, StoreError>;
 
     /// Envelopes of an agent after a sequence number, ascending.
-    async fn envelopes(&self, agent_no: i64, after: u64, limit: u32) -> Result<Vec<EnvelopeMeta>, StoreError>;
+    async fn envelopes(
+        &self,
+        agent_no: i64,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<EnvelopeMeta>, StoreError>;
 
     /// The latest result per check of an agent.
     async fn latest(&self, agent_no: i64) -> Result<Vec<LatestRow>, StoreError>;

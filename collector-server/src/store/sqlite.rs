@@ -13,7 +13,10 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{Accepted, AgentRecord, ApiToken, Enrolled, EnvelopeMeta, Labels, LatestRow, NewAgent, Role, Store, StoreError};
+use super::{
+    Accepted, AgentRecord, ApiToken, Enrolled, EnvelopeMeta, Labels, LatestRow, NewAgent, Role,
+    Store, StoreError,
+};
 
 /// SQLite-backed [`Store`].
 #[derive(Debug, Clone)]
@@ -30,6 +33,9 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Broken(format!("{}: {e}", path.display())))?
             .create_if_missing(true)
+            // Envelopes are tens of KiB: large pages mean fewer WAL frames
+            // (one write each) per envelope. Takes effect on a new database.
+            .page_size(32768)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
@@ -60,7 +66,8 @@ fn agent_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AgentRecord, StoreErr
         public_key: row.try_get("public_key")?,
         hostname: row.try_get("hostname")?,
         machine_id_sha256: row.try_get("machine_id_sha256")?,
-        labels: serde_json::from_str(&labels).map_err(|e| StoreError::Broken(format!("agent labels: {e}")))?,
+        labels: serde_json::from_str(&labels)
+            .map_err(|e| StoreError::Broken(format!("agent labels: {e}")))?,
         enrolled_at: row.try_get("enrolled_at")?,
         revoked_at: row.try_get("revoked_at")?,
         next_sequence: row.try_get::<i64, _>("next_sequence")? as u64,
@@ -85,33 +92,101 @@ fn meta_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<EnvelopeMeta, StoreErr
     })
 }
 
+/// Rows per multi-row statement, keeping each under SQLite's limit of
+/// 32766 bound parameters.
+const ENVELOPE_ROWS_PER_STATEMENT: usize = 512;
+const HEAD_ROWS_PER_STATEMENT: usize = 1024;
+const LATEST_ROWS_PER_STATEMENT: usize = 2048;
+
+/// One agent's chain head after a batch.
+struct Head<'a> {
+    agent_no: i64,
+    expected: u64,
+    next: u64,
+    digest: &'a str,
+    seen: &'a str,
+}
+
+/// Where each agent's chain head goes in a batch (envelopes of one agent
+/// are in sequence order within it).
+fn chain_heads(batch: &[Accepted]) -> Result<Vec<Head<'_>>, StoreError> {
+    let mut heads: Vec<Head<'_>> = Vec::new();
+    let mut index: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    for a in batch {
+        match index.get(&a.agent_no) {
+            Some(&i) => {
+                let h = &mut heads[i];
+                if a.previous_next != h.next {
+                    return Err(StoreError::Conflict(format!(
+                        "agent #{}: envelope {} follows {} in the batch but expects the head at {}",
+                        a.agent_no,
+                        a.sequence,
+                        h.next - 1,
+                        a.previous_next
+                    )));
+                }
+                h.next = a.sequence + 1;
+                h.digest = &a.sha256;
+                h.seen = &a.received_at;
+            }
+            None => {
+                index.insert(a.agent_no, heads.len());
+                heads.push(Head {
+                    agent_no: a.agent_no,
+                    expected: a.previous_next,
+                    next: a.sequence + 1,
+                    digest: &a.sha256,
+                    seen: &a.received_at,
+                });
+            }
+        }
+    }
+    Ok(heads)
+}
+
 const AGENT_COLUMNS: &str = "no, id, key_id, public_key, hostname, machine_id_sha256, labels, enrolled_at, revoked_at, next_sequence, last_digest, last_seen_at";
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_enroll_token(&self, hash: &str, labels: &Labels, expires_at: i64, now: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO enroll_tokens (hash, labels, created_at, expires_at) VALUES (?, ?, ?, ?)")
-            .bind(hash)
-            .bind(labels_json(labels))
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
+    async fn create_enroll_token(
+        &self,
+        hash: &str,
+        labels: &Labels,
+        expires_at: i64,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO enroll_tokens (hash, labels, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(hash)
+        .bind(labels_json(labels))
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    async fn enroll(&self, token_hash: &str, now_unix: i64, agent: NewAgent) -> Result<Enrolled, StoreError> {
+    async fn enroll(
+        &self,
+        token_hash: &str,
+        now_unix: i64,
+        agent: NewAgent,
+    ) -> Result<Enrolled, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let token = sqlx::query("SELECT labels, expires_at, used_by FROM enroll_tokens WHERE hash = ?")
-            .bind(token_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let existing = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE key_id = ?"))
-            .bind(&agent.key_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| agent_from_row(&r))
-            .transpose()?;
+        let token =
+            sqlx::query("SELECT labels, expires_at, used_by FROM enroll_tokens WHERE hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let existing = sqlx::query(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE key_id = ?"
+        ))
+        .bind(&agent.key_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| agent_from_row(&r))
+        .transpose()?;
         let Some(token) = token else {
             return Err(StoreError::Denied("unknown enrollment token".into()));
         };
@@ -119,7 +194,10 @@ impl Store for SqliteStore {
         let expires_at: i64 = token.try_get("expires_at")?;
         if let Some(a) = existing {
             if a.revoked_at.is_some() {
-                return Err(StoreError::Denied(format!("agent {} was revoked; a revoked key cannot enroll again", a.id)));
+                return Err(StoreError::Denied(format!(
+                    "agent {} was revoked; a revoked key cannot enroll again",
+                    a.id
+                )));
             }
             // Re-enrolling with the same key is idempotent: with the token
             // it used, or with any token still valid (which stays unused).
@@ -151,14 +229,18 @@ impl Store for SqliteStore {
         .bind(&agent.enrolled_at)
         .execute(&mut *tx)
         .await?;
-        let done = sqlx::query("UPDATE enroll_tokens SET used_at = ?, used_by = ? WHERE hash = ? AND used_by IS NULL")
-            .bind(&agent.enrolled_at)
-            .bind(&agent.id)
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE enroll_tokens SET used_at = ?, used_by = ? WHERE hash = ? AND used_by IS NULL",
+        )
+        .bind(&agent.enrolled_at)
+        .bind(&agent.id)
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() != 1 {
-            return Err(StoreError::Conflict("enrollment token used concurrently".into()));
+            return Err(StoreError::Conflict(
+                "enrollment token used concurrently".into(),
+            ));
         }
         let row = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?"))
             .bind(&agent.id)
@@ -169,7 +251,14 @@ impl Store for SqliteStore {
         Ok(Enrolled::New(record))
     }
 
-    async fn create_api_token(&self, hash: &str, name: &str, role: Role, expires_at: Option<i64>, now: &str) -> Result<(), StoreError> {
+    async fn create_api_token(
+        &self,
+        hash: &str,
+        name: &str,
+        role: Role,
+        expires_at: Option<i64>,
+        now: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO api_tokens (hash, name, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
             .bind(hash)
             .bind(name)
@@ -182,15 +271,17 @@ impl Store for SqliteStore {
     }
 
     async fn api_token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        let row = sqlx::query("SELECT name, role, expires_at, revoked_at FROM api_tokens WHERE hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT name, role, expires_at, revoked_at FROM api_tokens WHERE hash = ?")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|r| {
             let role: String = r.try_get("role")?;
             Ok(ApiToken {
                 name: r.try_get("name")?,
-                role: Role::parse(&role).ok_or_else(|| StoreError::Broken(format!("unknown role `{role}`")))?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Broken(format!("unknown role `{role}`")))?,
                 expires_at: r.try_get("expires_at")?,
                 revoked_at: r.try_get("revoked_at")?,
             })
@@ -199,21 +290,25 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_api_token(&self, name: &str, now: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
     async fn agent_by_key(&self, key_id: &str) -> Result<Option<AgentRecord>, StoreError> {
-        sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE key_id = ?"))
-            .bind(key_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| agent_from_row(&r))
-            .transpose()
+        sqlx::query(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE key_id = ?"
+        ))
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| agent_from_row(&r))
+        .transpose()
     }
 
     async fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
@@ -235,11 +330,12 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_agent(&self, id: &str, now: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE agents SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE agents SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("agent {id}")));
         }
@@ -247,68 +343,95 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, batch: &[Accepted]) -> Result<(), StoreError> {
+        // A handful of multi-row statements per batch, whatever its size:
+        // per-row statements cost a round trip to SQLite's worker each.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for a in batch {
-            let res = sqlx::query(
-                "INSERT INTO envelopes (agent_no, sequence, sha256, received_at, gap, summary, results, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(a.agent_no)
-            .bind(a.sequence as i64)
-            .bind(&a.sha256)
-            .bind(&a.received_at)
-            .bind(&a.gap)
-            .bind(&a.summary)
-            .bind(&a.results)
-            .bind(&a.bytes)
-            .execute(&mut *tx)
-            .await?;
-            let envelope_id = res.last_insert_rowid();
-            // The chain head moves only from where the batch expects it:
-            // a second writer on the same agent makes the batch fail whole.
-            let moved = sqlx::query(
-                "UPDATE agents SET next_sequence = ?, last_digest = ?, last_seen_at = ? WHERE no = ? AND next_sequence = ? AND revoked_at IS NULL",
-            )
-            .bind((a.sequence + 1) as i64)
-            .bind(&a.sha256)
-            .bind(&a.received_at)
-            .bind(a.agent_no)
-            .bind(a.previous_next as i64)
-            .execute(&mut *tx)
-            .await?;
-            if moved.rows_affected() != 1 {
+        for chunk in batch.chunks(ENVELOPE_ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO envelopes (agent_no, sequence, sha256, received_at, gap, summary, results, bytes) ",
+            );
+            q.push_values(chunk, |mut row, a| {
+                row.push_bind(a.agent_no)
+                    .push_bind(a.sequence as i64)
+                    .push_bind(&a.sha256)
+                    .push_bind(&a.received_at)
+                    .push_bind(&a.gap)
+                    .push_bind(&a.summary)
+                    .push_bind(&a.results)
+                    .push_bind(&a.bytes);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        // Each agent's chain head moves once per batch, and only from where
+        // the batch expects it: a second writer on the same agent makes the
+        // batch fail whole.
+        let heads = chain_heads(batch)?;
+        for chunk in heads.chunks(HEAD_ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new("WITH v(no, expected, next, digest, seen) AS (");
+            q.push_values(chunk, |mut row, h| {
+                row.push_bind(h.agent_no)
+                    .push_bind(h.expected as i64)
+                    .push_bind(h.next as i64)
+                    .push_bind(h.digest)
+                    .push_bind(h.seen);
+            });
+            q.push(
+                ") UPDATE agents SET next_sequence = v.next, last_digest = v.digest, last_seen_at = v.seen \
+                 FROM v WHERE agents.no = v.no AND agents.next_sequence = v.expected AND agents.revoked_at IS NULL",
+            );
+            let moved = q.build().execute(&mut *tx).await?;
+            if moved.rows_affected() != chunk.len() as u64 {
                 return Err(StoreError::Conflict(format!(
-                    "agent #{}: chain head is not at sequence {}",
-                    a.agent_no, a.previous_next
+                    "{} of {} agents' chain heads were not where this batch expected them",
+                    chunk.len() as u64 - moved.rows_affected(),
+                    chunk.len()
                 )));
             }
-            for c in &a.changes {
-                sqlx::query(
-                    "INSERT INTO latest_results (agent_no, check_id, status, observed, since_envelope) VALUES (?, ?, ?, ?, ?) \
-                     ON CONFLICT (agent_no, check_id) DO UPDATE SET status = excluded.status, observed = excluded.observed, since_envelope = excluded.since_envelope",
-                )
-                .bind(a.agent_no)
-                .bind(&c.check_id)
-                .bind(&c.status)
-                .bind(&c.observed)
-                .bind(envelope_id)
-                .execute(&mut *tx)
-                .await?;
-            }
+        }
+        let changes: Vec<(i64, u64, &crate::store::LatestChange)> = batch
+            .iter()
+            .flat_map(|a| a.changes.iter().map(move |c| (a.agent_no, a.sequence, c)))
+            .collect();
+        for chunk in changes.chunks(LATEST_ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO latest_results (agent_no, check_id, status, observed, since_sequence) ",
+            );
+            q.push_values(chunk, |mut row, (no, seq, c)| {
+                row.push_bind(*no)
+                    .push_bind(&c.check_id)
+                    .push_bind(&c.status)
+                    .push_bind(&c.observed)
+                    .push_bind(*seq as i64);
+            });
+            q.push(
+                " ON CONFLICT (agent_no, check_id) DO UPDATE SET status = excluded.status, observed = excluded.observed, since_sequence = excluded.since_sequence",
+            );
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    async fn envelope(&self, agent_no: i64, sequence: u64) -> Result<Option<(EnvelopeMeta, Vec<u8>)>, StoreError> {
+    async fn envelope(
+        &self,
+        agent_no: i64,
+        sequence: u64,
+    ) -> Result<Option<(EnvelopeMeta, Vec<u8>)>, StoreError> {
         let row = sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results, bytes FROM envelopes WHERE agent_no = ? AND sequence = ?")
             .bind(agent_no)
             .bind(sequence as i64)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok((meta_from_row(&r)?, r.try_get::<Vec<u8>, _>("bytes")?))).transpose()
+        row.map(|r| Ok((meta_from_row(&r)?, r.try_get::<Vec<u8>, _>("bytes")?)))
+            .transpose()
     }
 
-    async fn envelopes(&self, agent_no: i64, after: u64, limit: u32) -> Result<Vec<EnvelopeMeta>, StoreError> {
+    async fn envelopes(
+        &self,
+        agent_no: i64,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<EnvelopeMeta>, StoreError> {
         sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results FROM envelopes WHERE agent_no = ? AND sequence > ? ORDER BY sequence LIMIT ?")
             .bind(agent_no)
             .bind(after as i64)
@@ -322,7 +445,7 @@ impl Store for SqliteStore {
 
     async fn latest(&self, agent_no: i64) -> Result<Vec<LatestRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT l.check_id, l.status, l.observed, e.sequence FROM latest_results l JOIN envelopes e ON e.id = l.since_envelope WHERE l.agent_no = ? ORDER BY l.check_id",
+            "SELECT check_id, status, observed, since_sequence AS sequence FROM latest_results WHERE agent_no = ? ORDER BY check_id",
         )
         .bind(agent_no)
         .fetch_all(&self.pool)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Benchmark: collector ingest over TLS on loopback (issue 3).
+# Starts a release collector on a fresh data directory (embedded SQLite),
+# runs bench/src/bin/ingest-load.rs against it, and prints the load
+# generator's line plus the collector's peak RSS. Repeat RUNS times and
+# compare medians.
+#
+#   bench/ingest.sh                        # 1000 agents x 8 envelopes, 3 runs
+#   AGENTS=200 PER_AGENT=20 RUNS=5 bench/ingest.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+AGENTS=${AGENTS:-1000}
+PER_AGENT=${PER_AGENT:-8}
+RUNS=${RUNS:-3}
+cargo build --release -q -p annexa-collector -p annexa-bench
+ulimit -n 65536 2>/dev/null || true
+
+for run in $(seq "$RUNS"); do
+  work=$(mktemp -d)
+  data="$work/data"
+  target/release/annexa-collector init --data "$data" --name 127.0.0.1 >/dev/null
+  admin=$(target/release/annexa-collector api-token create --data "$data" --name bench)
+  port=$((20000 + RANDOM % 20000))
+  target/release/annexa-collector serve --data "$data" --listen "127.0.0.1:$port" 2>"$work/collector.log" &
+  pid=$!
+  for _ in $(seq 50); do curl -sf --cacert "$data/ca.crt" "https://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  target/release/ingest-load --server "https://127.0.0.1:$port" --ca "$data/ca.crt" --admin-token "$admin" --agents "$AGENTS" --per-agent "$PER_AGENT"
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  kill -TERM "$pid"; wait "$pid" || true
+  echo "run $run: collector peak RSS $((rss / 1024)) MB, database $(du -sh "$data/collector.db" | cut -f1)"
+  rm -rf "$work"
+done

@@ -1,0 +1,292 @@
+//! Load generator for the collector's ingest path.
+//!
+//! Enrolls N agents, pre-signs M chained envelopes per agent (a real scan of
+//! the golden-image fixture, 50 results each) before the clock starts, then
+//! submits them from N concurrent agents over TLS with keep-alive, each agent
+//! sending its envelopes in order. Prints envelopes/s durably accepted
+//! (answered with a receipt), results/s, and latency percentiles; receipts
+//! are verified after the clock stops.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use annexa_checks::engine::{ScanReport, Selection, scan};
+use annexa_checks::host::HostView;
+use annexa_checks::pack::PackSet;
+use annexa_evidence::api::{EnrollRequest, EnrollResponse, EvidenceResponse};
+use annexa_evidence::dsse::{IN_TOTO_PAYLOAD_TYPE, sign};
+use annexa_evidence::keys::{PublicKey, SigningKey};
+use annexa_evidence::receipt::Receipt;
+use annexa_evidence::statement::{AgentInfo, ScanPredicate, scan_statement};
+
+#[derive(Debug, Parser)]
+#[command(about = "Load generator for annexa-collector's ingest path")]
+struct Args {
+    /// Collector URL, https://127.0.0.1:PORT.
+    #[arg(long)]
+    server: String,
+    /// The collector's CA certificate (PEM).
+    #[arg(long)]
+    ca: std::path::PathBuf,
+    /// An admin API token (to create enrollment tokens).
+    #[arg(long)]
+    admin_token: String,
+    /// Concurrent agents.
+    #[arg(long, default_value_t = 1000)]
+    agents: usize,
+    /// Envelopes per agent.
+    #[arg(long, default_value_t = 8)]
+    per_agent: usize,
+    /// Results per envelope.
+    #[arg(long, default_value_t = 50)]
+    results: usize,
+}
+
+struct Agent {
+    id: String,
+    envelopes: Vec<(Vec<u8>, String)>,
+}
+
+fn client(ca_pem: &[u8], agents: usize) -> anyhow::Result<reqwest::Client> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .http1_only()
+        .pool_max_idle_per_host(agents)
+        .timeout(Duration::from_secs(60))
+        .build()?)
+}
+
+fn realistic_scan(results: usize) -> anyhow::Result<ScanReport> {
+    let dir = tempfile::tempdir()?;
+    annexa_tests::hardened_root(dir.path());
+    let packs = PackSet::load(true, &[], true).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let params = packs
+        .params_with(&Default::default())
+        .map_err(anyhow::Error::msg)?;
+    let mut report = scan(
+        &packs,
+        &HostView::root(dir.path())?,
+        &params,
+        &Selection::default(),
+        "bench",
+    )?;
+    report.results.truncate(results);
+    report.summary = annexa_checks::result::Summary::of(&report.results);
+    Ok(report)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let ca = std::fs::read(&args.ca).with_context(|| format!("{}", args.ca.display()))?;
+    let http = client(&ca, args.agents)?;
+    let report = realistic_scan(args.results)?;
+
+    // Enroll every agent (not timed).
+    let mut enrolled = Vec::with_capacity(args.agents);
+    let mut collector_key = None;
+    for chunk in (0..args.agents).collect::<Vec<_>>().chunks(64) {
+        let mut tasks = Vec::new();
+        for &i in chunk {
+            let http = http.clone();
+            let server = args.server.clone();
+            let admin = args.admin_token.clone();
+            tasks.push(tokio::spawn(async move {
+                let (key, _) = SigningKey::generate()?;
+                let token: serde_json::Value = http
+                    .post(format!("{server}/v1/tokens/enroll"))
+                    .bearer_auth(&admin)
+                    .json(&serde_json::json!({"ttl": "1h"}))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                let machine = annexa_evidence::sha256_hex(format!("bench-machine-{i}").as_bytes());
+                let req = EnrollRequest {
+                    token: token["token"].as_str().unwrap_or_default().to_string(),
+                    public_key: key.public().to_b64(),
+                    hostname: format!("bench-{i:05}"),
+                    machine_id_sha256: machine.clone(),
+                    labels: Default::default(),
+                    facts: serde_json::json!({}),
+                };
+                let resp: EnrollResponse = http
+                    .post(format!("{server}/v1/enroll"))
+                    .json(&req)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                anyhow::Ok((key, machine, resp))
+            }));
+        }
+        for t in tasks {
+            enrolled.push(t.await??);
+        }
+    }
+    for (_, _, r) in &enrolled {
+        collector_key.get_or_insert(PublicKey::from_b64(&r.collector_public_key)?);
+    }
+    let collector_key = collector_key.context("no agent enrolled")?;
+
+    // Pre-sign every envelope on all cores (not timed).
+    let per_agent = args.per_agent;
+    let report = Arc::new(report);
+    let signing_started = Instant::now();
+    let agents: Vec<Agent> = {
+        let enrolled = Arc::new(enrolled);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let mut handles = Vec::new();
+        for t in 0..threads {
+            let enrolled = enrolled.clone();
+            let report = report.clone();
+            handles.push(std::thread::spawn(move || {
+                let mut out = Vec::new();
+                for (i, (key, machine, resp)) in enrolled
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % threads == t)
+                {
+                    let mut previous: Option<String> = None;
+                    let mut envelopes = Vec::with_capacity(per_agent);
+                    for seq in 1..=per_agent as u64 {
+                        let predicate = ScanPredicate {
+                            agent: AgentInfo {
+                                id: resp.agent_id.clone(),
+                                version: "bench".into(),
+                                key_id: key.public().key_id(),
+                            },
+                            sequence: seq,
+                            previous: previous.clone(),
+                            labels: Default::default(),
+                            gap: None,
+                            scan: (*report).clone(),
+                        };
+                        let statement = serde_json::to_vec(&scan_statement(predicate, machine))
+                            .unwrap_or_default();
+                        let bytes = sign(IN_TOTO_PAYLOAD_TYPE, &statement, key).to_json();
+                        let digest = annexa_evidence::sha256_hex(&bytes);
+                        previous = Some(digest.clone());
+                        envelopes.push((bytes, digest));
+                    }
+                    out.push((
+                        i,
+                        Agent {
+                            id: resp.agent_id.clone(),
+                            envelopes,
+                        },
+                    ));
+                }
+                out
+            }));
+        }
+        let mut all: Vec<(usize, Agent)> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect();
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, a)| a).collect()
+    };
+    let envelope_bytes = agents
+        .first()
+        .and_then(|a| a.envelopes.first())
+        .map(|e| e.0.len())
+        .unwrap_or(0);
+    eprintln!(
+        "prepared {} agents x {} envelopes of {} bytes ({} results) in {:.1}s",
+        agents.len(),
+        per_agent,
+        envelope_bytes,
+        report.results.len(),
+        signing_started.elapsed().as_secs_f64()
+    );
+
+    // The measured part: every agent sends its envelopes in order, concurrently.
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for agent in agents {
+        let http = http.clone();
+        let url = format!("{}/v1/evidence", args.server);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(agent.envelopes.len());
+            let mut receipts = Vec::with_capacity(agent.envelopes.len());
+            for (bytes, digest) in agent.envelopes {
+                let t = Instant::now();
+                let resp = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(bytes)
+                    .send()
+                    .await?;
+                let status = resp.status();
+                let body = resp.bytes().await?;
+                latencies.push(t.elapsed());
+                if !status.is_success() {
+                    bail!(
+                        "agent {}: HTTP {status}: {}",
+                        agent.id,
+                        String::from_utf8_lossy(&body)
+                    );
+                }
+                receipts.push((body, digest));
+            }
+            anyhow::Ok((agent.id, latencies, receipts))
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut all_receipts = Vec::new();
+    for t in tasks {
+        let (id, l, r) = t.await??;
+        latencies.extend(l);
+        all_receipts.push((id, r));
+    }
+    let elapsed = started.elapsed();
+
+    // Every answer must be a valid receipt for exactly that envelope.
+    let mut verified = 0usize;
+    for (id, receipts) in &all_receipts {
+        for (seq, (body, digest)) in receipts.iter().enumerate() {
+            let resp: EvidenceResponse = serde_json::from_slice(body)?;
+            Receipt::verify(&resp.receipt, &collector_key, digest, id, seq as u64 + 1)?;
+            verified += 1;
+        }
+    }
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+    };
+    let n = latencies.len() as f64;
+    println!(
+        "ingest: {} agents, {} envelopes ({} bytes, {} results each) in {:.2} s: {:.0} envelopes/s, {:.0} results/s, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} receipts verified",
+        all_receipts.len(),
+        latencies.len(),
+        envelope_bytes,
+        report.results.len(),
+        elapsed.as_secs_f64(),
+        n / elapsed.as_secs_f64(),
+        n * report.results.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        pct(1.0),
+        verified
+    );
+    Ok(())
+}

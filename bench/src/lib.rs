@@ -1,0 +1,1 @@
+//! Shared pieces of annexa's load generators.
