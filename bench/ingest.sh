@@ -5,13 +5,18 @@
 # generator's line plus the collector's peak RSS. Repeat RUNS times and
 # compare medians.
 #
-#   bench/ingest.sh                        # 1000 agents x 8 envelopes, 3 runs
-#   AGENTS=200 PER_AGENT=20 RUNS=5 bench/ingest.sh
+# Each run measures twice on a fresh collector: closed loop (every agent
+# sends as soon as it has its previous receipt: maximum throughput) and open
+# loop at RATE envelopes/s offered (latency from each envelope's due time).
+#
+#   bench/ingest.sh                        # 1000 agents x 8 envelopes, 3 runs, RATE=3000
+#   AGENTS=200 PER_AGENT=20 RUNS=5 RATE=1500 bench/ingest.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AGENTS=${AGENTS:-1000}
 PER_AGENT=${PER_AGENT:-8}
 RUNS=${RUNS:-3}
+RATE=${RATE:-3000}
 cargo build --release -q -p annexa-collector -p annexa-bench
 ulimit -n 65536 2>/dev/null || true
 
@@ -24,7 +29,8 @@ for run in $(seq "$RUNS"); do
   target/release/annexa-collector serve --data "$data" --listen "127.0.0.1:$port" 2>"$work/collector.log" &
   pid=$!
   for _ in $(seq 50); do curl -sf --cacert "$data/ca.crt" "https://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-  target/release/ingest-load --server "https://127.0.0.1:$port" --ca "$data/ca.crt" --admin-token "$admin" --agents "$AGENTS" --per-agent "$PER_AGENT"
+  target/release/ingest-load --server "https://127.0.0.1:$port" --ca "$data/ca.crt" --admin-token "$admin" --agents "$AGENTS" --per-agent "$PER_AGENT" 2>/dev/null
+  target/release/ingest-load --server "https://127.0.0.1:$port" --ca "$data/ca.crt" --admin-token "$admin" --agents "$AGENTS" --per-agent "$PER_AGENT" --rate "$RATE" 2>/dev/null
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   kill -TERM "$pid"; wait "$pid" || true
   echo "run $run: collector peak RSS $((rss / 1024)) MB, database $(du -sh "$data/collector.db" | cut -f1)"

@@ -17,6 +17,7 @@ pub mod config;
 pub mod datadir;
 pub mod ingest;
 pub mod metrics;
+pub mod quickstart;
 pub mod store;
 pub mod tls;
 pub mod tokens;

@@ -88,6 +88,16 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// Everything in one command, no external service: start a collector on
+    /// the embedded SQLite store, enroll a local agent, scan this machine,
+    /// deliver the signed evidence and print what the collector recorded.
+    Quickstart {
+        /// Directory for the collector's and the agent's state (default: a new
+        /// directory under the system temporary directory; it is kept so you
+        /// can look at what was written).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +206,21 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Quickstart { data } => {
+            let temp;
+            let dir = match data {
+                Some(d) => d,
+                None => {
+                    temp = tempfile_dir()?;
+                    temp.clone()
+                }
+            };
+            let result = annexa_collector::quickstart::quickstart(&dir).await;
+            if result.is_ok() {
+                println!("\n(data in {})", dir.display());
+            }
+            result?;
+        }
         Command::Init { at, names, no_tls } => {
             let cfg = at.load()?;
             let names = if names.is_empty() {
@@ -305,6 +330,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh private directory under the system temporary directory.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::temp_dir().join(format!("annexa-quickstart-{}", std::process::id()));
+    std::fs::create_dir_all(&base).with_context(|| base.display().to_string())?;
+    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o700)).with_context(|| base.display().to_string())?;
+    Ok(base)
 }
 
 async fn shutdown_signal() {

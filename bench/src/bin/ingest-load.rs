@@ -43,6 +43,12 @@ struct Args {
     /// Results per envelope.
     #[arg(long, default_value_t = 50)]
     results: usize,
+    /// Offered load in envelopes/s, spread evenly over the agents (open
+    /// loop: latency is measured from each envelope's scheduled time, so a
+    /// collector that falls behind shows it). 0: every agent sends as fast
+    /// as it gets receipts (closed loop, maximum throughput).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
 }
 
 struct Agent {
@@ -221,15 +227,24 @@ async fn main() -> anyhow::Result<()> {
 
     // The measured part: every agent sends its envelopes in order, concurrently.
     let started = Instant::now();
+    let n_agents = agents.len();
     let mut tasks = Vec::new();
-    for agent in agents {
+    for (i, agent) in agents.into_iter().enumerate() {
         let http = http.clone();
         let url = format!("{}/v1/evidence", args.server);
+        let rate = args.rate;
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(agent.envelopes.len());
             let mut receipts = Vec::with_capacity(agent.envelopes.len());
-            for (bytes, digest) in agent.envelopes {
-                let t = Instant::now();
+            for (k, (bytes, digest)) in agent.envelopes.into_iter().enumerate() {
+                let t = if rate > 0.0 {
+                    // Envelope k of agent i is due at (k * N + i) / rate.
+                    let due = started + Duration::from_secs_f64((k * n_agents + i) as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                    due
+                } else {
+                    Instant::now()
+                };
                 let resp = http
                     .post(&url)
                     .header("content-type", "application/json")
@@ -274,8 +289,9 @@ async fn main() -> anyhow::Result<()> {
         latencies[((latencies.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
     };
     let n = latencies.len() as f64;
+    let mode = if args.rate > 0.0 { format!("open loop at {:.0}/s offered", args.rate) } else { "closed loop".to_string() };
     println!(
-        "ingest: {} agents, {} envelopes ({} bytes, {} results each) in {:.2} s: {:.0} envelopes/s, {:.0} results/s, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} receipts verified",
+        "ingest ({mode}): {} agents, {} envelopes ({} bytes, {} results each) in {:.2} s: {:.0} envelopes/s, {:.0} results/s, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} receipts verified",
         all_receipts.len(),
         latencies.len(),
         envelope_bytes,
