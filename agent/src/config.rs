@@ -28,6 +28,9 @@ pub const DEFAULT_SPLAY_SECONDS: u64 = 300;
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Default ceiling of the delivery retry delay, in seconds.
 pub const DEFAULT_RETRY_MAX_SECONDS: u64 = 300;
+/// Default interval at which a daemon that is not enrolled looks for
+/// `enrollment.json`, in seconds.
+pub const DEFAULT_ENROLL_POLL_SECONDS: u64 = 30;
 
 /// How the agent writes its log lines (always to standard error).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -85,6 +88,10 @@ pub struct AgentConfig {
     /// Ceiling, in seconds, of the delay between delivery attempts
     /// (exponential backoff from 1 s with full jitter). Default 300.
     pub retry_max_seconds: u64,
+    /// How often, in seconds, a daemon started before enrollment looks for
+    /// `enrollment.json` (it does not hold the state lock meanwhile, so
+    /// `annexa enroll` can run). Default 30; at least 1.
+    pub enroll_poll_seconds: u64,
 }
 
 impl Default for AgentConfig {
@@ -101,6 +108,7 @@ impl Default for AgentConfig {
             log_format: LogFormat::Text,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             retry_max_seconds: DEFAULT_RETRY_MAX_SECONDS,
+            enroll_poll_seconds: DEFAULT_ENROLL_POLL_SECONDS,
         }
     }
 }
@@ -160,6 +168,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     spool_max_bytes: Option<Spanned<u64>>,
     retry_max_seconds: Option<Spanned<u64>>,
+    enroll_poll_seconds: Option<Spanned<u64>>,
 }
 
 /// 1-based line and column of a byte offset (as checks/src/pack.rs does).
@@ -303,6 +312,11 @@ impl AgentConfig {
                 "retry_max_seconds",
                 d.retry_max_seconds,
             )?,
+            enroll_poll_seconds: positive(
+                file.enroll_poll_seconds,
+                "enroll_poll_seconds",
+                d.enroll_poll_seconds,
+            )?,
         })
     }
 
@@ -324,6 +338,12 @@ impl AgentConfig {
         if self.retry_max_seconds == 0 {
             return Err(invalid(
                 "retry_max_seconds",
+                "must be greater than 0".into(),
+            ));
+        }
+        if self.enroll_poll_seconds == 0 {
+            return Err(invalid(
+                "enroll_poll_seconds",
                 "must be greater than 0".into(),
             ));
         }
@@ -382,6 +402,7 @@ packs_dir = "/srv/packs"
 log_format = "json"
 spool_max_bytes = 1048576
 retry_max_seconds = 30
+enroll_poll_seconds = 5
 
 [params]
 session_timeout_seconds = 600
@@ -399,6 +420,7 @@ env = "prod"
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.spool_max_bytes, 1 << 20);
         assert_eq!(c.retry_max_seconds, 30);
+        assert_eq!(c.enroll_poll_seconds, 5);
         assert_eq!(c.params["session_timeout_seconds"], ParamValue::Int(600));
         assert_eq!(c.param_overrides()["ntp_server"], "time.example");
         assert_eq!(c.labels["env"], "prod");
@@ -462,6 +484,10 @@ env = "prod"
             .unwrap_err()
             .to_string();
         assert_eq!(err, "a.toml:2: spool_max_bytes: must be greater than 0");
+        let err = AgentConfig::from_toml("a.toml", "enroll_poll_seconds = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "a.toml:1: enroll_poll_seconds: must be greater than 0");
         let err = AgentConfig::from_toml("a.toml", "[labels]\nenv = 3\n")
             .unwrap_err()
             .to_string();

@@ -25,8 +25,10 @@ use crate::state::{Enrollment, StateDir, StateError, StateLock, machine_id_sha25
 
 /// How long an in-flight delivery may go on after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How often an agent that is not enrolled looks for enrollment.json.
-pub const ENROLLMENT_POLL: Duration = Duration::from_secs(30);
+/// How often an agent that is not enrolled looks for enrollment.json by
+/// default (`enroll_poll_seconds` in agent.toml).
+pub const ENROLLMENT_POLL: Duration =
+    Duration::from_secs(crate::config::DEFAULT_ENROLL_POLL_SECONDS);
 /// How long the daemon waits for the state directory's lock (an
 /// `annexa enroll` holds it for a moment) before giving up.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -124,7 +126,8 @@ where
     });
     let mut stop = stop_rx.clone();
 
-    let Some(enrollment) = wait_for_enrollment(&state, &mut stop).await? else {
+    let poll = Duration::from_secs(config.enroll_poll_seconds.max(1));
+    let Some(enrollment) = wait_for_enrollment(&state, poll, &mut stop).await? else {
         return Ok(());
     };
     let Some(_lock) = wait_for_lock(&state, &mut stop).await? else {
@@ -198,6 +201,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// if asked to stop first.
 async fn wait_for_enrollment(
     state: &StateDir,
+    poll: Duration,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<Enrollment>, RunError> {
     let mut told = false;
@@ -212,12 +216,12 @@ async fn wait_for_enrollment(
                  https://HOST:PORT --token TOKEN --ca FILE` (or --ca-fingerprint SHA256:…); \
                  checking again every {} s",
                 state.enrollment_path().display(),
-                ENROLLMENT_POLL.as_secs()
+                poll.as_secs()
             );
             told = true;
         }
         tokio::select! {
-            _ = tokio::time::sleep(ENROLLMENT_POLL) => {}
+            _ = tokio::time::sleep(poll) => {}
             _ = stopped(stop) => return Ok(None),
         }
     }

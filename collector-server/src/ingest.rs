@@ -3,7 +3,7 @@
 //! which enforces each agent's sequence and hash chain, commits batches in
 //! one transaction (group commit), and only then releases the receipts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -345,8 +345,13 @@ async fn process_batch(
 ) {
     let now = clock::now_rfc3339();
     let mut batch: Vec<Accepted> = Vec::new();
-    let mut waiting: Vec<(oneshot::Sender<Result<Committed, Rejection>>, Committed)> = Vec::new();
-    let mut touched: HashSet<i64> = HashSet::new();
+    let mut waiting: Vec<(
+        oneshot::Sender<Result<Committed, Rejection>>,
+        Committed,
+        i64,
+    )> = Vec::new();
+    // Agents whose chain this batch moves, with their ids.
+    let mut touched: HashMap<i64, String> = HashMap::new();
     for job in jobs {
         let c = &job.checked;
         let no = c.agent.no;
@@ -376,13 +381,16 @@ async fn process_batch(
                             duplicate: true,
                         })
                     }
-                    Ok(_) => Err(Rejection::sequence(
-                        format!(
-                            "sequence {} was already accepted with different content; expected {}",
-                            c.sequence, chain.next
-                        ),
-                        chain.next,
-                    )),
+                    Ok(_) => {
+                        metrics.reject(codes::SEQUENCE);
+                        Err(Rejection::sequence(
+                            format!(
+                                "sequence {} was already accepted with different content; expected {}",
+                                c.sequence, chain.next
+                            ),
+                            chain.next,
+                        ))
+                    }
                     Err(e) => Err(Rejection::new(503, codes::UNAVAILABLE, e.to_string())),
                 };
                 let _ = job.reply.send(reply);
@@ -412,7 +420,7 @@ async fn process_batch(
                 }
                 chain.next = c.sequence + 1;
                 chain.last = Some(c.sha256.clone());
-                touched.insert(no);
+                touched.insert(no, c.agent.id.clone());
                 batch.push(Accepted {
                     agent_no: no,
                     sequence: c.sequence,
@@ -434,6 +442,7 @@ async fn process_batch(
                         accepted_at: now.clone(),
                         duplicate: false,
                     },
+                    no,
                 ));
             }
         }
@@ -444,7 +453,7 @@ async fn process_batch(
     match store.append(&batch).await {
         Ok(()) => {
             metrics.batch_size.observe(batch.len() as f64);
-            for (reply, committed) in waiting {
+            for (reply, committed, _) in waiting {
                 metrics.accepted.inc();
                 let _ = reply.send(Ok(committed));
             }
@@ -452,16 +461,35 @@ async fn process_batch(
         Err(e) => {
             tracing::error!(error = %e, envelopes = batch.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry");
             // Forget what this batch did to the chains: the store is the truth.
-            for no in touched {
-                chains.remove(&no);
+            for no in touched.keys() {
+                chains.remove(no);
             }
-            for (reply, _) in waiting {
-                metrics.reject(codes::UNAVAILABLE);
-                let _ = reply.send(Err(Rejection::new(
-                    503,
-                    codes::UNAVAILABLE,
-                    format!("storing evidence failed: {e}"),
-                )));
+            // The store refuses to move the chain of a revoked agent. An
+            // agent revoked by another process (`annexa-collector agent
+            // revoke`) is still cached as active by this one, so its next
+            // envelope gets here: tell it it is revoked, not to retry.
+            let mut revoked: HashMap<i64, String> = HashMap::new();
+            if matches!(e, StoreError::Conflict(_)) {
+                for (no, id) in &touched {
+                    if let Ok(Some(a)) = store.agent(id).await
+                        && a.revoked_at.is_some()
+                    {
+                        revoked.insert(*no, a.id);
+                    }
+                }
+            }
+            // Counted by the API handler, which counts every refusal.
+            for (reply, _, no) in waiting {
+                let _ = reply.send(Err(match revoked.get(&no) {
+                    Some(id) => {
+                        Rejection::new(403, codes::REVOKED_AGENT, format!("agent {id} is revoked"))
+                    }
+                    None => Rejection::new(
+                        503,
+                        codes::UNAVAILABLE,
+                        format!("storing evidence failed: {e}"),
+                    ),
+                }));
             }
         }
     }

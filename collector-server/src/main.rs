@@ -336,7 +336,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let base = std::env::temp_dir().join(format!("annexa-quickstart-{}", std::process::id()));
     std::fs::create_dir_all(&base).with_context(|| base.display().to_string())?;
-    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o700)).with_context(|| base.display().to_string())?;
+    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| base.display().to_string())?;
     Ok(base)
 }
 

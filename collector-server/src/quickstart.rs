@@ -19,7 +19,11 @@ pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
     let dir = DataDir::new(data.join("collector"));
     let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
     let init = datadir::init(&dir, &names, true)?;
-    println!("1. collector data directory {} (CA {})", dir.root.display(), init.ca_fingerprint.as_deref().unwrap_or("-"));
+    println!(
+        "1. collector data directory {} (CA {})",
+        dir.root.display(),
+        init.ca_fingerprint.as_deref().unwrap_or("-")
+    );
 
     let config = CollectorConfig {
         data_dir: dir.root.clone(),
@@ -44,7 +48,11 @@ pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
         &state_dir,
     ))
     .await?;
-    println!("3. local agent enrolled as {} (state {})", enrolled.agent_id, state_dir.display());
+    println!(
+        "3. local agent enrolled as {} (state {})",
+        enrolled.agent_id,
+        state_dir.display()
+    );
 
     let agent = AgentConfig::new(&url, &state_dir);
     let outcome = run_once(&agent, true).await?;
@@ -64,13 +72,22 @@ pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
     let envelopes = server.store.envelopes(record.no, 0, 10).await?;
     let latest = server.store.latest(record.no).await?;
     println!("\nWhat the collector recorded:");
-    println!("  host {} ({}), labels {:?}", record.hostname, record.id, record.labels);
+    println!(
+        "  host {} ({}), labels {:?}",
+        record.hostname, record.id, record.labels
+    );
     for e in &envelopes {
-        println!("  envelope #{} sha256:{} accepted {} summary {}", e.sequence, e.sha256, e.received_at, e.summary);
+        println!(
+            "  envelope #{} sha256:{} accepted {} summary {}",
+            e.sequence, e.sha256, e.received_at, e.summary
+        );
     }
     let mut by_status: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for row in &latest {
-        by_status.entry(row.status.as_str()).or_default().push(row.check_id.as_str());
+        by_status
+            .entry(row.status.as_str())
+            .or_default()
+            .push(row.check_id.as_str());
     }
     for (status, checks) in &by_status {
         println!("  {status:<15} {:>3} checks", checks.len());

@@ -289,7 +289,11 @@ async fn main() -> anyhow::Result<()> {
         latencies[((latencies.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
     };
     let n = latencies.len() as f64;
-    let mode = if args.rate > 0.0 { format!("open loop at {:.0}/s offered", args.rate) } else { "closed loop".to_string() };
+    let mode = if args.rate > 0.0 {
+        format!("open loop at {:.0}/s offered", args.rate)
+    } else {
+        "closed loop".to_string()
+    };
     println!(
         "ingest ({mode}): {} agents, {} envelopes ({} bytes, {} results each) in {:.2} s: {:.0} envelopes/s, {:.0} results/s, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} receipts verified",
         all_receipts.len(),

@@ -8,6 +8,7 @@ use annexa_evidence::receipt::Receipt;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 
 use super::{AppState, Error};
@@ -16,10 +17,19 @@ use crate::ingest;
 /// `POST /v1/evidence`: the body is the envelope JSON, stored byte for byte.
 pub async fn submit(
     State(state): State<AppState>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EvidenceResponse>, Error> {
     let started = Instant::now();
-    let result = accept(&state, body).await;
+    let result = match body {
+        Ok(body) => accept(&state, body).await,
+        // Answered as the API's error (and counted) like every other refusal.
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Error::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::TOO_LARGE,
+            "the envelope is larger than the collector's max_body_bytes",
+        )),
+        Err(e) => Err(Error::new(e.status(), codes::MALFORMED, e.body_text())),
+    };
     if let Err(e) = &result {
         if e.status != StatusCode::CONFLICT || e.body.error != codes::SEQUENCE {
             state.metrics.reject(&e.body.error);
@@ -47,7 +57,17 @@ async fn accept(state: &AppState, body: Bytes) -> Result<Json<EvidenceResponse>,
         checked.sequence,
         checked.sha256.clone(),
     );
-    let committed = state.writer.submit(checked).await?;
+    let committed = match state.writer.submit(checked).await {
+        Ok(c) => c,
+        Err(r) => {
+            if r.code == codes::REVOKED_AGENT {
+                // Revoked by another process while cached here: look it up
+                // in the store from now on.
+                state.agents.forget(&agent_id);
+            }
+            return Err(r.into());
+        }
+    };
     let receipt = Receipt {
         envelope_sha256: digest,
         agent_id,

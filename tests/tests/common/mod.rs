@@ -1,0 +1,1022 @@
+//! The harness of the end-to-end evidence tests: the real
+//! `annexa-collector` binary serving HTTPS on 127.0.0.1 from a temporary
+//! data directory, the real `annexa` agent binary on temporary "hosts"
+//! (a configuration file and a state directory each), an HTTP client that
+//! trusts only the collector's CA, and checks of what the collector stored.
+//!
+//! Every child process is owned by a value whose `Drop` kills it, so a
+//! failing test leaves nothing running. Waits are bounded and say what
+//! they waited for.
+
+// Each test file uses a different part of the harness.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use annexa_evidence::api::ApiError;
+use annexa_evidence::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use annexa_evidence::encoding::b64_decode;
+use annexa_evidence::keys::{PublicKey, SigningKey};
+use annexa_evidence::receipt::Receipt;
+use annexa_evidence::sha256_hex;
+use annexa_evidence::statement::parse_scan_statement;
+use serde_json::Value;
+
+/// The default bound of waits for things that take a scan or two.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------
+// Binaries
+
+/// Source trees each binary is built from (relative to the workspace root),
+/// to tell a stale binary from a fresh one.
+fn sources_of(name: &str) -> &'static [&'static str] {
+    // Not the manifests: a change to dev-dependencies rebuilds nothing.
+    const AGENT: &[&str] = &[
+        "agent/src",
+        "checks/src",
+        "checks/packs",
+        "checks/data",
+        "evidence/src",
+    ];
+    const COLLECTOR: &[&str] = &[
+        "collector-server/src",
+        "collector-server/migrations",
+        "agent/src",
+        "checks/src",
+        "checks/packs",
+        "checks/data",
+        "evidence/src",
+    ];
+    if name == "annexa" { AGENT } else { COLLECTOR }
+}
+
+fn newest_file(path: &Path) -> Option<(SystemTime, PathBuf)> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return Some((meta.modified().ok()?, path.to_path_buf()));
+    }
+    let mut newest: Option<(SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(path).ok()?.flatten() {
+        if let Some(n) = newest_file(&entry.path())
+            && newest.as_ref().is_none_or(|(t, _)| n.0 > *t)
+        {
+            newest = Some(n);
+        }
+    }
+    newest
+}
+
+/// A binary of the workspace, from the target directory this test runs
+/// from (`target/<profile>/`). `cargo test --workspace` builds both
+/// `annexa` and `annexa-collector` there; `cargo test -p annexa-tests`
+/// does not build other packages' binaries, so a missing or stale binary
+/// fails with the command that builds it rather than testing old code.
+pub fn bin(name: &str) -> PathBuf {
+    static CHECKED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>")
+        .join(name);
+    let mut checked = CHECKED.lock().unwrap_or_else(|p| p.into_inner());
+    if !checked.contains(name) {
+        check_fresh(name, &bin);
+        checked.insert(name.to_string());
+    }
+    bin
+}
+
+fn check_fresh(name: &str, bin: &Path) {
+    let build = "build the binaries with `cargo build -p annexa-agent -p annexa-collector` \
+                 (or run `cargo test --workspace`, which builds them)";
+    let built = std::fs::metadata(bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {build}", bin.display()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    for src in sources_of(name) {
+        if let Some((t, file)) = newest_file(&root.join(src))
+            && t > built
+        {
+            panic!(
+                "{} is older than {}: `cargo test -p annexa-tests` does not rebuild it; {build}",
+                bin.display(),
+                file.display()
+            );
+        }
+    }
+}
+
+/// Standard output and error of a finished command, for messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Sends SIGTERM to a child (std only knows SIGKILL).
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("running kill(1)");
+    assert!(status.success(), "kill -TERM {} failed", child.id());
+}
+
+/// Waits for a child to exit, at most `limit`.
+pub fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("waiting for a child") {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds; after `limit`, fails naming
+/// `what` with `context()` (logs, state) for the reader.
+pub fn wait_for(
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            panic!(
+                "timed out after {limit:?} waiting for {what}\n{}",
+                context()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A random number (for kill moments); std's hasher keys are random.
+pub fn random_u64() -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(Instant::now())
+}
+
+/// Hex SHA-256 fingerprint, `SHA256:` prefixed, of the first certificate
+/// in a PEM file (what `annexa-collector init` prints).
+pub fn pem_fingerprint(path: &Path) -> String {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let cert = CertificateDer::pem_file_iter(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .next()
+        .expect("a certificate")
+        .expect("a valid PEM certificate");
+    format!("SHA256:{}", sha256_hex(cert.as_ref()))
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{e}: status {} body {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The body as the API's error.
+    pub fn error(&self) -> ApiError {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not an API error ({e}): status {} body {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client that trusts only the collector's CA (rustls with ring), with
+/// no connection reuse, so a restarted collector is never reached through
+/// a dead pooled connection.
+pub struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Http {
+    /// A client trusting the CA certificates in `ca_pem`.
+    pub fn new(ca_pem: &[u8]) -> Http {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem) {
+            roots.add(cert.expect("CA PEM")).expect("CA certificate");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        Http { rt, client }
+    }
+
+    /// One request; `Err` when there is no HTTP answer.
+    pub fn try_send(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, String> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b);
+        }
+        self.rt.block_on(async move {
+            let resp = req.send().await.map_err(|e| format!("{url}: {e:?}"))?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| format!("{url}: {e:?}"))?
+                .to_vec();
+            Ok(Response { status, body })
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The collector
+
+/// A real `annexa-collector` on 127.0.0.1 with its own data directory.
+/// Restarts keep the port and the data directory.
+pub struct Collector {
+    root: tempfile::TempDir,
+    /// The data directory.
+    pub data: PathBuf,
+    config: Option<PathBuf>,
+    /// The fingerprint `init` printed.
+    pub fingerprint: String,
+    /// An admin API token (`api-token create --name admin`).
+    pub admin: String,
+    port: u16,
+    child: Option<Child>,
+    starts: u32,
+    http: Http,
+}
+
+impl Collector {
+    /// Initializes a data directory and serves it.
+    pub fn start() -> Collector {
+        Collector::start_with("")
+    }
+
+    /// As [`Collector::start`], with this `collector.toml` (passed with
+    /// `--config` to every command).
+    pub fn start_with(config_toml: &str) -> Collector {
+        let root = tempfile::tempdir().expect("temporary directory");
+        let data = root.path().join("data");
+        let config = (!config_toml.is_empty()).then(|| {
+            let p = root.path().join("collector.toml");
+            std::fs::write(&p, config_toml).expect("writing collector.toml");
+            p
+        });
+        let mut c = Collector {
+            data,
+            config,
+            fingerprint: String::new(),
+            admin: String::new(),
+            port: 0,
+            child: None,
+            starts: 0,
+            http: Http::new(b""),
+            root,
+        };
+        let o = c.cli(&["init", "--name", "127.0.0.1", "--name", "localhost"]);
+        assert_eq!(o.status.code(), Some(0), "init: {}", show(&o));
+        c.fingerprint = stdout(&o)
+            .lines()
+            .find_map(|l| l.strip_prefix("CA fingerprint: "))
+            .unwrap_or_else(|| panic!("init printed no CA fingerprint: {}", show(&o)))
+            .trim()
+            .to_string();
+        assert_eq!(
+            c.fingerprint,
+            pem_fingerprint(&c.ca_path()),
+            "the printed fingerprint is the SHA-256 of ca.crt's DER"
+        );
+        c.http = Http::new(&std::fs::read(c.ca_path()).expect("ca.crt"));
+        c.admin = c.api_token("admin", "admin");
+        c.spawn("127.0.0.1:0");
+        c
+    }
+
+    /// Runs `annexa-collector ARGS --data DIR [--config FILE]`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin("annexa-collector"));
+        cmd.args(args).arg("--data").arg(&self.data);
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.output().expect("running annexa-collector")
+    }
+
+    /// A new enrollment token (`token create`), with `--ttl` if given.
+    pub fn enroll_token(&self, ttl: Option<&str>) -> String {
+        let mut args = vec!["token", "create"];
+        if let Some(t) = ttl {
+            args.extend(["--ttl", t]);
+        }
+        let o = self.cli(&args);
+        assert_eq!(o.status.code(), Some(0), "token create: {}", show(&o));
+        let token = stdout(&o).trim().to_string();
+        assert!(token.starts_with("annexa-enroll-"), "{}", show(&o));
+        token
+    }
+
+    /// A new API token (`api-token create --name NAME --role ROLE`).
+    pub fn api_token(&self, name: &str, role: &str) -> String {
+        let o = self.cli(&["api-token", "create", "--name", name, "--role", role]);
+        assert_eq!(o.status.code(), Some(0), "api-token create: {}", show(&o));
+        let token = stdout(&o).trim().to_string();
+        assert!(token.starts_with("annexa-api-"), "{}", show(&o));
+        token
+    }
+
+    /// The CA certificate (PEM).
+    pub fn ca_path(&self) -> PathBuf {
+        self.data.join("ca.crt")
+    }
+
+    /// The collector's receipt key.
+    pub fn receipt_key(&self) -> PublicKey {
+        let path = self.data.join("collector.key");
+        let der = std::fs::read(&path).expect("collector.key");
+        SigningKey::from_pkcs8("collector.key", &der)
+            .expect("collector key")
+            .public()
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The port, kept across restarts.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Everything the serving processes logged so far.
+    pub fn log(&self) -> String {
+        (1..=self.starts)
+            .map(|n| std::fs::read_to_string(self.log_path(n)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("--- restart\n")
+    }
+
+    fn log_path(&self, n: u32) -> PathBuf {
+        self.root.path().join(format!("serve-{n}.log"))
+    }
+
+    /// Starts `serve` on `listen`, learns the port from its log line and
+    /// waits for `/healthz`. A port still held by a dying process is
+    /// retried for a few seconds.
+    fn spawn(&mut self, listen: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.starts += 1;
+            let log = self.log_path(self.starts);
+            let mut cmd = Command::new(bin("annexa-collector"));
+            cmd.args(["serve", "--listen", listen])
+                .arg("--data")
+                .arg(&self.data)
+                .env("ANNEXA_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("collector log"));
+            if let Some(c) = &self.config {
+                cmd.arg("--config").arg(c);
+            }
+            let mut child = cmd.spawn().expect("starting annexa-collector serve");
+            let start = Instant::now();
+            let addr = loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if let Some(addr) = text
+                    .lines()
+                    .find(|l| l.contains("collector listening (HTTPS)"))
+                    .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("addr=")))
+                {
+                    break Some(addr.to_string());
+                }
+                if child.try_wait().expect("collector status").is_some() {
+                    break None;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "the collector logged no `collector listening` line within 10 s:\n{text}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let Some(addr) = addr else {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if text.contains("in use") && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+                panic!("annexa-collector serve exited:\n{text}");
+            };
+            let port: u16 = addr
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no port in addr={addr}"));
+            assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+            self.port = port;
+            self.child = Some(child);
+            break;
+        }
+        wait_for(
+            "the collector's /healthz",
+            Duration::from_secs(10),
+            || {
+                self.http
+                    .try_send("GET", &format!("{}/healthz", self.url()), None, None)
+                    .is_ok_and(|r| r.status == 200)
+            },
+            || self.log(),
+        );
+    }
+
+    /// Whether the serving process is running.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGTERM: graceful shutdown; returns its exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the collector is running");
+        sigterm(&child);
+        wait_exit(
+            &mut child,
+            Duration::from_secs(20),
+            "the collector after SIGTERM",
+        )
+    }
+
+    /// SIGKILL: no shutdown at all.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("the collector is running");
+        child.kill().expect("SIGKILL the collector");
+        let _ = child.wait();
+    }
+
+    /// Serves again on the same port and data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill the collector first");
+        let listen = format!("127.0.0.1:{}", self.port);
+        self.spawn(&listen);
+    }
+
+    /// A request to the API; panics when there is no answer.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Response {
+        let url = format!("{}{path}", self.url());
+        self.http
+            .try_send(method, &url, token, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}\n{}", self.log()))
+    }
+
+    /// GET with the admin token, expecting 200.
+    pub fn get(&self, path: &str) -> Response {
+        let r = self.request("GET", path, Some(&self.admin), None);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r
+    }
+
+    /// `POST /v1/evidence` with these bytes.
+    pub fn post_evidence(&self, bytes: &[u8]) -> Response {
+        self.request("POST", "/v1/evidence", None, Some(bytes.to_vec()))
+    }
+
+    /// `GET /v1/hosts`.
+    pub fn hosts(&self) -> Vec<Value> {
+        self.get("/v1/hosts")
+            .json()
+            .as_array()
+            .expect("a list of hosts")
+            .clone()
+    }
+
+    /// `GET /v1/hosts/{id}`.
+    pub fn host(&self, id: &str) -> Value {
+        self.get(&format!("/v1/hosts/{id}")).json()
+    }
+
+    /// Every envelope's metadata of an agent (all pages).
+    pub fn evidence(&self, agent: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .get(&format!(
+                    "/v1/hosts/{agent}/evidence?after={after}&limit=1000"
+                ))
+                .json();
+            let page = page.as_array().expect("a list of envelopes").clone();
+            let Some(last) = page.last() else {
+                return all;
+            };
+            after = last["sequence"].as_u64().expect("sequence");
+            all.extend(page);
+        }
+    }
+
+    /// The sequence numbers stored for an agent.
+    pub fn sequences(&self, agent: &str) -> Vec<u64> {
+        self.evidence(agent)
+            .iter()
+            .map(|m| m["sequence"].as_u64().expect("sequence"))
+            .collect()
+    }
+
+    /// The stored bytes of one envelope.
+    pub fn envelope(&self, agent: &str, seq: u64) -> Vec<u8> {
+        self.get(&format!("/v1/hosts/{agent}/evidence/{seq}")).body
+    }
+
+    /// The Prometheus text.
+    pub fn metrics(&self) -> String {
+        self.get("/metrics").text()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The value of a Prometheus sample (`name{labels}` exactly as printed),
+/// 0 when absent.
+pub fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+// ---------------------------------------------------------------------------
+// Agent hosts
+
+/// A receipt as the agent keeps it, with its decoded body.
+#[derive(Debug, Clone)]
+pub struct KeptReceipt {
+    /// The collector's receipt envelope.
+    pub envelope: Envelope,
+    /// Its payload.
+    pub receipt: Receipt,
+}
+
+/// An agent "host": `agent.toml` and a state directory in a temporary
+/// directory, driven through the real `annexa` binary.
+pub struct Host {
+    dir: tempfile::TempDir,
+    /// agent.toml.
+    pub config: PathBuf,
+    /// The state directory.
+    pub state: PathBuf,
+}
+
+impl Host {
+    /// A host whose configuration names `server`, its state directory, an
+    /// empty packs directory, no splay and a 1 s retry ceiling, plus
+    /// `extra` TOML.
+    pub fn new(server: &str, extra: &str) -> Host {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let state = dir.path().join("state");
+        let packs = dir.path().join("checks.d");
+        std::fs::create_dir(&packs).expect("packs dir");
+        let config = dir.path().join("agent.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "server = \"{server}\"\nstate_dir = \"{}\"\npacks_dir = \"{}\"\nsplay_seconds = 0\n\
+                 retry_max_seconds = 1\n{extra}",
+                state.display(),
+                packs.display()
+            ),
+        )
+        .expect("writing agent.toml");
+        Host { dir, config, state }
+    }
+
+    /// The temporary directory holding everything of this host.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `annexa ARGS`.
+    pub fn annexa(&self, args: &[&str]) -> Output {
+        Command::new(bin("annexa"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("ANNEXA_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running annexa")
+    }
+
+    fn cfg(&self) -> &str {
+        self.config.to_str().expect("UTF-8 path")
+    }
+
+    /// `annexa enroll` pinning the collector's CA by fingerprint.
+    pub fn enroll(&self, c: &Collector, token: &str) -> Output {
+        self.annexa(&[
+            "enroll",
+            "--server",
+            &c.url(),
+            "--token",
+            token,
+            "--ca-fingerprint",
+            &c.fingerprint,
+            "--config",
+            self.cfg(),
+        ])
+    }
+
+    /// `annexa enroll` pinning the collector's CA file.
+    pub fn enroll_with_ca(&self, c: &Collector, token: &str) -> Output {
+        self.annexa(&[
+            "enroll",
+            "--server",
+            &c.url(),
+            "--token",
+            token,
+            "--ca",
+            c.ca_path().to_str().expect("UTF-8 path"),
+            "--config",
+            self.cfg(),
+        ])
+    }
+
+    /// Enrolls by fingerprint with a fresh token; returns the agent id.
+    pub fn enrolled(c: &Collector, extra: &str) -> Host {
+        let host = Host::new(&c.url(), extra);
+        let o = host.enroll(c, &c.enroll_token(None));
+        assert_eq!(o.status.code(), Some(0), "enroll: {}", show(&o));
+        host
+    }
+
+    /// `annexa run --once [EXTRA]`.
+    pub fn run_once(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["run", "--once", "--config", self.cfg()];
+        args.extend_from_slice(extra);
+        self.annexa(&args)
+    }
+
+    /// `annexa run --once`, expecting exit 0; returns standard output.
+    pub fn run_once_ok(&self) -> String {
+        let o = self.run_once(&[]);
+        assert_eq!(o.status.code(), Some(0), "run --once: {}", show(&o));
+        stdout(&o)
+    }
+
+    /// Starts the daemon (`annexa run`), logging to a file.
+    pub fn daemon(&self) -> Daemon {
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.dir.path().join(format!("daemon-{n}.log"));
+        let child = Command::new(bin("annexa"))
+            .args(["run", "--config", self.cfg()])
+            .env("NO_COLOR", "1")
+            .env_remove("ANNEXA_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("daemon log"))
+            .spawn()
+            .expect("starting annexa run");
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// The agent id from `enrollment.json`.
+    pub fn agent_id(&self) -> String {
+        self.enrollment()["agent_id"]
+            .as_str()
+            .expect("agent_id")
+            .to_string()
+    }
+
+    /// `enrollment.json`.
+    pub fn enrollment(&self) -> Value {
+        read_json(&self.state.join("enrollment.json"))
+    }
+
+    /// The agent's signing key (PKCS#8 DER in `agent.key`).
+    pub fn key(&self) -> SigningKey {
+        let der = std::fs::read(self.state.join("agent.key")).expect("agent.key");
+        SigningKey::from_pkcs8("agent.key", &der).expect("agent key")
+    }
+
+    /// `chain.json`: (last_sequence, last_digest).
+    pub fn chain(&self) -> (u64, Option<String>) {
+        let v = read_json(&self.state.join("chain.json"));
+        (
+            v["last_sequence"].as_u64().expect("last_sequence"),
+            v["last_digest"].as_str().map(str::to_string),
+        )
+    }
+
+    /// Sequence numbers in the spool, ascending.
+    pub fn spooled(&self) -> Vec<u64> {
+        let mut seqs: Vec<u64> = std::fs::read_dir(self.state.join("spool"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()?
+                            .strip_suffix(".dsse.json")?
+                            .parse()
+                            .ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        seqs.sort();
+        seqs
+    }
+
+    /// The spooled bytes of `seq`.
+    pub fn spool_file(&self, seq: u64) -> PathBuf {
+        self.state.join(format!("spool/{seq:020}.dsse.json"))
+    }
+
+    /// `receipts.jsonl`, in file order.
+    pub fn receipts(&self) -> Vec<KeptReceipt> {
+        std::fs::read_to_string(self.state.join("receipts.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let envelope = Envelope::from_json(l.as_bytes()).expect("receipt envelope");
+                let payload = b64_decode(&envelope.payload).expect("base64 payload");
+                let receipt = serde_json::from_slice(&payload).expect("receipt payload");
+                KeptReceipt { envelope, receipt }
+            })
+            .collect()
+    }
+}
+
+fn read_json(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A running `annexa run`.
+pub struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM; returns the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the daemon is running");
+        sigterm(&child);
+        wait_exit(
+            &mut child,
+            Duration::from_secs(20),
+            "the agent after SIGTERM",
+        )
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("the daemon is running");
+        child.kill().expect("SIGKILL the agent");
+        let _ = child.wait();
+    }
+
+    /// Whether it has exited (and with what).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().expect("daemon status"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Envelopes
+
+/// The statement inside an envelope's bytes, as JSON (not verified).
+pub fn statement_of(envelope: &[u8]) -> Value {
+    let env = Envelope::from_json(envelope).expect("DSSE envelope");
+    let payload = b64_decode(&env.payload).expect("base64 payload");
+    serde_json::from_slice(&payload).expect("JSON statement")
+}
+
+/// Signs `payload` as an in-toto envelope with `key`; its JSON bytes.
+pub fn sign_payload(payload: &[u8], key: &SigningKey) -> Vec<u8> {
+    annexa_evidence::dsse::sign(IN_TOTO_PAYLOAD_TYPE, payload, key).to_json()
+}
+
+/// Signs a statement (JSON) with `key`.
+pub fn sign_statement(statement: &Value, key: &SigningKey) -> Vec<u8> {
+    sign_payload(&serde_json::to_vec(statement).expect("statement JSON"), key)
+}
+
+/// One envelope as the collector stores it, checked.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Its sequence number.
+    pub sequence: u64,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// Its `previous`.
+    pub previous: Option<String>,
+    /// The sequences its gap declares.
+    pub gap: Option<Vec<u64>>,
+    /// The metadata the list returned.
+    pub meta: Value,
+}
+
+/// Fetches and checks every envelope the collector holds for `agent`:
+/// the listing is strictly ascending; the bytes hash to the listed digest,
+/// verify as DSSE with the agent's key and carry a scan statement of that
+/// agent and sequence; each `previous` names the envelope before it, and a
+/// jump is covered by a gap naming exactly the skipped numbers. Returns
+/// them in order.
+pub fn stored_chain(c: &Collector, agent: &str, key: &PublicKey) -> Vec<Stored> {
+    let mut out: Vec<Stored> = Vec::new();
+    for meta in c.evidence(agent) {
+        let sequence = meta["sequence"].as_u64().expect("sequence");
+        let bytes = c.envelope(agent, sequence);
+        let sha256 = sha256_hex(&bytes);
+        assert_eq!(
+            meta["sha256"],
+            sha256.as_str(),
+            "{agent} envelope {sequence}"
+        );
+        let verified = Envelope::from_json(&bytes)
+            .expect("stored envelope")
+            .verify(IN_TOTO_PAYLOAD_TYPE, std::slice::from_ref(key), 1)
+            .unwrap_or_else(|e| panic!("{agent} envelope {sequence}: {e}"));
+        let st = parse_scan_statement(&verified.payload).expect("scan statement");
+        let p = &st.predicate;
+        assert_eq!(p.sequence, sequence, "{agent}");
+        assert_eq!(p.agent.id, agent);
+        let gap = p.gap.as_ref().map(|g| g.dropped.clone());
+        let expected_prev = out.last().map_or(0, |s| s.sequence);
+        assert!(
+            sequence > expected_prev,
+            "{agent}: listing not ascending at {sequence}"
+        );
+        if sequence == expected_prev + 1 {
+            assert_eq!(
+                p.previous,
+                out.last().map(|s| s.sha256.clone()),
+                "{agent} envelope {sequence}: previous does not name envelope {expected_prev}"
+            );
+        } else {
+            let skipped: Vec<u64> = (expected_prev + 1..sequence).collect();
+            assert_eq!(
+                gap.as_deref(),
+                Some(skipped.as_slice()),
+                "{agent} envelope {sequence} follows {expected_prev} without a gap naming the skipped numbers"
+            );
+            assert_eq!(meta["gap"], serde_json::json!(skipped), "{agent}");
+        }
+        out.push(Stored {
+            sequence,
+            sha256,
+            bytes,
+            previous: p.previous.clone(),
+            gap,
+            meta,
+        });
+    }
+    out
+}
+
+/// Checks that every receipt an agent kept verifies with the collector's
+/// key for the envelope the collector stores under its sequence number
+/// (same digest); returns the receipts' sequence numbers in file order.
+pub fn receipts_match(c: &Collector, host: &Host, chain: &[Stored]) -> Vec<u64> {
+    let key = c.receipt_key();
+    let agent = host.agent_id();
+    host.receipts()
+        .iter()
+        .map(|r| {
+            let seq = r.receipt.sequence;
+            let stored = chain
+                .iter()
+                .find(|s| s.sequence == seq)
+                .unwrap_or_else(|| panic!("{agent}: a receipt for {seq}, which is not stored"));
+            Receipt::verify(&r.envelope, &key, &stored.sha256, &agent, seq)
+                .unwrap_or_else(|e| panic!("{agent}: receipt for {seq}: {e}"));
+            seq
+        })
+        .collect()
+}
+
+/// The numbers 1..=n.
+pub fn one_to(n: u64) -> Vec<u64> {
+    (1..=n).collect()
+}
+
+/// Distinct values.
+pub fn distinct(v: &[u64]) -> BTreeSet<u64> {
+    v.iter().copied().collect()
+}
