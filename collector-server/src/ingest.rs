@@ -240,6 +240,9 @@ pub struct Committed {
     pub duplicate: bool,
 }
 
+/// Where the writer sends its answer for one envelope.
+type Reply = oneshot::Sender<Result<Committed, Rejection>>;
+
 struct Job {
     checked: Checked,
     reply: oneshot::Sender<Result<Committed, Rejection>>,
@@ -345,11 +348,8 @@ async fn process_batch(
 ) {
     let now = clock::now_rfc3339();
     let mut batch: Vec<Accepted> = Vec::new();
-    let mut waiting: Vec<(
-        oneshot::Sender<Result<Committed, Rejection>>,
-        Committed,
-        i64,
-    )> = Vec::new();
+    // (reply, what to answer once committed, agent number)
+    let mut waiting: Vec<(Reply, Committed, i64)> = Vec::new();
     // Agents whose chain this batch moves, with their ids.
     let mut touched: HashMap<i64, String> = HashMap::new();
     for job in jobs {
