@@ -9,12 +9,12 @@
 # sends as soon as it has its previous receipt: maximum throughput) and open
 # loop at RATE envelopes/s offered (latency from each envelope's due time).
 #
-#   bench/ingest.sh                        # 1000 agents x 8 envelopes, 3 runs, RATE=3000
+#   bench/ingest.sh                        # 1000 agents x 9 envelopes (1 warm-up + 8 timed), 3 runs, RATE=3000
 #   AGENTS=200 PER_AGENT=20 RUNS=5 RATE=1500 bench/ingest.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AGENTS=${AGENTS:-1000}
-PER_AGENT=${PER_AGENT:-8}
+PER_AGENT=${PER_AGENT:-9}
 RUNS=${RUNS:-3}
 RATE=${RATE:-3000}
 cargo build --release -q -p annexa-collector -p annexa-bench

@@ -49,6 +49,11 @@ struct Args {
     /// as it gets receipts (closed loop, maximum throughput).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Envelopes per agent sent before the clock starts (agents the
+    /// collector already knows: steady state rather than a fleet's first
+    /// contact, which writes every check's latest result).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
 }
 
 struct Agent {
@@ -225,6 +230,42 @@ async fn main() -> anyhow::Result<()> {
         signing_started.elapsed().as_secs_f64()
     );
 
+    // Warm-up (not timed): the first envelopes of every agent.
+    let mut agents = agents;
+    let mut warm_receipts: Vec<Vec<(Vec<u8>, String)>> = Vec::new();
+    {
+        let mut tasks = Vec::new();
+        for agent in agents.iter_mut() {
+            let first: Vec<(Vec<u8>, String)> = agent
+                .envelopes
+                .drain(..args.warmup.min(agent.envelopes.len()))
+                .collect();
+            let http = http.clone();
+            let url = format!("{}/v1/evidence", args.server);
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                for (bytes, digest) in first {
+                    let resp = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(bytes)
+                        .send()
+                        .await?;
+                    let status = resp.status();
+                    let body = resp.bytes().await?;
+                    if !status.is_success() {
+                        bail!("warm-up: HTTP {status}: {}", String::from_utf8_lossy(&body));
+                    }
+                    out.push((body.to_vec(), digest));
+                }
+                anyhow::Ok(out)
+            }));
+        }
+        for t in tasks {
+            warm_receipts.push(t.await??);
+        }
+    }
+
     // The measured part: every agent sends its envelopes in order, concurrently.
     let started = Instant::now();
     let n_agents = agents.len();
@@ -261,7 +302,7 @@ async fn main() -> anyhow::Result<()> {
                         String::from_utf8_lossy(&body)
                     );
                 }
-                receipts.push((body, digest));
+                receipts.push((body.to_vec(), digest));
             }
             anyhow::Ok((agent.id, latencies, receipts))
         }));
@@ -277,8 +318,8 @@ async fn main() -> anyhow::Result<()> {
 
     // Every answer must be a valid receipt for exactly that envelope.
     let mut verified = 0usize;
-    for (id, receipts) in &all_receipts {
-        for (seq, (body, digest)) in receipts.iter().enumerate() {
+    for ((id, receipts), warm) in all_receipts.iter().zip(&warm_receipts) {
+        for (seq, (body, digest)) in warm.iter().chain(receipts.iter()).enumerate() {
             let resp: EvidenceResponse = serde_json::from_slice(body)?;
             Receipt::verify(&resp.receipt, &collector_key, digest, id, seq as u64 + 1)?;
             verified += 1;
