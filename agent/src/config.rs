@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use annexa_checks::pack::line_col;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -169,15 +170,6 @@ struct FileConfig {
     spool_max_bytes: Option<Spanned<u64>>,
     retry_max_seconds: Option<Spanned<u64>>,
     enroll_poll_seconds: Option<Spanned<u64>>,
-}
-
-/// 1-based line and column of a byte offset (as checks/src/pack.rs does).
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
-    (line, col)
 }
 
 /// Checks a collector URL: absolute, `https`, with a host. Returns it

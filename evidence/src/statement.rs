@@ -83,16 +83,21 @@ pub enum StatementError {
     },
 }
 
+fn statement_error(e: serde_json::Error) -> StatementError {
+    // serde names a missing field in its message; the reference
+    // implementation reports this case as its own error.
+    if e.to_string().contains("missing field `predicate`") {
+        StatementError::PredicateRequired
+    } else {
+        StatementError::Malformed(e.to_string())
+    }
+}
+
 /// Parses and validates a statement with any predicate (the rules of the
 /// in-toto reference implementation's `Validate`).
 pub fn parse_statement(bytes: &[u8]) -> Result<Statement<serde_json::Value>, StatementError> {
-    let st: Statement<Option<serde_json::Value>> = serde_json::from_slice(bytes).map_err(|e| {
-        if e.to_string().contains("missing field `predicate`") {
-            StatementError::PredicateRequired
-        } else {
-            StatementError::Malformed(e.to_string())
-        }
-    })?;
+    let st: Statement<Option<serde_json::Value>> =
+        serde_json::from_slice(bytes).map_err(statement_error)?;
     validate_header(&st.type_, &st.subject, &st.predicate_type)?;
     let predicate = st.predicate.ok_or(StatementError::PredicateRequired)?;
     Ok(Statement {
@@ -204,14 +209,8 @@ pub fn scan_statement(
 /// rules and predicate type are checked, and only then is the predicate
 /// parsed into its types.
 pub fn parse_scan_statement(bytes: &[u8]) -> Result<Statement<ScanPredicate>, StatementError> {
-    let st: Statement<Option<&serde_json::value::RawValue>> = serde_json::from_slice(bytes)
-        .map_err(|e| {
-            if e.to_string().contains("missing field `predicate`") {
-                StatementError::PredicateRequired
-            } else {
-                StatementError::Malformed(e.to_string())
-            }
-        })?;
+    let st: Statement<Option<&serde_json::value::RawValue>> =
+        serde_json::from_slice(bytes).map_err(statement_error)?;
     validate_header(&st.type_, &st.subject, &st.predicate_type)?;
     if st.predicate_type != SCAN_PREDICATE_TYPE {
         return Err(StatementError::PredicateType {
