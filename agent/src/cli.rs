@@ -75,9 +75,18 @@ struct EnrollArgs {
     /// configuration file).
     #[arg(long, value_name = "URL")]
     server: Option<String>,
-    /// The single-use enrollment token from the collector.
-    #[arg(long, value_name = "TOKEN")]
-    token: String,
+    /// The single-use enrollment token from the collector. Visible to other
+    /// local users in the process list while enrolling: prefer --token-file.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        required_unless_present = "token_file",
+        conflicts_with = "token_file"
+    )]
+    token: Option<String>,
+    /// Read the enrollment token from this file (`-` for standard input).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     #[command(flatten)]
     pin: CaArgs,
     /// State directory (default: `state_dir` in the configuration file, else
@@ -424,9 +433,24 @@ fn enroll_command(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     let state_dir = args.state_dir.unwrap_or(config.state_dir.clone());
     let mut labels = config.labels.clone();
     labels.extend(args.labels);
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut t = String::new();
+            std::io::stdin()
+                .read_line(&mut t)
+                .context("reading the token from standard input")?;
+            t.trim().to_string()
+        }
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the token from {}", path.display()))?
+            .trim()
+            .to_string(),
+        (None, None) => anyhow::bail!("give --token or --token-file"),
+    };
     let opts = EnrollOptions {
         server,
-        token: args.token,
+        token,
         ca,
         state_dir,
         labels,

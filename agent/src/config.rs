@@ -25,6 +25,9 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/annexa";
 pub const DEFAULT_SCHEDULE: &str = "0 0 * * * *";
 /// Default maximum splay before a scheduled scan, in seconds.
 pub const DEFAULT_SPLAY_SECONDS: u64 = 300;
+/// The largest per-host delay: a day (beyond that a schedule means nothing,
+/// and date arithmetic on it could overflow).
+pub const MAX_SPLAY_SECONDS: u64 = 86_400;
 /// Default bound on the spool's size: 64 MiB.
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Default ceiling of the delivery retry delay, in seconds.
@@ -289,11 +292,20 @@ impl AgentConfig {
             Some(v) => Ok(v.into_inner()),
             None => Ok(default),
         };
+        let splay_seconds = file.splay_seconds.unwrap_or(d.splay_seconds);
+        if splay_seconds > MAX_SPLAY_SECONDS {
+            return Err(ConfigError::Invalid {
+                path: label.to_string(),
+                line: None,
+                key: "splay_seconds".into(),
+                message: format!("{splay_seconds} is more than a day ({MAX_SPLAY_SECONDS})"),
+            });
+        }
         Ok(AgentConfig {
             server,
             state_dir: file.state_dir.unwrap_or(d.state_dir),
             schedule,
-            splay_seconds: file.splay_seconds.unwrap_or(d.splay_seconds),
+            splay_seconds,
             packs_dir: file.packs_dir.unwrap_or(d.packs_dir),
             params: file.params,
             labels: file.labels,
@@ -324,6 +336,12 @@ impl AgentConfig {
             check_server_url(s).map_err(|m| invalid("server", m))?;
         }
         parse_schedule(&self.schedule).map_err(|m| invalid("schedule", m))?;
+        if self.splay_seconds > MAX_SPLAY_SECONDS {
+            return Err(invalid(
+                "splay_seconds",
+                format!("must be at most {MAX_SPLAY_SECONDS} (a day)"),
+            ));
+        }
         if self.spool_max_bytes == 0 {
             return Err(invalid("spool_max_bytes", "must be greater than 0".into()));
         }

@@ -145,6 +145,11 @@ where
         crate::VERSION
     );
 
+    // Settle the chain head before the sender may deliver (and remove) a
+    // spooled envelope that chain.json does not record yet: afterwards that
+    // envelope could no longer be adopted and its number would be reused.
+    crate::run::recover_chain(&state, &Spool::open(state.spool_dir())?)?;
+
     let wake = Arc::new(Notify::new());
     let sender = tokio::spawn(sender_loop(
         client,
@@ -269,7 +274,8 @@ pub fn next_run(
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     let splay = chrono::Duration::from_std(splay).ok()?;
-    schedule.after(&(now - splay)).next().map(|t| t + splay)
+    let from = now.checked_sub_signed(splay)?;
+    schedule.after(&from).next()?.checked_add_signed(splay)
 }
 
 /// The ceiling of the `attempt`-th retry delay (0-based): 1 s doubling,

@@ -359,16 +359,37 @@ impl StateDir {
     /// acknowledges is removed only after this.
     pub fn append_receipt(&self, receipt: &Envelope) -> Result<(), StateError> {
         let path = self.receipts_path();
-        let mut line = receipt.to_json();
-        line.push(b'\n');
+        let existed = path.exists();
         let mut f = OpenOptions::new()
+            .read(true)
             .append(true)
             .create(true)
             .mode(0o644)
             .open(&path)
             .map_err(io_err(&path))?;
+        // A power cut mid-append can leave a partial last line: start on a
+        // fresh line so the torn one stays alone and the new one parses.
+        let mut line = Vec::new();
+        let len = f.metadata().map_err(io_err(&path))?.len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            f.seek(SeekFrom::Start(len - 1)).map_err(io_err(&path))?;
+            f.read_exact(&mut last).map_err(io_err(&path))?;
+            if last[0] != b'\n' {
+                line.push(b'\n');
+            }
+        }
+        line.extend_from_slice(&receipt.to_json());
+        line.push(b'\n');
         f.write_all(&line).map_err(io_err(&path))?;
-        f.sync_data().map_err(io_err(&path))
+        f.sync_data().map_err(io_err(&path))?;
+        if !existed {
+            // The new file's directory entry must be durable too.
+            File::open(self.root())
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(self.root()))?;
+        }
+        Ok(())
     }
 
     /// The last receipt envelope in `receipts.jsonl`, if any.

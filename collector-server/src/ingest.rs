@@ -78,32 +78,49 @@ pub async fn signer(
     cache: &AgentCache,
     env: &Envelope,
 ) -> Result<AgentRecord, Rejection> {
-    let keyid = env
+    // Key ids are hints: try each signature's (normalised) key id until one
+    // names an enrolled agent; the signature is then verified with the key
+    // the collector holds, never with anything the envelope says.
+    let hints: Vec<String> = env
         .signatures
-        .first()
-        .map(|s| s.keyid.as_str())
-        .unwrap_or("");
-    if keyid.is_empty() {
+        .iter()
+        .map(|s| s.keyid.trim().to_ascii_lowercase())
+        .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    if hints.is_empty() {
         return Err(Rejection::new(
             401,
             codes::UNKNOWN_AGENT,
-            "the signature names no keyid; annexa agents sign with their key id",
+            "no signature names a key id (64 hex digits); annexa agents sign with their key id",
         ));
     }
-    let agent = match cache.get(keyid) {
+    let mut cached = None;
+    for k in &hints {
+        if let Some(a) = cache.get(k) {
+            cached = Some(a);
+            break;
+        }
+    }
+    let agent = match cached {
         Some(a) => a,
         None => {
-            let found = store
-                .agent_by_key(keyid)
-                .await
-                .map_err(|e| Rejection::new(503, codes::UNAVAILABLE, e.to_string()))?
-                .ok_or_else(|| {
-                    Rejection::new(
-                        401,
-                        codes::UNKNOWN_AGENT,
-                        format!("no enrolled agent has key {keyid}"),
-                    )
-                })?;
+            let mut found = None;
+            for k in &hints {
+                found = store
+                    .agent_by_key(k)
+                    .await
+                    .map_err(|e| Rejection::new(503, codes::UNAVAILABLE, e.to_string()))?;
+                if found.is_some() {
+                    break;
+                }
+            }
+            let found = found.ok_or_else(|| {
+                Rejection::new(
+                    401,
+                    codes::UNKNOWN_AGENT,
+                    format!("no enrolled agent has key {}", hints[0]),
+                )
+            })?;
             cache.put(found.clone());
             found
         }
@@ -164,8 +181,11 @@ pub fn check(agent: AgentRecord, env: &Envelope, bytes: Vec<u8>) -> Result<Check
             "the subject's machine identity differs from the one enrolled".to_string(),
         ));
     }
-    if p.sequence == 0 {
-        return Err(invalid("sequence numbers start at 1".to_string()));
+    if p.sequence == 0 || p.sequence > i64::MAX as u64 {
+        return Err(invalid(format!(
+            "sequence {} is outside 1..=2^63-1",
+            p.sequence
+        )));
     }
     let results: Vec<serde_json::Value> = p
         .scan
@@ -427,10 +447,12 @@ async fn process_batch(
                     previous_next,
                     sha256: c.sha256.clone(),
                     received_at: now.clone(),
-                    gap: c
-                        .gap
-                        .as_ref()
-                        .map(|g| serde_json::to_string(g).unwrap_or_default()),
+                    // Record the gap the collector observed (what it never
+                    // received), not whatever the agent declared.
+                    gap: (c.sequence > previous_next).then(|| {
+                        let skipped: Vec<u64> = (previous_next..c.sequence).collect();
+                        serde_json::to_string(&skipped).unwrap_or_default()
+                    }),
                     summary: c.summary.clone(),
                     results: c.results.clone(),
                     bytes: job.checked.bytes,
@@ -522,8 +544,18 @@ fn decide(chain: &Chain, c: &Checked) -> Decision {
             }
         }
         Greater => {
-            let skipped: Vec<u64> = (chain.next..c.sequence).collect();
-            if c.gap.as_deref() == Some(skipped.as_slice()) {
+            // The declared gap must name exactly the numbers skipped since
+            // what the collector holds. Entries below `chain.next` were
+            // stored (their receipt was lost) or declared before, and are
+            // ignored. Compared without materialising the range: the
+            // sequence number is the client's.
+            let declared = c.gap.as_deref().unwrap_or(&[]);
+            let open: Vec<u64> = declared
+                .iter()
+                .copied()
+                .filter(|s| *s >= chain.next)
+                .collect();
+            if !declared.is_empty() && open.iter().copied().eq(chain.next..c.sequence) {
                 Decision::Accept
             } else {
                 Decision::Reject(Rejection::sequence(

@@ -90,6 +90,8 @@ pub mod codes {
     pub const FORBIDDEN: &str = "forbidden";
     /// Not found (404).
     pub const NOT_FOUND: &str = "not_found";
+    /// The request conflicts with stored state (409).
+    pub const CONFLICT: &str = "conflict";
     /// The collector cannot accept evidence now (503).
     pub const UNAVAILABLE: &str = "unavailable";
 }

@@ -95,9 +95,8 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
         match e {
             StoreError::NotFound(m) => Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, m),
-            StoreError::Denied(m) | StoreError::Conflict(m) => {
-                Error::new(StatusCode::CONFLICT, codes::FORBIDDEN, m)
-            }
+            StoreError::Denied(m) => Error::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, m),
+            StoreError::Conflict(m) => Error::new(StatusCode::CONFLICT, codes::CONFLICT, m),
             StoreError::Broken(m) => {
                 tracing::error!(error = %m, "store failure");
                 Error::new(
