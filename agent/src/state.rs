@@ -480,6 +480,25 @@ mod tests {
     }
 
     #[test]
+    fn a_torn_receipt_line_does_not_swallow_the_next_receipt() {
+        let d = tempfile::tempdir().unwrap();
+        let s = StateDir::open(d.path().join("s")).unwrap();
+        let key = SigningKey::from_seed(&[4u8; 32]).unwrap();
+        let e1 = annexa_evidence::dsse::sign("t", b"one", &key);
+        s.append_receipt(&e1).unwrap();
+        // A power cut in the middle of the next append.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(s.receipts_path())
+            .unwrap();
+        f.write_all(br#"{"payload":"dHdv","payl"#).unwrap();
+        drop(f);
+        let e2 = annexa_evidence::dsse::sign("t", b"three", &key);
+        s.append_receipt(&e2).unwrap();
+        assert_eq!(s.last_receipt().unwrap(), Some(e2));
+    }
+
+    #[test]
     fn chain_and_receipts_round_trip() {
         let d = tempfile::tempdir().unwrap();
         let s = StateDir::open(d.path().join("s")).unwrap();

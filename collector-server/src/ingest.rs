@@ -569,3 +569,94 @@ fn decide(chain: &Chain, c: &Checked) -> Decision {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(sequence: u64, previous: Option<&str>, gap: Option<Vec<u64>>) -> Checked {
+        Checked {
+            agent: AgentRecord {
+                no: 1,
+                id: "ag-1".into(),
+                key_id: "k".into(),
+                public_key: String::new(),
+                hostname: "h".into(),
+                machine_id_sha256: String::new(),
+                labels: Default::default(),
+                enrolled_at: String::new(),
+                revoked_at: None,
+                next_sequence: 1,
+                last_digest: None,
+                last_seen_at: None,
+            },
+            sequence,
+            previous: previous.map(str::to_string),
+            gap,
+            sha256: format!("{sequence:064x}"),
+            summary: String::new(),
+            results: String::new(),
+            latest: Vec::new(),
+            bytes: Vec::new(),
+        }
+    }
+
+    fn chain(next: u64, last: Option<&str>) -> Chain {
+        Chain {
+            next,
+            last: last.map(str::to_string),
+            latest: HashMap::new(),
+        }
+    }
+
+    fn accepted(d: Decision) -> bool {
+        matches!(d, Decision::Accept)
+    }
+
+    #[test]
+    fn chain_rules() {
+        let c = chain(5, Some("d4"));
+        assert!(accepted(decide(&c, &checked(5, Some("d4"), None))));
+        assert!(
+            matches!(decide(&c, &checked(5, Some("dx"), None)), Decision::Reject(r) if r.expected_sequence == Some(5))
+        );
+        assert!(matches!(
+            decide(&c, &checked(4, Some("d3"), None)),
+            Decision::Duplicate
+        ));
+        assert!(matches!(
+            decide(&c, &checked(7, Some("d6"), None)),
+            Decision::Reject(_)
+        ));
+        assert!(accepted(decide(
+            &c,
+            &checked(7, Some("d6"), Some(vec![5, 6]))
+        )));
+        assert!(matches!(
+            decide(&c, &checked(7, Some("d6"), Some(vec![6]))),
+            Decision::Reject(_)
+        ));
+    }
+
+    #[test]
+    fn a_gap_may_name_numbers_already_stored_whose_receipt_was_lost() {
+        let c = chain(5, Some("d4"));
+        assert!(accepted(decide(
+            &c,
+            &checked(7, Some("d6"), Some(vec![3, 4, 5, 6]))
+        )));
+    }
+
+    #[test]
+    fn a_huge_sequence_is_refused_without_allocating_the_range() {
+        let c = chain(5, Some("d4"));
+        assert!(matches!(
+            decide(&c, &checked(u64::MAX, None, Some(vec![5]))),
+            Decision::Reject(_)
+        ));
+        assert!(matches!(
+            decide(&c, &checked(1 << 40, None, None)),
+            Decision::Reject(_)
+        ));
+    }
+}
