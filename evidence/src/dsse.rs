@@ -112,6 +112,17 @@ impl Envelope {
         serde_json::from_slice(bytes).map_err(|e| DsseError::Malformed(e.to_string()))
     }
 
+    /// Whether `bytes` are this envelope in the one encoding annexa emits:
+    /// compact JSON with the fields in order and standard padded base64.
+    /// (DSSE lets verifiers accept other encodings; annexa's hash chain,
+    /// which links envelopes by the digest of their bytes, needs exactly one.)
+    pub fn is_canonical(&self, bytes: &[u8]) -> bool {
+        let canonical_b64 = |text: &str| b64_decode(text).is_some_and(|raw| b64(&raw) == text);
+        self.to_json() == bytes
+            && canonical_b64(&self.payload)
+            && self.signatures.iter().all(|s| canonical_b64(&s.sig))
+    }
+
     /// The JSON form (compact).
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing plain strings into a Vec cannot fail.

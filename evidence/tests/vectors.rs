@@ -133,6 +133,33 @@ fn in_toto_statement_cases() {
 }
 
 #[test]
+fn only_the_encoding_annexa_emits_is_canonical() {
+    let key = SigningKey::from_seed(&[9u8; 32]).unwrap();
+    let env = annexa_evidence::dsse::sign("application/vnd.in-toto+json", b"{\"a\":1}??>", &key);
+    let json = env.to_json();
+    assert!(env.is_canonical(&json));
+    let spaced = String::from_utf8(json.clone()).unwrap().replace(":", ": ");
+    assert!(
+        !Envelope::from_json(spaced.as_bytes())
+            .unwrap()
+            .is_canonical(spaced.as_bytes())
+    );
+    let mut url_safe = env.clone();
+    url_safe.payload = url_safe.payload.replace('+', "-").replace('/', "_");
+    assert_ne!(
+        url_safe.payload, env.payload,
+        "the payload must contain + or / for this test"
+    );
+    assert!(!url_safe.is_canonical(&url_safe.to_json()));
+    // Still a valid DSSE envelope: only annexa's ingest insists on one encoding.
+    assert!(
+        url_safe
+            .verify("application/vnd.in-toto+json", &[key.public()], 1)
+            .is_ok()
+    );
+}
+
+#[test]
 fn a_signed_envelope_round_trips_and_any_flipped_byte_is_caught() {
     let key = SigningKey::from_seed(&[9u8; 32]).unwrap();
     let env = annexa_evidence::dsse::sign("application/vnd.in-toto+json", br#"{"a":1}"#, &key);

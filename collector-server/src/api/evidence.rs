@@ -47,6 +47,17 @@ pub async fn submit(
 async fn accept(state: &AppState, body: Bytes) -> Result<Json<EvidenceResponse>, Error> {
     let env = Envelope::from_json(&body)
         .map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.to_string()))?;
+    // The chain links envelopes by the SHA-256 of their bytes, which the
+    // signature does not cover: accept only the one canonical encoding
+    // annexa agents emit, so nobody holding an undelivered envelope can
+    // submit a re-encoded copy first and break the agent's chain.
+    if !env.is_canonical(&body) {
+        return Err(Error::new(
+            StatusCode::BAD_REQUEST,
+            codes::MALFORMED,
+            "envelope is not in canonical form (compact JSON with payload, payloadType, signatures in that order; standard padded base64)",
+        ));
+    }
     let agent = ingest::signer(state.store.as_ref(), &state.agents, &env).await?;
     let bytes = body.to_vec();
     // Verification is ~0.1-0.3 ms of CPU: cheaper on this worker than the
