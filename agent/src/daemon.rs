@@ -130,9 +130,10 @@ where
     let Some(enrollment) = wait_for_enrollment(&state, poll, &mut stop).await? else {
         return Ok(());
     };
-    let Some(_lock) = wait_for_lock(&state, &mut stop).await? else {
+    let Some(lock) = wait_for_lock(&state, &mut stop).await? else {
         return Ok(());
     };
+    let lock = Arc::new(lock);
     let client = CollectorClient::for_state(&config, &state)?;
     let splay = config.splay(&machine_id_sha256(), &enrollment.agent_id);
     info!(
@@ -161,7 +162,14 @@ where
 
     loop {
         let (c, s) = (config.clone(), state.clone());
-        let job = tokio::task::spawn_blocking(move || produce(&c, &s));
+        // The scan holds the state lock too: if shutdown abandons it, the
+        // lock is released only when its last write is done, so no other
+        // producer can take the chain over in between.
+        let held = lock.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let _held = held;
+            produce(&c, &s)
+        });
         tokio::select! {
             r = job => match r {
                 Ok(Ok(_)) => wake.notify_one(),
