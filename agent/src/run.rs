@@ -294,11 +294,12 @@ fn seal(
     };
     let sequence = head.last_sequence + 1;
     let mut gap = None;
+    let mut dropped: Vec<u64> = Vec::new();
     let mut bytes = signer.envelope(sequence, &head.last_digest, &gap, report);
     // The gap is signed, so the drop is decided before the final signature.
     if !spool.fits(bytes.len() as u64, config.spool_max_bytes)? {
         let inherited = inherited_gap(&spool);
-        let dropped = spool.make_room(bytes.len() as u64, config.spool_max_bytes)?;
+        dropped = spool.plan_room(bytes.len() as u64, config.spool_max_bytes)?;
         if !dropped.is_empty() {
             let all: BTreeSet<u64> = inherited
                 .into_iter()
@@ -331,6 +332,8 @@ fn seal(
         last_sequence: sequence,
         last_digest: Some(digest.clone()),
     })?;
+    // Only now that the envelope recording the gap is durable.
+    spool.drop_superseded(&dropped, config.spool_max_bytes)?;
     info!(
         sequence,
         digest = %digest,

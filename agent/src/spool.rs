@@ -161,18 +161,35 @@ impl Spool {
     /// Makes room for an envelope of `new_len` bytes: if it would take the
     /// spool over `max_bytes`, drops every pending envelope and returns
     /// their sequence numbers (ascending) for the new envelope's gap.
-    /// Call it before signing the new envelope, since the gap is part of
-    /// what is signed.
     pub fn make_room(&self, new_len: u64, max_bytes: u64) -> Result<Vec<u64>, SpoolError> {
+        let planned = self.plan_room(new_len, max_bytes)?;
+        self.drop_superseded(&planned, max_bytes)?;
+        Ok(planned)
+    }
+
+    /// The envelopes that would have to go for an envelope of `new_len`
+    /// bytes to fit (every pending one, or none), without removing them.
+    /// The caller signs the new envelope with this gap, makes it and the
+    /// chain head durable, and only then calls [`Spool::drop_superseded`]:
+    /// a crash in between leaves valid envelopes the collector accepts in
+    /// order, never a gap that was recorded nowhere.
+    pub fn plan_room(&self, new_len: u64, max_bytes: u64) -> Result<Vec<u64>, SpoolError> {
         if self.fits(new_len, max_bytes)? {
             return Ok(Vec::new());
         }
-        let pending = self.pending()?;
+        Ok(self.pending()?.into_iter().map(|(seq, _)| seq).collect())
+    }
+
+    /// Removes envelopes superseded by a newer one that records them as a gap.
+    pub fn drop_superseded(&self, dropped: &[u64], max_bytes: u64) -> Result<(), SpoolError> {
+        if dropped.is_empty() {
+            return Ok(());
+        }
         let total = self.total_bytes()?;
-        let mut dropped = Vec::with_capacity(pending.len());
-        for (seq, path) in &pending {
-            std::fs::remove_file(path).map_err(err(path))?;
-            dropped.push(*seq);
+        for (seq, path) in self.pending()? {
+            if dropped.contains(&seq) {
+                std::fs::remove_file(&path).map_err(err(&path))?;
+            }
         }
         self.sync()?;
         if let (Some(first), Some(last)) = (dropped.first(), dropped.last()) {
@@ -188,7 +205,7 @@ impl Spool {
                 dropped.len()
             );
         }
-        Ok(dropped)
+        Ok(())
     }
 }
 
@@ -260,5 +277,25 @@ mod tests {
         // An envelope larger than the whole bound on an empty spool: there
         // is nothing to drop; the caller keeps it anyway.
         assert_eq!(s.make_room(1000, 400).unwrap(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn planning_room_removes_nothing_until_the_superseding_envelope_is_durable() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::open(d.path()).unwrap();
+        for seq in 5..=7 {
+            s.append(seq, &[0u8; 100]).unwrap();
+        }
+        let planned = s.plan_room(101, 400).unwrap();
+        assert_eq!(planned, [5, 6, 7]);
+        assert_eq!(
+            s.pending().unwrap().len(),
+            3,
+            "a crash here must leave them in place"
+        );
+        s.append(8, &[0u8; 101]).unwrap();
+        s.drop_superseded(&planned, 400).unwrap();
+        let left: Vec<u64> = s.pending().unwrap().into_iter().map(|(q, _)| q).collect();
+        assert_eq!(left, [8]);
     }
 }
