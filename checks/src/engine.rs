@@ -12,7 +12,7 @@ use crate::catalog::{CatalogError, Edition, catalog};
 use crate::expect::Params;
 use crate::host::{HostView, ScanMode};
 use crate::pack::{Check, PackSet};
-use crate::probes::{Ctx, HostFacts, Outcome, host_facts};
+use crate::probes::{Ctx, HostFacts, Outcome, facts_of};
 use crate::result::{CheckResult, Status, Summary};
 
 /// The version tag of the scan report format.
@@ -212,7 +212,7 @@ pub fn scan(
         if wants_lists {
             s.spawn(|| ctx.prefetch_pending_updates());
         }
-        let (facts, _) = host_facts(host);
+        let (facts, _) = facts_of(&ctx);
         let results = checks.iter().map(|c| run_check(c, &ctx, &facts)).collect();
         (facts, results)
     });

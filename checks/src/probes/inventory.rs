@@ -34,6 +34,14 @@ pub struct HostFacts {
 
 /// Collects the facts and the sources they came from.
 pub fn host_facts(view: &HostView) -> (HostFacts, Vec<Source>) {
+    let params = crate::expect::Params::default();
+    facts_of(&Ctx::new(view, &params))
+}
+
+/// The facts through a scan's context, sharing its parsed package database
+/// with the checks instead of parsing dpkg's status file once more.
+pub(crate) fn facts_of(ctx: &Ctx<'_>) -> (HostFacts, Vec<Source>) {
+    let view = ctx.host;
     let mut sources = Vec::new();
     let mut facts = HostFacts {
         os_id: None,
@@ -73,8 +81,8 @@ pub fn host_facts(view: &HostView) -> (HostFacts, Vec<Source>) {
         }
         sources.push(f.source());
     }
-    if let Ok(Some(f)) = view.read("/var/lib/dpkg/status") {
-        facts.packages = Some(crate::parse::dpkg::parse_status(&f.text()).len());
+    if let Ok(Some(db)) = ctx.dpkg() {
+        facts.packages = Some(db.installed.len());
     }
     if view.mode() == ScanMode::Live {
         if let Some(live) = view.live_host() {
@@ -101,7 +109,7 @@ pub struct InventoryProbe {}
 
 impl Probe for InventoryProbe {
     fn run(&self, ctx: &Ctx<'_>) -> Outcome {
-        let (facts, sources) = host_facts(ctx.host);
+        let (facts, sources) = facts_of(ctx);
         let mut missing = Vec::new();
         if facts.os_id.is_none() {
             missing.push("operating system (no /etc/os-release)");

@@ -37,6 +37,7 @@ use crate::parse::{self, dpkg, passwd};
 use crate::result::{Source, Status};
 
 pub use inventory::{HostFacts, host_facts};
+pub(crate) use inventory::facts_of;
 
 /// What a check examines and how: the `probe` table of a check in a pack.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
