@@ -81,6 +81,22 @@ fn client(ca_pem: &[u8], agents: usize) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// Submits one envelope; returns the status and the whole response body.
+async fn post_envelope(
+    http: &reqwest::Client,
+    url: &str,
+    bytes: Vec<u8>,
+) -> anyhow::Result<(reqwest::StatusCode, Vec<u8>)> {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(bytes)
+        .send()
+        .await?;
+    let status = resp.status();
+    Ok((status, resp.bytes().await?.to_vec()))
+}
+
 fn realistic_scan(results: usize) -> anyhow::Result<ScanReport> {
     let dir = tempfile::tempdir()?;
     annexa_tests::hardened_root(dir.path());
@@ -245,18 +261,11 @@ async fn main() -> anyhow::Result<()> {
             tasks.push(tokio::spawn(async move {
                 let mut out = Vec::new();
                 for (bytes, digest) in first {
-                    let resp = http
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(bytes)
-                        .send()
-                        .await?;
-                    let status = resp.status();
-                    let body = resp.bytes().await?;
+                    let (status, body) = post_envelope(&http, &url, bytes).await?;
                     if !status.is_success() {
                         bail!("warm-up: HTTP {status}: {}", String::from_utf8_lossy(&body));
                     }
-                    out.push((body.to_vec(), digest));
+                    out.push((body, digest));
                 }
                 anyhow::Ok(out)
             }));
@@ -286,14 +295,7 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     Instant::now()
                 };
-                let resp = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(bytes)
-                    .send()
-                    .await?;
-                let status = resp.status();
-                let body = resp.bytes().await?;
+                let (status, body) = post_envelope(&http, &url, bytes).await?;
                 latencies.push(t.elapsed());
                 if !status.is_success() {
                     bail!(
@@ -302,7 +304,7 @@ async fn main() -> anyhow::Result<()> {
                         String::from_utf8_lossy(&body)
                     );
                 }
-                receipts.push((body.to_vec(), digest));
+                receipts.push((body, digest));
             }
             anyhow::Ok((agent.id, latencies, receipts))
         }));

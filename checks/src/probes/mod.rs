@@ -36,8 +36,8 @@ use crate::host::{FileData, HostError, HostView, ScanMode};
 use crate::parse::{self, dpkg, passwd};
 use crate::result::{Source, Status};
 
-pub use inventory::{HostFacts, host_facts};
 pub(crate) use inventory::facts_of;
+pub use inventory::{HostFacts, host_facts};
 
 /// What a check examines and how: the `probe` table of a check in a pack.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
