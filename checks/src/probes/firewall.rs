@@ -231,9 +231,8 @@ fn loaded(ctx: &Ctx<'_>) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{root, run, run_files};
+    use super::super::testing::{root, run, run_files, wants};
     use crate::result::Status;
-    use std::os::unix::fs::symlink;
 
     #[test]
     fn nftables_enabled_with_input_hook() {
@@ -252,13 +251,11 @@ mod tests {
         ]);
         let p = r#"{ kind = "firewall", rule = "configured" }"#;
         assert_eq!(run(&view, p).status, Status::Fail);
-        std::fs::create_dir_all(d.path().join("etc/systemd/system/sysinit.target.wants")).unwrap();
-        symlink(
+        wants(
+            d.path(),
+            "sysinit.target",
             "/lib/systemd/system/nftables.service",
-            d.path()
-                .join("etc/systemd/system/sysinit.target.wants/nftables.service"),
-        )
-        .unwrap();
+        );
         let o = run(&view, p);
         assert_eq!(o.status, Status::Pass, "{o:?}");
         assert!(

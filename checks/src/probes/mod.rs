@@ -449,6 +449,15 @@ pub(crate) mod testing {
         (dir, view)
     }
 
+    /// Enables `unit_path` (a unit file inside the root) for `target` the
+    /// way `systemctl enable` does: a link in /etc/systemd/system/TARGET.wants.
+    pub fn wants(root: &std::path::Path, target: &str, unit_path: &str) {
+        let dir = root.join(format!("etc/systemd/system/{target}.wants"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = unit_path.rsplit('/').next().unwrap();
+        std::os::unix::fs::symlink(unit_path, dir.join(name)).unwrap();
+    }
+
     pub fn spec(toml_probe: &str) -> ProbeSpec {
         #[derive(Deserialize)]
         struct W {

@@ -260,7 +260,7 @@ impl Probe for SystemdUnitProbe {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{root, run};
+    use super::super::testing::{root, run, wants};
     use crate::result::Status;
     use std::os::unix::fs::symlink;
 
@@ -275,14 +275,11 @@ mod tests {
             ("/etc/machine-id", "abc\n"),
         ]);
         assert_eq!(run(&view, P).status, Status::Fail);
-        std::fs::create_dir_all(d.path().join("etc/systemd/system/multi-user.target.wants"))
-            .unwrap();
-        symlink(
+        wants(
+            d.path(),
+            "multi-user.target",
             "/usr/lib/systemd/system/chrony.service",
-            d.path()
-                .join("etc/systemd/system/multi-user.target.wants/chrony.service"),
-        )
-        .unwrap();
+        );
         let o = run(&view, P);
         assert_eq!(o.status, Status::Pass, "{o:?}");
         assert!(o.observed.unwrap().contains("multi-user.target.wants"));
@@ -291,17 +288,14 @@ mod tests {
             ("/lib/systemd/system/ssh.service", UNIT),
             ("/etc/machine-id", "abc\n"),
         ]);
-        std::fs::create_dir_all(d.path().join("etc/systemd/system/multi-user.target.wants"))
-            .unwrap();
+        wants(
+            d.path(),
+            "multi-user.target",
+            "/lib/systemd/system/ssh.service",
+        );
         symlink(
             "/lib/systemd/system/ssh.service",
             d.path().join("etc/systemd/system/sshd.service"),
-        )
-        .unwrap();
-        symlink(
-            "/lib/systemd/system/ssh.service",
-            d.path()
-                .join("etc/systemd/system/multi-user.target.wants/ssh.service"),
         )
         .unwrap();
         let o = run(
@@ -360,14 +354,11 @@ mod tests {
             ("/usr/lib/systemd/system/chrony.service", UNIT),
             ("/etc/machine-id", "x\n"),
         ]);
-        std::fs::create_dir_all(d.path().join("etc/systemd/system/multi-user.target.wants"))
-            .unwrap();
-        symlink(
+        wants(
+            d.path(),
+            "multi-user.target",
             "/usr/lib/systemd/system/chrony.service",
-            d.path()
-                .join("etc/systemd/system/multi-user.target.wants/chrony.service"),
-        )
-        .unwrap();
+        );
         let o = run(
             &view,
             r#"{ kind = "systemd_unit", units = ["chrony.service"], enabled = true, active = true }"#,

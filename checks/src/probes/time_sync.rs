@@ -196,17 +196,18 @@ impl Probe for TimeSyncProbe {
 #[cfg(test)]
 mod tests {
     use super::super::testing::root;
-    use super::super::testing::run;
+    use super::super::testing::{run, wants};
     use crate::result::Status;
-    use std::os::unix::fs::symlink;
 
     const STATUS: &str =
         "Package: chrony\nStatus: install ok installed\nArchitecture: amd64\nVersion: 4.3-2\n";
 
     fn enable(d: &std::path::Path, unit: &str) {
-        let w = d.join("etc/systemd/system/multi-user.target.wants");
-        std::fs::create_dir_all(&w).unwrap();
-        symlink(format!("/lib/systemd/system/{unit}"), w.join(unit)).unwrap();
+        wants(
+            d,
+            "multi-user.target",
+            &format!("/lib/systemd/system/{unit}"),
+        );
     }
 
     #[test]

@@ -160,6 +160,46 @@ pub fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
     }
 }
 
+/// A child process that is killed if the test ends while it still runs.
+pub struct Proc(pub Option<Child>);
+
+impl Proc {
+    /// SIGTERM, then wait up to 20 s for the exit status.
+    pub fn terminate(&mut self, what: &str) -> ExitStatus {
+        let mut child = self
+            .0
+            .take()
+            .unwrap_or_else(|| panic!("{what} is not running"));
+        sigterm(&child);
+        wait_exit(
+            &mut child,
+            Duration::from_secs(20),
+            &format!("{what} after SIGTERM"),
+        )
+    }
+
+    /// SIGKILL: no shutdown at all.
+    pub fn kill(&mut self, what: &str) {
+        let mut child = self
+            .0
+            .take()
+            .unwrap_or_else(|| panic!("{what} is not running"));
+        child
+            .kill()
+            .unwrap_or_else(|e| panic!("SIGKILL {what}: {e}"));
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Polls `cond` every 50 ms until it holds; after `limit`, fails naming
 /// `what` with `context()` (logs, state) for the reader.
 pub fn wait_for(
@@ -322,7 +362,7 @@ pub struct Collector {
     /// An admin API token (`api-token create --name admin`).
     pub admin: String,
     port: u16,
-    child: Option<Child>,
+    child: Proc,
     starts: u32,
     http: Http,
 }
@@ -349,7 +389,7 @@ impl Collector {
             fingerprint: String::new(),
             admin: String::new(),
             port: 0,
-            child: None,
+            child: Proc(None),
             starts: 0,
             http: Http::new(b""),
             root,
@@ -495,7 +535,7 @@ impl Collector {
                 .unwrap_or_else(|| panic!("no port in addr={addr}"));
             assert!(addr.starts_with("127.0.0.1:"), "{addr}");
             self.port = port;
-            self.child = Some(child);
+            self.child = Proc(Some(child));
             break;
         }
         wait_for(
@@ -512,30 +552,22 @@ impl Collector {
 
     /// Whether the serving process is running.
     pub fn running(&self) -> bool {
-        self.child.is_some()
+        self.child.0.is_some()
     }
 
     /// SIGTERM: graceful shutdown; returns its exit status.
     pub fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("the collector is running");
-        sigterm(&child);
-        wait_exit(
-            &mut child,
-            Duration::from_secs(20),
-            "the collector after SIGTERM",
-        )
+        self.child.terminate("the collector")
     }
 
     /// SIGKILL: no shutdown at all.
     pub fn kill(&mut self) {
-        let mut child = self.child.take().expect("the collector is running");
-        child.kill().expect("SIGKILL the collector");
-        let _ = child.wait();
+        self.child.kill("the collector");
     }
 
     /// Serves again on the same port and data directory.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop or kill the collector first");
+        assert!(self.child.0.is_none(), "stop or kill the collector first");
         let listen = format!("127.0.0.1:{}", self.port);
         self.spawn(&listen);
     }
@@ -615,15 +647,6 @@ impl Collector {
     /// The Prometheus text.
     pub fn metrics(&self) -> String {
         self.get("/metrics").text()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -771,7 +794,7 @@ impl Host {
             .spawn()
             .expect("starting annexa run");
         Daemon {
-            child: Some(child),
+            child: Proc(Some(child)),
             log,
         }
     }
@@ -850,7 +873,7 @@ fn read_json(path: &Path) -> Value {
 
 /// A running `annexa run`.
 pub struct Daemon {
-    child: Option<Child>,
+    child: Proc,
     log: PathBuf,
 }
 
@@ -862,36 +885,20 @@ impl Daemon {
 
     /// SIGTERM; returns the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("the daemon is running");
-        sigterm(&child);
-        wait_exit(
-            &mut child,
-            Duration::from_secs(20),
-            "the agent after SIGTERM",
-        )
+        self.child.terminate("the agent")
     }
 
     /// SIGKILL.
     pub fn kill(&mut self) {
-        let mut child = self.child.take().expect("the daemon is running");
-        child.kill().expect("SIGKILL the agent");
-        let _ = child.wait();
+        self.child.kill("the agent");
     }
 
     /// Whether it has exited (and with what).
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child
+            .0
             .as_mut()
             .and_then(|c| c.try_wait().expect("daemon status"))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
