@@ -205,7 +205,8 @@ pub fn number(s: &str) -> Result<i64, JudgeError> {
     parse_duration_secs(t).ok_or_else(|| format!("`{t}` is not a number or a duration"))
 }
 
-fn parse_duration_secs(s: &str) -> Option<i64> {
+/// Parses a duration (`90m`, `1h30m`, `2d`, `15min`) into seconds.
+pub fn parse_duration_secs(s: &str) -> Option<i64> {
     let mut total: i64 = 0;
     let mut rest = s.trim();
     if rest.is_empty() {

@@ -31,3 +31,4 @@ pub mod pack;
 pub mod parse;
 pub mod probes;
 pub mod result;
+pub mod soa;
