@@ -57,6 +57,17 @@ enum Command {
     /// Exit status: 0 enrolled, 2 on any error (refused token, unreachable
     /// collector, certificate mismatch, unusable state directory).
     Enroll(EnrollArgs),
+    /// Print the fleet's conformity with the Statement of Applicability, as
+    /// the collector computes it (an admin or auditor API token).
+    ///
+    /// Without --control or --host: one line per control with the number
+    /// of hosts in each state. With --control: every host in the control's
+    /// scope. With --host: every control for that host.
+    ///
+    /// Exit status: 0 when nothing shown is nonconformant, 1 when something
+    /// is, 2 on any error (no SoA imported, refused token, unreachable
+    /// collector).
+    Status(StatusArgs),
     /// Run the agent: scan on schedule, sign, spool and deliver evidence.
     ///
     /// Without --once, runs until SIGTERM or SIGINT (exit 0). With --once,
@@ -114,6 +125,53 @@ struct CaArgs {
     /// fingerprint is saved as the pinned CA.
     #[arg(long, value_name = "SHA256:HEX")]
     ca_fingerprint: Option<String>,
+}
+
+/// How `annexa status` trusts the collector.
+#[derive(Debug, Args)]
+#[group(required = false, multiple = false)]
+struct StatusPin {
+    /// The collector's CA certificate (PEM or DER).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// The collector's CA by the SHA-256 of its certificate, SHA256:<64 hex>.
+    #[arg(long, value_name = "SHA256:HEX")]
+    ca_fingerprint: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Collector URL, https://HOST:PORT (default: `server` in the
+    /// configuration file, else the one this host enrolled with).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// File holding an admin or auditor API token (`-` for standard input);
+    /// default: the ANNEXA_TOKEN environment variable.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// How to trust the collector (default: the CA this host pinned when it
+    /// enrolled).
+    #[command(flatten)]
+    pin: StatusPin,
+    /// Configuration file (default /etc/annexa/agent.toml, if it exists).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// One control: every host in its scope with its state.
+    #[arg(long, value_name = "ID")]
+    control: Option<String>,
+    /// One host (agent id or host name): every control with its state.
+    #[arg(long, value_name = "HOST")]
+    host: Option<String>,
+    /// Only hosts whose labels match, e.g. `env=prod;role=db|web`.
+    #[arg(long, value_name = "SELECTOR")]
+    labels: Option<String>,
+    /// Only cells in this state (conformant, nonconformant, stale,
+    /// no_evidence, error, manual, excluded).
+    #[arg(long, value_name = "STATE")]
+    state: Option<String>,
+    /// Print the collector's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +307,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Controls { command } => controls(command),
         Command::Enroll(args) => enroll_command(args),
         Command::Run(args) => run_command(args),
+        Command::Status(args) => status_command(args),
         Command::Checks {
             command: ChecksCommand::List { packs, edition },
         } => {
@@ -401,6 +460,93 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+fn status_command(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    use annexa_agent::send::CollectorClient;
+    use annexa_agent::tls::{FingerprintVerifier, parse_certificates, pinned_client_config};
+    let config = AgentConfig::load_or_default(args.config.as_deref())?;
+    let state = annexa_agent::state::StateDir::open(&config.state_dir).ok();
+    let enrolled = state.as_ref().and_then(|s| s.enrollment().ok().flatten());
+    let server = args
+        .server
+        .or(config.server.clone())
+        .or(enrolled.as_ref().map(|e| e.server.clone()))
+        .context("no collector URL: give --server https://HOST:PORT")?;
+    let tls = match (&args.pin.ca, &args.pin.ca_fingerprint) {
+        (Some(path), _) => {
+            let label = path.display().to_string();
+            let bytes = std::fs::read(path).with_context(|| format!("reading {label}"))?;
+            pinned_client_config(&label, &parse_certificates(&label, &bytes)?)?
+        }
+        (None, Some(fp)) => FingerprintVerifier::new(fp.parse()?).client_config()?,
+        (None, None) => {
+            let (Some(state), Some(e)) = (&state, &enrolled) else {
+                bail!(
+                    "this host is not enrolled: give --ca FILE or --ca-fingerprint SHA256:<hex> to trust the collector"
+                );
+            };
+            let path = state.enrolled_ca_path(e);
+            let label = path.display().to_string();
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {label}"))?;
+            pinned_client_config(&label, &parse_certificates(&label, &bytes)?)?
+        }
+    };
+    let token = match &args.token_file {
+        Some(path) if path.as_os_str() == "-" => {
+            let mut t = String::new();
+            std::io::stdin()
+                .read_line(&mut t)
+                .context("reading the token from standard input")?;
+            t.trim().to_string()
+        }
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the token from {}", path.display()))?
+            .trim()
+            .to_string(),
+        None => std::env::var("ANNEXA_TOKEN")
+            .context("no API token: give --token-file FILE or set ANNEXA_TOKEN")?,
+    };
+    let mut query: Vec<(&str, String)> = Vec::new();
+    let path = match (&args.control, &args.host) {
+        (Some(c), None) => format!("/v1/conformity/controls/{}", output::status::encode(c)),
+        (None, Some(h)) => format!("/v1/conformity/hosts/{}", output::status::encode(h)),
+        (Some(c), Some(h)) => {
+            query.push(("control", c.clone()));
+            format!("/v1/conformity/hosts/{}", output::status::encode(h))
+        }
+        (None, None) => "/v1/conformity".to_string(),
+    };
+    if let Some(l) = &args.labels {
+        query.push(("labels", l.clone()));
+    }
+    if let Some(s) = &args.state {
+        query.push(("state", s.clone()));
+    }
+    let path = output::status::with_query(&path, &query);
+    let client = CollectorClient::new(&server, tls)?;
+    let (status, body) = runtime()?.block_on(client.get_with_token(&path, &token))?;
+    let value: serde_json::Value = serde_json::from_slice(&body).with_context(|| {
+        format!("{server}{path} answered {status} with something other than JSON")
+    })?;
+    if status != 200 {
+        bail!(
+            "{server}{path}: {status} {}: {}",
+            value["error"].as_str().unwrap_or("error"),
+            value["message"].as_str().unwrap_or("")
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else {
+        output::status::render(&mut out, &value)?;
+    }
+    Ok(if output::status::any_nonconformant(&value) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn enroll_command(args: EnrollArgs) -> anyhow::Result<ExitCode> {

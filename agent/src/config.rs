@@ -370,6 +370,16 @@ impl AgentConfig {
         })
     }
 
+    /// Seconds between two scheduled runs (the collector's default
+    /// freshness window is twice this), plus the splay.
+    pub fn interval_seconds(&self) -> Option<u64> {
+        let schedule = parse_schedule(&self.schedule).ok()?;
+        let mut next = schedule.upcoming(chrono::Utc);
+        let (a, b) = (next.next()?, next.next()?);
+        let gap = (b - a).num_seconds();
+        (gap > 0).then(|| gap as u64 + self.splay_seconds)
+    }
+
     /// The parameter overrides in the form `PackSet::params_with` takes.
     pub fn param_overrides(&self) -> BTreeMap<String, String> {
         self.params

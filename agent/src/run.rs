@@ -16,6 +16,7 @@ use annexa_checks::engine::{self, ScanReport, Selection, SelectionError};
 use annexa_checks::host::HostView;
 use annexa_checks::pack::PackSet;
 use annexa_checks::result::Summary;
+use annexa_evidence::api::AgentPolicy;
 use annexa_evidence::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use annexa_evidence::keys::SigningKey;
 use annexa_evidence::receipt::Receipt;
@@ -110,6 +111,7 @@ struct Signer<'a> {
     enrollment: &'a Enrollment,
     machine_id_sha256: String,
     labels: BTreeMap<String, String>,
+    interval_seconds: Option<u64>,
 }
 
 impl Signer<'_> {
@@ -131,6 +133,7 @@ impl Signer<'_> {
             previous: previous.clone(),
             labels: self.labels.clone(),
             gap: gap.clone(),
+            interval_seconds: self.interval_seconds,
             scan: scan.clone(),
         };
         let statement = scan_statement(predicate, &self.machine_id_sha256);
@@ -155,7 +158,8 @@ pub fn produce(config: &AgentConfig, state: &StateDir) -> Result<Produced, RunEr
     let spool = Spool::open(state.spool_dir())?;
     // Before scanning: a state problem should not cost a scan.
     recover_chain(state, &spool)?;
-    let report = scan_live(config)?;
+    let policy = state.policy()?;
+    let report = scan_live(config, policy.as_ref())?;
     seal(config, state, &enrollment, &key, &report)
 }
 
@@ -166,13 +170,35 @@ pub(crate) fn enrolled(state: &StateDir) -> Result<Enrollment, RunError> {
     })
 }
 
-/// Scans the running host.
-pub fn scan_live(config: &AgentConfig) -> Result<ScanReport, RunError> {
+/// Scans the running host with the configuration's parameters, overridden
+/// by those the collector's SoA sets (the organisation's SoA decides what
+/// evidence counts; a parameter no loaded pack declares is left out).
+pub fn scan_live(
+    config: &AgentConfig,
+    policy: Option<&AgentPolicy>,
+) -> Result<ScanReport, RunError> {
     let set = PackSet::load(true, std::slice::from_ref(&config.packs_dir), true)
         .map_err(|e| RunError::Packs(e.to_string().trim_end().to_string()))?;
-    let params = set
-        .params_with(&config.param_overrides())
-        .map_err(RunError::Params)?;
+    let mut overrides = config.param_overrides();
+    if let Some(p) = policy {
+        let declared = set
+            .params_with(&Default::default())
+            .map_err(RunError::Params)?;
+        for (k, v) in &p.params {
+            if !declared.0.contains_key(k) {
+                tracing::warn!(param = %k, soa_version = p.soa_version, "the SoA sets a parameter no loaded pack declares; ignored");
+                continue;
+            }
+            let v = v.to_string();
+            if let Some(local) = overrides.get(k)
+                && *local != v
+            {
+                tracing::warn!(param = %k, local = %local, soa = %v, soa_version = p.soa_version, "agent.toml sets a parameter the SoA sets differently; using the SoA's value");
+            }
+            overrides.insert(k.clone(), v);
+        }
+    }
+    let params = set.params_with(&overrides).map_err(RunError::Params)?;
     Ok(engine::scan(
         &set,
         &HostView::live(),
@@ -291,6 +317,7 @@ fn seal(
         enrollment,
         machine_id_sha256: machine_id_sha256(),
         labels,
+        interval_seconds: config.interval_seconds(),
     };
     let sequence = head.last_sequence + 1;
     let mut gap = None;

@@ -260,6 +260,29 @@ impl CollectorClient {
         format!("{}{path}", self.server)
     }
 
+    /// GETs an API path with a bearer token; returns the status and body.
+    pub async fn get_with_token(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> Result<(u16, Vec<u8>), SendError> {
+        let url = self.url(path);
+        let network = |e: reqwest::Error| SendError::Network {
+            url: url.clone(),
+            detail: explain_tls(error_chain(&e), &self.pinned),
+        };
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(network)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(network)?;
+        Ok((status, bytes.to_vec()))
+    }
+
     /// POSTs JSON bytes; returns the status and body.
     pub(crate) async fn post(
         &self,
@@ -358,6 +381,16 @@ pub(crate) async fn deliver_until(
                 // answers with a duplicate receipt.
                 state.append_receipt(&resp.receipt)?;
                 spool.remove(seq)?;
+                if let Some(policy) = &resp.policy
+                    && state.policy().ok().flatten().as_ref() != Some(policy)
+                {
+                    state.write_policy(policy)?;
+                    tracing::info!(
+                        soa_version = policy.soa_version,
+                        params = ?policy.params,
+                        "the collector's Statement of Applicability sets check parameters; the next scan uses them"
+                    );
+                }
                 *delivered += 1;
                 info!(
                     sequence = seq,

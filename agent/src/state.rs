@@ -338,6 +338,21 @@ impl StateDir {
         self.write_json(&self.chain_path(), head)
     }
 
+    /// Where the collector's last policy is kept.
+    pub fn policy_path(&self) -> PathBuf {
+        self.root.join("policy.json")
+    }
+
+    /// The policy the collector last sent, if any.
+    pub fn policy(&self) -> Result<Option<annexa_evidence::api::AgentPolicy>, StateError> {
+        self.read_json(&self.policy_path())
+    }
+
+    /// Records the collector's policy atomically.
+    pub fn write_policy(&self, p: &annexa_evidence::api::AgentPolicy) -> Result<(), StateError> {
+        self.write_json(&self.policy_path(), p)
+    }
+
     /// Stores the pinned CA certificate(s) as PEM.
     pub fn write_ca(&self, pem: &str) -> Result<PathBuf, StateError> {
         let path = self.ca_path();

@@ -15,6 +15,21 @@ pub fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Unix seconds as RFC 3339 UTC.
+pub fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// RFC 3339 as Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 /// Parses durations like `1h`, `30m`, `7d`, `90s` (for token lifetimes).
 pub fn parse_ttl(s: &str) -> Result<i64, String> {
     let s = s.trim();

@@ -39,6 +39,18 @@ pub struct CollectorConfig {
     /// Log format: `text` or `json`.
     #[serde(default = "default_log_format")]
     pub log_format: String,
+    /// Directories of extra check packs (the agents' custom packs), so that
+    /// the SoA can name their checks and map them to controls.
+    #[serde(default)]
+    pub pack_dirs: Vec<PathBuf>,
+    /// How often, in seconds, conformity is swept for evidence that went
+    /// stale and for SoA versions or agents changed by another process.
+    #[serde(default = "default_sweep_seconds")]
+    pub conformity_sweep_seconds: u64,
+}
+
+fn default_sweep_seconds() -> u64 {
+    30
 }
 
 fn default_data_dir() -> PathBuf {
@@ -68,6 +80,13 @@ impl Default for CollectorConfig {
 }
 
 impl CollectorConfig {
+    /// The check packs the collector maps checks to controls with: the
+    /// built-in ones and those of `pack_dirs`.
+    pub fn packs(&self) -> Result<annexa_checks::pack::PackSet, String> {
+        annexa_checks::pack::PackSet::load(true, &self.pack_dirs, false)
+            .map_err(|e| e.to_string().trim_end().to_string())
+    }
+
     /// Reads a configuration file; a missing default file means defaults.
     pub fn load(path: &Path, required: bool) -> Result<CollectorConfig, String> {
         let text = match std::fs::read_to_string(path) {
@@ -103,6 +122,11 @@ impl CollectorConfig {
             return Err(format!(
                 "{label}: log_format is `{}`, expected `text` or `json`",
                 cfg.log_format
+            ));
+        }
+        if cfg.conformity_sweep_seconds == 0 {
+            return Err(format!(
+                "{label}: conformity_sweep_seconds must be at least 1"
             ));
         }
         if cfg.batch_max == 0 {

@@ -3,7 +3,7 @@
 //! which enforces each agent's sequence and hash chain, commits batches in
 //! one transaction (group commit), and only then releases the receipts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +15,11 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock;
+use crate::conformity::index::{HostEntry, Index, Stored};
+use crate::conformity::{self, Cause, Policy, RunProfile, State};
 use crate::metrics::Metrics;
-use crate::store::{Accepted, AgentRecord, LatestChange, Store, StoreError};
+use crate::store::{Accepted, AgentRecord, ConformityChange, LatestChange, Store, StoreError};
+use annexa_checks::pack::PackSet;
 
 /// Why an envelope is refused; maps to an HTTP status and API error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +71,8 @@ pub struct Checked {
     pub results: String,
     /// (check, status, observed) for the latest-results table.
     pub latest: Vec<(String, String, Option<String>)>,
+    /// How the scan was produced (its time is capped at acceptance).
+    pub profile: RunProfile,
     /// The bytes as received.
     pub bytes: Vec<u8>,
 }
@@ -205,7 +210,16 @@ pub fn check(agent: AgentRecord, env: &Envelope, bytes: Vec<u8>) -> Result<Check
             )
         })
         .collect();
+    let now = clock::now_unix();
+    let profile = RunProfile {
+        evidence_at: clock::parse_rfc3339(&p.scan.finished_at)
+            .unwrap_or(now)
+            .min(now),
+        interval_seconds: p.interval_seconds,
+        params: p.scan.params.0.clone(),
+    };
     Ok(Checked {
+        profile,
         sha256: annexa_evidence::sha256_hex(&bytes),
         sequence: p.sequence,
         previous: p.previous.clone(),
@@ -263,10 +277,16 @@ pub struct Committed {
 /// Where the writer sends its answer for one envelope.
 type Reply = oneshot::Sender<Result<Committed, Rejection>>;
 
-struct Job {
-    checked: Checked,
-    reply: oneshot::Sender<Result<Committed, Rejection>>,
+enum Job {
+    Envelope {
+        checked: Checked,
+        reply: oneshot::Sender<Result<Committed, Rejection>>,
+    },
+    /// Re-evaluate every host against the newest SoA version.
+    Reconcile(ReconcileReply),
 }
+
+type ReconcileReply = oneshot::Sender<Result<Option<i64>, StoreError>>;
 
 /// The handle through which requests reach the writer.
 #[derive(Clone)]
@@ -275,24 +295,48 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on `store`.
+    /// Starts the writer task on `store`, keeping `index` current. The
+    /// caller reconciles once ([`Writer::reconcile`]) before serving.
     pub fn start(
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
+        conformity: Conformity,
         batch_max: usize,
         batch_wait: Duration,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(batch_max.max(1) * 4);
-        tokio::spawn(run_writer(store, metrics, rx, batch_max.max(1), batch_wait));
+        tokio::spawn(run_writer(
+            store,
+            metrics,
+            conformity,
+            rx,
+            batch_max.max(1),
+            batch_wait,
+        ));
         Writer { tx }
+    }
+
+    /// Re-evaluates every host against the newest SoA version (after an
+    /// import); returns that version.
+    pub async fn reconcile(&self) -> Result<Option<i64>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Reconcile(reply))
+            .await
+            .map_err(|_| StoreError::Broken("the writer stopped".into()))?;
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Broken("the writer stopped".into())))
     }
 
     /// Submits a checked envelope and waits until it is committed.
     pub async fn submit(&self, checked: Checked) -> Result<Committed, Rejection> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job { checked, reply }).await.map_err(|_| {
-            Rejection::new(503, codes::UNAVAILABLE, "the collector is shutting down")
-        })?;
+        self.tx
+            .send(Job::Envelope { checked, reply })
+            .await
+            .map_err(|_| {
+                Rejection::new(503, codes::UNAVAILABLE, "the collector is shutting down")
+            })?;
         rx.await.unwrap_or_else(|_| {
             Err(Rejection::new(
                 503,
@@ -305,7 +349,7 @@ impl Writer {
 
 /// The writer's view of one agent's chain.
 #[derive(Debug)]
-struct Chain {
+pub(crate) struct Chain {
     next: u64,
     last: Option<String>,
     latest: HashMap<String, (String, Option<String>)>,
@@ -329,50 +373,285 @@ async fn load_chain(store: &dyn Store, agent: &AgentRecord) -> Result<Chain, Sto
     })
 }
 
+/// What the writer needs to keep conformity current.
+#[derive(Clone)]
+pub struct Conformity {
+    /// The in-memory index the API reads.
+    pub index: Arc<Index>,
+    /// The packs that map checks to controls.
+    pub packs: Arc<PackSet>,
+    /// How often to look for staleness, SoA versions imported elsewhere and
+    /// agents changed elsewhere.
+    pub sweep_every: Duration,
+}
+
 async fn run_writer(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    conf: Conformity,
     mut rx: mpsc::Receiver<Job>,
     batch_max: usize,
     batch_wait: Duration,
 ) {
     let mut chains: HashMap<i64, Chain> = HashMap::new();
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
+    let mut sweep = tokio::time::interval(conf.sweep_every);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    sweep.tick().await;
+    loop {
+        let first = tokio::select! {
+            j = rx.recv() => match j {
+                Some(j) => j,
+                None => break,
+            },
+            _ = sweep.tick() => {
+                if let Err(e) = housekeeping(store.as_ref(), &conf, &mut chains).await {
+                    tracing::error!(error = %e, "conformity housekeeping failed; retrying at the next tick");
+                }
+                continue;
+            }
+        };
+        let mut jobs = Vec::new();
+        let mut reconcile = Vec::new();
+        fn push(j: Job, jobs: &mut Vec<(Checked, Reply)>, reconcile: &mut Vec<ReconcileReply>) {
+            match j {
+                Job::Envelope { checked, reply } => jobs.push((checked, reply)),
+                Job::Reconcile(reply) => reconcile.push(reply),
+            }
+        }
+        push(first, &mut jobs, &mut reconcile);
         let deadline = Instant::now() + batch_wait;
-        while jobs.len() < batch_max {
+        while jobs.len() < batch_max && reconcile.is_empty() {
             match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+                Ok(j) => push(j, &mut jobs, &mut reconcile),
                 Err(mpsc::error::TryRecvError::Empty) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         break;
                     }
                     match tokio::time::timeout(left, rx.recv()).await {
-                        Ok(Some(j)) => jobs.push(j),
+                        Ok(Some(j)) => push(j, &mut jobs, &mut reconcile),
                         _ => break,
                     }
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             }
         }
-        process_batch(store.as_ref(), &metrics, &mut chains, jobs).await;
+        if !jobs.is_empty() {
+            process_batch(store.as_ref(), &metrics, &conf.index, &mut chains, jobs).await;
+        }
+        for reply in reconcile {
+            let r = reconcile_all(store.as_ref(), &conf, &mut chains).await;
+            let _ = reply.send(r);
+        }
     }
+}
+
+/// Loads every active host, its stored states and (with an SoA) its
+/// latest results, re-evaluates it against the newest SoA version, records
+/// what changed and replaces the index. Runs on the writer's task, so no
+/// envelope is being processed meanwhile.
+pub(crate) async fn reconcile_all(
+    store: &dyn Store,
+    conf: &Conformity,
+    chains: &mut HashMap<i64, Chain>,
+) -> Result<Option<i64>, StoreError> {
+    let policy = load_policy(store, &conf.packs).await?;
+    let mut hosts = BTreeMap::new();
+    for a in store.agents().await? {
+        if a.revoked_at.is_some() {
+            continue;
+        }
+        hosts.insert(a.no, host_entry(&a));
+    }
+    for s in store.conformity_states().await? {
+        if let (Some(h), Some(state)) = (hosts.get_mut(&s.agent_no), State::parse(&s.current.state))
+        {
+            h.states.insert(
+                s.control_id,
+                Stored {
+                    state,
+                    detail: serde_json::from_str(&s.current.detail).unwrap_or_default(),
+                    since: s.current.since,
+                    since_sequence: s.current.since_sequence,
+                },
+            );
+        }
+    }
+    let Some(policy) = policy else {
+        conf.index.replace(None, hosts);
+        return Ok(None);
+    };
+    let mut latest: HashMap<i64, conformity::Latest> = HashMap::new();
+    for (no, row) in store.all_latest().await? {
+        latest
+            .entry(no)
+            .or_default()
+            .insert(row.check_id, (row.status, row.observed));
+    }
+    let at = clock::now_rfc3339();
+    let now = clock::now_unix();
+    let empty = conformity::Latest::new();
+    let mut pending: Vec<ConformityChange> = Vec::new();
+    let mut total = 0usize;
+    for (no, h) in hosts.iter_mut() {
+        let Some(profile) = h.profile.clone() else {
+            continue;
+        };
+        let states = h.states.clone();
+        let prev = |c: &str| states.get(c).cloned();
+        let changes = conformity::changes_for_host(
+            &policy,
+            *no,
+            &h.labels,
+            latest.get(no).unwrap_or(&empty),
+            &profile,
+            &prev,
+            Cause::Soa,
+            &at,
+            now,
+        );
+        for (control, stored, change) in changes {
+            match stored {
+                Some(s) => h.states.insert(control, s),
+                None => h.states.remove(&control),
+            };
+            pending.push(change);
+        }
+        if pending.len() >= 20_000 {
+            total += pending.len();
+            store.record_conformity(&pending).await?;
+            pending.clear();
+        }
+    }
+    total += pending.len();
+    store.record_conformity(&pending).await?;
+    // The chains' cached latest results stay valid: only conformity moved.
+    let _ = chains;
+    tracing::info!(
+        soa_version = policy.version,
+        hosts = hosts.len(),
+        changes = total,
+        "conformity reconciled with the Statement of Applicability"
+    );
+    let version = policy.version;
+    conf.index.replace(Some(policy), hosts);
+    Ok(Some(version))
+}
+
+/// The newest SoA version resolved against `packs`, if one was imported.
+pub async fn load_policy(
+    store: &dyn Store,
+    packs: &PackSet,
+) -> Result<Option<Arc<Policy>>, StoreError> {
+    let Some(newest) = store.soa_versions().await?.pop() else {
+        return Ok(None);
+    };
+    let Some((meta, source)) = store.soa(newest.version).await? else {
+        return Ok(None);
+    };
+    let name = format!("SoA version {}", meta.version);
+    let format = if meta.format == "csv" {
+        annexa_checks::soa::Format::Csv
+    } else {
+        annexa_checks::soa::Format::Toml
+    };
+    // It linted when imported; the packs may have changed since, so only
+    // the structure is required now (an unknown check is then evidence
+    // that never arrives: no_evidence, which is the truth).
+    let soa = match format {
+        annexa_checks::soa::Format::Toml => annexa_checks::soa::parse_toml(&name, &source),
+        annexa_checks::soa::Format::Csv => annexa_checks::soa::csv::parse_csv(&name, &source),
+    }
+    .map_err(|e| StoreError::Broken(e.to_string()))?;
+    for p in annexa_checks::soa::check_against(&name, &soa, packs) {
+        tracing::warn!(problem = %p, "the current SoA no longer lints against the loaded packs");
+    }
+    Ok(Some(Arc::new(Policy::new(meta.version, soa, packs))))
+}
+
+fn host_entry(a: &AgentRecord) -> HostEntry {
+    HostEntry {
+        id: a.id.clone(),
+        hostname: a.hostname.clone(),
+        labels: a.labels.clone(),
+        profile: a
+            .run_profile
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok()),
+        states: HashMap::new(),
+    }
+}
+
+/// The periodic tick: an SoA version imported by another process, agents
+/// enrolled or revoked elsewhere, and states the passing of time made stale.
+async fn housekeeping(
+    store: &dyn Store,
+    conf: &Conformity,
+    chains: &mut HashMap<i64, Chain>,
+) -> Result<(), StoreError> {
+    let newest = store.soa_versions().await?.last().map(|v| v.version);
+    if newest != conf.index.policy().map(|p| p.version) {
+        reconcile_all(store, conf, chains).await?;
+        return Ok(());
+    }
+    for a in store.agents().await? {
+        if a.revoked_at.is_some() {
+            conf.index.remove_host(a.no);
+        } else {
+            conf.index.upsert_host(&a);
+        }
+    }
+    let Some(policy) = conf.index.policy() else {
+        return Ok(());
+    };
+    let at = clock::now_rfc3339();
+    let now = clock::now_unix();
+    let mut changes = Vec::new();
+    let mut apply = Vec::new();
+    for (no, host) in conf.index.snapshot() {
+        let ch = conformity::stale_changes(&policy, no, &host, &at, now);
+        if ch.is_empty() {
+            continue;
+        }
+        let mut states = Vec::new();
+        for (control, stored, change) in ch {
+            states.push((control, stored));
+            changes.push(change);
+        }
+        apply.push((no, states));
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    store.record_conformity(&changes).await?;
+    tracing::info!(changes = changes.len(), "evidence went stale");
+    for (no, states) in apply {
+        conf.index.apply(no, None, states);
+    }
+    Ok(())
 }
 
 async fn process_batch(
     store: &dyn Store,
     metrics: &Metrics,
+    index: &Index,
     chains: &mut HashMap<i64, Chain>,
-    jobs: Vec<Job>,
+    jobs: Vec<(Checked, Reply)>,
 ) {
     let now = clock::now_rfc3339();
+    let now_unix = clock::now_unix();
+    let policy = index.policy();
+    // States this batch has already moved, ahead of the index (which is
+    // updated only after the commit).
+    let mut pending: HashMap<(i64, String), Option<Stored>> = HashMap::new();
+    let mut profiles: HashMap<i64, RunProfile> = HashMap::new();
     let mut batch: Vec<Accepted> = Vec::new();
     // (reply, what to answer once committed, agent number)
     let mut waiting: Vec<(Reply, Committed, i64)> = Vec::new();
     // Agents whose chain this batch moves, with their ids.
     let mut touched: HashMap<i64, String> = HashMap::new();
-    for job in jobs {
+    for (checked, reply) in jobs {
+        let job = Job1 { checked, reply };
         let c = &job.checked;
         let no = c.agent.no;
         let chain = match chains.entry(no) {
@@ -441,6 +720,31 @@ async fn process_batch(
                 chain.next = c.sequence + 1;
                 chain.last = Some(c.sha256.clone());
                 touched.insert(no, c.agent.id.clone());
+                let mut conformity_changes = Vec::new();
+                if !index.has_host(no) {
+                    index.upsert_host(&c.agent);
+                }
+                if let Some(policy) = &policy {
+                    let prev = |control: &str| match pending.get(&(no, control.to_string())) {
+                        Some(p) => p.clone(),
+                        None => index.stored(no, control),
+                    };
+                    for (control, stored, change) in conformity::changes_for_host(
+                        policy,
+                        no,
+                        &c.agent.labels,
+                        &chain.latest,
+                        &c.profile,
+                        &prev,
+                        Cause::Envelope(c.sequence),
+                        &now,
+                        now_unix,
+                    ) {
+                        pending.insert((no, control), stored);
+                        conformity_changes.push(change);
+                    }
+                }
+                profiles.insert(no, c.profile.clone());
                 batch.push(Accepted {
                     agent_no: no,
                     sequence: c.sequence,
@@ -455,8 +759,10 @@ async fn process_batch(
                     }),
                     summary: c.summary.clone(),
                     results: c.results.clone(),
-                    bytes: job.checked.bytes,
                     changes,
+                    profile: serde_json::to_string(&c.profile).ok(),
+                    conformity: conformity_changes,
+                    bytes: job.checked.bytes,
                 });
                 waiting.push((
                     job.reply,
@@ -475,6 +781,13 @@ async fn process_batch(
     match store.append(&batch).await {
         Ok(()) => {
             metrics.batch_size.observe(batch.len() as f64);
+            let mut by_host: HashMap<i64, Vec<(String, Option<Stored>)>> = HashMap::new();
+            for ((no, control), stored) in pending {
+                by_host.entry(no).or_default().push((control, stored));
+            }
+            for (no, profile) in profiles {
+                index.apply(no, Some(profile), by_host.remove(&no).unwrap_or_default());
+            }
             for (reply, committed, _) in waiting {
                 metrics.accepted.inc();
                 let _ = reply.send(Ok(committed));
@@ -515,6 +828,11 @@ async fn process_batch(
             }
         }
     }
+}
+
+struct Job1 {
+    checked: Checked,
+    reply: Reply,
 }
 
 enum Decision {

@@ -14,10 +14,12 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod conformity;
 pub mod datadir;
 pub mod ingest;
 pub mod metrics;
 pub mod quickstart;
+pub mod soa;
 pub mod store;
 pub mod tls;
 pub mod tokens;
@@ -110,15 +112,28 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
     };
     let tls = tls::server_config(&cert, &tls_key).map_err(anyhow::Error::msg)?;
     let metrics = Arc::new(metrics::Metrics::new());
+    let packs = Arc::new(config.packs().map_err(anyhow::Error::msg)?);
+    let conformity = ingest::Conformity {
+        index: Arc::new(conformity::index::Index::default()),
+        packs,
+        sweep_every: Duration::from_secs(config.conformity_sweep_seconds),
+    };
     let writer = ingest::Writer::start(
         store.clone(),
         metrics.clone(),
+        conformity.clone(),
         config.batch_max,
         Duration::from_millis(config.batch_wait_ms),
     );
+    // Before serving: the index answers conformity queries.
+    writer
+        .reconcile()
+        .await
+        .context("evaluating conformity against the Statement of Applicability")?;
     let state = api::AppState {
         store: store.clone(),
         writer,
+        conformity,
         key,
         agents: Arc::new(ingest::AgentCache::default()),
         metrics,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
+use annexa_checks::soa::Format;
 use annexa_collector::config::{CollectorConfig, DEFAULT_CONFIG};
 use annexa_collector::datadir::{self, DataDir};
 use annexa_collector::store::Role;
@@ -88,6 +89,11 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// The Statement of Applicability: lint, import, show, export, diff.
+    Soa {
+        #[command(subcommand)]
+        command: SoaCommand,
+    },
     /// Everything in one command, no external service: start a collector on
     /// the embedded SQLite store, enroll a local agent, scan this machine,
     /// deliver the signed evidence and print what the collector recorded.
@@ -157,6 +163,233 @@ enum AgentCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum SoaCommand {
+    /// Check an SoA file (TOML, or CSV by its .csv name) against the catalog
+    /// and the check packs; print every problem with its line. Exit 1 if any.
+    Lint {
+        #[command(flatten)]
+        at: Where,
+        /// The file.
+        file: PathBuf,
+        /// toml or csv (default: by the file name).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Lint and record an SoA as the next version (a running collector
+    /// re-evaluates conformity within its sweep interval).
+    Import {
+        #[command(flatten)]
+        at: Where,
+        /// The file.
+        file: PathBuf,
+        /// toml or csv (default: by the file name).
+        #[arg(long)]
+        format: Option<String>,
+        /// Who imports it (default: the login name).
+        #[arg(long)]
+        by: Option<String>,
+        /// Why this version.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// List the imported versions.
+    List {
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Show a version (default: the newest) with the checks that give
+    /// evidence for each control.
+    Show {
+        #[command(flatten)]
+        at: Where,
+        /// The version.
+        version: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a version (default: the newest): as imported, or as toml or csv.
+    Export {
+        #[command(flatten)]
+        at: Where,
+        /// The version.
+        version: Option<i64>,
+        /// source (as imported), toml or csv.
+        #[arg(long, default_value = "source")]
+        format: String,
+    },
+    /// What changed between two versions.
+    Diff {
+        #[command(flatten)]
+        at: Where,
+        /// The older version.
+        from: i64,
+        /// The newer version.
+        to: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn soa_format(file: &std::path::Path, format: Option<&str>) -> anyhow::Result<Format> {
+    match format {
+        None => Ok(Format::from_path(&file.display().to_string())),
+        Some("toml") => Ok(Format::Toml),
+        Some("csv") => Ok(Format::Csv),
+        Some(other) => bail!("--format is `{other}`; expected toml or csv"),
+    }
+}
+
+fn read_text(file: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+}
+
+async fn newest_or(
+    store: &dyn annexa_collector::store::Store,
+    v: Option<i64>,
+) -> anyhow::Result<i64> {
+    match v {
+        Some(v) => Ok(v),
+        None => annexa_collector::soa::newest(store)
+            .await?
+            .context("no Statement of Applicability has been imported yet"),
+    }
+}
+
+async fn soa_command(command: SoaCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        SoaCommand::Lint { at, file, format } => {
+            let cfg = at.load()?;
+            let packs = cfg.packs().map_err(anyhow::Error::msg)?;
+            let format = soa_format(&file, format.as_deref())?;
+            let text = read_text(&file)?;
+            match annexa_checks::soa::lint(&file.display().to_string(), &text, format, &packs) {
+                Ok(soa) => {
+                    let cov = soa.coverage(&packs);
+                    let applicable = soa.controls.iter().filter(|c| c.applicable).count();
+                    let manual = cov.values().filter(|c| c.is_manual()).count();
+                    println!(
+                        "{}: ISO/IEC 27001:{} SoA, {} controls: {applicable} applicable ({} with automated checks, {manual} manual), {} excluded; no problems",
+                        file.display(),
+                        soa.edition,
+                        soa.controls.len(),
+                        applicable - manual,
+                        soa.controls.len() - applicable
+                    );
+                }
+                Err(e) => {
+                    eprint!("{e}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        SoaCommand::Import {
+            at,
+            file,
+            format,
+            by,
+            comment,
+        } => {
+            let cfg = at.load()?;
+            let packs = cfg.packs().map_err(anyhow::Error::msg)?;
+            let store = open_store(&cfg).await?;
+            let format = soa_format(&file, format.as_deref())?;
+            let text = read_text(&file)?;
+            let by = by
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "operator".into());
+            match annexa_collector::soa::import(
+                store.as_ref(),
+                &packs,
+                &file.display().to_string(),
+                &text,
+                format,
+                &by,
+                comment,
+            )
+            .await
+            {
+                Ok((v, _)) => println!(
+                    "imported {} as SoA version {} (ISO/IEC 27001:{}) by {} at {}",
+                    file.display(),
+                    v.version,
+                    v.edition,
+                    v.imported_by,
+                    v.imported_at
+                ),
+                Err(annexa_collector::soa::ImportError::Invalid(e)) => {
+                    eprint!("{e}");
+                    eprintln!("nothing was imported");
+                    return Ok(ExitCode::from(1));
+                }
+                Err(annexa_collector::soa::ImportError::Store(e)) => return Err(e.into()),
+            }
+        }
+        SoaCommand::List { at } => {
+            let cfg = at.load()?;
+            let store = open_store(&cfg).await?;
+            for v in store.soa_versions().await? {
+                println!(
+                    "{:>4}  {}  {:<5} {}  by {}{}",
+                    v.version,
+                    v.imported_at,
+                    v.edition,
+                    &v.sha256[..12],
+                    v.imported_by,
+                    v.comment.map(|c| format!(": {c}")).unwrap_or_default()
+                );
+            }
+        }
+        SoaCommand::Show { at, version, json } => {
+            let cfg = at.load()?;
+            let packs = cfg.packs().map_err(anyhow::Error::msg)?;
+            let store = open_store(&cfg).await?;
+            let v = newest_or(store.as_ref(), version).await?;
+            let (meta, soa) = annexa_collector::soa::load(store.as_ref(), v).await?;
+            let shown = annexa_collector::soa::show(meta, &soa, &packs);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            } else {
+                print!("{shown}");
+            }
+        }
+        SoaCommand::Export {
+            at,
+            version,
+            format,
+        } => {
+            let cfg = at.load()?;
+            let store = open_store(&cfg).await?;
+            let v = newest_or(store.as_ref(), version).await?;
+            let (_, soa) = annexa_collector::soa::load(store.as_ref(), v).await?;
+            match format.as_str() {
+                "source" => {
+                    let (_, source) = store.soa(v).await?.context("version vanished")?;
+                    print!("{source}");
+                }
+                "toml" => print!("{}", soa.to_toml()),
+                "csv" => print!("{}", soa.to_csv()),
+                other => bail!("--format is `{other}`; expected source, toml or csv"),
+            }
+        }
+        SoaCommand::Diff { at, from, to, json } => {
+            let cfg = at.load()?;
+            let store = open_store(&cfg).await?;
+            let (_, a) = annexa_collector::soa::load(store.as_ref(), from).await?;
+            let (_, b) = annexa_collector::soa::load(store.as_ref(), to).await?;
+            let d = annexa_checks::soa::diff::diff(&a, &b);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print!("{d}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn parse_label(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
@@ -206,6 +439,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Soa { command } => return soa_command(command).await,
         Command::Quickstart { data } => {
             let temp;
             let dir = match data {

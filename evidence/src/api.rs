@@ -52,6 +52,20 @@ pub struct EnrollResponse {
 pub struct EvidenceResponse {
     /// DSSE envelope of a [`crate::receipt::Receipt`], signed by the collector.
     pub receipt: Envelope,
+    /// What the organisation's current SoA asks of the agent's next runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<AgentPolicy>,
+}
+
+/// What the current Statement of Applicability asks of agents: the check
+/// parameter values their scans must use for the evidence to count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentPolicy {
+    /// The SoA version.
+    pub soa_version: i64,
+    /// Parameter values (they override the agent's configuration).
+    pub params: BTreeMap<String, annexa_checks::expect::ParamValue>,
 }
 
 /// Every error response of the API.
@@ -92,6 +106,11 @@ pub mod codes {
     pub const NOT_FOUND: &str = "not_found";
     /// The request conflicts with stored state (409).
     pub const CONFLICT: &str = "conflict";
+    /// No Statement of Applicability has been imported yet (409).
+    pub const NO_SOA: &str = "no_soa";
+    /// The Statement of Applicability does not lint (422); the response
+    /// lists every problem.
+    pub const INVALID_SOA: &str = "invalid_soa";
     /// The collector cannot accept evidence now (503).
     pub const UNAVAILABLE: &str = "unavailable";
 }

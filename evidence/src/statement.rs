@@ -175,6 +175,10 @@ pub struct ScanPredicate {
     /// Runs dropped before this one, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap: Option<Gap>,
+    /// Seconds between the agent's scheduled runs, when it runs on a
+    /// schedule (the collector's default freshness window is twice this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
     /// The scan itself.
     pub scan: ScanReport,
 }

@@ -1,6 +1,7 @@
 //! Renderers for scan reports.
 
 pub mod junit;
+pub mod status;
 pub mod text;
 
 use std::collections::BTreeMap;

@@ -202,6 +202,7 @@ async fn main() -> anyhow::Result<()> {
                                 key_id: key.public().key_id(),
                             },
                             sequence: seq,
+                            interval_seconds: None,
                             previous: previous.clone(),
                             labels: Default::default(),
                             gap: None,

@@ -55,6 +55,7 @@ pub async fn enroll(
             }
             other => other.into(),
         })?;
+    state.conformity.index.upsert_host(outcome.agent());
     if let Enrolled::New(a) = &outcome {
         state.metrics.enrolled.inc();
         tracing::info!(agent = %a.id, host = %a.hostname, key = %a.key_id, "agent enrolled");

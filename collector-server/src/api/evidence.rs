@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use annexa_evidence::api::{EvidenceResponse, codes};
+use annexa_evidence::api::{AgentPolicy, EvidenceResponse, codes};
 use annexa_evidence::dsse::Envelope;
 use annexa_evidence::receipt::Receipt;
 use axum::Json;
@@ -88,5 +88,9 @@ async fn accept(state: &AppState, body: Bytes) -> Result<Json<EvidenceResponse>,
     };
     Ok(Json(EvidenceResponse {
         receipt: receipt.sign(&state.key),
+        policy: state.conformity.index.policy().map(|p| AgentPolicy {
+            soa_version: p.version,
+            params: p.params.clone(),
+        }),
     }))
 }

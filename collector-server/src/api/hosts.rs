@@ -58,6 +58,8 @@ pub async fn revoke(
 ) -> Result<Json<AgentRecord>, Error> {
     state.store.revoke_agent(&id, &clock::now_rfc3339()).await?;
     state.agents.forget(&id);
+    let revoked = agent(&state, &id).await?;
+    state.conformity.index.remove_host(revoked.no);
     tracing::warn!(agent = %id, by = %token.name, "agent revoked");
     Ok(Json(agent(&state, &id).await?))
 }

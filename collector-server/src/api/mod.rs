@@ -3,10 +3,12 @@
 //! token; agents authenticate by their signatures.
 
 mod auth;
+mod conformity;
 mod enroll;
 mod evidence;
 mod hosts;
 mod ops;
+mod soa;
 
 use std::sync::Arc;
 
@@ -31,6 +33,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The ingest writer.
     pub writer: Writer,
+    /// The conformity index and the packs behind it.
+    pub conformity: crate::ingest::Conformity,
     /// The receipt-signing key.
     pub key: Arc<SigningKey>,
     /// Enrolled agents' keys.
@@ -52,6 +56,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/hosts/{id}/revoke", post(hosts::revoke))
         .route("/v1/hosts/{id}/evidence", get(hosts::evidence))
         .route("/v1/hosts/{id}/evidence/{seq}", get(hosts::envelope))
+        .route("/v1/soa", get(soa::list).post(soa::import))
+        .route("/v1/soa/diff", get(soa::diff))
+        .route("/v1/soa/{version}", get(soa::show))
+        .route("/v1/soa/{version}/export", get(soa::export))
+        .route("/v1/conformity", get(conformity::fleet))
+        .route("/v1/conformity/controls/{id}", get(conformity::control))
+        .route("/v1/conformity/hosts/{id}", get(conformity::host))
+        .route("/v1/conformity/timeline", get(conformity::timeline))
+        .route("/v1/openapi.json", get(ops::openapi))
         .fallback(|| async { Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)

@@ -20,3 +20,11 @@ pub async fn metrics(State(state): State<AppState>, _admin: Admin) -> impl IntoR
         state.metrics.encode(),
     )
 }
+
+/// `GET /v1/openapi.json`: the API's OpenAPI description (docs/openapi.json).
+pub async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../../docs/openapi.json"),
+    )
+}

@@ -108,6 +108,10 @@ pub struct AgentRecord {
     pub last_digest: Option<String>,
     /// When its last envelope was accepted.
     pub last_seen_at: Option<String>,
+    /// How its newest evidence was produced (JSON of
+    /// [`crate::conformity::RunProfile`]).
+    #[serde(skip)]
+    pub run_profile: Option<String>,
 }
 
 /// A new agent to record at enrollment.
@@ -196,6 +200,151 @@ pub struct Accepted {
     pub bytes: Vec<u8>,
     /// Latest-result rows that change.
     pub changes: Vec<LatestChange>,
+    /// The agent's run profile after this envelope (JSON).
+    pub profile: Option<String>,
+    /// Conformity changes this envelope causes.
+    pub conformity: Vec<ConformityChange>,
+}
+
+/// A new SoA version to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSoa {
+    /// Its edition.
+    pub edition: String,
+    /// `toml` or `csv`.
+    pub format: String,
+    /// The file exactly as imported.
+    pub source: String,
+    /// Hex SHA-256 of the source.
+    pub sha256: String,
+    /// Who imported it (a token's name or the operator's).
+    pub imported_by: String,
+    /// When (RFC 3339).
+    pub imported_at: String,
+    /// Why, if said.
+    pub comment: Option<String>,
+}
+
+/// A recorded SoA version (without its source).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoaVersion {
+    /// The version number (1, 2, ...).
+    pub version: i64,
+    /// Its edition.
+    pub edition: String,
+    /// `toml` or `csv`.
+    pub format: String,
+    /// Hex SHA-256 of the source as imported.
+    pub sha256: String,
+    /// Who imported it.
+    pub imported_by: String,
+    /// When.
+    pub imported_at: String,
+    /// Why, if said.
+    pub comment: Option<String>,
+}
+
+/// The current state of a (host, automated control).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentState {
+    /// State name.
+    pub state: String,
+    /// Detail (JSON).
+    pub detail: String,
+    /// Since when (RFC 3339).
+    pub since: String,
+    /// The envelope that brought it.
+    pub since_sequence: Option<u64>,
+}
+
+/// A timeline entry to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateEvent {
+    /// The new state.
+    pub state: String,
+    /// The state before, if there was one.
+    pub previous: Option<String>,
+    /// When (RFC 3339).
+    pub at: String,
+    /// `envelope`, `soa` or `freshness`.
+    pub cause: String,
+    /// The envelope that caused it.
+    pub sequence: Option<u64>,
+    /// Detail (JSON).
+    pub detail: String,
+}
+
+/// A change to one (host, control): its current row (`None` removes it)
+/// and, when the state changed, a timeline entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConformityChange {
+    /// The host.
+    pub agent_no: i64,
+    /// The control.
+    pub control_id: String,
+    /// The SoA version that decided it.
+    pub soa_version: i64,
+    /// The new current row.
+    pub current: Option<CurrentState>,
+    /// The timeline entry.
+    pub event: Option<StateEvent>,
+}
+
+/// A stored current state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredState {
+    /// The host.
+    pub agent_no: i64,
+    /// The control.
+    pub control_id: String,
+    /// The SoA version that decided it.
+    pub soa_version: i64,
+    /// The row.
+    pub current: CurrentState,
+}
+
+/// Which timeline entries to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimelineQuery {
+    /// One host.
+    pub agent_no: Option<i64>,
+    /// One control.
+    pub control: Option<String>,
+    /// Entries into this state.
+    pub state: Option<String>,
+    /// At or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Entries with an id above this (paging).
+    pub after_id: i64,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A timeline entry as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    /// Position in the timeline (for paging).
+    pub id: i64,
+    /// Agent id.
+    pub host: String,
+    /// Host name.
+    pub hostname: String,
+    /// The control.
+    pub control: String,
+    /// The state entered.
+    pub state: String,
+    /// The state left.
+    pub previous: Option<String>,
+    /// When.
+    pub at: String,
+    /// `envelope`, `soa` or `freshness`.
+    pub cause: String,
+    /// The envelope that caused it.
+    pub sequence: Option<u64>,
+    /// The SoA version in force.
+    pub soa_version: i64,
+    /// Why.
+    pub detail: serde_json::Value,
 }
 
 /// An envelope's metadata as listed.
@@ -304,4 +453,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Records an SoA as the next version; returns it.
+    async fn import_soa(&self, soa: NewSoa) -> Result<SoaVersion, StoreError>;
+
+    /// Every SoA version, oldest first.
+    async fn soa_versions(&self) -> Result<Vec<SoaVersion>, StoreError>;
+
+    /// One SoA version with its source.
+    async fn soa(&self, version: i64) -> Result<Option<(SoaVersion, String)>, StoreError>;
+
+    /// Every stored current state.
+    async fn conformity_states(&self) -> Result<Vec<StoredState>, StoreError>;
+
+    /// Applies conformity changes in one transaction (SoA reconciliation,
+    /// freshness); envelopes carry theirs in [`Store::append`].
+    async fn record_conformity(&self, changes: &[ConformityChange]) -> Result<(), StoreError>;
+
+    /// The latest results of every agent, by agent number.
+    async fn all_latest(&self) -> Result<Vec<(i64, LatestRow)>, StoreError>;
+
+    /// Timeline entries, oldest first.
+    async fn timeline(&self, q: &TimelineQuery) -> Result<Vec<TimelineEntry>, StoreError>;
 }

@@ -14,8 +14,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    Accepted, AgentRecord, ApiToken, Enrolled, EnvelopeMeta, Labels, LatestRow, NewAgent, Role,
-    Store, StoreError,
+    Accepted, AgentRecord, ApiToken, ConformityChange, CurrentState, Enrolled, EnvelopeMeta,
+    Labels, LatestRow, NewAgent, NewSoa, Role, SoaVersion, Store, StoreError, StoredState,
+    TimelineEntry, TimelineQuery,
 };
 
 /// SQLite-backed [`Store`].
@@ -73,6 +74,7 @@ fn agent_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AgentRecord, StoreErr
         next_sequence: row.try_get::<i64, _>("next_sequence")? as u64,
         last_digest: row.try_get("last_digest")?,
         last_seen_at: row.try_get("last_seen_at")?,
+        run_profile: row.try_get("run_profile")?,
     })
 }
 
@@ -105,6 +107,7 @@ struct Head<'a> {
     next: u64,
     digest: &'a str,
     seen: &'a str,
+    profile: Option<&'a str>,
 }
 
 /// Where each agent's chain head goes in a batch (envelopes of one agent
@@ -128,6 +131,9 @@ fn chain_heads(batch: &[Accepted]) -> Result<Vec<Head<'_>>, StoreError> {
                 h.next = a.sequence + 1;
                 h.digest = &a.sha256;
                 h.seen = &a.received_at;
+                if a.profile.is_some() {
+                    h.profile = a.profile.as_deref();
+                }
             }
             None => {
                 index.insert(a.agent_no, heads.len());
@@ -137,6 +143,7 @@ fn chain_heads(batch: &[Accepted]) -> Result<Vec<Head<'_>>, StoreError> {
                     next: a.sequence + 1,
                     digest: &a.sha256,
                     seen: &a.received_at,
+                    profile: a.profile.as_deref(),
                 });
             }
         }
@@ -144,7 +151,80 @@ fn chain_heads(batch: &[Accepted]) -> Result<Vec<Head<'_>>, StoreError> {
     Ok(heads)
 }
 
-const AGENT_COLUMNS: &str = "no, id, key_id, public_key, hostname, machine_id_sha256, labels, enrolled_at, revoked_at, next_sequence, last_digest, last_seen_at";
+const AGENT_COLUMNS: &str = "no, id, key_id, public_key, hostname, machine_id_sha256, labels, enrolled_at, revoked_at, next_sequence, last_digest, last_seen_at, run_profile";
+
+const CONFORMITY_ROWS_PER_STATEMENT: usize = 2048;
+
+/// Writes conformity changes inside a transaction: current rows upserted
+/// or removed, timeline entries appended.
+async fn write_conformity(
+    tx: &mut sqlx::SqliteConnection,
+    changes: &[&ConformityChange],
+) -> Result<(), StoreError> {
+    let upserts: Vec<(&ConformityChange, &CurrentState)> = changes
+        .iter()
+        .filter_map(|c| c.current.as_ref().map(|cur| (*c, cur)))
+        .collect();
+    for chunk in upserts.chunks(CONFORMITY_ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO conformity (agent_no, control_id, state, detail, since, since_sequence, soa_version) ",
+        );
+        q.push_values(chunk, |mut row, (c, cur)| {
+            row.push_bind(c.agent_no)
+                .push_bind(&c.control_id)
+                .push_bind(&cur.state)
+                .push_bind(&cur.detail)
+                .push_bind(&cur.since)
+                .push_bind(cur.since_sequence.map(|s| s as i64))
+                .push_bind(c.soa_version);
+        });
+        q.push(
+            " ON CONFLICT (agent_no, control_id) DO UPDATE SET state = excluded.state, detail = excluded.detail, since = excluded.since, since_sequence = excluded.since_sequence, soa_version = excluded.soa_version",
+        );
+        q.build().execute(&mut *tx).await?;
+    }
+    for c in changes.iter().filter(|c| c.current.is_none()) {
+        sqlx::query("DELETE FROM conformity WHERE agent_no = ? AND control_id = ?")
+            .bind(c.agent_no)
+            .bind(&c.control_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let events: Vec<(&ConformityChange, &super::StateEvent)> = changes
+        .iter()
+        .filter_map(|c| c.event.as_ref().map(|e| (*c, e)))
+        .collect();
+    for chunk in events.chunks(CONFORMITY_ROWS_PER_STATEMENT / 2) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO conformity_timeline (agent_no, control_id, state, previous, at, cause, sequence, soa_version, detail) ",
+        );
+        q.push_values(chunk, |mut row, (c, e)| {
+            row.push_bind(c.agent_no)
+                .push_bind(&c.control_id)
+                .push_bind(&e.state)
+                .push_bind(&e.previous)
+                .push_bind(&e.at)
+                .push_bind(&e.cause)
+                .push_bind(e.sequence.map(|s| s as i64))
+                .push_bind(c.soa_version)
+                .push_bind(&e.detail);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+fn soa_version_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<SoaVersion, StoreError> {
+    Ok(SoaVersion {
+        version: r.try_get("version")?,
+        edition: r.try_get("edition")?,
+        format: r.try_get("format")?,
+        sha256: r.try_get("sha256")?,
+        imported_by: r.try_get("imported_by")?,
+        imported_at: r.try_get("imported_at")?,
+        comment: r.try_get("comment")?,
+    })
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -367,16 +447,18 @@ impl Store for SqliteStore {
         // batch fail whole.
         let heads = chain_heads(batch)?;
         for chunk in heads.chunks(HEAD_ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::new("WITH v(no, expected, next, digest, seen) AS (");
+            let mut q =
+                sqlx::QueryBuilder::new("WITH v(no, expected, next, digest, seen, profile) AS (");
             q.push_values(chunk, |mut row, h| {
                 row.push_bind(h.agent_no)
                     .push_bind(h.expected as i64)
                     .push_bind(h.next as i64)
                     .push_bind(h.digest)
-                    .push_bind(h.seen);
+                    .push_bind(h.seen)
+                    .push_bind(h.profile);
             });
             q.push(
-                ") UPDATE agents SET next_sequence = v.next, last_digest = v.digest, last_seen_at = v.seen \
+                ") UPDATE agents SET next_sequence = v.next, last_digest = v.digest, last_seen_at = v.seen, run_profile = COALESCE(v.profile, agents.run_profile) \
                  FROM v WHERE agents.no = v.no AND agents.next_sequence = v.expected AND agents.revoked_at IS NULL",
             );
             let moved = q.build().execute(&mut *tx).await?;
@@ -408,6 +490,9 @@ impl Store for SqliteStore {
             );
             q.build().execute(&mut *tx).await?;
         }
+        let conformity: Vec<&ConformityChange> =
+            batch.iter().flat_map(|a| a.conformity.iter()).collect();
+        write_conformity(&mut tx, &conformity).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -465,5 +550,146 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn import_soa(&self, soa: NewSoa) -> Result<SoaVersion, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let next: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM soa_versions")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("v")?;
+        sqlx::query("INSERT INTO soa_versions (version, edition, format, source, sha256, imported_by, imported_at, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(next)
+            .bind(&soa.edition)
+            .bind(&soa.format)
+            .bind(&soa.source)
+            .bind(&soa.sha256)
+            .bind(&soa.imported_by)
+            .bind(&soa.imported_at)
+            .bind(&soa.comment)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(SoaVersion {
+            version: next,
+            edition: soa.edition,
+            format: soa.format,
+            sha256: soa.sha256,
+            imported_by: soa.imported_by,
+            imported_at: soa.imported_at,
+            comment: soa.comment,
+        })
+    }
+
+    async fn soa_versions(&self) -> Result<Vec<SoaVersion>, StoreError> {
+        sqlx::query("SELECT version, edition, format, sha256, imported_by, imported_at, comment FROM soa_versions ORDER BY version")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(soa_version_from_row)
+            .collect()
+    }
+
+    async fn soa(&self, version: i64) -> Result<Option<(SoaVersion, String)>, StoreError> {
+        sqlx::query("SELECT version, edition, format, sha256, imported_by, imported_at, comment, source FROM soa_versions WHERE version = ?")
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Ok((soa_version_from_row(&r)?, r.try_get("source")?)))
+            .transpose()
+    }
+
+    async fn conformity_states(&self) -> Result<Vec<StoredState>, StoreError> {
+        sqlx::query("SELECT agent_no, control_id, state, detail, since, since_sequence, soa_version FROM conformity")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(StoredState {
+                    agent_no: r.try_get("agent_no")?,
+                    control_id: r.try_get("control_id")?,
+                    soa_version: r.try_get("soa_version")?,
+                    current: CurrentState {
+                        state: r.try_get("state")?,
+                        detail: r.try_get("detail")?,
+                        since: r.try_get("since")?,
+                        since_sequence: r
+                            .try_get::<Option<i64>, _>("since_sequence")?
+                            .map(|s| s as u64),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn record_conformity(&self, changes: &[ConformityChange]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let refs: Vec<&ConformityChange> = changes.iter().collect();
+        write_conformity(&mut tx, &refs).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn all_latest(&self) -> Result<Vec<(i64, LatestRow)>, StoreError> {
+        sqlx::query(
+            "SELECT agent_no, check_id, status, observed, since_sequence FROM latest_results",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("agent_no")?,
+                LatestRow {
+                    check_id: r.try_get("check_id")?,
+                    status: r.try_get("status")?,
+                    observed: r.try_get("observed")?,
+                    since_sequence: r.try_get::<i64, _>("since_sequence")? as u64,
+                },
+            ))
+        })
+        .collect()
+    }
+
+    async fn timeline(&self, q: &TimelineQuery) -> Result<Vec<TimelineEntry>, StoreError> {
+        let mut b = sqlx::QueryBuilder::new(
+            "SELECT t.id, a.id AS host, a.hostname, t.control_id, t.state, t.previous, t.at, t.cause, t.sequence, t.soa_version, t.detail \
+             FROM conformity_timeline t JOIN agents a ON a.no = t.agent_no WHERE t.id > ",
+        );
+        b.push_bind(q.after_id);
+        if let Some(no) = q.agent_no {
+            b.push(" AND t.agent_no = ").push_bind(no);
+        }
+        if let Some(c) = &q.control {
+            b.push(" AND t.control_id = ").push_bind(c.clone());
+        }
+        if let Some(s) = &q.state {
+            b.push(" AND t.state = ").push_bind(s.clone());
+        }
+        if let Some(s) = &q.since {
+            b.push(" AND t.at >= ").push_bind(s.clone());
+        }
+        b.push(" ORDER BY t.id LIMIT ").push_bind(q.limit as i64);
+        b.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(TimelineEntry {
+                    id: r.try_get("id")?,
+                    host: r.try_get("host")?,
+                    hostname: r.try_get("hostname")?,
+                    control: r.try_get("control_id")?,
+                    state: r.try_get("state")?,
+                    previous: r.try_get("previous")?,
+                    at: r.try_get("at")?,
+                    cause: r.try_get("cause")?,
+                    sequence: r.try_get::<Option<i64>, _>("sequence")?.map(|s| s as u64),
+                    soa_version: r.try_get("soa_version")?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect()
     }
 }

@@ -1,0 +1,413 @@
+//! The fleet's conformity in memory: the current SoA version resolved
+//! ([`Policy`]), every active host with its newest run profile, and the
+//! state its evidence gives each automated control. The writer keeps it
+//! current after each commit; queries read it, adding what time alone
+//! changes (staleness) and what the SoA alone decides (manual, excluded).
+//! Rebuilt from the store at start, so it is a cache, never the record.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use annexa_checks::soa::Scope;
+use serde::Serialize;
+
+use super::{Detail, Evaluation, Policy, RunProfile, State, overlay_age};
+use crate::store::{AgentRecord, Labels};
+
+/// A state as stored: with when it began and the envelope that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The state.
+    pub state: State,
+    /// Why.
+    pub detail: Detail,
+    /// When the state began (RFC 3339).
+    pub since: String,
+    /// The agent's envelope that brought it, if an envelope did.
+    pub since_sequence: Option<u64>,
+}
+
+/// One host as the index knows it.
+#[derive(Debug, Clone)]
+pub struct HostEntry {
+    /// Agent id.
+    pub id: String,
+    /// Host name.
+    pub hostname: String,
+    /// Labels (scope selectors match these).
+    pub labels: Labels,
+    /// How its newest evidence was produced; `None` until it reports.
+    pub profile: Option<RunProfile>,
+    /// State per automated control, from its evidence.
+    pub states: HashMap<String, Stored>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    policy: Option<Arc<Policy>>,
+    hosts: BTreeMap<i64, HostEntry>,
+}
+
+/// The in-memory index (see the module documentation).
+#[derive(Debug, Default)]
+pub struct Index {
+    inner: RwLock<Inner>,
+}
+
+/// Which (host, control) cells a query wants.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// One control (canonical id of the SoA's edition).
+    pub control: Option<String>,
+    /// One host (agent id or host name).
+    pub host: Option<String>,
+    /// Hosts whose labels match.
+    pub labels: Scope,
+    /// Cells in this state.
+    pub state: Option<State>,
+}
+
+/// A (host, control) cell as a query answers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    /// Agent id.
+    pub host: String,
+    /// Host name.
+    pub hostname: String,
+    /// The control.
+    pub control: String,
+    /// Its title.
+    pub title: String,
+    /// The state now.
+    pub state: State,
+    /// Why.
+    pub detail: Detail,
+    /// Since when the stored state holds (absent for manual and excluded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The envelope that brought it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_sequence: Option<u64>,
+    /// The checks that give evidence for the control.
+    pub checks: Vec<String>,
+}
+
+/// Counts per state.
+pub type Counts = BTreeMap<State, u64>;
+
+/// One control's line in the fleet table.
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlCounts {
+    /// The control.
+    pub control: String,
+    /// Its title.
+    pub title: String,
+    /// Hosts in each state.
+    pub counts: Counts,
+}
+
+/// The fleet table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fleet {
+    /// The SoA version it was computed against.
+    pub soa_version: i64,
+    /// Its edition.
+    pub edition: String,
+    /// Hosts considered (active, matching the filter).
+    pub hosts: u64,
+    /// Cells per state over every control.
+    pub totals: Counts,
+    /// Per control.
+    pub controls: Vec<ControlCounts>,
+}
+
+fn zero_counts() -> Counts {
+    State::ALL.into_iter().map(|s| (s, 0)).collect()
+}
+
+impl Index {
+    /// The current policy, if an SoA was imported.
+    pub fn policy(&self) -> Option<Arc<Policy>> {
+        self.read().policy.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces everything (at start and after an SoA is reconciled).
+    pub fn replace(&self, policy: Option<Arc<Policy>>, hosts: BTreeMap<i64, HostEntry>) {
+        let mut w = self.write();
+        w.policy = policy;
+        w.hosts = hosts;
+    }
+
+    /// Adds or refreshes a host's identity (enrollment, label changes);
+    /// drops revoked hosts.
+    pub fn upsert_host(&self, agent: &AgentRecord) {
+        let mut w = self.write();
+        if agent.revoked_at.is_some() {
+            w.hosts.remove(&agent.no);
+            return;
+        }
+        let e = w.hosts.entry(agent.no).or_insert_with(|| HostEntry {
+            id: agent.id.clone(),
+            hostname: agent.hostname.clone(),
+            labels: agent.labels.clone(),
+            profile: None,
+            states: HashMap::new(),
+        });
+        e.hostname = agent.hostname.clone();
+        e.labels = agent.labels.clone();
+    }
+
+    /// Removes a host (revocation).
+    pub fn remove_host(&self, no: i64) {
+        self.write().hosts.remove(&no);
+    }
+
+    /// A host's stored state for a control.
+    pub fn stored(&self, no: i64, control: &str) -> Option<Stored> {
+        self.read()
+            .hosts
+            .get(&no)
+            .and_then(|h| h.states.get(control).cloned())
+    }
+
+    /// Whether the index knows a host.
+    pub fn has_host(&self, no: i64) -> bool {
+        self.read().hosts.contains_key(&no)
+    }
+
+    /// A copy of a host's entry.
+    pub fn host(&self, no: i64) -> Option<HostEntry> {
+        self.read().hosts.get(&no).cloned()
+    }
+
+    /// Every host's number with its profile (for the freshness sweep).
+    pub fn snapshot(&self) -> Vec<(i64, HostEntry)> {
+        self.read()
+            .hosts
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+
+    /// Applies committed changes: a host's new profile and control states
+    /// (`None` removes the control's state).
+    pub fn apply(
+        &self,
+        no: i64,
+        profile: Option<RunProfile>,
+        states: Vec<(String, Option<Stored>)>,
+    ) {
+        let mut w = self.write();
+        let Some(h) = w.hosts.get_mut(&no) else {
+            return;
+        };
+        if let Some(p) = profile {
+            h.profile = Some(p);
+        }
+        for (control, s) in states {
+            match s {
+                Some(s) => {
+                    h.states.insert(control, s);
+                }
+                None => {
+                    h.states.remove(&control);
+                }
+            }
+        }
+    }
+
+    /// The fleet table at `now` (Unix seconds), or `None` without an SoA.
+    pub fn fleet(&self, filter: &Filter, now: i64) -> Option<Fleet> {
+        let r = self.read();
+        let policy = r.policy.clone()?;
+        let mut per_control: BTreeMap<&str, Counts> = BTreeMap::new();
+        let mut totals = zero_counts();
+        let mut hosts = 0u64;
+        for h in r.hosts.values() {
+            if !host_matches(h, filter) {
+                continue;
+            }
+            hosts += 1;
+            for c in &policy.soa.controls {
+                if filter.control.as_deref().is_some_and(|x| x != c.id) {
+                    continue;
+                }
+                let Some(state) = state_of(&policy, h, &c.id, now) else {
+                    continue;
+                };
+                if filter.state.is_some_and(|s| s != state) {
+                    continue;
+                }
+                *per_control
+                    .entry(&c.id)
+                    .or_insert_with(zero_counts)
+                    .entry(state)
+                    .or_default() += 1;
+                *totals.entry(state).or_default() += 1;
+            }
+        }
+        let controls = policy
+            .soa
+            .controls
+            .iter()
+            .filter_map(|c| {
+                per_control
+                    .remove(c.id.as_str())
+                    .map(|counts| ControlCounts {
+                        control: c.id.clone(),
+                        title: policy.title(&c.id),
+                        counts,
+                    })
+            })
+            .collect();
+        Some(Fleet {
+            soa_version: policy.version,
+            edition: policy.soa.edition.to_string(),
+            hosts,
+            totals,
+            controls,
+        })
+    }
+
+    /// Every matching (host, control) cell with its detail, host by host
+    /// in enrollment order, controls in SoA order.
+    pub fn cells(&self, filter: &Filter, now: i64) -> Option<(Arc<Policy>, Vec<Cell>)> {
+        let r = self.read();
+        let policy = r.policy.clone()?;
+        let mut out = Vec::new();
+        for h in r.hosts.values() {
+            if !host_matches(h, filter) {
+                continue;
+            }
+            for c in &policy.soa.controls {
+                if filter.control.as_deref().is_some_and(|x| x != c.id) {
+                    continue;
+                }
+                let Some(cell) = cell_of(&policy, h, &c.id, now) else {
+                    continue;
+                };
+                if filter.state.is_some_and(|s| s != cell.state) {
+                    continue;
+                }
+                out.push(cell);
+            }
+        }
+        Some((policy, out))
+    }
+}
+
+fn host_matches(h: &HostEntry, f: &Filter) -> bool {
+    f.host
+        .as_deref()
+        .is_none_or(|x| h.id == x || h.hostname == x)
+        && f.labels.matches(&h.labels)
+}
+
+/// The state only (the fleet table's hot path: no detail cloned).
+fn state_of(policy: &Policy, h: &HostEntry, control: &str, now: i64) -> Option<State> {
+    let c = policy.soa.control(control)?;
+    if !c.applicable {
+        return Some(State::Excluded);
+    }
+    if !c.scope.matches(&h.labels) {
+        return None;
+    }
+    if policy
+        .coverage
+        .get(control)
+        .is_none_or(|cov| cov.is_manual())
+    {
+        return Some(State::Manual);
+    }
+    let Some(profile) = &h.profile else {
+        return Some(State::NoEvidence);
+    };
+    let Some(stored) = h.states.get(control) else {
+        return Some(State::NoEvidence);
+    };
+    let window = policy.freshness(control, Some(profile));
+    if stored.state != State::Stale && now.saturating_sub(profile.evidence_at) > window as i64 {
+        return Some(State::Stale);
+    }
+    Some(stored.state)
+}
+
+fn cell_of(policy: &Policy, h: &HostEntry, control: &str, now: i64) -> Option<Cell> {
+    let c = policy.soa.control(control)?;
+    let cell = |ev: Evaluation, since: Option<String>, seq: Option<u64>| Cell {
+        host: h.id.clone(),
+        hostname: h.hostname.clone(),
+        control: control.to_string(),
+        title: policy.title(control),
+        state: ev.state,
+        detail: ev.detail,
+        since,
+        since_sequence: seq,
+        checks: policy
+            .coverage
+            .get(control)
+            .map(|cov| cov.checks.clone())
+            .unwrap_or_default(),
+    };
+    if !c.applicable {
+        return Some(cell(
+            Evaluation {
+                state: State::Excluded,
+                detail: Detail {
+                    reason: Some(c.justification.clone()),
+                    ..Detail::default()
+                },
+            },
+            None,
+            None,
+        ));
+    }
+    if !c.scope.matches(&h.labels) {
+        return None;
+    }
+    if policy
+        .coverage
+        .get(control)
+        .is_none_or(|cov| cov.is_manual())
+    {
+        return Some(cell(
+            Evaluation {
+                state: State::Manual,
+                detail: Detail {
+                    reason: Some(
+                        "no automated check gives evidence for this control; it needs evidence the agents cannot collect".into(),
+                    ),
+                    ..Detail::default()
+                },
+            },
+            None,
+            None,
+        ));
+    }
+    let (Some(profile), Some(stored)) = (&h.profile, h.states.get(control)) else {
+        return Some(cell(
+            Evaluation {
+                state: State::NoEvidence,
+                detail: Detail {
+                    reason: Some("the host has sent no evidence yet".into()),
+                    ..Detail::default()
+                },
+            },
+            None,
+            None,
+        ));
+    };
+    let ev = overlay_age(policy, control, stored.state, profile, now).unwrap_or(Evaluation {
+        state: stored.state,
+        detail: stored.detail.clone(),
+    });
+    Some(cell(ev, Some(stored.since.clone()), stored.since_sequence))
+}
