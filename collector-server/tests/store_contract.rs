@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use annexa_collector::store::sqlite::SqliteStore;
 use annexa_collector::store::{
-    Accepted, Enrolled, LatestChange, NewAgent, Role, Store, StoreError,
+    Accepted, ConformityChange, CurrentState, Enrolled, LatestChange, NewAgent, NewSoa, Role,
+    StateEvent, Store, StoreError, TimelineQuery,
 };
 
 const NOW: &str = "2026-11-23T10:00:00Z";
@@ -43,7 +44,157 @@ fn accepted(agent_no: i64, seq: u64, changes: &[(&str, &str)]) -> Accepted {
                 observed: Some(format!("{c}={s}")),
             })
             .collect(),
+        profile: None,
+        conformity: Vec::new(),
     }
+}
+
+fn change(
+    agent_no: i64,
+    control: &str,
+    state: &str,
+    previous: Option<&str>,
+    seq: Option<u64>,
+    at: &str,
+) -> ConformityChange {
+    ConformityChange {
+        agent_no,
+        control_id: control.into(),
+        soa_version: 1,
+        current: Some(CurrentState {
+            state: state.into(),
+            detail: r#"{"failing":[{"check":"ssh.x","observed":"yes"}]}"#.into(),
+            since: at.into(),
+            since_sequence: seq,
+        }),
+        event: Some(StateEvent {
+            state: state.into(),
+            previous: previous.map(str::to_string),
+            at: at.into(),
+            cause: if seq.is_some() { "envelope" } else { "soa" }.into(),
+            sequence: seq,
+            detail: "{}".into(),
+        }),
+    }
+}
+
+async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
+    assert!(store.soa_versions().await.unwrap().is_empty());
+    let new = |src: &str| NewSoa {
+        edition: "2013".into(),
+        format: "toml".into(),
+        source: src.into(),
+        sha256: "00".repeat(32),
+        imported_by: "alice".into(),
+        imported_at: NOW.into(),
+        comment: Some("first".into()),
+    };
+    let v1 = store.import_soa(new("one")).await.unwrap();
+    let v2 = store.import_soa(new("two")).await.unwrap();
+    assert_eq!((v1.version, v2.version), (1, 2));
+    assert_eq!(store.soa(2).await.unwrap().unwrap().1, "two");
+    assert_eq!(store.soa_versions().await.unwrap()[0].imported_by, "alice");
+    assert!(store.soa(3).await.unwrap().is_none());
+
+    token(store, "tc", NOW_UNIX + 60).await;
+    let a = store
+        .enroll("tc", NOW_UNIX, new_agent("ag-c", "kc"))
+        .await
+        .unwrap()
+        .agent()
+        .clone();
+    // Conformity changes commit with the envelope that caused them.
+    let mut env = accepted(a.no, 1, &[("ssh.x", "fail")]);
+    env.profile = Some(r#"{"evidence_at":1,"params":{}}"#.into());
+    env.conformity = vec![change(
+        a.no,
+        "A.9.4.2",
+        "nonconformant",
+        None,
+        Some(1),
+        "2026-11-23T10:00:00Z",
+    )];
+    store.append(&[env]).await.unwrap();
+    assert_eq!(
+        store
+            .agent("ag-c")
+            .await
+            .unwrap()
+            .unwrap()
+            .run_profile
+            .as_deref(),
+        Some(r#"{"evidence_at":1,"params":{}}"#)
+    );
+    store
+        .record_conformity(&[change(
+            a.no,
+            "A.9.4.2",
+            "conformant",
+            Some("nonconformant"),
+            None,
+            "2026-11-23T11:00:00Z",
+        )])
+        .await
+        .unwrap();
+    let states = store.conformity_states().await.unwrap();
+    let mine: Vec<_> = states.iter().filter(|s| s.agent_no == a.no).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].current.state, "conformant");
+    let q = TimelineQuery {
+        agent_no: Some(a.no),
+        control: Some("A.9.4.2".into()),
+        limit: 10,
+        ..TimelineQuery::default()
+    };
+    let t = store.timeline(&q).await.unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(
+        (t[0].state.as_str(), t[0].sequence, t[0].host.as_str()),
+        ("nonconformant", Some(1), "ag-c")
+    );
+    assert_eq!(t[1].previous.as_deref(), Some("nonconformant"));
+    let since = TimelineQuery {
+        since: Some("2026-11-23T10:30:00Z".into()),
+        ..q.clone()
+    };
+    assert_eq!(store.timeline(&since).await.unwrap().len(), 1);
+    let failing = TimelineQuery {
+        state: Some("nonconformant".into()),
+        ..q.clone()
+    };
+    assert_eq!(
+        store.timeline(&failing).await.unwrap()[0].at,
+        "2026-11-23T10:00:00Z"
+    );
+    let paged = TimelineQuery {
+        after_id: t[0].id,
+        ..q
+    };
+    assert_eq!(store.timeline(&paged).await.unwrap().len(), 1);
+    // Removing a current row keeps its history.
+    let mut gone = change(
+        a.no,
+        "A.9.4.2",
+        "excluded",
+        Some("conformant"),
+        None,
+        "2026-11-23T12:00:00Z",
+    );
+    gone.current = None;
+    store.record_conformity(&[gone]).await.unwrap();
+    assert!(
+        store
+            .conformity_states()
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.agent_no != a.no)
+    );
+    let all = store.all_latest().await.unwrap();
+    assert!(
+        all.iter()
+            .any(|(no, r)| *no == a.no && r.check_id == "ssh.x" && r.status == "fail")
+    );
 }
 
 async fn token(store: &dyn Store, hash: &str, expires: i64) {
@@ -266,7 +417,8 @@ async fn run_contract(store: &dyn Store) {
     append_moves_the_chain_and_keeps_bytes(store).await;
     a_batch_with_a_stale_chain_head_stores_nothing(store).await;
     api_tokens_by_hash_with_roles_and_revocation(store).await;
-    assert_eq!(store.agents().await.unwrap().len(), 4);
+    soa_versions_and_conformity_with_their_timeline(store).await;
+    assert_eq!(store.agents().await.unwrap().len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
