@@ -32,6 +32,10 @@ pub const NO_CHECKS: &str = "none";
 
 /// Parses an SoA from CSV. `file` names it in problems.
 pub fn parse_csv(file: &str, text: &str) -> Result<Soa, SoaErrors> {
+    super::complete(parse_csv_partial(file, text)?)
+}
+
+pub(crate) fn parse_csv_partial(file: &str, text: &str) -> Result<super::Partial, SoaErrors> {
     let problem = |line: Option<usize>, field: Option<String>, message: String| SoaProblem {
         file: file.to_string(),
         line,
@@ -188,8 +192,11 @@ pub fn parse_csv(file: &str, text: &str) -> Result<Soa, SoaErrors> {
         controls,
     );
     match built {
-        Ok(soa) if problems.is_empty() => Ok(soa),
-        Ok(_) => Err(SoaErrors(problems)),
+        Ok((soa, more)) => {
+            problems.extend(more);
+            problems.sort_by_key(|p| p.line);
+            Ok((soa, problems))
+        }
         Err(SoaErrors(more)) => {
             problems.extend(more);
             problems.sort_by_key(|p| p.line);

@@ -283,6 +283,23 @@ pub(crate) struct RawHeader {
 /// control once, known ids, justifications). `file` names it in problems.
 /// Checks and parameters are checked by [`lint`], which needs the packs.
 pub fn parse_toml(file: &str, text: &str) -> Result<Soa, SoaErrors> {
+    complete(parse_toml_partial(file, text)?)
+}
+
+/// An SoA with problems that do not stop it being read (an unknown control,
+/// a missing justification) alongside those problems.
+pub(crate) type Partial = (Soa, Vec<SoaProblem>);
+
+pub(crate) fn complete(partial: Partial) -> Result<Soa, SoaErrors> {
+    let (soa, problems) = partial;
+    if problems.is_empty() {
+        Ok(soa)
+    } else {
+        Err(SoaErrors(problems))
+    }
+}
+
+pub(crate) fn parse_toml_partial(file: &str, text: &str) -> Result<Partial, SoaErrors> {
     let parsed: SoaFile = toml::from_str(text).map_err(|e| {
         SoaErrors(vec![SoaProblem {
             file: file.to_string(),
@@ -360,7 +377,7 @@ pub(crate) fn build(
     file: &str,
     header: RawHeader,
     controls: Vec<RawControl>,
-) -> Result<Soa, SoaErrors> {
+) -> Result<Partial, SoaErrors> {
     let mut problems = Vec::new();
     let problem = |line: usize, field: &str, message: String| SoaProblem {
         file: file.to_string(),
@@ -524,17 +541,16 @@ pub(crate) fn build(
             ),
         });
     }
-    if problems.is_empty() {
-        Ok(Soa {
+    Ok((
+        Soa {
             edition,
             organisation: header.organisation.filter(|s| !s.trim().is_empty()),
             title: header.title.filter(|s| !s.trim().is_empty()),
             freshness_seconds: default_freshness,
             controls: out,
-        })
-    } else {
-        Err(SoaErrors(problems))
-    }
+        },
+        problems,
+    ))
 }
 
 /// Where a control's checks come from.
@@ -705,19 +721,15 @@ pub fn check_against(file: &str, soa: &Soa, packs: &PackSet) -> Vec<SoaProblem> 
 }
 
 /// Parses and checks an SoA completely (what `soa lint` and `soa import`
-/// run): TOML when the text starts like TOML, CSV otherwise is the
-/// caller's choice through `format`.
+/// run), reporting every problem of every kind at once.
 pub fn lint(file: &str, text: &str, format: Format, packs: &PackSet) -> Result<Soa, SoaErrors> {
-    let soa = match format {
-        Format::Toml => parse_toml(file, text)?,
-        Format::Csv => csv::parse_csv(file, text)?,
+    let (soa, mut problems) = match format {
+        Format::Toml => parse_toml_partial(file, text)?,
+        Format::Csv => csv::parse_csv_partial(file, text)?,
     };
-    let problems = check_against(file, &soa, packs);
-    if problems.is_empty() {
-        Ok(soa)
-    } else {
-        Err(SoaErrors(problems))
-    }
+    problems.extend(check_against(file, &soa, packs));
+    problems.sort_by_key(|p| p.line);
+    complete((soa, problems))
 }
 
 /// The source formats of an SoA.

@@ -14,13 +14,6 @@ fn policy(text: &str) -> Policy {
     Policy::new(7, parse_toml("soa.toml", text).unwrap(), &packs)
 }
 
-fn latest(pairs: &[(&str, &str, Option<&str>)]) -> Latest {
-    pairs
-        .iter()
-        .map(|(c, s, o)| (c.to_string(), (s.to_string(), o.map(str::to_string))))
-        .collect()
-}
-
 fn all_pass(p: &Policy, control: &str) -> Latest {
     p.coverage[control]
         .checks
@@ -79,7 +72,7 @@ fn states_from_evidence() {
 
 #[test]
 fn evidence_with_other_parameters_is_stale() {
-    // The 2013 example sets session_timeout_seconds = 600 on A.11.2.8; the
+    // The 2013 example sets session_timeout_seconds = 600 on A.9.4.2; the
     // session checks read it, so evidence evaluated with 900 does not count.
     let p = policy(E2013);
     assert_eq!(
