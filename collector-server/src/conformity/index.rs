@@ -240,7 +240,7 @@ impl Index {
                 if filter.control.as_deref().is_some_and(|x| x != c.id) {
                     continue;
                 }
-                let Some(state) = state_of(&policy, h, &c.id, now) else {
+                let Some(state) = state_of(&policy, h, c, now) else {
                     continue;
                 };
                 if filter.state.is_some_and(|s| s != state) {
@@ -311,9 +311,15 @@ fn host_matches(h: &HostEntry, f: &Filter) -> bool {
         && f.labels.matches(&h.labels)
 }
 
-/// The state only (the fleet table's hot path: no detail cloned).
-fn state_of(policy: &Policy, h: &HostEntry, control: &str, now: i64) -> Option<State> {
-    let c = policy.soa.control(control)?;
+/// The state only (the fleet table's hot path: no lookup by id, no detail
+/// cloned).
+fn state_of(
+    policy: &Policy,
+    h: &HostEntry,
+    c: &annexa_checks::soa::SoaControl,
+    now: i64,
+) -> Option<State> {
+    let control = c.id.as_str();
     if !c.applicable {
         return Some(State::Excluded);
     }
@@ -333,7 +339,7 @@ fn state_of(policy: &Policy, h: &HostEntry, control: &str, now: i64) -> Option<S
     let Some(stored) = h.states.get(control) else {
         return Some(State::NoEvidence);
     };
-    let window = policy.freshness(control, Some(profile));
+    let window = policy.freshness_of(Some(c), Some(profile));
     if stored.state != State::Stale && now.saturating_sub(profile.evidence_at) > window as i64 {
         return Some(State::Stale);
     }

@@ -200,8 +200,16 @@ impl Policy {
 
     /// The freshness window of a control for a host, in seconds.
     pub fn freshness(&self, control: &str, profile: Option<&RunProfile>) -> u64 {
-        self.soa
-            .control(control)
+        self.freshness_of(self.soa.control(control), profile)
+    }
+
+    /// [`Policy::freshness`] for a control already looked up.
+    pub fn freshness_of(
+        &self,
+        control: Option<&annexa_checks::soa::SoaControl>,
+        profile: Option<&RunProfile>,
+    ) -> u64 {
+        control
             .and_then(|c| c.freshness_seconds)
             .or(self.soa.freshness_seconds)
             .or_else(|| {
