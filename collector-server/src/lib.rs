@@ -86,6 +86,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The store it writes to.
     pub store: Arc<dyn Store>,
+    /// The fleet's conformity as the API answers it.
+    pub conformity: Arc<conformity::index::Index>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -130,6 +132,7 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         .reconcile()
         .await
         .context("evaluating conformity against the Statement of Applicability")?;
+    let index = conformity.index.clone();
     let state = api::AppState {
         store: store.clone(),
         writer,
@@ -153,6 +156,7 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
     Ok(Server {
         addr,
         store,
+        conformity: index,
         handle,
         task,
     })

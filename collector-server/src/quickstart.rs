@@ -14,6 +14,8 @@ use annexa_agent::{AgentConfig, CaPin, EnrollOptions, enroll, run_once};
 use crate::config::CollectorConfig;
 use crate::datadir::{self, DataDir};
 
+const EXAMPLE_SOA: &str = include_str!("../../examples/soa/iso27001-2022.toml");
+
 /// Runs the quickstart in `data` (created if missing). Prints as it goes.
 pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
     let dir = DataDir::new(data.join("collector"));
@@ -30,6 +32,24 @@ pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
         listen: "127.0.0.1:0".parse()?,
         ..CollectorConfig::default()
     };
+    // The example SoA of the 2022 edition, so that the evidence is read
+    // against controls (kept if the directory already has an SoA).
+    let store = crate::open_store(&config).await?;
+    if crate::soa::newest(store.as_ref()).await?.is_none() {
+        let packs = config.packs().map_err(anyhow::Error::msg)?;
+        crate::soa::import(
+            store.as_ref(),
+            &packs,
+            "examples/soa/iso27001-2022.toml",
+            EXAMPLE_SOA,
+            annexa_checks::soa::Format::Toml,
+            "quickstart",
+            Some("the example SoA shipped with annexa".into()),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    drop(store);
     let server = crate::start(&config).await?;
     let url = format!("https://127.0.0.1:{}", server.addr.port());
     println!("2. collector listening on {url} (HTTPS, embedded SQLite store)");
@@ -94,6 +114,50 @@ pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
     }
     if let Some(failing) = by_status.get("fail") {
         println!("  failing: {}", failing.join(", "));
+    }
+    let filter = crate::conformity::index::Filter {
+        host: Some(record.id.clone()),
+        ..Default::default()
+    };
+    if let Some((policy, cells)) = server.conformity.cells(&filter, crate::clock::now_unix()) {
+        println!(
+            "\nConformity with the example Statement of Applicability (version {}, ISO/IEC 27001:{}):",
+            policy.version, policy.soa.edition
+        );
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for c in &cells {
+            *counts.entry(c.state.as_str()).or_default() += 1;
+        }
+        for (state, n) in &counts {
+            println!("  {state:<15} {n:>3} controls");
+        }
+        for c in cells
+            .iter()
+            .filter(|c| c.state == crate::conformity::State::Nonconformant)
+        {
+            let checks: Vec<&str> = c.detail.failing.iter().map(|f| f.check.as_str()).collect();
+            println!(
+                "  nonconformant   {} {}: {}",
+                c.control,
+                c.title,
+                checks.join(", ")
+            );
+        }
+        for c in cells
+            .iter()
+            .filter(|c| c.state == crate::conformity::State::Stale)
+        {
+            println!(
+                "  stale           {} {}: {}",
+                c.control,
+                c.title,
+                c.detail.reason.as_deref().unwrap_or("")
+            );
+        }
+        println!(
+            "  (annexa-collector soa show --data {} lists the checks per control)",
+            dir.root.display()
+        );
     }
     server.shutdown(Duration::from_secs(5)).await;
     Ok(())
