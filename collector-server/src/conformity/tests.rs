@@ -288,3 +288,51 @@ fn the_index_counts_the_fleet_with_manual_excluded_and_stale() {
     assert_eq!(cells.len(), 2);
     assert!(cells[0].detail.reason.as_ref().unwrap().contains("No "));
 }
+
+#[test]
+fn the_sweep_records_evidence_going_stale_once() {
+    let p = policy(E2013);
+    let prof = profile(&p, NOW);
+    let labels: crate::store::Labels = [("env".to_string(), "prod".to_string())].into();
+    let l = all_pass(&p, "A.9.4.2");
+    let none = |_: &str| None;
+    let states: std::collections::HashMap<String, Stored> = changes_for_host(
+        &p,
+        1,
+        &labels,
+        &l,
+        &prof,
+        &none,
+        Cause::Envelope(1),
+        "t",
+        NOW,
+    )
+    .into_iter()
+    .filter_map(|(c, s, _)| s.map(|s| (c, s)))
+    .collect();
+    let mut host = HostEntry {
+        id: "ag-1".into(),
+        hostname: "h".into(),
+        labels,
+        profile: Some(prof),
+        states,
+    };
+    assert!(stale_changes(&p, 1, &host, "t1", NOW + 7200).is_empty());
+    let went = stale_changes(&p, 1, &host, "t2", NOW + 7201);
+    let (control, stored, change) = went.iter().find(|(c, _, _)| c == "A.9.4.2").unwrap();
+    assert_eq!(stored.as_ref().unwrap().state, State::Stale);
+    let ev = change.event.as_ref().unwrap();
+    assert_eq!(
+        (ev.cause.as_str(), ev.previous.as_deref()),
+        ("freshness", Some("conformant"))
+    );
+    // A.12.6.1 allows a day: not stale yet.
+    assert!(went.iter().all(|(c, _, _)| c != "A.12.6.1"));
+    host.states.insert(control.clone(), stored.clone().unwrap());
+    assert!(
+        stale_changes(&p, 1, &host, "t3", NOW + 9000)
+            .iter()
+            .all(|(c, _, _)| c != "A.9.4.2"),
+        "recorded once"
+    );
+}
