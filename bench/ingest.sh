@@ -11,7 +11,14 @@
 #
 #   bench/ingest.sh                        # 1000 agents x 9 envelopes (1 warm-up + 8 timed), 3 runs, RATE=3000
 #   AGENTS=200 PER_AGENT=20 RUNS=5 RATE=1500 bench/ingest.sh
+#   SOA=examples/soa/iso27001-2013.toml bench/ingest.sh   # with an SoA imported
+#
+# SOA (optional): an SoA file imported (`annexa-collector soa import`) into
+# each fresh data directory before the collector starts, so ingest also
+# evaluates conformity; compare with a run without it (the default).
 set -euo pipefail
+SOA=${SOA:-}
+if [ -n "$SOA" ]; then SOA=$(realpath "$SOA"); fi  # relative to the caller's directory
 cd "$(dirname "$0")/.."
 AGENTS=${AGENTS:-1000}
 PER_AGENT=${PER_AGENT:-9}
@@ -25,6 +32,9 @@ for run in $(seq "$RUNS"); do
   data="$work/data"
   target/release/annexa-collector init --data "$data" --name 127.0.0.1 >/dev/null
   admin=$(target/release/annexa-collector api-token create --data "$data" --name bench)
+  if [ -n "$SOA" ]; then
+    target/release/annexa-collector soa import --data "$data" --by bench "$SOA" >/dev/null
+  fi
   port=$((20000 + RANDOM % 20000))
   target/release/annexa-collector serve --data "$data" --listen "127.0.0.1:$port" 2>"$work/collector.log" &
   pid=$!

@@ -159,11 +159,16 @@ pub async fn control(
     let id = control_id(&pol, &id)?;
     p.control = Some(id.clone());
     let f = filter(&pol, p)?;
-    let (pol, hosts) = state
+    let (pol, mut hosts) = state
         .conformity
         .index
         .cells(&f, clock::now_unix())
         .ok_or_else(super::soa::no_soa)?;
+    // Said once at the top; 10,000 copies would only weigh.
+    for h in &mut hosts {
+        h.title.clear();
+        h.checks.clear();
+    }
     let c = pol
         .soa
         .control(&id)
@@ -215,33 +220,25 @@ pub async fn host(
     Query(mut p): Query<Params>,
 ) -> Result<Json<HostResponse>, Error> {
     let pol = policy(&state)?;
-    let agent = match state.store.agent(&id).await? {
-        Some(a) => a,
-        None => state
-            .store
-            .agents()
-            .await?
-            .into_iter()
-            .find(|a| a.hostname == id && a.revoked_at.is_none())
-            .ok_or_else(|| {
-                Error::new(
-                    StatusCode::NOT_FOUND,
-                    codes::NOT_FOUND,
-                    format!("no active host with agent id or host name `{id}`"),
-                )
-            })?,
-    };
-    let entry = state.conformity.index.host(agent.no).ok_or_else(|| {
-        Error::new(
-            StatusCode::NOT_FOUND,
-            codes::NOT_FOUND,
-            format!(
-                "agent {} is revoked; it is not part of the fleet's conformity",
-                agent.id
+    let index = &state.conformity.index;
+    let Some(entry) = index.find(&id).and_then(|no| index.host(no)) else {
+        return Err(match state.store.agent(&id).await? {
+            Some(a) if a.revoked_at.is_some() => Error::new(
+                StatusCode::NOT_FOUND,
+                codes::NOT_FOUND,
+                format!(
+                    "agent {} is revoked; it is not part of the fleet's conformity",
+                    a.id
+                ),
             ),
-        )
-    })?;
-    p.host = Some(agent.id.clone());
+            _ => Error::new(
+                StatusCode::NOT_FOUND,
+                codes::NOT_FOUND,
+                format!("no active host with agent id or host name `{id}`"),
+            ),
+        });
+    };
+    p.host = Some(entry.id.clone());
     let f = filter(&pol, p)?;
     let (pol, controls) = state
         .conformity
@@ -251,9 +248,9 @@ pub async fn host(
     Ok(Json(HostResponse {
         soa_version: pol.version,
         generated_at: clock::now_rfc3339(),
-        host: agent.id,
-        hostname: agent.hostname,
-        labels: agent.labels,
+        host: entry.id,
+        hostname: entry.hostname,
+        labels: entry.labels,
         evidence_at: entry.profile.map(|p| clock::rfc3339(p.evidence_at)),
         counts: count(&controls),
         controls,
@@ -293,22 +290,16 @@ pub async fn timeline(
 ) -> Result<Json<Vec<TimelineEntry>>, Error> {
     let agent_no = match &p.host {
         None => None,
-        Some(h) => Some(match state.store.agent(h).await? {
-            Some(a) => a.no,
-            None => state
-                .store
-                .agents()
-                .await?
-                .into_iter()
-                .find(|a| &a.hostname == h)
-                .map(|a| a.no)
-                .ok_or_else(|| {
-                    Error::new(
-                        StatusCode::NOT_FOUND,
-                        codes::NOT_FOUND,
-                        format!("no host with agent id or host name `{h}`"),
-                    )
-                })?,
+        Some(h) => Some(match state.conformity.index.find(h) {
+            Some(no) => no,
+            // Revoked hosts keep their history, by agent id.
+            None => state.store.agent(h).await?.map(|a| a.no).ok_or_else(|| {
+                Error::new(
+                    StatusCode::NOT_FOUND,
+                    codes::NOT_FOUND,
+                    format!("no host with agent id or host name `{h}`"),
+                )
+            })?,
         }),
     };
     let control = match (&p.control, state.conformity.index.policy()) {

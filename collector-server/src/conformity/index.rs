@@ -76,7 +76,8 @@ pub struct Cell {
     pub hostname: String,
     /// The control.
     pub control: String,
-    /// Its title.
+    /// Its title (left out where the answer names the control once).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub title: String,
     /// The state now.
     pub state: State,
@@ -88,7 +89,9 @@ pub struct Cell {
     /// The envelope that brought it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since_sequence: Option<u64>,
-    /// The checks that give evidence for the control.
+    /// The checks that give evidence for the control (left out where the
+    /// answer names them once).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<String>,
 }
 
@@ -119,10 +122,6 @@ pub struct Fleet {
     pub totals: Counts,
     /// Per control.
     pub controls: Vec<ControlCounts>,
-}
-
-fn zero_counts() -> Counts {
-    State::ALL.into_iter().map(|s| (s, 0)).collect()
 }
 
 impl Index {
@@ -225,56 +224,82 @@ impl Index {
     }
 
     /// The fleet table at `now` (Unix seconds), or `None` without an SoA.
+    /// The hot path of the API (hosts × controls cells): controls are
+    /// addressed by position, counts kept in arrays.
     pub fn fleet(&self, filter: &Filter, now: i64) -> Option<Fleet> {
         let r = self.read();
         let policy = r.policy.clone()?;
-        let mut per_control: BTreeMap<&str, Counts> = BTreeMap::new();
-        let mut totals = zero_counts();
+        let controls = &policy.soa.controls;
+        let automated: Vec<bool> = controls
+            .iter()
+            .map(|c| {
+                policy
+                    .coverage
+                    .get(&c.id)
+                    .is_some_and(|cov| !cov.is_manual())
+            })
+            .collect();
+        let wanted: Vec<bool> = controls
+            .iter()
+            .map(|c| filter.control.as_deref().is_none_or(|x| x == c.id))
+            .collect();
+        let mut counts = vec![[0u64; State::ALL.len()]; controls.len()];
+        let mut seen = vec![false; controls.len()];
         let mut hosts = 0u64;
         for h in r.hosts.values() {
             if !host_matches(h, filter) {
                 continue;
             }
             hosts += 1;
-            for c in &policy.soa.controls {
-                if filter.control.as_deref().is_some_and(|x| x != c.id) {
+            for (i, c) in controls.iter().enumerate() {
+                if !wanted[i] {
                     continue;
                 }
-                let Some(state) = state_of(&policy, h, c, now) else {
+                let Some(state) = state_of(&policy, h, c, automated[i], now) else {
                     continue;
                 };
                 if filter.state.is_some_and(|s| s != state) {
                     continue;
                 }
-                *per_control
-                    .entry(&c.id)
-                    .or_insert_with(zero_counts)
-                    .entry(state)
-                    .or_default() += 1;
-                *totals.entry(state).or_default() += 1;
+                counts[i][state as usize] += 1;
+                seen[i] = true;
             }
         }
-        let controls = policy
-            .soa
-            .controls
-            .iter()
-            .filter_map(|c| {
-                per_control
-                    .remove(c.id.as_str())
-                    .map(|counts| ControlCounts {
-                        control: c.id.clone(),
-                        title: policy.title(&c.id),
-                        counts,
-                    })
-            })
-            .collect();
+        let to_counts = |a: &[u64; 7]| -> Counts {
+            State::ALL.into_iter().map(|s| (s, a[s as usize])).collect()
+        };
+        let mut totals = [0u64; State::ALL.len()];
+        let mut rows = Vec::new();
+        for (i, c) in controls.iter().enumerate() {
+            if !seen[i] {
+                continue;
+            }
+            for (t, n) in totals.iter_mut().zip(counts[i]) {
+                *t += n;
+            }
+            rows.push(ControlCounts {
+                control: c.id.clone(),
+                title: policy.title(&c.id),
+                counts: to_counts(&counts[i]),
+            });
+        }
         Some(Fleet {
             soa_version: policy.version,
             edition: policy.soa.edition.to_string(),
             hosts,
-            totals,
-            controls,
+            totals: to_counts(&totals),
+            controls: rows,
         })
+    }
+
+    /// The agent number of an active host by agent id or host name.
+    pub fn find(&self, id_or_name: &str) -> Option<i64> {
+        let r = self.read();
+        r.hosts
+            .iter()
+            .find(|(_, h)| h.id == id_or_name)
+            .or_else(|| r.hosts.iter().find(|(_, h)| h.hostname == id_or_name))
+            .map(|(no, _)| *no)
     }
 
     /// Every matching (host, control) cell with its detail, host by host
@@ -317,20 +342,17 @@ fn state_of(
     policy: &Policy,
     h: &HostEntry,
     c: &annexa_checks::soa::SoaControl,
+    automated: bool,
     now: i64,
 ) -> Option<State> {
     let control = c.id.as_str();
     if !c.applicable {
         return Some(State::Excluded);
     }
-    if !c.scope.matches(&h.labels) {
+    if !c.scope.0.is_empty() && !c.scope.matches(&h.labels) {
         return None;
     }
-    if policy
-        .coverage
-        .get(control)
-        .is_none_or(|cov| cov.is_manual())
-    {
+    if !automated {
         return Some(State::Manual);
     }
     let Some(profile) = &h.profile else {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 /// The state of a (host, control).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum State {
     /// Every mapped check's latest result passes.
     Conformant,
