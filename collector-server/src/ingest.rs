@@ -279,7 +279,7 @@ type Reply = oneshot::Sender<Result<Committed, Rejection>>;
 
 enum Job {
     Envelope {
-        checked: Checked,
+        checked: Box<Checked>,
         reply: oneshot::Sender<Result<Committed, Rejection>>,
     },
     /// Re-evaluate every host against the newest SoA version.
@@ -332,7 +332,10 @@ impl Writer {
     pub async fn submit(&self, checked: Checked) -> Result<Committed, Rejection> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job::Envelope { checked, reply })
+            .send(Job::Envelope {
+                checked: Box::new(checked),
+                reply,
+            })
             .await
             .map_err(|_| {
                 Rejection::new(503, codes::UNAVAILABLE, "the collector is shutting down")
@@ -414,7 +417,7 @@ async fn run_writer(
         let mut reconcile = Vec::new();
         fn push(j: Job, jobs: &mut Vec<(Checked, Reply)>, reconcile: &mut Vec<ReconcileReply>) {
             match j {
-                Job::Envelope { checked, reply } => jobs.push((checked, reply)),
+                Job::Envelope { checked, reply } => jobs.push((*checked, reply)),
                 Job::Reconcile(reply) => reconcile.push(reply),
             }
         }

@@ -486,9 +486,11 @@ async fn main() -> anyhow::Result<()> {
     let data = tmp.path().join("data");
     let dir = DataDir::new(&data);
     datadir::init(&dir, &["127.0.0.1".to_string()], true)?;
-    let mut config = CollectorConfig::default();
-    config.data_dir = data.clone();
-    config.listen = "127.0.0.1:0".parse()?;
+    let config = CollectorConfig {
+        data_dir: data.clone(),
+        listen: "127.0.0.1:0".parse()?,
+        ..CollectorConfig::default()
+    };
 
     // Populate (not timed against the goal; printed).
     let populate = Instant::now();
