@@ -267,20 +267,8 @@ impl CollectorClient {
         token: &str,
     ) -> Result<(u16, Vec<u8>), SendError> {
         let url = self.url(path);
-        let network = |e: reqwest::Error| SendError::Network {
-            url: url.clone(),
-            detail: explain_tls(error_chain(&e), &self.pinned),
-        };
-        let resp = self
-            .http
-            .get(&url)
-            .bearer_auth(token)
-            .send()
+        self.exchange(&url, self.http.get(&url).bearer_auth(token))
             .await
-            .map_err(network)?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(network)?;
-        Ok((status, bytes.to_vec()))
     }
 
     /// POSTs JSON bytes; returns the status and body.
@@ -290,18 +278,24 @@ impl CollectorClient {
         body: Vec<u8>,
     ) -> Result<(u16, Vec<u8>), SendError> {
         let url = self.url(path);
-        let network = |e: reqwest::Error| SendError::Network {
-            url: url.clone(),
-            detail: explain_tls(error_chain(&e), &self.pinned),
-        };
-        let resp = self
+        let req = self
             .http
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(network)?;
+            .body(body);
+        self.exchange(&url, req).await
+    }
+
+    async fn exchange(
+        &self,
+        url: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>), SendError> {
+        let network = |e: reqwest::Error| SendError::Network {
+            url: url.to_string(),
+            detail: explain_tls(error_chain(&e), &self.pinned),
+        };
+        let resp = req.send().await.map_err(network)?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(network)?;
         Ok((status, bytes.to_vec()))

@@ -137,25 +137,6 @@ fn rss() -> String {
     format!("VmRSS {}, peak VmHWM {}", field("VmRSS:"), field("VmHWM:"))
 }
 
-fn client(ca_pem: &[u8]) -> anyhow::Result<reqwest::Client> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        roots.add(cert?)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .http1_only()
-        .timeout(Duration::from_secs(300))
-        .build()?)
-}
-
 /// Enrolls `n` hosts, each with its own enrollment token.
 async fn enroll_all(
     store: &Arc<dyn Store>,
@@ -574,7 +555,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let ca = std::fs::read(dir.ca_cert())?;
-    let http = client(&ca)?;
+    let http = annexa_bench::tls_client(&ca, 8, Duration::from_secs(300))?;
     let base = format!("https://{}", server.addr);
 
     // The fleet table.

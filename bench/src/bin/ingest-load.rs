@@ -61,26 +61,6 @@ struct Agent {
     envelopes: Vec<(Vec<u8>, String)>,
 }
 
-fn client(ca_pem: &[u8], agents: usize) -> anyhow::Result<reqwest::Client> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        roots.add(cert?)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .http1_only()
-        .pool_max_idle_per_host(agents)
-        .timeout(Duration::from_secs(60))
-        .build()?)
-}
-
 /// Submits one envelope; returns the status and the whole response body.
 async fn post_envelope(
     http: &reqwest::Client,
@@ -120,7 +100,7 @@ fn realistic_scan(results: usize) -> anyhow::Result<ScanReport> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let ca = std::fs::read(&args.ca).with_context(|| format!("{}", args.ca.display()))?;
-    let http = client(&ca, args.agents)?;
+    let http = annexa_bench::tls_client(&ca, args.agents, Duration::from_secs(60))?;
     let report = realistic_scan(args.results)?;
 
     // Enroll every agent (not timed).
