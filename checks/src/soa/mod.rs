@@ -31,8 +31,8 @@ pub enum Implementation {
     Partial,
     /// Decided, not yet in place.
     Planned,
-    /// Not in place.
-    NotImplemented,
+    /// Not in place, and no work begun.
+    NotStarted,
 }
 
 impl Implementation {
@@ -42,7 +42,7 @@ impl Implementation {
             Implementation::Implemented => "implemented",
             Implementation::Partial => "partial",
             Implementation::Planned => "planned",
-            Implementation::NotImplemented => "not_implemented",
+            Implementation::NotStarted => "not_started",
         }
     }
 
@@ -52,7 +52,7 @@ impl Implementation {
             "implemented" => Some(Implementation::Implemented),
             "partial" => Some(Implementation::Partial),
             "planned" => Some(Implementation::Planned),
-            "not_implemented" => Some(Implementation::NotImplemented),
+            "not_started" => Some(Implementation::NotStarted),
             _ => None,
         }
     }
@@ -441,7 +441,7 @@ pub(crate) fn build(
                         c.line,
                         &format!("{field}.status"),
                         format!(
-                            "`{s}` is not one of implemented, partial, planned, not_implemented"
+                            "`{s}` is not one of implemented, partial, planned, not_started"
                         ),
                     ));
                     None
@@ -475,7 +475,7 @@ pub(crate) fn build(
                 problems.push(problem(
                     c.line,
                     &format!("{field}.status"),
-                    "an applicable control needs its implementation status (implemented, partial, planned, not_implemented)".into(),
+                    "an applicable control needs its implementation status (implemented, partial, planned, not_started)".into(),
                 ));
             }
         } else {
