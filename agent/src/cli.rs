@@ -493,37 +493,42 @@ fn status_command(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let token = match &args.token_file {
-        Some(path) if path.as_os_str() == "-" => {
-            let mut t = String::new();
-            std::io::stdin()
-                .read_line(&mut t)
-                .context("reading the token from standard input")?;
-            t.trim().to_string()
-        }
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading the token from {}", path.display()))?
-            .trim()
-            .to_string(),
+        Some(path) => read_token(path)?,
         None => std::env::var("ANNEXA_TOKEN")
             .context("no API token: give --token-file FILE or set ANNEXA_TOKEN")?,
     };
-    let mut query: Vec<(&str, String)> = Vec::new();
-    let path = match (&args.control, &args.host) {
-        (Some(c), None) => format!("/v1/conformity/controls/{}", output::status::encode(c)),
-        (None, Some(h)) => format!("/v1/conformity/hosts/{}", output::status::encode(h)),
-        (Some(c), Some(h)) => {
-            query.push(("control", c.clone()));
-            format!("/v1/conformity/hosts/{}", output::status::encode(h))
+    // Segments and query values are the user's: let the URL type encode them.
+    let mut url = reqwest::Url::parse("https://collector/v1/conformity").context("base URL")?;
+    {
+        let mut segments = url
+            .path_segments_mut()
+            .map_err(|_| anyhow::anyhow!("base URL"))?;
+        match (&args.control, &args.host) {
+            (Some(c), None) => {
+                segments.extend(["controls", c]);
+            }
+            (_, Some(h)) => {
+                segments.extend(["hosts", h]);
+            }
+            (None, None) => {}
         }
-        (None, None) => "/v1/conformity".to_string(),
+    }
+    {
+        let mut query = url.query_pairs_mut();
+        if let (Some(c), Some(_)) = (&args.control, &args.host) {
+            query.append_pair("control", c);
+        }
+        if let Some(l) = &args.labels {
+            query.append_pair("labels", l);
+        }
+        if let Some(s) = &args.state {
+            query.append_pair("state", s);
+        }
+    }
+    let path = match url.query().filter(|q| !q.is_empty()) {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
     };
-    if let Some(l) = &args.labels {
-        query.push(("labels", l.clone()));
-    }
-    if let Some(s) = &args.state {
-        query.push(("state", s.clone()));
-    }
-    let path = output::status::with_query(&path, &query);
     let client = CollectorClient::new(&server, tls)?;
     let (status, body) = runtime()?.block_on(client.get_with_token(&path, &token))?;
     let value: serde_json::Value = serde_json::from_slice(&body).with_context(|| {
@@ -547,6 +552,21 @@ fn status_command(args: StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A token from a file, or from standard input for `-`.
+fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::stdin()
+            .read_line(&mut t)
+            .context("reading the token from standard input")?;
+        return Ok(t.trim().to_string());
+    }
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading the token from {}", path.display()))?
+        .trim()
+        .to_string())
 }
 
 fn enroll_command(args: EnrollArgs) -> anyhow::Result<ExitCode> {
@@ -581,17 +601,7 @@ fn enroll_command(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     labels.extend(args.labels);
     let token = match (&args.token, &args.token_file) {
         (Some(t), _) => t.clone(),
-        (None, Some(path)) if path.as_os_str() == "-" => {
-            let mut t = String::new();
-            std::io::stdin()
-                .read_line(&mut t)
-                .context("reading the token from standard input")?;
-            t.trim().to_string()
-        }
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading the token from {}", path.display()))?
-            .trim()
-            .to_string(),
+        (None, Some(path)) => read_token(path)?,
         (None, None) => anyhow::bail!("give --token or --token-file"),
     };
     let opts = EnrollOptions {

@@ -352,7 +352,7 @@ impl Writer {
 
 /// The writer's view of one agent's chain.
 #[derive(Debug)]
-pub(crate) struct Chain {
+struct Chain {
     next: u64,
     last: Option<String>,
     latest: HashMap<String, (String, Option<String>)>,
@@ -407,7 +407,7 @@ async fn run_writer(
                 None => break,
             },
             _ = sweep.tick() => {
-                if let Err(e) = housekeeping(store.as_ref(), &conf, &mut chains).await {
+                if let Err(e) = housekeeping(store.as_ref(), &conf).await {
                     tracing::error!(error = %e, "conformity housekeeping failed; retrying at the next tick");
                 }
                 continue;
@@ -443,7 +443,7 @@ async fn run_writer(
             process_batch(store.as_ref(), &metrics, &conf.index, &mut chains, jobs).await;
         }
         for reply in reconcile {
-            let r = reconcile_all(store.as_ref(), &conf, &mut chains).await;
+            let r = reconcile_all(store.as_ref(), &conf).await;
             let _ = reply.send(r);
         }
     }
@@ -453,11 +453,7 @@ async fn run_writer(
 /// latest results, re-evaluates it against the newest SoA version, records
 /// what changed and replaces the index. Runs on the writer's task, so no
 /// envelope is being processed meanwhile.
-pub(crate) async fn reconcile_all(
-    store: &dyn Store,
-    conf: &Conformity,
-    chains: &mut HashMap<i64, Chain>,
-) -> Result<Option<i64>, StoreError> {
+async fn reconcile_all(store: &dyn Store, conf: &Conformity) -> Result<Option<i64>, StoreError> {
     let policy = load_policy(store, &conf.packs).await?;
     let mut hosts = BTreeMap::new();
     for a in store.agents().await? {
@@ -528,8 +524,6 @@ pub(crate) async fn reconcile_all(
     }
     total += pending.len();
     store.record_conformity(&pending).await?;
-    // The chains' cached latest results stay valid: only conformity moved.
-    let _ = chains;
     tracing::info!(
         soa_version = policy.version,
         hosts = hosts.len(),
@@ -546,26 +540,14 @@ pub async fn load_policy(
     store: &dyn Store,
     packs: &PackSet,
 ) -> Result<Option<Arc<Policy>>, StoreError> {
-    let Some(newest) = store.soa_versions().await?.pop() else {
+    let Some(newest) = crate::soa::newest(store).await? else {
         return Ok(None);
     };
-    let Some((meta, source)) = store.soa(newest.version).await? else {
-        return Ok(None);
-    };
+    // It linted when imported; the packs may have changed since. An unknown
+    // check is then evidence that never arrives (no_evidence, the truth),
+    // so warn and go on.
+    let (meta, soa, _) = crate::soa::load(store, newest).await?;
     let name = format!("SoA version {}", meta.version);
-    let format = if meta.format == "csv" {
-        annexa_checks::soa::Format::Csv
-    } else {
-        annexa_checks::soa::Format::Toml
-    };
-    // It linted when imported; the packs may have changed since, so only
-    // the structure is required now (an unknown check is then evidence
-    // that never arrives: no_evidence, which is the truth).
-    let soa = match format {
-        annexa_checks::soa::Format::Toml => annexa_checks::soa::parse_toml(&name, &source),
-        annexa_checks::soa::Format::Csv => annexa_checks::soa::csv::parse_csv(&name, &source),
-    }
-    .map_err(|e| StoreError::Broken(e.to_string()))?;
     for p in annexa_checks::soa::check_against(&name, &soa, packs) {
         tracing::warn!(problem = %p, "the current SoA no longer lints against the loaded packs");
     }
@@ -587,14 +569,10 @@ fn host_entry(a: &AgentRecord) -> HostEntry {
 
 /// The periodic tick: an SoA version imported by another process, agents
 /// enrolled or revoked elsewhere, and states the passing of time made stale.
-async fn housekeeping(
-    store: &dyn Store,
-    conf: &Conformity,
-    chains: &mut HashMap<i64, Chain>,
-) -> Result<(), StoreError> {
+async fn housekeeping(store: &dyn Store, conf: &Conformity) -> Result<(), StoreError> {
     let newest = store.soa_versions().await?.last().map(|v| v.version);
     if newest != conf.index.policy().map(|p| p.version) {
-        reconcile_all(store, conf, chains).await?;
+        reconcile_all(store, conf).await?;
         return Ok(());
     }
     for a in store.agents().await? {

@@ -236,9 +236,7 @@ enum SoaCommand {
 fn soa_format(file: &std::path::Path, format: Option<&str>) -> anyhow::Result<Format> {
     match format {
         None => Ok(Format::from_path(&file.display().to_string())),
-        Some("toml") => Ok(Format::Toml),
-        Some("csv") => Ok(Format::Csv),
-        Some(other) => bail!("--format is `{other}`; expected toml or csv"),
+        Some(f) => f.parse().map_err(|m| anyhow::anyhow!("--{m}")),
     }
 }
 
@@ -347,7 +345,7 @@ async fn soa_command(command: SoaCommand) -> anyhow::Result<ExitCode> {
             let packs = cfg.packs().map_err(anyhow::Error::msg)?;
             let store = open_store(&cfg).await?;
             let v = newest_or(store.as_ref(), version).await?;
-            let (meta, soa) = annexa_collector::soa::load(store.as_ref(), v).await?;
+            let (meta, soa, _) = annexa_collector::soa::load(store.as_ref(), v).await?;
             let shown = annexa_collector::soa::show(meta, &soa, &packs);
             if json {
                 println!("{}", serde_json::to_string_pretty(&shown)?);
@@ -363,12 +361,9 @@ async fn soa_command(command: SoaCommand) -> anyhow::Result<ExitCode> {
             let cfg = at.load()?;
             let store = open_store(&cfg).await?;
             let v = newest_or(store.as_ref(), version).await?;
-            let (_, soa) = annexa_collector::soa::load(store.as_ref(), v).await?;
+            let (_, soa, source) = annexa_collector::soa::load(store.as_ref(), v).await?;
             match format.as_str() {
-                "source" => {
-                    let (_, source) = store.soa(v).await?.context("version vanished")?;
-                    print!("{source}");
-                }
+                "source" => print!("{source}"),
                 "toml" => print!("{}", soa.to_toml()),
                 "csv" => print!("{}", soa.to_csv()),
                 other => bail!("--format is `{other}`; expected source, toml or csv"),
@@ -377,8 +372,8 @@ async fn soa_command(command: SoaCommand) -> anyhow::Result<ExitCode> {
         SoaCommand::Diff { at, from, to, json } => {
             let cfg = at.load()?;
             let store = open_store(&cfg).await?;
-            let (_, a) = annexa_collector::soa::load(store.as_ref(), from).await?;
-            let (_, b) = annexa_collector::soa::load(store.as_ref(), to).await?;
+            let (_, a, _) = annexa_collector::soa::load(store.as_ref(), from).await?;
+            let (_, b, _) = annexa_collector::soa::load(store.as_ref(), to).await?;
             let d = annexa_checks::soa::diff::diff(&a, &b);
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);

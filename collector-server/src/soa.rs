@@ -44,8 +44,12 @@ pub async fn import(
     Ok((version, parsed))
 }
 
-/// A stored version parsed back (it linted when imported).
-pub async fn load(store: &dyn Store, version: i64) -> Result<(SoaVersion, Soa), StoreError> {
+/// A stored version: its record, the SoA parsed back (it linted when
+/// imported) and its source exactly as imported.
+pub async fn load(
+    store: &dyn Store,
+    version: i64,
+) -> Result<(SoaVersion, Soa, String), StoreError> {
     let (meta, source) = store
         .soa(version)
         .await?
@@ -56,7 +60,7 @@ pub async fn load(store: &dyn Store, version: i64) -> Result<(SoaVersion, Soa), 
         _ => soa::parse_toml(&name, &source),
     }
     .map_err(|e| StoreError::Broken(e.to_string()))?;
-    Ok((meta, parsed))
+    Ok((meta, parsed, source))
 }
 
 /// The newest version's number, if any.

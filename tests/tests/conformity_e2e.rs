@@ -269,7 +269,14 @@ fn evidence_becomes_conformity_against_the_soa_with_a_timeline() {
         args.extend_from_slice(extra);
         f.host.annexa(&args)
     };
-    let o = status(&["--control", "A.12.4.1"]);
+    let o = status(&["--control", "A.12.4.1", "--labels", "env=prod;role=db|web"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        stdout(&o).contains("conformant 0"),
+        "no host has a role label: {}",
+        show(&o)
+    );
+    let o = status(&["--control", "A.12.4.1", "--labels", "env=prod"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(stdout(&o).contains("conformant"), "{}", show(&o));
     let o = status(&[]);

@@ -16,31 +16,6 @@ const STATES: [(&str, &str); 7] = [
     ("excluded", "EXCL"),
 ];
 
-/// Percent-encodes a path segment.
-pub fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `path?k=v&…` with the values encoded.
-pub fn with_query(path: &str, query: &[(&str, String)]) -> String {
-    if query.is_empty() {
-        return path.to_string();
-    }
-    let q: Vec<String> = query
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect();
-    format!("{path}?{}", q.join("&"))
-}
-
 /// Whether the answer shows anything nonconformant.
 pub fn any_nonconformant(v: &Value) -> bool {
     let counted = |c: &Value| c["nonconformant"].as_u64().unwrap_or(0) > 0;
@@ -196,12 +171,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encodes_and_explains() {
-        assert_eq!(encode("A.12.4.1"), "A.12.4.1");
-        assert_eq!(
-            encode("env=prod;role=db|web"),
-            "env%3Dprod%3Brole%3Ddb%7Cweb"
-        );
+    fn explains_cells() {
         let d = serde_json::json!({"failing": [{"check": "ssh.x", "observed": "900"}], "missing": ["a", "b"]});
         assert_eq!(why(&d), "ssh.x failed (observed 900); no result: a, b");
         assert!(any_nonconformant(

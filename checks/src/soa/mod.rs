@@ -440,9 +440,7 @@ pub(crate) fn build(
                     problems.push(problem(
                         c.line,
                         &format!("{field}.status"),
-                        format!(
-                            "`{s}` is not one of implemented, partial, planned, not_started"
-                        ),
+                        format!("`{s}` is not one of implemented, partial, planned, not_started"),
                     ));
                     None
                 }
@@ -740,6 +738,18 @@ pub enum Format {
     Toml,
     /// One row per control, the same fields.
     Csv,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "toml" => Ok(Format::Toml),
+            "csv" => Ok(Format::Csv),
+            other => Err(format!("format is `{other}`; expected toml or csv")),
+        }
+    }
 }
 
 impl Format {

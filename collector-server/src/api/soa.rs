@@ -45,15 +45,9 @@ pub struct Invalid {
 }
 
 fn format_of(s: Option<&str>) -> Result<Format, Error> {
-    match s.unwrap_or("toml") {
-        "toml" => Ok(Format::Toml),
-        "csv" => Ok(Format::Csv),
-        other => Err(Error::new(
-            StatusCode::BAD_REQUEST,
-            codes::MALFORMED,
-            format!("format is `{other}`; expected toml or csv"),
-        )),
-    }
+    s.unwrap_or("toml")
+        .parse()
+        .map_err(|m: String| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, m))
 }
 
 /// `POST /v1/soa?format=&comment=` (admin): the body is the file. Answers
@@ -130,7 +124,7 @@ pub async fn show(
     Path(v): Path<String>,
 ) -> Result<Json<Shown>, Error> {
     let v = version_of(&state, &v).await?;
-    let (meta, soa) = crate::soa::load(state.store.as_ref(), v).await?;
+    let (meta, soa, _) = crate::soa::load(state.store.as_ref(), v).await?;
     Ok(Json(crate::soa::show(meta, &soa, &state.conformity.packs)))
 }
 
@@ -151,14 +145,9 @@ pub async fn export(
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, Error> {
     let v = version_of(&state, &v).await?;
-    let (meta, soa) = crate::soa::load(state.store.as_ref(), v).await?;
+    let (meta, soa, source) = crate::soa::load(state.store.as_ref(), v).await?;
     let (text, ctype) = match q.format.as_deref().unwrap_or("source") {
         "source" => {
-            let (_, source) = state
-                .store
-                .soa(v)
-                .await?
-                .ok_or_else(|| Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "gone"))?;
             let ctype = if meta.format == "csv" {
                 "text/csv; charset=utf-8"
             } else {
@@ -195,7 +184,7 @@ pub async fn diff(
     _r: Reader,
     Query(q): Query<DiffQuery>,
 ) -> Result<Json<SoaDiff>, Error> {
-    let (_, a) = crate::soa::load(state.store.as_ref(), q.from).await?;
-    let (_, b) = crate::soa::load(state.store.as_ref(), q.to).await?;
+    let (_, a, _) = crate::soa::load(state.store.as_ref(), q.from).await?;
+    let (_, b, _) = crate::soa::load(state.store.as_ref(), q.to).await?;
     Ok(Json(annexa_checks::soa::diff::diff(&a, &b)))
 }

@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use annexa_checks::soa::Scope;
+use annexa_checks::soa::{Scope, SoaControl};
 use serde::Serialize;
 
-use super::{Detail, Evaluation, Policy, RunProfile, State, overlay_age};
+use super::{Detail, Policy, RunProfile, State, overdue, overlay_age};
 use crate::store::{AgentRecord, Labels};
 
 /// A state as stored: with when it began and the envelope that caused it.
@@ -230,15 +230,6 @@ impl Index {
         let r = self.read();
         let policy = r.policy.clone()?;
         let controls = &policy.soa.controls;
-        let automated: Vec<bool> = controls
-            .iter()
-            .map(|c| {
-                policy
-                    .coverage
-                    .get(&c.id)
-                    .is_some_and(|cov| !cov.is_manual())
-            })
-            .collect();
         let wanted: Vec<bool> = controls
             .iter()
             .map(|c| filter.control.as_deref().is_none_or(|x| x == c.id))
@@ -255,7 +246,7 @@ impl Index {
                 if !wanted[i] {
                     continue;
                 }
-                let Some(state) = state_of(&policy, h, c, automated[i], now) else {
+                let Some(state) = state_of(&policy, h, c, policy.automated[i], now) else {
                     continue;
                 };
                 if filter.state.is_some_and(|s| s != state) {
@@ -312,11 +303,11 @@ impl Index {
             if !host_matches(h, filter) {
                 continue;
             }
-            for c in &policy.soa.controls {
+            for (c, &automated) in policy.soa.controls.iter().zip(&policy.automated) {
                 if filter.control.as_deref().is_some_and(|x| x != c.id) {
                     continue;
                 }
-                let Some(cell) = cell_of(&policy, h, &c.id, now) else {
+                let Some(cell) = cell_of(&policy, h, c, automated, now) else {
                     continue;
                 };
                 if filter.state.is_some_and(|s| s != cell.state) {
@@ -336,106 +327,75 @@ fn host_matches(h: &HostEntry, f: &Filter) -> bool {
         && f.labels.matches(&h.labels)
 }
 
-/// The state only (the fleet table's hot path: no lookup by id, no detail
-/// cloned).
+/// The state only (the fleet table's hot path: controls by position, no
+/// detail cloned).
 fn state_of(
     policy: &Policy,
     h: &HostEntry,
-    c: &annexa_checks::soa::SoaControl,
+    c: &SoaControl,
     automated: bool,
     now: i64,
 ) -> Option<State> {
-    let control = c.id.as_str();
     if !c.applicable {
         return Some(State::Excluded);
     }
-    if !c.scope.0.is_empty() && !c.scope.matches(&h.labels) {
+    if !c.scope.matches(&h.labels) {
         return None;
     }
     if !automated {
         return Some(State::Manual);
     }
-    let Some(profile) = &h.profile else {
+    let (Some(profile), Some(stored)) = (&h.profile, h.states.get(&c.id)) else {
         return Some(State::NoEvidence);
     };
-    let Some(stored) = h.states.get(control) else {
-        return Some(State::NoEvidence);
-    };
-    let window = policy.freshness_of(Some(c), Some(profile));
-    if stored.state != State::Stale && now.saturating_sub(profile.evidence_at) > window as i64 {
+    if overdue(policy, Some(c), stored.state, profile, now).is_some() {
         return Some(State::Stale);
     }
     Some(stored.state)
 }
 
-fn cell_of(policy: &Policy, h: &HostEntry, control: &str, now: i64) -> Option<Cell> {
-    let c = policy.soa.control(control)?;
-    let cell = |ev: Evaluation, since: Option<String>, seq: Option<u64>| Cell {
+/// The cell with its reasons: [`state_of`]'s state, explained.
+fn cell_of(
+    policy: &Policy,
+    h: &HostEntry,
+    c: &SoaControl,
+    automated: bool,
+    now: i64,
+) -> Option<Cell> {
+    let state = state_of(policy, h, c, automated, now)?;
+    let stored = h.states.get(&c.id).filter(|_| h.profile.is_some());
+    let because = |reason: String| Detail {
+        reason: Some(reason),
+        ..Detail::default()
+    };
+    let detail = match (state, stored) {
+        (State::Excluded, _) => because(c.justification.clone()),
+        (State::Manual, _) => because(
+            "no automated check gives evidence for this control; it needs evidence the agents cannot collect".into(),
+        ),
+        (_, None) => because("the host has sent no evidence yet".into()),
+        (_, Some(s)) if s.state != state => h
+            .profile
+            .as_ref()
+            .and_then(|p| overlay_age(policy, &c.id, s.state, p, now))
+            .map(|e| e.detail)
+            .unwrap_or_default(),
+        (_, Some(s)) => s.detail.clone(),
+    };
+    let stored = stored.filter(|_| automated);
+    Some(Cell {
         host: h.id.clone(),
         hostname: h.hostname.clone(),
-        control: control.to_string(),
-        title: policy.title(control),
-        state: ev.state,
-        detail: ev.detail,
-        since,
-        since_sequence: seq,
+        control: c.id.clone(),
+        title: policy.title(&c.id),
+        state,
+        detail,
+        since: stored.map(|s| s.since.clone()),
+        since_sequence: stored.and_then(|s| s.since_sequence),
         checks: policy
             .coverage
-            .get(control)
+            .get(&c.id)
             .map(|cov| cov.checks.clone())
             .unwrap_or_default(),
-    };
-    if !c.applicable {
-        return Some(cell(
-            Evaluation {
-                state: State::Excluded,
-                detail: Detail {
-                    reason: Some(c.justification.clone()),
-                    ..Detail::default()
-                },
-            },
-            None,
-            None,
-        ));
-    }
-    if !c.scope.matches(&h.labels) {
-        return None;
-    }
-    if policy
-        .coverage
-        .get(control)
-        .is_none_or(|cov| cov.is_manual())
-    {
-        return Some(cell(
-            Evaluation {
-                state: State::Manual,
-                detail: Detail {
-                    reason: Some(
-                        "no automated check gives evidence for this control; it needs evidence the agents cannot collect".into(),
-                    ),
-                    ..Detail::default()
-                },
-            },
-            None,
-            None,
-        ));
-    }
-    let (Some(profile), Some(stored)) = (&h.profile, h.states.get(control)) else {
-        return Some(cell(
-            Evaluation {
-                state: State::NoEvidence,
-                detail: Detail {
-                    reason: Some("the host has sent no evidence yet".into()),
-                    ..Detail::default()
-                },
-            },
-            None,
-            None,
-        ));
-    };
-    let ev = overlay_age(policy, control, stored.state, profile, now).unwrap_or(Evaluation {
-        state: stored.state,
-        detail: stored.detail.clone(),
-    });
-    Some(cell(ev, Some(stored.since.clone()), stored.since_sequence))
+    })
 }

@@ -156,8 +156,11 @@ pub struct Policy {
     pub version: i64,
     /// The SoA.
     pub soa: Soa,
-    /// Applicable controls with automated checks, in SoA order.
-    pub automated: Vec<String>,
+    /// For each control of the SoA, in its order: applicable with
+    /// automated checks.
+    pub automated: Vec<bool>,
+    /// Position of each control in the SoA.
+    position: HashMap<String, usize>,
     /// Which checks give evidence for each applicable control.
     pub coverage: BTreeMap<String, Coverage>,
     /// Parameter values the SoA sets.
@@ -173,8 +176,13 @@ impl Policy {
         let automated = soa
             .controls
             .iter()
-            .filter(|c| coverage.get(&c.id).is_some_and(|cov| !cov.is_manual()))
-            .map(|c| c.id.clone())
+            .map(|c| coverage.get(&c.id).is_some_and(|cov| !cov.is_manual()))
+            .collect();
+        let position = soa
+            .controls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
             .collect();
         let check_params = packs
             .checks()
@@ -194,14 +202,25 @@ impl Policy {
             params: soa.params(),
             soa,
             automated,
+            position,
             coverage,
             check_params,
         }
     }
 
+    /// A control's entry in the SoA, by id.
+    pub fn control(&self, id: &str) -> Option<&annexa_checks::soa::SoaControl> {
+        self.position.get(id).map(|&i| &self.soa.controls[i])
+    }
+
+    /// Whether a control is applicable with automated checks.
+    pub fn is_automated(&self, id: &str) -> bool {
+        self.position.get(id).is_some_and(|&i| self.automated[i])
+    }
+
     /// The freshness window of a control for a host, in seconds.
     pub fn freshness(&self, control: &str, profile: Option<&RunProfile>) -> u64 {
-        self.freshness_of(self.soa.control(control), profile)
+        self.freshness_of(self.control(control), profile)
     }
 
     /// [`Policy::freshness`] for a control already looked up.
@@ -304,21 +323,32 @@ pub fn overlay_age(
     profile: &RunProfile,
     now: i64,
 ) -> Option<Evaluation> {
+    let (age, window) = overdue(policy, policy.control(control), stored, profile, now)?;
+    Some(Evaluation::because(
+        State::Stale,
+        format!(
+            "the newest evidence is {} old; the SoA asks for evidence at most {} old",
+            human_age(age),
+            annexa_checks::soa::format_duration(window)
+        ),
+    ))
+}
+
+/// The evidence's age and the control's window when a state that is not
+/// already stale has outlived it.
+pub fn overdue(
+    policy: &Policy,
+    control: Option<&annexa_checks::soa::SoaControl>,
+    stored: State,
+    profile: &RunProfile,
+    now: i64,
+) -> Option<(u64, u64)> {
     if stored == State::Stale {
         return None;
     }
-    let window = policy.freshness(control, Some(profile));
-    let age = now.saturating_sub(profile.evidence_at);
-    (age > window as i64).then(|| {
-        Evaluation::because(
-            State::Stale,
-            format!(
-                "the newest evidence is {} old; the SoA asks for evidence at most {} old",
-                human_age(age.max(0) as u64),
-                annexa_checks::soa::format_duration(window)
-            ),
-        )
-    })
+    let window = policy.freshness_of(control, Some(profile));
+    let age = now.saturating_sub(profile.evidence_at).max(0) as u64;
+    (age > window).then_some((age, window))
 }
 
 /// Why a state changes.
@@ -357,6 +387,89 @@ pub type HostChange = (
     crate::store::ConformityChange,
 );
 
+/// A state change as recorded: the new stored state (`None`: no longer
+/// stored) and the row change for the store.
+fn record(
+    policy: &Policy,
+    agent_no: i64,
+    control: &str,
+    stored: Option<index::Stored>,
+    event: Option<crate::store::StateEvent>,
+) -> HostChange {
+    let current = stored.as_ref().map(|s| crate::store::CurrentState {
+        state: s.state.as_str().into(),
+        detail: detail_json(&s.detail),
+        since: s.since.clone(),
+        since_sequence: s.since_sequence,
+    });
+    (
+        control.to_string(),
+        stored,
+        crate::store::ConformityChange {
+            agent_no,
+            control_id: control.to_string(),
+            soa_version: policy.version,
+            current,
+            event,
+        },
+    )
+}
+
+fn detail_json(d: &Detail) -> String {
+    serde_json::to_string(d).unwrap_or_else(|_| "{}".into())
+}
+
+fn event(
+    state: State,
+    before: Option<&index::Stored>,
+    detail: &Detail,
+    cause: Cause,
+    at: &str,
+) -> crate::store::StateEvent {
+    crate::store::StateEvent {
+        state: state.as_str().into(),
+        previous: before.map(|b| b.state.as_str().to_string()),
+        at: at.into(),
+        cause: cause.name().into(),
+        sequence: cause.sequence(),
+        detail: detail_json(detail),
+    }
+}
+
+/// The change from `before` to `ev`, if there is one: a new state is a
+/// timeline event that starts now; the same state with other reasons only
+/// updates the reasons.
+fn transition(
+    policy: &Policy,
+    agent_no: i64,
+    control: &str,
+    before: Option<&index::Stored>,
+    ev: Evaluation,
+    cause: Cause,
+    at: &str,
+) -> Option<HostChange> {
+    let (since, since_sequence, event) = match before {
+        Some(b) if b.state == ev.state => {
+            if b.detail == ev.detail {
+                return None;
+            }
+            (b.since.clone(), b.since_sequence, None)
+        }
+        _ => (
+            at.to_string(),
+            cause.sequence(),
+            Some(event(ev.state, before, &ev.detail, cause, at)),
+        ),
+    };
+    let stored = index::Stored {
+        state: ev.state,
+        detail: ev.detail,
+        since,
+        since_sequence,
+    };
+    Some(record(policy, agent_no, control, Some(stored), event))
+}
+
 /// What a host's evidence (`latest`, `profile`) now gives each control of
 /// `policy`, compared with what is stored (`prev`): the changes to record.
 /// `at` is when (RFC 3339), `now` the same in Unix seconds.
@@ -372,16 +485,11 @@ pub fn changes_for_host(
     at: &str,
     now: i64,
 ) -> Vec<HostChange> {
-    use crate::store::{ConformityChange, CurrentState, StateEvent};
     let mut out = Vec::new();
-    for c in &policy.soa.controls {
+    for (c, &automated) in policy.soa.controls.iter().zip(&policy.automated) {
         let before = prev(&c.id);
-        let automated = policy
-            .coverage
-            .get(&c.id)
-            .is_some_and(|cov| !cov.is_manual());
-        if !(c.applicable && automated && c.scope.matches(labels)) {
-            if let Some(b) = before {
+        if !(automated && c.scope.matches(labels)) {
+            if let Some(b) = &before {
                 // No longer decided by evidence: say what decides it now
                 // (nothing, for a host that left the control's scope).
                 let now_state = if !c.applicable {
@@ -391,24 +499,8 @@ pub fn changes_for_host(
                 } else {
                     None
                 };
-                out.push((
-                    c.id.clone(),
-                    None,
-                    ConformityChange {
-                        agent_no,
-                        control_id: c.id.clone(),
-                        soa_version: policy.version,
-                        current: None,
-                        event: now_state.map(|s| StateEvent {
-                            state: s.as_str().into(),
-                            previous: Some(b.state.as_str().into()),
-                            at: at.into(),
-                            cause: cause.name().into(),
-                            sequence: cause.sequence(),
-                            detail: "{}".into(),
-                        }),
-                    },
-                ));
+                let ev = now_state.map(|s| event(s, Some(b), &Detail::default(), cause, at));
+                out.push(record(policy, agent_no, &c.id, None, ev));
             }
             continue;
         }
@@ -416,47 +508,14 @@ pub fn changes_for_host(
         if let Some(aged) = overlay_age(policy, &c.id, ev.state, profile, now) {
             ev = aged;
         }
-        let (since, since_sequence, event) = match &before {
-            Some(b) if b.state == ev.state => {
-                if b.detail == ev.detail {
-                    continue;
-                }
-                (b.since.clone(), b.since_sequence, None)
-            }
-            _ => (
-                at.to_string(),
-                cause.sequence(),
-                Some(StateEvent {
-                    state: ev.state.as_str().into(),
-                    previous: before.as_ref().map(|b| b.state.as_str().to_string()),
-                    at: at.into(),
-                    cause: cause.name().into(),
-                    sequence: cause.sequence(),
-                    detail: serde_json::to_string(&ev.detail).unwrap_or_else(|_| "{}".into()),
-                }),
-            ),
-        };
-        let detail = serde_json::to_string(&ev.detail).unwrap_or_else(|_| "{}".into());
-        out.push((
-            c.id.clone(),
-            Some(index::Stored {
-                state: ev.state,
-                detail: ev.detail,
-                since: since.clone(),
-                since_sequence,
-            }),
-            ConformityChange {
-                agent_no,
-                control_id: c.id.clone(),
-                soa_version: policy.version,
-                current: Some(CurrentState {
-                    state: ev.state.as_str().into(),
-                    detail,
-                    since,
-                    since_sequence,
-                }),
-                event,
-            },
+        out.extend(transition(
+            policy,
+            agent_no,
+            &c.id,
+            before.as_ref(),
+            ev,
+            cause,
+            at,
         ));
     }
     out
@@ -470,46 +529,24 @@ pub fn stale_changes(
     at: &str,
     now: i64,
 ) -> Vec<HostChange> {
-    use crate::store::{ConformityChange, CurrentState, StateEvent};
     let Some(profile) = &host.profile else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for (control, stored) in &host.states {
-        let Some(ev) = overlay_age(policy, control, stored.state, profile, now) else {
-            continue;
-        };
-        let detail = serde_json::to_string(&ev.detail).unwrap_or_else(|_| "{}".into());
-        out.push((
-            control.clone(),
-            Some(index::Stored {
-                state: ev.state,
-                detail: ev.detail,
-                since: at.to_string(),
-                since_sequence: None,
-            }),
-            ConformityChange {
+    host.states
+        .iter()
+        .filter_map(|(control, stored)| {
+            let ev = overlay_age(policy, control, stored.state, profile, now)?;
+            transition(
+                policy,
                 agent_no,
-                control_id: control.clone(),
-                soa_version: policy.version,
-                current: Some(CurrentState {
-                    state: ev.state.as_str().into(),
-                    detail: detail.clone(),
-                    since: at.into(),
-                    since_sequence: None,
-                }),
-                event: Some(StateEvent {
-                    state: ev.state.as_str().into(),
-                    previous: Some(stored.state.as_str().into()),
-                    at: at.into(),
-                    cause: Cause::Freshness.name().into(),
-                    sequence: None,
-                    detail,
-                }),
-            },
-        ));
-    }
-    out
+                control,
+                Some(stored),
+                ev,
+                Cause::Freshness,
+                at,
+            )
+        })
+        .collect()
 }
 
 fn human_age(secs: u64) -> String {

@@ -32,6 +32,15 @@ fn profile(p: &Policy, at: i64) -> RunProfile {
 
 const NOW: i64 = 1_800_000_000;
 
+fn automated_ids(p: &Policy) -> Vec<String> {
+    p.soa
+        .controls
+        .iter()
+        .filter(|c| p.is_automated(&c.id))
+        .map(|c| c.id.clone())
+        .collect()
+}
+
 #[test]
 fn states_from_evidence() {
     let p = policy(E2013);
@@ -205,8 +214,7 @@ fn the_index_counts_the_fleet_with_manual_excluded_and_stale() {
     let labels: crate::store::Labels = [("env".to_string(), "prod".to_string())].into();
     for (no, at) in [(1, NOW), (2, NOW - 3 * 3600)] {
         let prof = profile(&p, at);
-        let l = p
-            .automated
+        let l = automated_ids(&p)
             .iter()
             .flat_map(|c| p.coverage[c].checks.clone())
             .map(|c| (c, ("pass".to_string(), None)))
@@ -241,7 +249,7 @@ fn the_index_counts_the_fleet_with_manual_excluded_and_stale() {
     let fleet = idx.fleet(&Filter::default(), NOW).unwrap();
     assert_eq!(fleet.soa_version, 7);
     assert_eq!(fleet.hosts, 3);
-    let n_auto = p.automated.len() as u64;
+    let n_auto = automated_ids(&p).len() as u64;
     // Host 1 everywhere, host 2 where a day is fresh enough (A.12.6.1).
     assert_eq!(fleet.totals[&State::Conformant], n_auto + 1);
     assert_eq!(
