@@ -575,13 +575,7 @@ async fn housekeeping(store: &dyn Store, conf: &Conformity) -> Result<(), StoreE
         reconcile_all(store, conf).await?;
         return Ok(());
     }
-    for a in store.agents().await? {
-        if a.revoked_at.is_some() {
-            conf.index.remove_host(a.no);
-        } else {
-            conf.index.upsert_host(&a);
-        }
-    }
+    conf.index.sync_hosts(&store.agents().await?);
     let Some(policy) = conf.index.policy() else {
         return Ok(());
     };

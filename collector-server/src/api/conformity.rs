@@ -170,7 +170,6 @@ pub async fn control(
         h.checks.clear();
     }
     let c = pol
-        .soa
         .control(&id)
         .ok_or_else(|| Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, id.clone()))?;
     Ok(Json(ControlResponse {

@@ -148,20 +148,16 @@ impl Index {
     /// Adds or refreshes a host's identity (enrollment, label changes);
     /// drops revoked hosts.
     pub fn upsert_host(&self, agent: &AgentRecord) {
+        self.sync_hosts(std::slice::from_ref(agent));
+    }
+
+    /// [`Index::upsert_host`] for many agents under one lock (agents
+    /// enrolled or revoked by another process).
+    pub fn sync_hosts(&self, agents: &[AgentRecord]) {
         let mut w = self.write();
-        if agent.revoked_at.is_some() {
-            w.hosts.remove(&agent.no);
-            return;
+        for agent in agents {
+            upsert(&mut w.hosts, agent);
         }
-        let e = w.hosts.entry(agent.no).or_insert_with(|| HostEntry {
-            id: agent.id.clone(),
-            hostname: agent.hostname.clone(),
-            labels: agent.labels.clone(),
-            profile: None,
-            states: HashMap::new(),
-        });
-        e.hostname = agent.hostname.clone();
-        e.labels = agent.labels.clone();
     }
 
     /// Removes a host (revocation).
@@ -318,6 +314,22 @@ impl Index {
         }
         Some((policy, out))
     }
+}
+
+fn upsert(hosts: &mut BTreeMap<i64, HostEntry>, agent: &AgentRecord) {
+    if agent.revoked_at.is_some() {
+        hosts.remove(&agent.no);
+        return;
+    }
+    let e = hosts.entry(agent.no).or_insert_with(|| HostEntry {
+        id: agent.id.clone(),
+        hostname: agent.hostname.clone(),
+        labels: agent.labels.clone(),
+        profile: None,
+        states: HashMap::new(),
+    });
+    e.hostname = agent.hostname.clone();
+    e.labels = agent.labels.clone();
 }
 
 fn host_matches(h: &HostEntry, f: &Filter) -> bool {
