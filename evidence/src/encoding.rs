@@ -29,6 +29,12 @@ pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
         .or_else(|| URL_SAFE_LENIENT.decode(text).ok())
 }
 
+/// Decodes standard base64 with canonical padding only (signed notes and
+/// checkpoints: one encoding per value).
+pub fn b64_decode_strict(text: &str) -> Option<Vec<u8>> {
+    general_purpose::STANDARD.decode(text).ok()
+}
+
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     annexa_checks::host::hex(bytes)

@@ -10,6 +10,10 @@
 //! - [`statement`]: the in-toto Statement v1 an agent signs for each scan
 //!   run, and its annexa predicate.
 //! - [`receipt`]: the collector's signed acknowledgement of an envelope.
+//! - [`merkle`]: RFC 6962 / 9162 Merkle trees, inclusion and consistency
+//!   proofs; [`note`]: C2SP signed notes and tlog checkpoints.
+//! - [`log`]: the evidence log's leaf entry and export bundle;
+//!   [`audit`]: verification of a whole log from its bundle.
 //!
 //! The format is documented in docs/evidence-format.md precisely enough to
 //! verify an envelope without this code.
@@ -17,9 +21,13 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
 pub mod dsse;
 pub mod encoding;
 pub mod keys;
+pub mod log;
+pub mod merkle;
+pub mod note;
 pub mod receipt;
 pub mod statement;
 

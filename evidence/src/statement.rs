@@ -179,8 +179,27 @@ pub struct ScanPredicate {
     /// schedule (the collector's default freshness window is twice this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_seconds: Option<u64>,
+    /// A collector checkpoint this agent found inconsistent with one it
+    /// saw before, reported once in the next envelope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_alert: Option<LogAlert>,
     /// The scan itself.
     pub scan: ScanReport,
+}
+
+/// Evidence that the collector's log was rewritten: two signed checkpoints
+/// that no consistency proof joins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogAlert {
+    /// When the agent found it (RFC 3339 UTC).
+    pub detected_at: String,
+    /// The checkpoint the agent held (signed note).
+    pub previous_checkpoint: String,
+    /// The checkpoint it was then shown (signed note).
+    pub new_checkpoint: String,
+    /// Why they are inconsistent.
+    pub error: String,
 }
 
 /// The subject name for an agent.

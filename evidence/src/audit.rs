@@ -1,0 +1,517 @@
+//! Verifies a whole evidence log from its bundle, trusting only the
+//! collector's checkpoint key: recomputes the tree from the entries, checks
+//! every checkpoint's signature and root, every envelope's signature and
+//! digest, and each agent's sequence chain. Every row changed, deleted or
+//! inserted behind the collector's back shows up as a [`Problem`] naming
+//! the index and why.
+//!
+//! Envelope signatures (the bulk of the work) are checked on `threads`
+//! threads, a chunk of entries at a time; everything order-dependent runs on
+//! the calling thread.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+
+use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use crate::encoding::hex;
+use crate::keys::PublicKey;
+use crate::log::{BUNDLE_FORMAT, BundleEntry, Header, Record, RetentionRun};
+use crate::merkle::{MemoryTree, consistency_proof, verify_consistency};
+use crate::note::{Checkpoint, Verifier};
+use crate::statement::{parse_scan_statement, subject_name};
+
+/// Entries read and checked per parallel chunk.
+const CHUNK: usize = 4096;
+/// Problems listed in full; more are only counted.
+const MAX_LISTED: usize = 1000;
+
+/// Why a bundle cannot be read at all (as opposed to a [`Problem`] found
+/// in a readable one).
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// Reading failed.
+    #[error("reading the bundle: {0}")]
+    Io(#[from] std::io::Error),
+    /// A line is not a record of the format.
+    #[error("bundle line {line}: {why}")]
+    Malformed {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Something the verification found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The leaf index concerned, when one is.
+    pub index: Option<u64>,
+    /// What is wrong, in words.
+    pub what: String,
+}
+
+/// What the verification found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Verification {
+    /// The log's origin.
+    pub origin: String,
+    /// Entries in the log.
+    pub entries: u64,
+    /// Envelopes whose signature, digest and statement were checked.
+    pub envelopes_verified: u64,
+    /// Entries whose envelope the retention job removed.
+    pub pruned: u64,
+    /// Agents in the bundle.
+    pub agents: usize,
+    /// Checkpoints whose signature and root were checked.
+    pub checkpoints_verified: usize,
+    /// The newest verified checkpoint: (size, hex root).
+    pub latest_checkpoint: Option<(u64, String)>,
+    /// Entries after the newest signed checkpoint (not yet covered by one).
+    pub uncovered: u64,
+    /// The root of the whole recomputed tree (hex).
+    pub root: String,
+    /// Retention runs recorded.
+    pub retention: Vec<RetentionRun>,
+    /// The retention period in force at export.
+    pub retention_period: Option<String>,
+    /// Problems (the first 1000).
+    pub problems: Vec<Problem>,
+    /// All problems found.
+    pub problem_count: u64,
+}
+
+impl Verification {
+    /// Whether nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problem_count == 0
+    }
+
+    fn problem(&mut self, index: Option<u64>, what: String) {
+        self.problem_count += 1;
+        if self.problems.len() < MAX_LISTED {
+            self.problems.push(Problem { index, what });
+        }
+    }
+}
+
+/// What checking one envelope yields for the chain.
+struct Link {
+    previous: Option<String>,
+    gap: Option<Vec<u64>>,
+}
+
+/// An agent's chain as far as the log has gone.
+struct ChainState {
+    next: u64,
+    last: Option<String>,
+}
+
+/// Verifies a bundle with the collector's checkpoint key. `extra` are
+/// checkpoints kept elsewhere (by agents, by an earlier audit), checked
+/// against the recomputed tree like the stored ones.
+pub fn verify_bundle(
+    reader: impl BufRead,
+    collector: &Verifier,
+    extra: &[String],
+    threads: usize,
+) -> Result<Verification, BundleError> {
+    let mut v = Verification::default();
+    let mut lines = reader.lines();
+    let mut line_no = 0u64;
+    let mut next_line = |lines: &mut std::io::Lines<_>| -> Result<Option<String>, BundleError> {
+        line_no += 1;
+        Ok(lines.next().transpose()?)
+    };
+    let malformed = |line: u64, why: String| BundleError::Malformed { line, why };
+    let header: Header = match next_line(&mut lines)? {
+        Some(l) => match serde_json::from_str::<Record>(&l) {
+            Ok(Record::Header(h)) => h,
+            Ok(_) => return Err(malformed(1, "the first line is not the header".into())),
+            Err(e) => return Err(malformed(1, e.to_string())),
+        },
+        None => return Err(malformed(1, "the bundle is empty".into())),
+    };
+    if header.format != BUNDLE_FORMAT {
+        return Err(malformed(
+            1,
+            format!("format `{}`, expected `{BUNDLE_FORMAT}`", header.format),
+        ));
+    }
+    v.origin = header.origin.clone();
+    v.retention_period = header.retention.clone();
+    if header.origin != collector.name {
+        v.problem(
+            None,
+            format!(
+                "the bundle is of log `{}`, but the collector key given is `{}`",
+                header.origin, collector.name
+            ),
+        );
+    }
+    let mut agents: HashMap<String, (String, Option<PublicKey>)> = HashMap::new();
+    let mut checkpoints: Vec<(String, String)> = Vec::new();
+    let mut tree = MemoryTree::new();
+    let mut chains: HashMap<String, ChainState> = HashMap::new();
+    let mut pending: Vec<(u64, String)> = Vec::new();
+    let mut end = None;
+    let threads = threads.max(1);
+    let mut line_at = 1u64;
+    loop {
+        let line = next_line(&mut lines)?;
+        line_at += 1;
+        let Some(line) = line else { break };
+        if end.is_some() {
+            return Err(malformed(line_at, "a line follows the end record".into()));
+        }
+        // Entries are parsed in parallel with their envelope checks.
+        let rec = if line.starts_with("{\"type\":\"entry\"") {
+            None
+        } else {
+            let r: Record =
+                serde_json::from_str(&line).map_err(|e| malformed(line_at, e.to_string()))?;
+            Some(r).filter(|r| !matches!(r, Record::Entry(_)))
+        };
+        let Some(rec) = rec else {
+            pending.push((line_at, line));
+            if pending.len() == CHUNK {
+                check_chunk(&mut v, &mut tree, &mut chains, &agents, &pending, threads)?;
+                pending.clear();
+            }
+            continue;
+        };
+        if !pending.is_empty() {
+            check_chunk(&mut v, &mut tree, &mut chains, &agents, &pending, threads)?;
+            pending.clear();
+        }
+        match rec {
+            Record::Header(_) => return Err(malformed(line_at, "a second header".into())),
+            Record::Agent(a) => {
+                let key = PublicKey::from_b64(&a.public_key).ok();
+                match key {
+                    Some(k) if k.key_id() == a.key_id => {}
+                    Some(_) => v.problem(
+                        None,
+                        format!(
+                            "agent {}: its public key does not hash to its key id {} (key replaced?)",
+                            a.id, a.key_id
+                        ),
+                    ),
+                    None => v.problem(
+                        None,
+                        format!("agent {}: the public key is not base64 of 32 bytes", a.id),
+                    ),
+                }
+                v.agents += 1;
+                agents.insert(a.id, (a.key_id, key));
+            }
+            Record::Checkpoint(c) => {
+                checkpoints.push((c.note, format!("stored checkpoint signed {}", c.signed_at)))
+            }
+            Record::Entry(_) => {}
+            Record::Unlogged(u) => v.problem(
+                None,
+                format!(
+                    "the store holds envelope {} sequence {} (sha256 {}) that no log entry names: inserted behind the log",
+                    u.agent, u.sequence, u.envelope_sha256
+                ),
+            ),
+            Record::Retention(r) => v.retention.push(r),
+            Record::End(e) => end = Some(e),
+        }
+    }
+    if !pending.is_empty() {
+        check_chunk(&mut v, &mut tree, &mut chains, &agents, &pending, threads)?;
+    }
+    match end {
+        None => v.problem(
+            None,
+            "the bundle has no end record: it was truncated".into(),
+        ),
+        Some(e) if e.entries != v.entries || header.size != v.entries => v.problem(
+            None,
+            format!(
+                "the bundle says {} entries (header {}), it holds {}",
+                e.entries, header.size, v.entries
+            ),
+        ),
+        Some(_) => {}
+    }
+    v.root = hex(&tree.root());
+    for (i, note) in extra.iter().enumerate() {
+        checkpoints.push((note.clone(), format!("checkpoint {} given", i + 1)));
+    }
+    check_checkpoints(&mut v, &tree, collector, &checkpoints);
+    Ok(v)
+}
+
+/// Parses and checks a chunk of entry lines: envelopes in parallel, then
+/// order, chains and the tree in order.
+fn check_chunk(
+    v: &mut Verification,
+    tree: &mut MemoryTree,
+    chains: &mut HashMap<String, ChainState>,
+    agents: &HashMap<String, (String, Option<PublicKey>)>,
+    lines: &[(u64, String)],
+    threads: usize,
+) -> Result<(), BundleError> {
+    type Checked = Result<(BundleEntry, Option<Result<Link, String>>), BundleError>;
+    let work = |(line, text): &(u64, String)| -> Checked {
+        let e = match serde_json::from_str::<Record>(text) {
+            Ok(Record::Entry(e)) => e,
+            Ok(_) => {
+                return Err(BundleError::Malformed {
+                    line: *line,
+                    why: "expected an entry".into(),
+                });
+            }
+            Err(err) => {
+                return Err(BundleError::Malformed {
+                    line: *line,
+                    why: err.to_string(),
+                });
+            }
+        };
+        let link = e.envelope.as_ref().map(|raw| {
+            let key = agents.get(&e.agent).and_then(|(_, k)| *k);
+            check_envelope(&e, raw.get().as_bytes(), key)
+        });
+        Ok((e, link))
+    };
+    let per = lines.len().div_ceil(threads);
+    let results: Vec<Checked> = if threads == 1 || lines.len() < 64 {
+        lines.iter().map(work).collect()
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = lines
+                .chunks(per)
+                .map(|part| s.spawn(move || part.iter().map(work).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
+    for r in results {
+        let (e, link) = r?;
+        apply_entry(v, tree, chains, agents, e, link);
+    }
+    Ok(())
+}
+
+/// Digest, signature and statement of one envelope.
+fn check_envelope(e: &BundleEntry, bytes: &[u8], key: Option<PublicKey>) -> Result<Link, String> {
+    let digest = crate::sha256_hex(bytes);
+    if digest != e.envelope_sha256 {
+        return Err(format!(
+            "the envelope's bytes hash to {digest}, not the logged {}: the envelope was altered",
+            e.envelope_sha256
+        ));
+    }
+    let key = key.ok_or_else(|| format!("agent {} is not in the bundle", e.agent))?;
+    let env = Envelope::from_json(bytes).map_err(|err| format!("envelope: {err}"))?;
+    let verified = env
+        .verify(IN_TOTO_PAYLOAD_TYPE, &[key], 1)
+        .map_err(|err| format!("envelope signature by agent {}: {err}", e.agent))?;
+    let st = parse_scan_statement(&verified.payload).map_err(|err| format!("statement: {err}"))?;
+    let p = &st.predicate;
+    if p.agent.id != e.agent || p.sequence != e.sequence {
+        return Err(format!(
+            "the signed statement is agent {} sequence {}, the entry says agent {} sequence {}",
+            p.agent.id, p.sequence, e.agent, e.sequence
+        ));
+    }
+    if st.subject.first().and_then(|s| s.name.as_deref()) != Some(subject_name(&e.agent).as_str())
+    {
+        return Err("the statement's subject is not the agent's host".into());
+    }
+    Ok(Link {
+        previous: p.previous.clone(),
+        gap: p.gap.as_ref().map(|g| g.dropped.clone()),
+    })
+}
+
+fn apply_entry(
+    v: &mut Verification,
+    tree: &mut MemoryTree,
+    chains: &mut HashMap<String, ChainState>,
+    agents: &HashMap<String, (String, Option<PublicKey>)>,
+    e: BundleEntry,
+    link: Option<Result<Link, String>>,
+) {
+    let i = tree.size();
+    if e.index != i {
+        v.problem(
+            Some(i),
+            format!(
+                "entry {} is where entry {i} belongs: entries were deleted, inserted or reordered",
+                e.index
+            ),
+        );
+    }
+    let at = Some(e.index);
+    let entry = e.entry();
+    let leaf = entry.leaf_hash();
+    if hex(&leaf) != e.leaf_hash {
+        v.problem(
+            at,
+            "the stored leaf hash is not the hash of the entry's fields: the entry was edited"
+                .into(),
+        );
+    }
+    tree.push(leaf);
+    v.entries += 1;
+    match agents.get(&e.agent) {
+        None => v.problem(at, format!("agent {} is not enrolled", e.agent)),
+        Some((key_id, _)) if *key_id != e.key_id => v.problem(
+            at,
+            format!("the entry names key {} but agent {} has key {key_id}", e.key_id, e.agent),
+        ),
+        Some(_) => {}
+    }
+    let link = match (link, &e.pruned_at) {
+        (Some(Ok(l)), _) => {
+            v.envelopes_verified += 1;
+            Some(l)
+        }
+        (Some(Err(why)), _) => {
+            v.problem(at, why);
+            None
+        }
+        (None, Some(_)) => {
+            v.pruned += 1;
+            None
+        }
+        (None, None) => {
+            v.problem(at, "the envelope is missing and was not pruned: deleted".into());
+            None
+        }
+    };
+    let chain = chains.entry(e.agent.clone()).or_insert(ChainState {
+        next: 1,
+        last: None,
+    });
+    use std::cmp::Ordering::*;
+    match e.sequence.cmp(&chain.next) {
+        Less => v.problem(
+            at,
+            format!(
+                "agent {} sequence {} repeats or goes back (next expected {})",
+                e.agent, e.sequence, chain.next
+            ),
+        ),
+        Equal => {
+            if let Some(l) = &link
+                && l.previous != chain.last
+            {
+                v.problem(
+                    at,
+                    format!(
+                        "agent {} sequence {} names previous {} but the agent's preceding entry is {}",
+                        e.agent,
+                        e.sequence,
+                        l.previous.as_deref().unwrap_or("none"),
+                        chain.last.as_deref().unwrap_or("none")
+                    ),
+                );
+            }
+        }
+        Greater => {
+            if let Some(l) = &link {
+                let declared = l.gap.as_deref().unwrap_or(&[]);
+                let open = declared.iter().copied().filter(|s| *s >= chain.next);
+                if declared.is_empty() || !open.eq(chain.next..e.sequence) {
+                    v.problem(
+                        at,
+                        format!(
+                            "agent {} jumps from sequence {} to {} without declaring the gap: entries were deleted",
+                            e.agent,
+                            chain.next - 1,
+                            e.sequence
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if e.sequence >= chain.next {
+        chain.next = e.sequence + 1;
+        chain.last = Some(e.envelope_sha256);
+    }
+}
+
+/// Every checkpoint: signature, size within the log, root equal to the
+/// recomputed tree's at that size, and consistency with the one before.
+fn check_checkpoints(
+    v: &mut Verification,
+    tree: &MemoryTree,
+    collector: &Verifier,
+    notes: &[(String, String)],
+) {
+    let mut good: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
+    let mut opened = Vec::new();
+    for (note, what) in notes {
+        match Checkpoint::open(note, collector) {
+            Ok(cp) => opened.push((cp, what)),
+            Err(e) => v.problem(None, format!("{what}: {e}")),
+        }
+    }
+    opened.sort_by_key(|(cp, _)| cp.size);
+    let mut last_good = 0u64;
+    for (cp, what) in &opened {
+        if cp.size > tree.size() {
+            v.problem(
+                Some(tree.size()),
+                format!(
+                    "{what} covers {} entries, the log holds {}: entries from index {} on were deleted",
+                    cp.size,
+                    tree.size(),
+                    tree.size()
+                ),
+            );
+            continue;
+        }
+        let root = tree.root_at(cp.size).unwrap_or_default();
+        if root != cp.root {
+            v.problem(
+                Some(last_good),
+                format!(
+                    "{what} (size {}) signed root {}, the entries give {}: an entry between index {last_good} and {} was changed, inserted or deleted",
+                    cp.size,
+                    hex(&cp.root),
+                    hex(&root),
+                    cp.size - 1
+                ),
+            );
+            continue;
+        }
+        last_good = cp.size;
+        good.insert(cp.size, cp.root);
+        v.checkpoints_verified += 1;
+    }
+    // Pairwise: each verified checkpoint extends the one before it.
+    let sizes: Vec<(u64, [u8; 32])> = good.into_iter().collect();
+    for w in sizes.windows(2) {
+        let ((m, r1), (n, r2)) = (w[0], w[1]);
+        if m == 0 {
+            continue;
+        }
+        let ok = consistency_proof(tree, m, n)
+            .map_err(|e| e.to_string())
+            .and_then(|p| verify_consistency(m, n, &p, &r1, &r2).map_err(|e| e.to_string()));
+        if let Err(e) = ok {
+            v.problem(None, format!("checkpoints at sizes {m} and {n} are inconsistent: {e}"));
+        }
+    }
+    if let Some((n, r)) = sizes.last() {
+        v.latest_checkpoint = Some((*n, hex(r)));
+        v.uncovered = tree.size() - n;
+    } else {
+        v.uncovered = tree.size();
+        if tree.size() > 0 {
+            v.problem(None, "no signed checkpoint verifies: nothing vouches for the log".into());
+        }
+    }
+}
