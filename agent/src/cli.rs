@@ -78,6 +78,68 @@ enum Command {
     /// envelopes remain spooled, 2 configuration or state errors (not
     /// enrolled with --once, malformed agent.toml or pack).
     Run(RunArgs),
+    /// Verify what a collector holds, trusting only its checkpoint key.
+    Verify {
+        #[command(subcommand)]
+        command: VerifyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VerifyCommand {
+    /// Verify the whole evidence log: recompute the Merkle tree from every
+    /// entry, check every checkpoint's signature and root and their
+    /// consistency, every envelope's signature and digest, and each agent's
+    /// sequence chain. Any row changed, deleted or inserted behind the
+    /// collector is reported with its index and why.
+    ///
+    /// Online (--server, an admin or auditor API token) the collector
+    /// streams its log bundle; offline (--bundle) a bundle exported with
+    /// `annexa-collector log export` is read.
+    ///
+    /// Exit status: 0 the log verifies, 1 problems were found, 2 on any
+    /// error (unreadable bundle or key, refused token, unreachable
+    /// collector).
+    Log(VerifyLogArgs),
+}
+
+#[derive(Debug, Args)]
+struct VerifyLogArgs {
+    /// The collector's checkpoint verifier key, as printed by
+    /// `annexa-collector log key` (`<origin>+<key id>+<base64 key>`).
+    #[arg(long, value_name = "FILE")]
+    collector_key: PathBuf,
+    /// An exported log bundle to verify offline.
+    #[arg(long, value_name = "FILE", conflicts_with = "server")]
+    bundle: Option<PathBuf>,
+    /// Collector URL, https://HOST:PORT, to verify online (default:
+    /// `server` in the configuration file, else the one this host enrolled
+    /// with).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// File holding an admin or auditor API token (`-` for standard input);
+    /// default: the ANNEXA_TOKEN environment variable.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// How to trust the collector (default: the CA this host pinned).
+    #[command(flatten)]
+    pin: StatusPin,
+    /// Configuration file (default /etc/annexa/agent.toml, if it exists).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Online: keep the downloaded bundle here.
+    #[arg(long, value_name = "FILE", requires = "server")]
+    save: Option<PathBuf>,
+    /// A checkpoint kept elsewhere (an agent's state `checkpoint` file, an
+    /// earlier audit's) to check against the log too. Repeatable.
+    #[arg(long = "checkpoint", value_name = "FILE")]
+    checkpoints: Vec<PathBuf>,
+    /// Threads for signature checks (default: every core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -308,6 +370,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Enroll(args) => enroll_command(args),
         Command::Run(args) => run_command(args),
         Command::Status(args) => status_command(args),
+        Command::Verify {
+            command: VerifyCommand::Log(args),
+        } => verify_log(args),
         Command::Checks {
             command: ChecksCommand::List { packs, edition },
         } => {
@@ -462,18 +527,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn status_command(args: StatusArgs) -> anyhow::Result<ExitCode> {
+/// The collector, TLS trust and API token an API command uses.
+fn api_target(
+    server: Option<String>,
+    token_file: Option<&std::path::Path>,
+    pin: &StatusPin,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<(annexa_agent::send::CollectorClient, String, String)> {
     use annexa_agent::send::CollectorClient;
     use annexa_agent::tls::{FingerprintVerifier, parse_certificates, pinned_client_config};
-    let config = AgentConfig::load_or_default(args.config.as_deref())?;
+    let config = AgentConfig::load_or_default(config)?;
     let state = annexa_agent::state::StateDir::open(&config.state_dir).ok();
     let enrolled = state.as_ref().and_then(|s| s.enrollment().ok().flatten());
-    let server = args
-        .server
+    let server = server
         .or(config.server.clone())
         .or(enrolled.as_ref().map(|e| e.server.clone()))
         .context("no collector URL: give --server https://HOST:PORT")?;
-    let tls = match (&args.pin.ca, &args.pin.ca_fingerprint) {
+    let tls = match (&pin.ca, &pin.ca_fingerprint) {
         (Some(path), _) => {
             let label = path.display().to_string();
             let bytes = std::fs::read(path).with_context(|| format!("reading {label}"))?;
@@ -492,11 +562,22 @@ fn status_command(args: StatusArgs) -> anyhow::Result<ExitCode> {
             pinned_client_config(&label, &parse_certificates(&label, &bytes)?)?
         }
     };
-    let token = match &args.token_file {
+    let token = match token_file {
         Some(path) => read_token(path)?,
         None => std::env::var("ANNEXA_TOKEN")
             .context("no API token: give --token-file FILE or set ANNEXA_TOKEN")?,
     };
+    let client = CollectorClient::new(&server, tls)?;
+    Ok((client, token, server))
+}
+
+fn status_command(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let (client, token, server) = api_target(
+        args.server.clone(),
+        args.token_file.as_deref(),
+        &args.pin,
+        args.config.as_deref(),
+    )?;
     // Segments and query values are the user's: let the URL type encode them.
     let mut url = reqwest::Url::parse("https://collector/v1/conformity").context("base URL")?;
     {
@@ -529,7 +610,6 @@ fn status_command(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
-    let client = CollectorClient::new(&server, tls)?;
     let (status, body) = runtime()?.block_on(client.get_with_token(&path, &token))?;
     let value: serde_json::Value = serde_json::from_slice(&body).with_context(|| {
         format!("{server}{path} answered {status} with something other than JSON")
@@ -551,6 +631,86 @@ fn status_command(args: StatusArgs) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+fn verify_log(args: VerifyLogArgs) -> anyhow::Result<ExitCode> {
+    use annexa_evidence::note::Verifier;
+    let key_label = args.collector_key.display().to_string();
+    let key_text = std::fs::read_to_string(&args.collector_key)
+        .with_context(|| format!("reading {key_label}"))?;
+    let key_line = key_text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .with_context(|| format!("{key_label}: no verifier key in the file"))?;
+    let verifier = Verifier::parse(key_line).with_context(|| format!("{key_label}"))?;
+    let mut extra = Vec::new();
+    for p in &args.checkpoints {
+        extra.push(
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        );
+    }
+    let (path, label, _tmp) = match &args.bundle {
+        Some(b) => (b.clone(), b.display().to_string(), None),
+        None => {
+            let (client, token, server) = api_target(
+                args.server.clone(),
+                args.token_file.as_deref(),
+                &args.pin,
+                args.config.as_deref(),
+            )?;
+            let (path, tmp) = match &args.save {
+                Some(p) => (p.clone(), None),
+                None => {
+                    let t = tempfile::NamedTempFile::new().context("creating a temporary file")?;
+                    (t.path().to_path_buf(), Some(t))
+                }
+            };
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let (status, body) = runtime()?.block_on(client.download_with_token(
+                "/v1/log/export",
+                &token,
+                &mut out,
+            ))?;
+            if status != 200 {
+                let e: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                bail!(
+                    "{server}/v1/log/export: {status} {}: {}",
+                    e["error"].as_str().unwrap_or("error"),
+                    e["message"].as_str().unwrap_or("")
+                );
+            }
+            std::io::Write::flush(&mut out).context("writing the bundle")?;
+            (path, format!("{server}/v1/log/export"), tmp)
+        }
+    };
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let started = std::time::Instant::now();
+    let v = annexa_evidence::audit::verify_bundle(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        &verifier,
+        &extra,
+        threads,
+    )
+    .with_context(|| label.clone())?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        output::verify::render(&mut out, &label, &v, started.elapsed())?;
+    }
+    Ok(if v.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

@@ -12,6 +12,8 @@
 //! - [`spool`]: the durable queue of signed envelopes awaiting delivery.
 //! - [`run`]: producing one signed envelope from a scan of this host.
 //! - [`send`]: delivering spooled envelopes and verifying receipts.
+//! - [`logwatch`]: checking each new checkpoint of the collector's log
+//!   against the one held (consistency proofs).
 //! - [`daemon`]: the long-running agent and the one-shot [`run_once()`].
 //!
 //! Every signed envelope is first made durable in the spool and recorded as
@@ -24,6 +26,7 @@
 pub mod config;
 pub mod daemon;
 pub mod enroll;
+pub mod logwatch;
 pub mod run;
 pub mod send;
 pub mod spool;

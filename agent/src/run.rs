@@ -112,6 +112,7 @@ struct Signer<'a> {
     machine_id_sha256: String,
     labels: BTreeMap<String, String>,
     interval_seconds: Option<u64>,
+    log_alert: Option<annexa_evidence::statement::LogAlert>,
 }
 
 impl Signer<'_> {
@@ -134,6 +135,7 @@ impl Signer<'_> {
             labels: self.labels.clone(),
             gap: gap.clone(),
             interval_seconds: self.interval_seconds,
+            log_alert: self.log_alert.clone(),
             scan: scan.clone(),
         };
         let statement = scan_statement(predicate, &self.machine_id_sha256);
@@ -318,6 +320,7 @@ fn seal(
         machine_id_sha256: machine_id_sha256(),
         labels,
         interval_seconds: config.interval_seconds(),
+        log_alert: state.log_alert()?,
     };
     let sequence = head.last_sequence + 1;
     let mut gap = None;
@@ -361,6 +364,9 @@ fn seal(
     })?;
     // Only now that the envelope recording the gap is durable.
     spool.drop_superseded(&dropped, config.spool_max_bytes)?;
+    if signer.log_alert.is_some() {
+        state.clear_log_alert()?;
+    }
     info!(
         sequence,
         digest = %digest,

@@ -271,6 +271,42 @@ impl CollectorClient {
             .await
     }
 
+    /// GETs an API path with a bearer token and streams a 200 body into
+    /// `dest` (no overall time limit: a log bundle can be gigabytes);
+    /// returns the status and, for any other status, the body.
+    pub async fn download_with_token(
+        &self,
+        path: &str,
+        token: &str,
+        dest: &mut (dyn std::io::Write + Send),
+    ) -> Result<(u16, Vec<u8>), SendError> {
+        let url = self.url(path);
+        let network = |e: reqwest::Error| SendError::Network {
+            url: url.clone(),
+            detail: explain_tls(error_chain(&e), &self.pinned),
+        };
+        let mut resp = self
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .timeout(std::time::Duration::from_secs(7 * 24 * 3600))
+            .send()
+            .await
+            .map_err(network)?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let bytes = resp.bytes().await.map_err(network)?;
+            return Ok((status, bytes.to_vec()));
+        }
+        while let Some(chunk) = resp.chunk().await.map_err(network)? {
+            dest.write_all(&chunk).map_err(|e| SendError::Network {
+                url: url.clone(),
+                detail: format!("writing the download: {e}"),
+            })?;
+        }
+        Ok((status, Vec::new()))
+    }
+
     /// POSTs JSON bytes; returns the status and body.
     pub(crate) async fn post(
         &self,
@@ -350,7 +386,11 @@ pub(crate) async fn deliver_until(
             source,
         })?;
         let digest = annexa_evidence::sha256_hex(&bytes);
-        let (status, body) = client.post("/v1/evidence", bytes).await?;
+        let path = match crate::logwatch::held_size(state) {
+            Some(n) => format!("/v1/evidence?log_size={n}"),
+            None => "/v1/evidence".to_string(),
+        };
+        let (status, body) = client.post(&path, bytes).await?;
         match status {
             200 => {
                 let resp: EvidenceResponse =
@@ -375,6 +415,9 @@ pub(crate) async fn deliver_until(
                 // answers with a duplicate receipt.
                 state.append_receipt(&resp.receipt)?;
                 spool.remove(seq)?;
+                if let Some(log) = &resp.log {
+                    crate::logwatch::observe(state, log, &collector, receipt.log_index)?;
+                }
                 if let Some(policy) = &resp.policy
                     && state.policy().ok().flatten().as_ref() != Some(policy)
                 {

@@ -353,6 +353,58 @@ impl StateDir {
         self.write_json(&self.policy_path(), p)
     }
 
+    /// Where the newest collector checkpoint seen is kept (a signed note).
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.root.join("checkpoint")
+    }
+
+    /// The newest collector checkpoint seen, if any.
+    pub fn checkpoint(&self) -> Result<Option<String>, StateError> {
+        let path = self.checkpoint_path();
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Records a checkpoint atomically.
+    pub fn write_checkpoint(&self, note: &str) -> Result<(), StateError> {
+        write_atomic(&self.checkpoint_path(), note.as_bytes(), 0o644)
+    }
+
+    /// Where an inconsistency of the collector's log waits to be reported.
+    pub fn log_alert_path(&self) -> PathBuf {
+        self.root.join("log-alert.json")
+    }
+
+    /// The pending log alert, if any.
+    pub fn log_alert(&self) -> Result<Option<annexa_evidence::statement::LogAlert>, StateError> {
+        self.read_json(&self.log_alert_path())
+    }
+
+    /// Records a log alert for the next envelope (the first one found is
+    /// kept until it is reported).
+    pub fn write_log_alert(
+        &self,
+        alert: &annexa_evidence::statement::LogAlert,
+    ) -> Result<(), StateError> {
+        if self.log_alert()?.is_some() {
+            return Ok(());
+        }
+        self.write_json(&self.log_alert_path(), alert)
+    }
+
+    /// Forgets the log alert once an envelope carrying it is spooled.
+    pub fn clear_log_alert(&self) -> Result<(), StateError> {
+        let path = self.log_alert_path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
     /// Stores the pinned CA certificate(s) as PEM.
     pub fn write_ca(&self, pem: &str) -> Result<PathBuf, StateError> {
         let path = self.ca_path();

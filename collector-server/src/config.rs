@@ -47,6 +47,24 @@ pub struct CollectorConfig {
     /// stale and for SoA versions or agents changed by another process.
     #[serde(default = "default_sweep_seconds")]
     pub conformity_sweep_seconds: u64,
+    /// The evidence log's origin: the first line of its checkpoints and
+    /// the name of its key (default: `annexa/collector-<key id prefix>`).
+    /// Fixed once the log has a checkpoint: auditors' verifier keys carry it.
+    #[serde(default)]
+    pub log_origin: Option<String>,
+    /// A signed checkpoint is stored at least this often, in seconds, while
+    /// the log grows.
+    #[serde(default = "default_checkpoint_seconds")]
+    pub checkpoint_seconds: u64,
+    /// How long envelope payloads are kept (`400d`, `52w`; units s, m, h,
+    /// d, w). Older payloads are removed; their log entries, metadata and
+    /// results stay. Unset: kept for ever.
+    #[serde(default)]
+    pub retention: Option<String>,
+}
+
+fn default_checkpoint_seconds() -> u64 {
+    10
 }
 
 fn default_sweep_seconds() -> u64 {
@@ -80,6 +98,21 @@ impl Default for CollectorConfig {
 }
 
 impl CollectorConfig {
+    /// The log's origin: configured, or derived from the collector's key
+    /// (`annexa/collector-<first 12 hex digits of its key id>`), which stays
+    /// the same for the life of the data directory.
+    pub fn origin(&self, key: &annexa_evidence::keys::PublicKey) -> String {
+        self.log_origin
+            .clone()
+            .unwrap_or_else(|| format!("annexa/collector-{}", &key.key_id()[..12]))
+    }
+
+    /// The retention period in seconds with its text, if set.
+    pub fn retention_period(&self) -> Option<(i64, String)> {
+        let r = self.retention.as_ref()?;
+        annexa_checks::expect::parse_duration_secs(r).map(|s| (s, r.clone()))
+    }
+
     /// The check packs the collector maps checks to controls with: the
     /// built-in ones and those of `pack_dirs`.
     pub fn packs(&self) -> Result<annexa_checks::pack::PackSet, String> {
@@ -127,6 +160,26 @@ impl CollectorConfig {
         if cfg.conformity_sweep_seconds == 0 {
             return Err(format!(
                 "{label}: conformity_sweep_seconds must be at least 1"
+            ));
+        }
+        if cfg.checkpoint_seconds == 0 {
+            return Err(format!("{label}: checkpoint_seconds must be at least 1"));
+        }
+        if let Some(r) = &cfg.retention {
+            match annexa_checks::expect::parse_duration_secs(r) {
+                Some(s) if s > 0 => {}
+                _ => {
+                    return Err(format!(
+                        "{label}: retention is `{r}`, expected a duration such as 400d or 52w"
+                    ));
+                }
+            }
+        }
+        if let Some(o) = &cfg.log_origin
+            && (o.is_empty() || o.chars().any(|c| c.is_whitespace() || c == '+'))
+        {
+            return Err(format!(
+                "{label}: log_origin `{o}` must be non-empty, without spaces or `+` (a schema-less URL such as example.com/annexa)"
             ));
         }
         if cfg.batch_max == 0 {

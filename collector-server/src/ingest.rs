@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock;
 use crate::conformity::index::{HostEntry, Index, Stored};
 use crate::conformity::{self, Cause, Policy, RunProfile, State};
+use crate::log::{Log, Signed};
 use crate::metrics::Metrics;
 use crate::store::{Accepted, AgentRecord, ConformityChange, LatestChange, Store, StoreError};
 use annexa_checks::pack::PackSet;
@@ -272,6 +273,22 @@ pub struct Committed {
     pub accepted_at: String,
     /// Whether it had been accepted before.
     pub duplicate: bool,
+    /// Its leaf index in the evidence log.
+    pub log_index: Option<u64>,
+    /// The newest signed checkpoint once it was committed (covers it).
+    pub checkpoint: Arc<Signed>,
+}
+
+/// What the writer needs to keep the evidence log.
+#[derive(Clone)]
+pub struct LogSettings {
+    /// The log.
+    pub log: Arc<Log>,
+    /// A checkpoint is stored at least this often while the log grows.
+    pub checkpoint_every: Duration,
+    /// Payloads older than this many seconds are pruned, with the period
+    /// as configured (`400d`) for the record.
+    pub retention: Option<(i64, String)>,
 }
 
 /// Where the writer sends its answer for one envelope.
@@ -301,6 +318,7 @@ impl Writer {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         conformity: Conformity,
+        log: LogSettings,
         batch_max: usize,
         batch_wait: Duration,
     ) -> Writer {
@@ -309,6 +327,7 @@ impl Writer {
             store,
             metrics,
             conformity,
+            log,
             rx,
             batch_max.max(1),
             batch_wait,
@@ -392,6 +411,7 @@ async fn run_writer(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     conf: Conformity,
+    log: LogSettings,
     mut rx: mpsc::Receiver<Job>,
     batch_max: usize,
     batch_wait: Duration,
@@ -400,6 +420,10 @@ async fn run_writer(
     let mut sweep = tokio::time::interval(conf.sweep_every);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     sweep.tick().await;
+    let mut checkpoints = tokio::time::interval(log.checkpoint_every);
+    checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    checkpoints.tick().await;
+    let mut last_stored = Instant::now();
     loop {
         let first = tokio::select! {
             j = rx.recv() => match j {
@@ -409,6 +433,17 @@ async fn run_writer(
             _ = sweep.tick() => {
                 if let Err(e) = housekeeping(store.as_ref(), &conf).await {
                     tracing::error!(error = %e, "conformity housekeeping failed; retrying at the next tick");
+                }
+                if let Err(e) = retention(store.as_ref(), &log).await {
+                    tracing::error!(error = %e, "the retention job failed; retrying at the next tick");
+                }
+                continue;
+            }
+            _ = checkpoints.tick() => {
+                match store_checkpoint(store.as_ref(), &log.log).await {
+                    Ok(true) => last_stored = Instant::now(),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "storing a checkpoint failed; retrying at the next tick"),
                 }
                 continue;
             }
@@ -440,7 +475,21 @@ async fn run_writer(
             }
         }
         if !jobs.is_empty() {
-            process_batch(store.as_ref(), &metrics, &conf.index, &mut chains, jobs).await;
+            let persist = last_stored.elapsed() >= log.checkpoint_every;
+            if process_batch(
+                store.as_ref(),
+                &metrics,
+                &conf.index,
+                &log.log,
+                persist,
+                &mut chains,
+                jobs,
+            )
+            .await
+                && persist
+            {
+                last_stored = Instant::now();
+            }
         }
         for reply in reconcile {
             let r = reconcile_all(store.as_ref(), &conf).await;
@@ -606,13 +655,56 @@ async fn housekeeping(store: &dyn Store, conf: &Conformity) -> Result<(), StoreE
     Ok(())
 }
 
+/// Stores the newest checkpoint if it is not stored yet; whether it was.
+pub async fn store_checkpoint(store: &dyn Store, log: &Log) -> Result<bool, StoreError> {
+    let Some(cp) = log.unstored() else {
+        return Ok(false);
+    };
+    store
+        .record_checkpoint(&crate::store::CheckpointRow {
+            size: cp.size,
+            root: cp.root,
+            note: cp.note.clone(),
+            signed_at: cp.signed_at.clone(),
+        })
+        .await?;
+    log.stored(cp.size);
+    Ok(true)
+}
+
+/// Removes payloads older than the retention period, a slice at a time so
+/// that ingest is never held up for long.
+async fn retention(store: &dyn Store, log: &LogSettings) -> Result<(), StoreError> {
+    let Some((seconds, period)) = &log.retention else {
+        return Ok(());
+    };
+    let cutoff = clock::rfc3339(clock::now_unix() - seconds);
+    let mut total = 0;
+    for _ in 0..10 {
+        let r = store
+            .prune(&cutoff, &clock::now_rfc3339(), period, 5000)
+            .await?;
+        total += r.pruned;
+        if !r.more {
+            break;
+        }
+    }
+    if total > 0 {
+        tracing::info!(pruned = total, %cutoff, retention = %period, "evidence payloads past the retention period removed; their log entries stay");
+    }
+    Ok(())
+}
+
+/// Processes one batch; whether it committed.
 async fn process_batch(
     store: &dyn Store,
     metrics: &Metrics,
     index: &Index,
+    log: &Log,
+    persist: bool,
     chains: &mut HashMap<i64, Chain>,
     jobs: Vec<(Checked, Reply)>,
-) {
+) -> bool {
     let now = clock::now_rfc3339();
     let now_unix = clock::now_unix();
     let policy = index.policy();
@@ -621,10 +713,11 @@ async fn process_batch(
     let mut pending: HashMap<(i64, String), Option<Stored>> = HashMap::new();
     let mut profiles: HashMap<i64, RunProfile> = HashMap::new();
     let mut batch: Vec<Accepted> = Vec::new();
-    // (reply, what to answer once committed, agent number)
-    let mut waiting: Vec<(Reply, Committed, i64)> = Vec::new();
+    // (reply, acceptance time, leaf index, agent number)
+    let mut waiting: Vec<(Reply, String, u64, i64)> = Vec::new();
     // Agents whose chain this batch moves, with their ids.
     let mut touched: HashMap<i64, String> = HashMap::new();
+    let mut staged = log.stage();
     for (checked, reply) in jobs {
         let job = Job1 { checked, reply };
         let c = &job.checked;
@@ -653,6 +746,8 @@ async fn process_batch(
                         Ok(Committed {
                             accepted_at: meta.received_at,
                             duplicate: true,
+                            log_index: meta.log_index,
+                            checkpoint: log.latest(),
                         })
                     }
                     Ok(_) => {
@@ -720,7 +815,16 @@ async fn process_batch(
                     }
                 }
                 profiles.insert(no, c.profile.clone());
+                let (log_index, leaf_hash) = staged.push(&annexa_evidence::log::LogEntry {
+                    agent_id: c.agent.id.clone(),
+                    key_id: c.agent.key_id.clone(),
+                    sequence: c.sequence,
+                    envelope_sha256: c.sha256.clone(),
+                    accepted_at: now.clone(),
+                });
                 batch.push(Accepted {
+                    log_index,
+                    leaf_hash,
                     agent_no: no,
                     sequence: c.sequence,
                     previous_next,
@@ -739,22 +843,17 @@ async fn process_batch(
                     conformity: conformity_changes,
                     bytes: job.checked.bytes,
                 });
-                waiting.push((
-                    job.reply,
-                    Committed {
-                        accepted_at: now.clone(),
-                        duplicate: false,
-                    },
-                    no,
-                ));
+                waiting.push((job.reply, now.clone(), log_index, no));
             }
         }
     }
     if batch.is_empty() {
-        return;
+        return false;
     }
-    match store.append(&batch).await {
+    let (signed, append) = log.seal(&staged, persist);
+    match store.append(&batch, &append).await {
         Ok(()) => {
+            log.commit(staged, signed.clone(), persist);
             metrics.batch_size.observe(batch.len() as f64);
             let mut by_host: HashMap<i64, Vec<(String, Option<Stored>)>> = HashMap::new();
             for ((no, control), stored) in pending {
@@ -763,12 +862,19 @@ async fn process_batch(
             for (no, profile) in profiles {
                 index.apply(no, Some(profile), by_host.remove(&no).unwrap_or_default());
             }
-            for (reply, committed, _) in waiting {
+            for (reply, accepted_at, log_index, _) in waiting {
                 metrics.accepted.inc();
-                let _ = reply.send(Ok(committed));
+                let _ = reply.send(Ok(Committed {
+                    accepted_at,
+                    duplicate: false,
+                    log_index: Some(log_index),
+                    checkpoint: signed.clone(),
+                }));
             }
+            true
         }
         Err(e) => {
+            log.abandon(&staged);
             tracing::error!(error = %e, envelopes = batch.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry");
             // Forget what this batch did to the chains: the store is the truth.
             for no in touched.keys() {
@@ -789,7 +895,7 @@ async fn process_batch(
                 }
             }
             // Counted by the API handler, which counts every refusal.
-            for (reply, _, no) in waiting {
+            for (reply, _, _, no) in waiting {
                 let _ = reply.send(Err(match revoked.get(&no) {
                     Some(id) => {
                         Rejection::new(403, codes::REVOKED_AGENT, format!("agent {id} is revoked"))
@@ -801,6 +907,7 @@ async fn process_batch(
                     ),
                 }));
             }
+            false
         }
     }
 }

@@ -16,7 +16,9 @@ pub mod clock;
 pub mod config;
 pub mod conformity;
 pub mod datadir;
+pub mod export;
 pub mod ingest;
+pub mod log;
 pub mod metrics;
 pub mod quickstart;
 pub mod soa;
@@ -88,6 +90,8 @@ pub struct Server {
     pub store: Arc<dyn Store>,
     /// The fleet's conformity as the API answers it.
     pub conformity: Arc<conformity::index::Index>,
+    /// The evidence log.
+    pub log: Arc<log::Log>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -97,6 +101,10 @@ impl Server {
     pub async fn shutdown(self, grace: Duration) {
         self.handle.graceful_shutdown(Some(grace));
         let _ = self.task.await;
+        // The newest checkpoint covers everything committed: keep it.
+        if let Err(e) = ingest::store_checkpoint(self.store.as_ref(), &self.log).await {
+            tracing::error!(error = %e, "storing the last checkpoint at shutdown failed");
+        }
     }
 }
 
@@ -120,10 +128,21 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         packs,
         sweep_every: Duration::from_secs(config.conformity_sweep_seconds),
     };
+    let origin = config.origin(&key.public());
+    let log = Arc::new(
+        log::Log::open(store.as_ref(), key.clone(), &origin)
+            .await
+            .context("opening the evidence log")?,
+    );
     let writer = ingest::Writer::start(
         store.clone(),
         metrics.clone(),
         conformity.clone(),
+        ingest::LogSettings {
+            log: log.clone(),
+            checkpoint_every: Duration::from_secs(config.checkpoint_seconds),
+            retention: config.retention_period(),
+        },
         config.batch_max,
         Duration::from_millis(config.batch_wait_ms),
     );
@@ -140,6 +159,8 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         key,
         agents: Arc::new(ingest::AgentCache::default()),
         metrics,
+        log: log.clone(),
+        retention: config.retention.clone(),
     };
     let app = api::router(state, config.max_body_bytes);
     let listener = std::net::TcpListener::bind(config.listen)
@@ -157,6 +178,7 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         addr,
         store,
         conformity: index,
+        log,
         handle,
         task,
     })

@@ -16,6 +16,75 @@ use annexa_collector::datadir::{self, DataDir};
 use annexa_collector::store::Role;
 use annexa_collector::{clock, create_api_token, create_enroll_token, open_store};
 
+/// The log's origin: the one its stored checkpoints carry, else the
+/// configured or default one.
+async fn log_origin(
+    cfg: &CollectorConfig,
+    store: &dyn annexa_collector::store::Store,
+) -> anyhow::Result<(String, annexa_evidence::keys::SigningKey)> {
+    let key = DataDir::new(&cfg.data_dir).load_signing_key()?;
+    let stored = store
+        .checkpoints()
+        .await?
+        .last()
+        .and_then(|c| c.note.split('\n').next().map(str::to_string));
+    Ok((stored.unwrap_or_else(|| cfg.origin(&key.public())), key))
+}
+
+async fn log_command(command: LogCommand) -> anyhow::Result<()> {
+    match command {
+        LogCommand::Key { at } => {
+            let cfg = at.load()?;
+            let store = open_store(&cfg).await?;
+            let (origin, key) = log_origin(&cfg, store.as_ref()).await?;
+            let v = annexa_evidence::note::Verifier::new(&origin, key.public())?;
+            println!("{v}");
+        }
+        LogCommand::Checkpoint { at } => {
+            let cfg = at.load()?;
+            let store = open_store(&cfg).await?;
+            match store.checkpoints().await?.pop() {
+                Some(c) => print!("{}", c.note),
+                None => bail!("the log has no stored checkpoint yet"),
+            }
+        }
+        LogCommand::Export { at, out } => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let cfg = at.load()?;
+            let store = open_store(&cfg).await?;
+            let (origin, _) = log_origin(&cfg, store.as_ref()).await?;
+            let size = store.log_size().await?;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+            let label = out.display().to_string();
+            let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                let mut w = std::io::BufWriter::new(file);
+                while let Some(chunk) = rx.blocking_recv() {
+                    w.write_all(&chunk)?;
+                }
+                w.into_inner()?.sync_all()?;
+                Ok(())
+            });
+            let written =
+                annexa_collector::export::export(store.as_ref(), &origin, cfg.retention.clone(), size, tx)
+                    .await;
+            writer
+                .await
+                .context("the bundle writer stopped")?
+                .with_context(|| format!("writing {label}"))?;
+            let written = written?;
+            eprintln!("exported {written} log entries of {origin} to {label}");
+        }
+    }
+    Ok(())
+}
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -94,6 +163,12 @@ enum Command {
         #[command(subcommand)]
         command: SoaCommand,
     },
+    /// The evidence log: the verifier key auditors check it with, its newest
+    /// checkpoint, and export of the whole log for `annexa verify log`.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
     /// Everything in one command, no external service: start a collector on
     /// the embedded SQLite store, enroll a local agent, scan this machine,
     /// deliver the signed evidence and print what the collector recorded.
@@ -103,6 +178,32 @@ enum Command {
         /// can look at what was written).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Print the checkpoint verifier key (`<origin>+<key id>+<base64 key>`).
+    /// Hand it to auditors out of band: `annexa verify log --collector-key`.
+    Key {
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Print the newest stored checkpoint (a C2SP signed note).
+    Checkpoint {
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Write the whole log with every envelope, the agents' keys, the
+    /// checkpoints and the retention runs to one bundle file (JSON Lines)
+    /// that `annexa verify log --bundle` checks offline. Safe while the
+    /// collector runs.
+    Export {
+        #[command(flatten)]
+        at: Where,
+        /// The bundle file to create (mode 0600).
+        #[arg(long, short, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -435,6 +536,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Soa { command } => return soa_command(command).await,
+        Command::Log { command } => log_command(command).await?,
         Command::Quickstart { data } => {
             let temp;
             let dir = match data {

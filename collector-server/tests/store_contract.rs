@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use annexa_collector::store::sqlite::SqliteStore;
 use annexa_collector::store::{
-    Accepted, ConformityChange, CurrentState, Enrolled, LatestChange, NewAgent, NewSoa, Role,
-    StateEvent, Store, StoreError, TimelineQuery,
+    Accepted, CheckpointRow, ConformityChange, CurrentState, Enrolled, LatestChange, LogAppend,
+    NewAgent, NewSoa, Role, StateEvent, Store, StoreError, TimelineQuery,
 };
 
 const NOW: &str = "2026-11-23T10:00:00Z";
@@ -46,7 +46,21 @@ fn accepted(agent_no: i64, seq: u64, changes: &[(&str, &str)]) -> Accepted {
             .collect(),
         profile: None,
         conformity: Vec::new(),
+        log_index: 0,
+        leaf_hash: [0; 32],
     }
+}
+
+/// Appends a batch at the end of the log (leaf hashes stand in: the store
+/// keeps what it is given; the log module computes real ones).
+async fn append(store: &dyn Store, mut batch: Vec<Accepted>) -> Result<(), StoreError> {
+    let mut next = store.log_size().await.unwrap();
+    for a in &mut batch {
+        a.log_index = next;
+        a.leaf_hash = [next as u8; 32];
+        next += 1;
+    }
+    store.append(&batch, &LogAppend::default()).await
 }
 
 fn change(
@@ -114,7 +128,7 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
         Some(1),
         "2026-11-23T10:00:00Z",
     )];
-    store.append(&[env]).await.unwrap();
+    append(store, vec![env]).await.unwrap();
     assert_eq!(
         store
             .agent("ag-c")
@@ -274,7 +288,7 @@ async fn revoked_agents_cannot_enroll_or_append(store: &dyn Store) {
         Err(StoreError::Denied(_))
     ));
     assert!(matches!(
-        store.append(&[accepted(a.no, 1, &[])]).await,
+        append(store, vec![accepted(a.no, 1, &[])]).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
@@ -291,8 +305,7 @@ async fn append_moves_the_chain_and_keeps_bytes(store: &dyn Store) {
         .unwrap()
         .agent()
         .clone();
-    store
-        .append(&[
+    append(store, vec![
             accepted(a.no, 1, &[("a", "pass"), ("b", "fail")]),
             accepted(a.no, 2, &[("b", "pass")]),
         ])
@@ -330,12 +343,11 @@ async fn a_batch_with_a_stale_chain_head_stores_nothing(store: &dyn Store) {
         .unwrap()
         .agent()
         .clone();
-    store.append(&[accepted(a.no, 1, &[])]).await.unwrap();
+    append(store, vec![accepted(a.no, 1, &[])]).await.unwrap();
     // Second envelope fine, third claims a head the store does not have.
     let mut bad = accepted(a.no, 3, &[("x", "fail")]);
     bad.previous_next = 5;
-    let err = store
-        .append(&[accepted(a.no, 2, &[]), bad])
+    let err = append(store, vec![accepted(a.no, 2, &[]), bad])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -347,7 +359,7 @@ async fn a_batch_with_a_stale_chain_head_stores_nothing(store: &dyn Store) {
     assert!(store.envelope(a.no, 2).await.unwrap().is_none());
     assert!(store.latest(a.no).await.unwrap().is_empty());
     // Replaying an accepted sequence is a conflict, not a second copy.
-    let dup = store.append(&[accepted(a.no, 1, &[])]).await.unwrap_err();
+    let dup = append(store, vec![accepted(a.no, 1, &[])]).await.unwrap_err();
     assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
 }
 
@@ -410,6 +422,87 @@ async fn concurrent_enrollments_all_succeed(store: std::sync::Arc<dyn Store>) {
     }
 }
 
+async fn the_log_appends_with_its_envelopes_and_prunes_payloads_only(store: &dyn Store) {
+    token(store, "tl", NOW_UNIX + 60).await;
+    let a = store
+        .enroll("tl", NOW_UNIX, new_agent("ag-l", "kl"))
+        .await
+        .unwrap()
+        .agent()
+        .clone();
+    let start = store.log_size().await.unwrap();
+    let first = accepted(a.no, 1, &[]);
+    let mut second = accepted(a.no, 2, &[]);
+    second.received_at = "2026-11-24T00:00:00Z".into();
+    let cp = CheckpointRow {
+        size: start + 2,
+        root: [7; 32],
+        note: "origin\n2\nroot\n\n— origin sig\n".into(),
+        signed_at: NOW.into(),
+    };
+    let mut batch = vec![first, second];
+    for (k, e) in batch.iter_mut().enumerate() {
+        e.log_index = start + k as u64;
+        e.leaf_hash = [k as u8 + 1; 32];
+    }
+    // A batch that does not start where the log ends stores nothing.
+    let mut wrong = batch.clone();
+    for e in &mut wrong {
+        e.log_index += 1;
+    }
+    assert!(matches!(
+        store.append(&wrong, &LogAppend::default()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.log_size().await.unwrap(), start);
+    store
+        .append(
+            &batch,
+            &LogAppend {
+                tiles: vec![],
+                checkpoint: Some(cp.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.log_size().await.unwrap(), start + 2);
+    assert_eq!(
+        store.log_leaves(start, start + 2).await.unwrap(),
+        vec![[1; 32], [2; 32]]
+    );
+    assert_eq!(store.checkpoints().await.unwrap().last(), Some(&cp));
+    // The same size again is ignored, not an error.
+    store.record_checkpoint(&cp).await.unwrap();
+    assert_eq!(store.checkpoints().await.unwrap().len(), 1);
+    let meta = store.envelope(a.no, 2).await.unwrap().unwrap().0;
+    assert_eq!(meta.log_index, Some(start + 1));
+    let rows = store.log_export(start, start + 2, 10).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].agent_id, "ag-l");
+    assert_eq!(rows[0].key_id, "kl");
+    assert_eq!(rows[1].bytes.as_deref(), Some(&b"envelope 2"[..]));
+    assert!(store.unlogged().await.unwrap().is_empty());
+    // Retention removes payloads older than the cutoff (every envelope of
+    // this store up to and including sequence 1 here) and nothing else.
+    let cutoff = "2026-11-23T12:00:00Z";
+    let before = store.prune(cutoff, NOW, "1y", 1000).await.unwrap();
+    assert_eq!(before.pruned, start + 1);
+    let pruned = store.envelope(a.no, 1).await.unwrap().unwrap();
+    assert_eq!(pruned.0.pruned_at.as_deref(), Some(NOW));
+    assert!(pruned.1.is_empty());
+    assert_eq!(pruned.0.sha256, format!("{:064x}", 1));
+    let rows = store.log_export(start, start + 2, 10).await.unwrap();
+    assert_eq!(rows[0].bytes, None);
+    assert_eq!(rows[0].pruned_at.as_deref(), Some(NOW));
+    assert!(rows[1].bytes.is_some());
+    assert_eq!(store.log_size().await.unwrap(), start + 2);
+    let runs = store.retention_runs().await.unwrap();
+    assert_eq!((runs.len(), runs[0].pruned), (1, start + 1));
+    // Nothing more to do: no new run is recorded.
+    store.prune(cutoff, NOW, "1y", 1000).await.unwrap();
+    assert_eq!(store.retention_runs().await.unwrap().len(), 1);
+}
+
 async fn run_contract(store: &dyn Store) {
     store.ping().await.unwrap();
     enrollment_is_single_use_and_idempotent_per_key(store).await;
@@ -418,7 +511,8 @@ async fn run_contract(store: &dyn Store) {
     a_batch_with_a_stale_chain_head_stores_nothing(store).await;
     api_tokens_by_hash_with_roles_and_revocation(store).await;
     soa_versions_and_conformity_with_their_timeline(store).await;
-    assert_eq!(store.agents().await.unwrap().len(), 5);
+    the_log_appends_with_its_envelopes_and_prunes_payloads_only(store).await;
+    assert_eq!(store.agents().await.unwrap().len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,8 +536,7 @@ async fn sqlite_store_survives_reopening() {
             .unwrap()
             .agent()
             .clone();
-        store
-            .append(&[accepted(a.no, 1, &[("a", "pass")])])
+        append(&store, vec![accepted(a.no, 1, &[("a", "pass")])])
             .await
             .unwrap();
     }

@@ -55,6 +55,27 @@ pub struct EvidenceResponse {
     /// What the organisation's current SoA asks of the agent's next runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<AgentPolicy>,
+    /// The evidence log after the envelope was committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogState>,
+}
+
+/// The collector's evidence log as an agent sees it in a response: the
+/// newest checkpoint and, when the agent named the size of the checkpoint
+/// it holds (`POST /v1/evidence?log_size=N`), the proof that the new one
+/// extends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogState {
+    /// The signed checkpoint (C2SP signed note).
+    pub checkpoint: String,
+    /// The size the consistency proof starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_from: Option<u64>,
+    /// RFC 9162 consistency proof from `consistency_from` to the
+    /// checkpoint's size (standard base64 hashes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consistency: Vec<String>,
 }
 
 /// What the current Statement of Applicability asks of agents: the check

@@ -378,6 +378,16 @@ impl MemoryTree {
         }
     }
 
+    /// Cuts the tree back to its first `size` leaves.
+    pub fn truncate(&mut self, size: u64) {
+        for (level, hashes) in self.levels.iter_mut().enumerate() {
+            hashes.truncate((size >> level) as usize);
+        }
+        while self.levels.last().is_some_and(Vec::is_empty) {
+            self.levels.pop();
+        }
+    }
+
     /// The root of the whole tree.
     pub fn root(&self) -> Hash {
         root(self, self.size()).unwrap_or(EMPTY_ROOT)
@@ -441,6 +451,9 @@ mod tests {
             prop_assert_eq!(t.root(), naive(&leaves));
             let m = m.min(n);
             prop_assert_eq!(t.root_at(m).unwrap(), naive(&leaves[..m as usize]));
+            let mut cut = t.clone();
+            cut.truncate(m);
+            prop_assert_eq!(cut.root(), naive(&leaves[..m as usize]));
         }
 
         #[test]

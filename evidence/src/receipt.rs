@@ -25,6 +25,9 @@ pub struct Receipt {
     /// an acknowledged envelope is answered with its original receipt data).
     #[serde(default)]
     pub duplicate: bool,
+    /// The envelope's leaf index in the collector's evidence log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
 }
 
 /// Errors checking a receipt.
@@ -88,6 +91,7 @@ mod tests {
             sequence: 3,
             accepted_at: "2026-01-01T00:00:00Z".into(),
             duplicate: false,
+            log_index: Some(9),
         };
         let env = r.sign(&key);
         assert_eq!(

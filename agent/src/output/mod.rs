@@ -3,6 +3,7 @@
 pub mod junit;
 pub mod status;
 pub mod text;
+pub mod verify;
 
 use std::collections::BTreeMap;
 

@@ -121,6 +121,7 @@ fn roll(rng: &mut Rng) -> Result1 {
 struct Host {
     no: i64,
     id: String,
+    key_id: String,
     labels: Labels,
 }
 
@@ -178,6 +179,7 @@ async fn enroll_all(
                     Host {
                         no: a.no,
                         id: a.id.clone(),
+                        key_id: a.key_id.clone(),
                         labels: a.labels.clone(),
                     },
                 ))
@@ -198,6 +200,7 @@ async fn enroll_all(
 #[allow(clippy::too_many_arguments)]
 async fn append_history(
     store: &dyn Store,
+    log: &annexa_collector::log::Log,
     hosts: &[Host],
     checks: &[String],
     history: u64,
@@ -220,6 +223,7 @@ async fn append_history(
         })?;
         for (chunk_no, chunk) in hosts.chunks(batch.max(1)).enumerate() {
             let mut out = Vec::with_capacity(chunk.len());
+            let mut staged = log.stage();
             for (k, h) in chunk.iter().enumerate() {
                 let hi = chunk_no * batch.max(1) + k;
                 let now_results: Vec<Result1> = checks.iter().map(|_| roll(&mut rng)).collect();
@@ -256,11 +260,21 @@ async fn append_history(
                 )
                 .into_bytes();
                 rows += changes.len();
+                let sha256 = annexa_evidence::sha256_hex(&bytes);
+                let (log_index, leaf_hash) = staged.push(&annexa_evidence::log::LogEntry {
+                    agent_id: h.id.clone(),
+                    key_id: h.key_id.clone(),
+                    sequence: seq,
+                    envelope_sha256: sha256.clone(),
+                    accepted_at: received_at.clone(),
+                });
                 out.push(Accepted {
+                    log_index,
+                    leaf_hash,
                     agent_no: h.no,
                     sequence: seq,
                     previous_next: seq,
-                    sha256: annexa_evidence::sha256_hex(&bytes),
+                    sha256,
                     received_at: received_at.clone(),
                     gap: None,
                     summary,
@@ -273,7 +287,9 @@ async fn append_history(
                 latest[hi] = now_results;
             }
             envelopes += out.len();
-            store.append(&out).await?;
+            let (signed, append) = log.seal(&staged, false);
+            store.append(&out, &append).await?;
+            log.commit(staged, signed, false);
         }
     }
     Ok((envelopes, rows))
@@ -476,11 +492,14 @@ async fn main() -> anyhow::Result<()> {
     // Populate (not timed against the goal; printed).
     let populate = Instant::now();
     let store = annexa_collector::open_store(&config).await?;
+    let key = std::sync::Arc::new(dir.load_signing_key()?);
+    let log = annexa_collector::log::Log::open(store.as_ref(), key.clone(), &config.origin(&key.public())).await?;
     let hosts = enroll_all(&store, args.hosts, args.enroll_concurrency).await?;
     let enrolled = populate.elapsed();
     let now = clock::now_unix();
     let (envelopes, rows) = append_history(
         store.as_ref(),
+        &log,
         &hosts,
         &checks,
         args.history,
@@ -490,6 +509,7 @@ async fn main() -> anyhow::Result<()> {
         args.seed,
     )
     .await?;
+    annexa_collector::ingest::store_checkpoint(store.as_ref(), &log).await?;
     let populated = populate.elapsed();
     let (soa_version, _) = annexa_collector::soa::import(
         store.as_ref(),

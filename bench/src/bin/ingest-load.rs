@@ -183,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
                             },
                             sequence: seq,
                             interval_seconds: None,
+                            log_alert: None,
                             previous: previous.clone(),
                             labels: Default::default(),
                             gap: None,

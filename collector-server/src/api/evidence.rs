@@ -2,33 +2,45 @@
 
 use std::time::Instant;
 
-use annexa_evidence::api::{AgentPolicy, EvidenceResponse, codes};
+use annexa_evidence::api::{AgentPolicy, EvidenceResponse, LogState, codes};
 use annexa_evidence::dsse::Envelope;
 use annexa_evidence::receipt::Receipt;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 
 use super::{AppState, Error};
 use crate::ingest;
 
+/// `POST /v1/evidence?log_size=N`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    /// The size of the newest checkpoint the agent holds: the response
+    /// proves the new checkpoint consistent with it.
+    #[serde(default)]
+    pub log_size: Option<u64>,
+}
+
 /// `POST /v1/evidence`: the body is the envelope JSON, stored byte for byte.
 pub async fn submit(
     State(state): State<AppState>,
+    query: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EvidenceResponse>, Error> {
     let started = Instant::now();
-    let result = match body {
-        Ok(body) => accept(&state, body).await,
+    let result = match (query, body) {
+        (Err(e), _) => Err(Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.body_text())),
+        (Ok(Query(q)), Ok(body)) => accept(&state, body, q.log_size).await,
         // Answered as the API's error (and counted) like every other refusal.
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Error::new(
+        (_, Err(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Error::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             codes::TOO_LARGE,
             "the envelope is larger than the collector's max_body_bytes",
         )),
-        Err(e) => Err(Error::new(e.status(), codes::MALFORMED, e.body_text())),
+        (_, Err(e)) => Err(Error::new(e.status(), codes::MALFORMED, e.body_text())),
     };
     if let Err(e) = &result {
         if e.status != StatusCode::CONFLICT || e.body.error != codes::SEQUENCE {
@@ -44,7 +56,11 @@ pub async fn submit(
     result
 }
 
-async fn accept(state: &AppState, body: Bytes) -> Result<Json<EvidenceResponse>, Error> {
+async fn accept(
+    state: &AppState,
+    body: Bytes,
+    log_size: Option<u64>,
+) -> Result<Json<EvidenceResponse>, Error> {
     let env = Envelope::from_json(&body)
         .map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.to_string()))?;
     // The chain links envelopes by the SHA-256 of their bytes, which the
@@ -85,12 +101,32 @@ async fn accept(state: &AppState, body: Bytes) -> Result<Json<EvidenceResponse>,
         sequence,
         accepted_at: committed.accepted_at,
         duplicate: committed.duplicate,
+        log_index: committed.log_index,
+    };
+    let cp = &committed.checkpoint;
+    // The proof is a courtesy to the agent's own check: a size the log
+    // cannot prove from (beyond it, or 0) gets no proof, and the agent
+    // reports what it then sees.
+    let from = log_size.filter(|m| *m > 0 && *m < cp.size);
+    let consistency = match from {
+        Some(m) => state
+            .log
+            .consistency(state.store.as_ref(), m, cp.size)
+            .await
+            .map(|p| p.iter().map(|h| annexa_evidence::encoding::b64(h)).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
     };
     Ok(Json(EvidenceResponse {
         receipt: receipt.sign(&state.key),
         policy: state.conformity.index.policy().map(|p| AgentPolicy {
             soa_version: p.version,
             params: p.params.clone(),
+        }),
+        log: Some(LogState {
+            checkpoint: cp.note.clone(),
+            consistency_from: from,
+            consistency,
         }),
     }))
 }

@@ -7,6 +7,7 @@ mod conformity;
 mod enroll;
 mod evidence;
 mod hosts;
+mod log;
 mod ops;
 mod soa;
 
@@ -41,6 +42,10 @@ pub struct AppState {
     pub agents: Arc<AgentCache>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The evidence log.
+    pub log: Arc<crate::log::Log>,
+    /// The retention period as configured, for exports.
+    pub retention: Option<String>,
 }
 
 /// The router with every route (tests call it without a socket).
@@ -64,6 +69,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/conformity/controls/{id}", get(conformity::control))
         .route("/v1/conformity/hosts/{id}", get(conformity::host))
         .route("/v1/conformity/timeline", get(conformity::timeline))
+        .route("/v1/log/checkpoint", get(log::checkpoint))
+        .route("/v1/log/proof/inclusion", get(log::inclusion))
+        .route("/v1/log/proof/consistency", get(log::consistency))
+        .route("/v1/log/export", get(log::export))
         .route("/v1/openapi.json", get(ops::openapi))
         .fallback(|| async { Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))

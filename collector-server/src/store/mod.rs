@@ -204,6 +204,64 @@ pub struct Accepted {
     pub profile: Option<String>,
     /// Conformity changes this envelope causes.
     pub conformity: Vec<ConformityChange>,
+    /// Its leaf index in the evidence log.
+    pub log_index: u64,
+    /// Its leaf hash.
+    pub leaf_hash: [u8; 32],
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash.
+    pub root: [u8; 32],
+    /// The signed note.
+    pub note: String,
+    /// When it was signed.
+    pub signed_at: String,
+}
+
+/// What a batch adds to the log besides its leaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogAppend {
+    /// Complete 256-leaf subtrees the batch closes: (tile index, root).
+    pub tiles: Vec<(u64, [u8; 32])>,
+    /// A checkpoint to store with the batch.
+    pub checkpoint: Option<CheckpointRow>,
+}
+
+/// One log entry with its envelope, as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRow {
+    /// Leaf index.
+    pub index: u64,
+    /// Agent id (`#<number>` if the agent row is gone).
+    pub agent_id: String,
+    /// Agent key id as stored now.
+    pub key_id: String,
+    /// Sequence number.
+    pub sequence: u64,
+    /// Logged envelope digest.
+    pub envelope_sha256: String,
+    /// Logged acceptance time.
+    pub accepted_at: String,
+    /// Stored leaf hash.
+    pub leaf_hash: Vec<u8>,
+    /// The envelope bytes, unless pruned or missing.
+    pub bytes: Option<Vec<u8>>,
+    /// When pruned, if it was.
+    pub pruned_at: Option<String>,
+}
+
+/// What one retention run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Payloads removed.
+    pub pruned: u64,
+    /// Whether entries older than the cutoff remain (run again).
+    pub more: bool,
 }
 
 /// A new SoA version to record.
@@ -362,6 +420,11 @@ pub struct EnvelopeMeta {
     pub summary: serde_json::Value,
     /// Per-check status.
     pub results: serde_json::Value,
+    /// Its leaf index in the evidence log.
+    pub log_index: Option<u64>,
+    /// When the retention job removed its payload, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruned_at: Option<String>,
 }
 
 /// A latest result row.
@@ -428,10 +491,46 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_agent(&self, id: &str, now: &str) -> Result<(), StoreError>;
 
     /// Stores a batch of accepted envelopes in one transaction: the bytes,
-    /// the agents' chain heads, and the latest-result changes. Fails whole
+    /// their log leaves (and the tiles and checkpoint of `log`), the
+    /// agents' chain heads, and the latest-result changes. Fails whole
     /// (nothing stored) if any agent's chain head is not where the batch
-    /// expects it.
-    async fn append(&self, batch: &[Accepted]) -> Result<(), StoreError>;
+    /// expects it, or if the log does not end where the batch begins.
+    async fn append(&self, batch: &[Accepted], log: &LogAppend) -> Result<(), StoreError>;
+
+    /// Number of leaves in the log.
+    async fn log_size(&self) -> Result<u64, StoreError>;
+
+    /// Stored leaf hashes of `[start, end)`, in order.
+    async fn log_leaves(&self, start: u64, end: u64) -> Result<Vec<[u8; 32]>, StoreError>;
+
+    /// Every stored tile root (level-8 subtree), in order.
+    async fn log_tiles(&self) -> Result<Vec<[u8; 32]>, StoreError>;
+
+    /// Every stored checkpoint, by size.
+    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError>;
+
+    /// Stores a checkpoint (a second one of the same size is ignored).
+    async fn record_checkpoint(&self, cp: &CheckpointRow) -> Result<(), StoreError>;
+
+    /// Log entries `[from, to)` with their envelopes, at most `limit`.
+    async fn log_export(&self, from: u64, to: u64, limit: u32)
+    -> Result<Vec<ExportRow>, StoreError>;
+
+    /// Envelopes stored without a matching log entry.
+    async fn unlogged(&self) -> Result<Vec<annexa_evidence::log::Unlogged>, StoreError>;
+
+    /// Removes the payloads of up to `limit` envelopes accepted before
+    /// `cutoff` (RFC 3339), keeping their rows and leaves; records the run.
+    async fn prune(
+        &self,
+        cutoff: &str,
+        now: &str,
+        retention: &str,
+        limit: u32,
+    ) -> Result<Pruned, StoreError>;
+
+    /// Every recorded retention run.
+    async fn retention_runs(&self) -> Result<Vec<annexa_evidence::log::RetentionRun>, StoreError>;
 
     /// An envelope's metadata and bytes.
     async fn envelope(

@@ -13,10 +13,12 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use annexa_evidence::log::{RetentionRun, Unlogged};
+
 use super::{
-    Accepted, AgentRecord, ApiToken, ConformityChange, CurrentState, Enrolled, EnvelopeMeta,
-    Labels, LatestRow, NewAgent, NewSoa, Role, SoaVersion, Store, StoreError, StoredState,
-    TimelineEntry, TimelineQuery,
+    Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, CurrentState, Enrolled,
+    EnvelopeMeta, ExportRow, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned, Role,
+    SoaVersion, Store, StoreError, StoredState, TimelineEntry, TimelineQuery,
 };
 
 /// SQLite-backed [`Store`].
@@ -91,7 +93,14 @@ fn meta_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<EnvelopeMeta, StoreErr
         gap: gap.and_then(|g| serde_json::from_str(&g).ok()),
         summary: parse("summary")?,
         results: parse("results")?,
+        log_index: row.try_get::<Option<i64>, _>("log_index")?.map(|i| i as u64),
+        pruned_at: row.try_get("pruned_at")?,
     })
+}
+
+fn hash32(v: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
+    v.try_into()
+        .map_err(|_| StoreError::Broken(format!("{what}: not a 32-byte hash")))
 }
 
 /// Rows per multi-row statement, keeping each under SQLite's limit of
@@ -99,6 +108,7 @@ fn meta_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<EnvelopeMeta, StoreErr
 const ENVELOPE_ROWS_PER_STATEMENT: usize = 512;
 const HEAD_ROWS_PER_STATEMENT: usize = 1024;
 const LATEST_ROWS_PER_STATEMENT: usize = 2048;
+const LOG_ROWS_PER_STATEMENT: usize = 4096;
 
 /// One agent's chain head after a batch.
 struct Head<'a> {
@@ -211,6 +221,22 @@ async fn write_conformity(
         });
         q.build().execute(&mut *tx).await?;
     }
+    Ok(())
+}
+
+async fn insert_checkpoint(
+    tx: &mut sqlx::SqliteConnection,
+    cp: &CheckpointRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO log_checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?) ON CONFLICT (size) DO NOTHING",
+    )
+    .bind(cp.size as i64)
+    .bind(&cp.root[..])
+    .bind(&cp.note)
+    .bind(&cp.signed_at)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -422,13 +448,27 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn append(&self, batch: &[Accepted]) -> Result<(), StoreError> {
+    async fn append(&self, batch: &[Accepted], log: &LogAppend) -> Result<(), StoreError> {
         // A handful of multi-row statements per batch, whatever its size:
         // per-row statements cost a round trip to SQLite's worker each.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // The log must end exactly where this writer thinks it does: a
+        // second writer (or rows added behind the collector) fails the batch.
+        if let Some(first) = batch.first() {
+            let size: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM log_entries")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+            if size as u64 != first.log_index {
+                return Err(StoreError::Conflict(format!(
+                    "the log holds {size} entries, this batch starts at index {}",
+                    first.log_index
+                )));
+            }
+        }
         for chunk in batch.chunks(ENVELOPE_ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO envelopes (agent_no, sequence, sha256, received_at, gap, summary, results, bytes) ",
+                "INSERT INTO envelopes (agent_no, sequence, sha256, received_at, gap, summary, results, bytes, log_index) ",
             );
             q.push_values(chunk, |mut row, a| {
                 row.push_bind(a.agent_no)
@@ -438,9 +478,34 @@ impl Store for SqliteStore {
                     .push_bind(&a.gap)
                     .push_bind(&a.summary)
                     .push_bind(&a.results)
-                    .push_bind(&a.bytes);
+                    .push_bind(&a.bytes)
+                    .push_bind(a.log_index as i64);
             });
             q.build().execute(&mut *tx).await?;
+        }
+        for chunk in batch.chunks(LOG_ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO log_entries (idx, agent_no, sequence, envelope_sha256, accepted_at, leaf_hash) ",
+            );
+            q.push_values(chunk, |mut row, a| {
+                row.push_bind(a.log_index as i64)
+                    .push_bind(a.agent_no)
+                    .push_bind(a.sequence as i64)
+                    .push_bind(&a.sha256)
+                    .push_bind(&a.received_at)
+                    .push_bind(&a.leaf_hash[..]);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for (idx, hash) in &log.tiles {
+            sqlx::query("INSERT INTO log_tiles (idx, hash) VALUES (?, ?)")
+                .bind(*idx as i64)
+                .bind(&hash[..])
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(cp) = &log.checkpoint {
+            insert_checkpoint(&mut tx, cp).await?;
         }
         // Each agent's chain head moves once per batch, and only from where
         // the batch expects it: a second writer on the same agent makes the
@@ -502,7 +567,7 @@ impl Store for SqliteStore {
         agent_no: i64,
         sequence: u64,
     ) -> Result<Option<(EnvelopeMeta, Vec<u8>)>, StoreError> {
-        let row = sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results, bytes FROM envelopes WHERE agent_no = ? AND sequence = ?")
+        let row = sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results, bytes, log_index, pruned_at FROM envelopes WHERE agent_no = ? AND sequence = ?")
             .bind(agent_no)
             .bind(sequence as i64)
             .fetch_optional(&self.pool)
@@ -517,7 +582,7 @@ impl Store for SqliteStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<EnvelopeMeta>, StoreError> {
-        sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results FROM envelopes WHERE agent_no = ? AND sequence > ? ORDER BY sequence LIMIT ?")
+        sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results, log_index, pruned_at FROM envelopes WHERE agent_no = ? AND sequence > ? ORDER BY sequence LIMIT ?")
             .bind(agent_no)
             .bind(after as i64)
             .bind(limit as i64)
@@ -542,6 +607,213 @@ impl Store for SqliteStore {
                     status: r.try_get("status")?,
                     observed: r.try_get("observed")?,
                     since_sequence: r.try_get::<i64, _>("sequence")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn log_size(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM log_entries")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        Ok(n as u64)
+    }
+
+    async fn log_leaves(&self, start: u64, end: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+        let rows = sqlx::query("SELECT idx, leaf_hash FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx")
+            .bind(start as i64)
+            .bind(end as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, r) in rows.iter().enumerate() {
+            let idx: i64 = r.try_get("idx")?;
+            if idx as u64 != start + k as u64 {
+                return Err(StoreError::Broken(format!(
+                    "log entry {} is missing",
+                    start + k as u64
+                )));
+            }
+            out.push(hash32(r.try_get("leaf_hash")?, "leaf hash")?);
+        }
+        Ok(out)
+    }
+
+    async fn log_tiles(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        let rows = sqlx::query("SELECT idx, hash FROM log_tiles ORDER BY idx")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, r) in rows.iter().enumerate() {
+            let idx: i64 = r.try_get("idx")?;
+            if idx as usize != k {
+                return Err(StoreError::Broken(format!("log tile {k} is missing")));
+            }
+            out.push(hash32(r.try_get("hash")?, "tile hash")?);
+        }
+        Ok(out)
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        let rows = sqlx::query("SELECT size, root, note, signed_at FROM log_checkpoints ORDER BY size")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CheckpointRow {
+                    size: r.try_get::<i64, _>("size")? as u64,
+                    root: hash32(r.try_get("root")?, "checkpoint root")?,
+                    note: r.try_get("note")?,
+                    signed_at: r.try_get("signed_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_checkpoint(&self, cp: &CheckpointRow) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        insert_checkpoint(&mut tx, cp).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn log_export(
+        &self,
+        from: u64,
+        to: u64,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT l.idx, l.agent_no, a.id AS agent_id, a.key_id, l.sequence, l.envelope_sha256, l.accepted_at, l.leaf_hash, \
+                    e.bytes, e.pruned_at, e.agent_no AS e_agent \
+             FROM log_entries l \
+             LEFT JOIN agents a ON a.no = l.agent_no \
+             LEFT JOIN envelopes e ON e.agent_no = l.agent_no AND e.sequence = l.sequence \
+             WHERE l.idx >= ? AND l.idx < ? ORDER BY l.idx LIMIT ?",
+        )
+        .bind(from as i64)
+        .bind(to as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let no: i64 = r.try_get("agent_no")?;
+                let pruned_at: Option<String> = r.try_get("pruned_at")?;
+                let present: Option<i64> = r.try_get("e_agent")?;
+                Ok(ExportRow {
+                    index: r.try_get::<i64, _>("idx")? as u64,
+                    agent_id: r
+                        .try_get::<Option<String>, _>("agent_id")?
+                        .unwrap_or_else(|| format!("#{no}")),
+                    key_id: r.try_get::<Option<String>, _>("key_id")?.unwrap_or_default(),
+                    sequence: r.try_get::<i64, _>("sequence")? as u64,
+                    envelope_sha256: r.try_get("envelope_sha256")?,
+                    accepted_at: r.try_get("accepted_at")?,
+                    leaf_hash: r.try_get("leaf_hash")?,
+                    bytes: if present.is_some() && pruned_at.is_none() {
+                        r.try_get("bytes")?
+                    } else {
+                        None
+                    },
+                    pruned_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn unlogged(&self) -> Result<Vec<Unlogged>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(a.id, '#' || e.agent_no) AS agent, e.sequence, e.sha256 FROM envelopes e \
+             LEFT JOIN agents a ON a.no = e.agent_no \
+             LEFT JOIN log_entries l ON l.idx = e.log_index AND l.agent_no = e.agent_no AND l.sequence = e.sequence \
+             WHERE l.idx IS NULL ORDER BY e.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Unlogged {
+                    agent: r.try_get("agent")?,
+                    sequence: r.try_get::<i64, _>("sequence")? as u64,
+                    envelope_sha256: r.try_get("sha256")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune(
+        &self,
+        cutoff: &str,
+        now: &str,
+        retention: &str,
+        limit: u32,
+    ) -> Result<Pruned, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let start: i64 = sqlx::query("SELECT COALESCE(MAX(up_to), 0) AS s FROM retention_runs")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("s")?;
+        // Leaves are in acceptance order: walk from where the last run
+        // stopped, up to the first entry not older than the cutoff.
+        let rows = sqlx::query(
+            "SELECT idx, agent_no, sequence, accepted_at FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
+        )
+        .bind(start)
+        .bind(limit as i64 + 1)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut up_to = start;
+        let mut pruned = 0u64;
+        let mut more = false;
+        for (k, r) in rows.iter().enumerate() {
+            let at: String = r.try_get("accepted_at")?;
+            if at.as_str() >= cutoff {
+                break;
+            }
+            if k == limit as usize {
+                more = true;
+                break;
+            }
+            let done = sqlx::query(
+                "UPDATE envelopes SET bytes = X'', pruned_at = ? WHERE agent_no = ? AND sequence = ? AND pruned_at IS NULL",
+            )
+            .bind(now)
+            .bind(r.try_get::<i64, _>("agent_no")?)
+            .bind(r.try_get::<i64, _>("sequence")?)
+            .execute(&mut *tx)
+            .await?;
+            pruned += done.rows_affected();
+            up_to = r.try_get::<i64, _>("idx")? + 1;
+        }
+        if up_to > start {
+            sqlx::query(
+                "INSERT INTO retention_runs (at, cutoff, retention, pruned, up_to) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(now)
+            .bind(cutoff)
+            .bind(retention)
+            .bind(pruned as i64)
+            .bind(up_to)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Pruned { pruned, more })
+    }
+
+    async fn retention_runs(&self) -> Result<Vec<RetentionRun>, StoreError> {
+        let rows = sqlx::query("SELECT at, cutoff, retention, pruned FROM retention_runs ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RetentionRun {
+                    at: r.try_get("at")?,
+                    cutoff: r.try_get("cutoff")?,
+                    retention: r.try_get("retention")?,
+                    pruned: r.try_get::<i64, _>("pruned")? as u64,
                 })
             })
             .collect()

@@ -1,0 +1,212 @@
+//! The agent's watch on the collector's evidence log: it keeps the newest
+//! checkpoint it has seen and accepts a new one only with the proof that
+//! the log grew from it (RFC 9162 consistency). A checkpoint that cannot be
+//! joined to the held one means the collector's log was rewritten or
+//! forked: the agent logs it loudly, keeps the old checkpoint, and reports
+//! both in its next envelope ([`LogAlert`]).
+
+use annexa_evidence::api::LogState;
+use annexa_evidence::encoding::b64_decode;
+use annexa_evidence::keys::PublicKey;
+use annexa_evidence::merkle::{Hash, verify_consistency};
+use annexa_evidence::note::{Checkpoint, Note, Verifier};
+use annexa_evidence::statement::LogAlert;
+
+use crate::state::{StateDir, StateError};
+
+/// Opens a checkpoint signed by the collector's key under the origin it
+/// names.
+fn open(note: &str, collector: &PublicKey) -> Result<Checkpoint, String> {
+    let parsed = Note::parse(note).map_err(|e| e.to_string())?;
+    let origin = parsed.text.split('\n').next().unwrap_or_default();
+    let verifier = Verifier::new(origin, *collector).map_err(|e| e.to_string())?;
+    Checkpoint::open(note, &verifier).map_err(|e| e.to_string())
+}
+
+/// Checks the checkpoint a response carries against the one held.
+/// `Ok(true)`: it extends the held one (or is the first); keep it.
+/// `Ok(false)`: it is older than the held one but consistent as far as can
+/// be told (the same size and root); keep the held one.
+/// `Err(why)`: it is inconsistent with the held one or not the collector's.
+pub fn check(
+    held: Option<&str>,
+    new: &LogState,
+    collector: &PublicKey,
+    receipt_index: Option<u64>,
+) -> Result<bool, String> {
+    let cp = open(&new.checkpoint, collector)
+        .map_err(|e| format!("the new checkpoint does not verify with the collector's key: {e}"))?;
+    if let Some(i) = receipt_index
+        && i >= cp.size
+    {
+        return Err(format!(
+            "the receipt puts the envelope at leaf {i}, but the checkpoint that should cover it has only {} leaves",
+            cp.size
+        ));
+    }
+    let Some(held) = held else {
+        return Ok(true);
+    };
+    let old = open(held, collector)
+        .map_err(|e| format!("the held checkpoint no longer verifies: {e}"))?;
+    if old.origin != cp.origin {
+        return Err(format!(
+            "the log's origin changed from `{}` to `{}`",
+            old.origin, cp.origin
+        ));
+    }
+    if cp.size < old.size {
+        return Err(format!(
+            "the log shrank from {} to {} entries",
+            old.size, cp.size
+        ));
+    }
+    if cp.size == old.size {
+        return if cp.root == old.root {
+            Ok(false)
+        } else {
+            Err(format!(
+                "two different roots for the same size {}",
+                cp.size
+            ))
+        };
+    }
+    if old.size == 0 {
+        return Ok(true);
+    }
+    if new.consistency_from != Some(old.size) {
+        return Err(format!(
+            "no consistency proof from size {} was given",
+            old.size
+        ));
+    }
+    let proof: Vec<Hash> = new
+        .consistency
+        .iter()
+        .map(|h| b64_decode(h).and_then(|b| b.try_into().ok()))
+        .collect::<Option<_>>()
+        .ok_or("the consistency proof is not base64 of 32-byte hashes")?;
+    verify_consistency(old.size, cp.size, &proof, &old.root, &cp.root)
+        .map(|()| true)
+        .map_err(|e| format!("the consistency proof from {} to {} fails: {e}", old.size, cp.size))
+}
+
+/// The size of the held checkpoint, for `?log_size=`.
+pub fn held_size(state: &StateDir) -> Option<u64> {
+    let note = state.checkpoint().ok()??;
+    let parsed = Note::parse(&note).ok()?;
+    Checkpoint::parse_text(&parsed.text).ok().map(|c| c.size)
+}
+
+/// Applies a response's log state: keeps the new checkpoint, or records an
+/// alert for the next envelope.
+pub fn observe(
+    state: &StateDir,
+    new: &LogState,
+    collector: &PublicKey,
+    receipt_index: Option<u64>,
+) -> Result<(), StateError> {
+    let held = state.checkpoint()?;
+    match check(held.as_deref(), new, collector, receipt_index) {
+        Ok(true) => state.write_checkpoint(&new.checkpoint),
+        Ok(false) => Ok(()),
+        Err(why) => {
+            tracing::error!(
+                error = %why,
+                held = held.as_deref().unwrap_or(""),
+                shown = %new.checkpoint,
+                "THE COLLECTOR'S EVIDENCE LOG IS INCONSISTENT with the checkpoint this agent holds: \
+                 evidence may have been removed or rewritten. Keeping the old checkpoint and \
+                 reporting both in the next envelope."
+            );
+            state.write_log_alert(&LogAlert {
+                detected_at: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                previous_checkpoint: held.unwrap_or_default(),
+                new_checkpoint: new.checkpoint.clone(),
+                error: why,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use annexa_evidence::encoding::b64;
+    use annexa_evidence::keys::SigningKey;
+    use annexa_evidence::merkle::{MemoryTree, consistency_proof, leaf_hash};
+
+    fn tree(n: u64) -> MemoryTree {
+        let mut t = MemoryTree::new();
+        for i in 0..n {
+            t.push(leaf_hash(&i.to_be_bytes()));
+        }
+        t
+    }
+
+    fn note(key: &SigningKey, size: u64, root: Hash) -> String {
+        Checkpoint {
+            origin: "annexa/test".into(),
+            size,
+            root,
+        }
+        .sign(key)
+        .unwrap()
+    }
+
+    #[test]
+    fn growth_with_a_proof_is_accepted_and_anything_else_is_an_alert() {
+        let key = SigningKey::from_seed(&[3u8; 32]).unwrap();
+        let pk = key.public();
+        let t = tree(20);
+        let held = note(&key, 7, t.root_at(7).unwrap());
+        let proof: Vec<String> = consistency_proof(&t, 7, 20)
+            .unwrap()
+            .iter()
+            .map(|h| b64(h))
+            .collect();
+        let grown = LogState {
+            checkpoint: note(&key, 20, t.root()),
+            consistency_from: Some(7),
+            consistency: proof.clone(),
+        };
+        assert_eq!(check(Some(&held), &grown, &pk, Some(19)), Ok(true));
+        assert_eq!(check(None, &grown, &pk, None), Ok(true));
+        // The receipt's leaf must be inside the checkpoint.
+        assert!(check(Some(&held), &grown, &pk, Some(20)).is_err());
+        // A rewritten log: same sizes, other leaves.
+        let forked = tree(25);
+        let mut other = MemoryTree::new();
+        for i in 0..20u64 {
+            other.push(leaf_hash(&(i + 1000).to_be_bytes()));
+        }
+        let fork = LogState {
+            checkpoint: note(&key, 20, other.root()),
+            consistency_from: Some(7),
+            consistency: proof,
+        };
+        assert!(check(Some(&held), &fork, &pk, None).is_err());
+        // Shrinking, and a proof missing.
+        let shrunk = LogState {
+            checkpoint: note(&key, 5, forked.root_at(5).unwrap()),
+            consistency_from: None,
+            consistency: vec![],
+        };
+        assert!(check(Some(&held), &shrunk, &pk, None).unwrap_err().contains("shrank"));
+        let unproven = LogState {
+            consistency_from: None,
+            consistency: vec![],
+            ..grown.clone()
+        };
+        assert!(check(Some(&held), &unproven, &pk, None).is_err());
+        // Not the collector's key.
+        let other_key = SigningKey::from_seed(&[4u8; 32]).unwrap();
+        let foreign = LogState {
+            checkpoint: note(&other_key, 20, t.root()),
+            ..grown
+        };
+        assert!(check(Some(&held), &foreign, &pk, None).is_err());
+    }
+}

@@ -1,0 +1,447 @@
+//! The evidence log as the collector keeps it: an RFC 6962 tree whose
+//! leaves are in the store and whose upper levels are in memory.
+//!
+//! Every 256 leaves make a tile; the root of each complete tile is stored
+//! and, above it, every complete subtree is held in memory (64 bytes per
+//! 256 leaves: 2.5 MB for ten million). A proof needs at most a few tiles'
+//! leaves from the store and the rest from memory. Appending computes only
+//! the hashes the new leaves close (no recomputation of the tree).
+//!
+//! Only the writer task appends ([`Staged`], then [`Log::commit`] or
+//! [`Log::abandon`]); requests read proofs concurrently.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use annexa_evidence::keys::SigningKey;
+use annexa_evidence::log::LogEntry;
+use annexa_evidence::merkle::{self, Hash, MemoryTree, Nodes, ProofError};
+use annexa_evidence::note::{Checkpoint, Verifier};
+
+use crate::clock;
+use crate::store::{CheckpointRow, LogAppend, Store, StoreError};
+
+/// Leaves per tile (2^8).
+pub const TILE_HEIGHT: u32 = 8;
+const TILE: u64 = 1 << TILE_HEIGHT;
+
+/// Errors of the log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A proof was asked for sizes the log cannot prove.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// The configured origin is not the one the log's checkpoints carry.
+    #[error(
+        "the evidence log's origin is `{stored}`, the configuration says `{configured}`: a log's origin never changes (set log_origin = \"{stored}\")"
+    )]
+    Origin {
+        /// In the stored checkpoints.
+        stored: String,
+        /// Configured.
+        configured: String,
+    },
+    /// What is stored does not add up to what the collector signed.
+    #[error("the evidence log does not match its last signed checkpoint: {0}")]
+    Tampered(String),
+}
+
+/// A checkpoint the collector signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash.
+    pub root: Hash,
+    /// The signed note.
+    pub note: String,
+    /// When it was signed.
+    pub signed_at: String,
+}
+
+impl Signed {
+    fn row(&self) -> CheckpointRow {
+        CheckpointRow {
+            size: self.size,
+            root: self.root,
+            note: self.note.clone(),
+            signed_at: self.signed_at.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Tree {
+    /// Committed leaves.
+    size: u64,
+    /// Complete subtrees from level 8 up (its "leaves" are tile roots).
+    upper: MemoryTree,
+    /// Leaf hashes of the incomplete last tile.
+    partial: Vec<Hash>,
+    /// The newest signed checkpoint (covers `size`).
+    latest: Arc<Signed>,
+    /// Size of the newest stored checkpoint.
+    stored: u64,
+}
+
+/// The log: origin, key and tree.
+pub struct Log {
+    origin: String,
+    key: Arc<SigningKey>,
+    tree: RwLock<Tree>,
+}
+
+/// Complete-subtree hashes from memory (levels ≥ 8), tiles read for this
+/// proof, and the partial tile.
+struct Source<'a> {
+    upper: &'a MemoryTree,
+    tiles: &'a HashMap<u64, Vec<Hash>>,
+}
+
+impl Nodes for Source<'_> {
+    fn node(&self, level: u32, index: u64) -> Option<Hash> {
+        if level >= TILE_HEIGHT {
+            return self.upper.node(level - TILE_HEIGHT, index);
+        }
+        let first = index << level;
+        let tile = self.tiles.get(&(first / TILE))?;
+        let start = (first % TILE) as usize;
+        let leaves = tile.get(start..start + (1usize << level))?;
+        Some(subtree(leaves))
+    }
+}
+
+/// Records which tiles a proof reaches into, answering with placeholders.
+struct Recorder<'a> {
+    upper: &'a MemoryTree,
+    wanted: std::cell::RefCell<Vec<u64>>,
+}
+
+impl Nodes for Recorder<'_> {
+    fn node(&self, level: u32, index: u64) -> Option<Hash> {
+        if level >= TILE_HEIGHT {
+            return self.upper.node(level - TILE_HEIGHT, index);
+        }
+        let tile = (index << level) / TILE;
+        let mut w = self.wanted.borrow_mut();
+        if !w.contains(&tile) {
+            w.push(tile);
+        }
+        Some([0u8; 32])
+    }
+}
+
+/// The root of a power-of-two run of leaves.
+fn subtree(leaves: &[Hash]) -> Hash {
+    let mut t = MemoryTree::new();
+    for l in leaves {
+        t.push(*l);
+    }
+    t.root()
+}
+
+/// A batch's leaves before they are committed.
+#[derive(Debug)]
+pub struct Staged {
+    /// Index of the batch's first leaf.
+    pub first: u64,
+    leaves: Vec<Hash>,
+    partial: Vec<Hash>,
+    /// Tiles this batch closes.
+    pub tiles: Vec<(u64, Hash)>,
+}
+
+impl Staged {
+    /// Adds a leaf; returns its index.
+    pub fn push(&mut self, entry: &LogEntry) -> (u64, Hash) {
+        let leaf = entry.leaf_hash();
+        let index = self.first + self.leaves.len() as u64;
+        self.leaves.push(leaf);
+        self.partial.push(leaf);
+        if self.partial.len() as u64 == TILE {
+            self.tiles.push((index / TILE, subtree(&self.partial)));
+            self.partial.clear();
+        }
+        (index, leaf)
+    }
+
+    /// Leaves staged.
+    pub fn len(&self) -> usize {
+        self.leaves.len()
+    }
+
+    /// Whether nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.leaves.is_empty()
+    }
+}
+
+impl Log {
+    /// Loads the log from the store and checks it against the newest stored
+    /// checkpoint: a store whose leaves or tiles were rewritten does not
+    /// start (it would sign checkpoints over the rewrite).
+    pub async fn open(
+        store: &dyn Store,
+        key: Arc<SigningKey>,
+        origin: &str,
+    ) -> Result<Log, LogError> {
+        let size = store.log_size().await?;
+        let tiles = store.log_tiles().await?;
+        if tiles.len() as u64 != size / TILE {
+            return Err(LogError::Tampered(format!(
+                "{} entries need {} tile roots, the store has {}",
+                size,
+                size / TILE,
+                tiles.len()
+            )));
+        }
+        let mut upper = MemoryTree::new();
+        for t in tiles {
+            upper.push(t);
+        }
+        let partial = store.log_leaves(size - size % TILE, size).await?;
+        let checkpoints = store.checkpoints().await?;
+        let verifier = Verifier::new(origin, key.public())
+            .map_err(|e| LogError::Tampered(format!("origin `{origin}`: {e}")))?;
+        let log = Log {
+            origin: origin.to_string(),
+            key,
+            tree: RwLock::new(Tree {
+                size,
+                upper,
+                partial,
+                latest: Arc::new(Signed {
+                    size: 0,
+                    root: merkle::EMPTY_ROOT,
+                    note: String::new(),
+                    signed_at: String::new(),
+                }),
+                stored: checkpoints.last().map_or(0, |c| c.size),
+            }),
+        };
+        if let Some(last) = checkpoints.last() {
+            let first_line = last.note.split('\n').next().unwrap_or_default();
+            if first_line != origin {
+                return Err(LogError::Origin {
+                    stored: first_line.to_string(),
+                    configured: origin.to_string(),
+                });
+            }
+            let cp = Checkpoint::open(&last.note, &verifier).map_err(|e| {
+                LogError::Tampered(format!("the checkpoint at size {}: {e}", last.size))
+            })?;
+            if cp.size != last.size || cp.root != last.root {
+                return Err(LogError::Tampered(format!(
+                    "the checkpoint row at size {} does not hold what its note signs",
+                    last.size
+                )));
+            }
+            if cp.size > size {
+                return Err(LogError::Tampered(format!(
+                    "the checkpoint signs {} entries, the store holds {size}",
+                    cp.size
+                )));
+            }
+            let root = log.root_at(store, cp.size).await?;
+            if root != cp.root {
+                return Err(LogError::Tampered(format!(
+                    "the entries up to size {} give root {}, the checkpoint signed {}",
+                    cp.size,
+                    annexa_evidence::encoding::hex(&root),
+                    annexa_evidence::encoding::hex(&cp.root)
+                )));
+            }
+        }
+        let root = log.root_at(store, size).await?;
+        let signed = log.sign(size, root);
+        log.write().latest = Arc::new(signed);
+        Ok(log)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tree> {
+        self.tree.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tree> {
+        self.tree.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The log's origin (checkpoint first line and key name).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The verifier key auditors and agents check checkpoints with.
+    pub fn verifier(&self) -> Verifier {
+        Verifier {
+            name: self.origin.clone(),
+            id: annexa_evidence::note::key_id(&self.origin, &self.key.public()),
+            key: self.key.public(),
+        }
+    }
+
+    /// Committed leaves.
+    pub fn size(&self) -> u64 {
+        self.read().size
+    }
+
+    /// The newest signed checkpoint.
+    pub fn latest(&self) -> Arc<Signed> {
+        self.read().latest.clone()
+    }
+
+    fn sign(&self, size: u64, root: Hash) -> Signed {
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+        };
+        Signed {
+            size,
+            root,
+            // The origin was checked as a key name when the log opened.
+            note: cp.sign(&self.key).unwrap_or_default(),
+            signed_at: clock::now_rfc3339(),
+        }
+    }
+
+    /// Starts a batch at the committed size.
+    pub fn stage(&self) -> Staged {
+        let t = self.read();
+        Staged {
+            first: t.size,
+            leaves: Vec::new(),
+            partial: t.partial.clone(),
+            tiles: Vec::new(),
+        }
+    }
+
+    /// Signs the checkpoint the staged batch leads to and returns what the
+    /// store must write with it (`persist`: include the checkpoint).
+    pub fn seal(&self, staged: &Staged, persist: bool) -> (Arc<Signed>, LogAppend) {
+        let mut t = self.write();
+        // Tiles go into the upper tree now (nodes above the committed size
+        // are never asked for); `abandon` takes them out again.
+        for (_, h) in &staged.tiles {
+            t.upper.push(*h);
+        }
+        let size = staged.first + staged.leaves.len() as u64;
+        let tile = size / TILE;
+        let mut tiles = HashMap::new();
+        tiles.insert(tile, staged.partial.clone());
+        let root = merkle::root(
+            &Source {
+                upper: &t.upper,
+                tiles: &tiles,
+            },
+            size,
+        )
+        .unwrap_or(merkle::EMPTY_ROOT);
+        drop(t);
+        let signed = Arc::new(self.sign(size, root));
+        let append = LogAppend {
+            tiles: staged.tiles.clone(),
+            checkpoint: persist.then(|| signed.row()),
+        };
+        (signed, append)
+    }
+
+    /// The batch committed: its leaves are the log's.
+    pub fn commit(&self, staged: Staged, signed: Arc<Signed>, persisted: bool) {
+        let mut t = self.write();
+        t.size = staged.first + staged.leaves.len() as u64;
+        t.partial = staged.partial;
+        if persisted {
+            t.stored = signed.size;
+        }
+        t.latest = signed;
+    }
+
+    /// The batch failed: forget its tiles.
+    pub fn abandon(&self, staged: &Staged) {
+        let mut t = self.write();
+        let keep = t.size / TILE;
+        t.upper.truncate(keep);
+        debug_assert_eq!(staged.first, t.size);
+    }
+
+    /// The newest checkpoint if it is not stored yet (the periodic tick
+    /// stores it).
+    pub fn unstored(&self) -> Option<Arc<Signed>> {
+        let t = self.read();
+        (t.latest.size > t.stored).then(|| t.latest.clone())
+    }
+
+    /// Notes that a checkpoint was stored.
+    pub fn stored(&self, size: u64) {
+        let mut t = self.write();
+        t.stored = t.stored.max(size);
+    }
+
+    /// Runs `proof` over the tree at `size`, reading the tiles it reaches
+    /// into from the store.
+    async fn with_nodes<T>(
+        &self,
+        store: &dyn Store,
+        size: u64,
+        proof: impl Fn(&dyn Nodes) -> Result<T, ProofError>,
+    ) -> Result<T, LogError> {
+        let wanted = {
+            let t = self.read();
+            if size > t.size {
+                return Err(ProofError::Range(format!(
+                    "tree size {size} is beyond the log's {}",
+                    t.size
+                ))
+                .into());
+            }
+            let rec = Recorder {
+                upper: &t.upper,
+                wanted: Default::default(),
+            };
+            proof(&rec)?;
+            rec.wanted.into_inner()
+        };
+        let mut tiles = HashMap::new();
+        for tile in wanted {
+            let start = tile * TILE;
+            let end = (start + TILE).min(size);
+            tiles.insert(tile, store.log_leaves(start, end).await?);
+        }
+        let t = self.read();
+        Ok(proof(&Source {
+            upper: &t.upper,
+            tiles: &tiles,
+        })?)
+    }
+
+    /// The root at a committed size.
+    pub async fn root_at(&self, store: &dyn Store, size: u64) -> Result<Hash, LogError> {
+        self.with_nodes(store, size, |n| merkle::root(n, size)).await
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of `size`.
+    pub async fn inclusion(
+        &self,
+        store: &dyn Store,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, LogError> {
+        self.with_nodes(store, size, |n| merkle::inclusion_proof(n, index, size))
+            .await
+    }
+
+    /// The consistency proof between two committed sizes.
+    pub async fn consistency(
+        &self,
+        store: &dyn Store,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Hash>, LogError> {
+        self.with_nodes(store, to, |n| merkle::consistency_proof(n, from, to))
+            .await
+    }
+}
