@@ -647,9 +647,7 @@ fn verify_log(args: VerifyLogArgs) -> anyhow::Result<ExitCode> {
     let verifier = Verifier::parse(key_line).with_context(|| format!("{key_label}"))?;
     let mut extra = Vec::new();
     for p in &args.checkpoints {
-        extra.push(
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        );
+        extra.push(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?);
     }
     let (path, label, _tmp) = match &args.bundle {
         Some(b) => (b.clone(), b.display().to_string(), None),

@@ -65,10 +65,7 @@ pub fn check(
         return if cp.root == old.root {
             Ok(false)
         } else {
-            Err(format!(
-                "two different roots for the same size {}",
-                cp.size
-            ))
+            Err(format!("two different roots for the same size {}", cp.size))
         };
     }
     if old.size == 0 {
@@ -88,7 +85,12 @@ pub fn check(
         .ok_or("the consistency proof is not base64 of 32-byte hashes")?;
     verify_consistency(old.size, cp.size, &proof, &old.root, &cp.root)
         .map(|()| true)
-        .map_err(|e| format!("the consistency proof from {} to {} fails: {e}", old.size, cp.size))
+        .map_err(|e| {
+            format!(
+                "the consistency proof from {} to {} fails: {e}",
+                old.size, cp.size
+            )
+        })
 }
 
 /// The size of the held checkpoint, for `?log_size=`.
@@ -111,9 +113,19 @@ pub fn observe(
         Ok(true) => state.write_checkpoint(&new.checkpoint),
         Ok(false) => Ok(()),
         Err(why) => {
+            let held = held.unwrap_or_default();
+            if state.log_alert_reported(&held) {
+                tracing::error!(
+                    error = %why,
+                    "the collector's evidence log is still inconsistent with the checkpoint this \
+                     agent holds (already reported in an envelope); remove the state directory's \
+                     `checkpoint` file only once the collector's operators have explained it"
+                );
+                return Ok(());
+            }
             tracing::error!(
                 error = %why,
-                held = held.as_deref().unwrap_or(""),
+                held = %held,
                 shown = %new.checkpoint,
                 "THE COLLECTOR'S EVIDENCE LOG IS INCONSISTENT with the checkpoint this agent holds: \
                  evidence may have been removed or rewritten. Keeping the old checkpoint and \
@@ -123,7 +135,7 @@ pub fn observe(
                 detected_at: time::OffsetDateTime::now_utc()
                     .format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_default(),
-                previous_checkpoint: held.unwrap_or_default(),
+                previous_checkpoint: held,
                 new_checkpoint: new.checkpoint.clone(),
                 error: why,
             })
@@ -194,7 +206,11 @@ mod tests {
             consistency_from: None,
             consistency: vec![],
         };
-        assert!(check(Some(&held), &shrunk, &pk, None).unwrap_err().contains("shrank"));
+        assert!(
+            check(Some(&held), &shrunk, &pk, None)
+                .unwrap_err()
+                .contains("shrank")
+        );
         let unproven = LogState {
             consistency_from: None,
             consistency: vec![],

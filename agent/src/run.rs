@@ -364,8 +364,8 @@ fn seal(
     })?;
     // Only now that the envelope recording the gap is durable.
     spool.drop_superseded(&dropped, config.spool_max_bytes)?;
-    if signer.log_alert.is_some() {
-        state.clear_log_alert()?;
+    if let Some(alert) = &signer.log_alert {
+        state.clear_log_alert(&alert.previous_checkpoint)?;
     }
     info!(
         sequence,
@@ -574,6 +574,7 @@ pub(crate) mod tests {
             sequence: 1,
             accepted_at: "2026-01-01T00:00:00Z".into(),
             duplicate: false,
+            log_index: Some(0),
         }
         .sign(&collector);
         assert_eq!(receipt.payload_type, RECEIPT_PAYLOAD_TYPE);

@@ -395,14 +395,27 @@ impl StateDir {
         self.write_json(&self.log_alert_path(), alert)
     }
 
-    /// Forgets the log alert once an envelope carrying it is spooled.
-    pub fn clear_log_alert(&self) -> Result<(), StateError> {
+    /// Forgets the log alert once an envelope carrying it is spooled, and
+    /// remembers which held checkpoint it was about: the same
+    /// inconsistency is reported once, not in every envelope after.
+    pub fn clear_log_alert(&self, held: &str) -> Result<(), StateError> {
+        write_atomic(
+            &self.root.join("log-alert.reported"),
+            sha256_line(held).as_bytes(),
+            0o644,
+        )?;
         let path = self.log_alert_path();
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(&path)(e)),
         }
+    }
+
+    /// Whether an inconsistency with this held checkpoint was reported.
+    pub fn log_alert_reported(&self, held: &str) -> bool {
+        std::fs::read_to_string(self.root.join("log-alert.reported"))
+            .is_ok_and(|t| t == sha256_line(held))
     }
 
     /// Stores the pinned CA certificate(s) as PEM.
@@ -488,6 +501,11 @@ impl StateDir {
                 message: format!("last line: {e}"),
             })
     }
+}
+
+/// Hex SHA-256 of some text, with a newline (a marker file's content).
+pub(crate) fn sha256_line(text: &str) -> String {
+    format!("{}\n", annexa_evidence::sha256_hex(text.as_bytes()))
 }
 
 /// The files machine identity is read from, in order.

@@ -4,7 +4,7 @@
 
 use annexa_evidence::encoding::hex;
 use annexa_evidence::log::{
-    AgentKey, BUNDLE_FORMAT, BundleEntry, End, Header, Record, StoredCheckpoint,
+    AgentKey, BUNDLE_FORMAT, BundleEntry, End, EntryTag, Header, Record, StoredCheckpoint,
 };
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -34,7 +34,7 @@ struct Out {
 }
 
 impl Out {
-    async fn record(&mut self, r: &Record) -> Result<(), ExportError> {
+    async fn record(&mut self, r: &impl serde::Serialize) -> Result<(), ExportError> {
         // Serialising these types cannot fail (no maps with non-string keys).
         serde_json::to_writer(&mut self.buf, r).map_err(|_| ExportError::Closed)?;
         self.buf.push(b'\n');
@@ -67,15 +67,18 @@ fn raw_envelope(b: Vec<u8>) -> Option<Box<RawValue>> {
     })
 }
 
-/// Writes the first `size` entries of the log (and everything that vouches
-/// for them) to `tx` in chunks; returns the entries written.
+/// Writes the log as it stands (and everything that vouches for it) to
+/// `tx` in chunks; returns the entries written. Checkpoints are read
+/// before the size, so every stored one is in the bundle and none can be
+/// beyond its entries unless entries were removed.
 pub async fn export(
     store: &dyn Store,
     origin: &str,
     retention: Option<String>,
-    size: u64,
     tx: mpsc::Sender<Vec<u8>>,
 ) -> Result<u64, ExportError> {
+    let checkpoints = store.checkpoints().await?;
+    let size = store.log_size().await?;
     let mut out = Out {
         tx,
         buf: Vec::with_capacity(CHUNK + 64 * 1024),
@@ -99,14 +102,12 @@ pub async fn export(
         }))
         .await?;
     }
-    for c in store.checkpoints().await? {
-        if c.size <= size {
-            out.record(&Record::Checkpoint(StoredCheckpoint {
-                note: c.note,
-                signed_at: c.signed_at,
-            }))
-            .await?;
-        }
+    for c in checkpoints {
+        out.record(&Record::Checkpoint(StoredCheckpoint {
+            note: c.note,
+            signed_at: c.signed_at,
+        }))
+        .await?;
     }
     let mut from = 0;
     let mut written = 0;
@@ -119,7 +120,8 @@ pub async fn export(
             // (a row edited behind the collector) is carried as a string
             // so that the verifier sees it and reports the digest mismatch.
             let envelope = r.bytes.and_then(raw_envelope);
-            out.record(&Record::Entry(BundleEntry {
+            out.record(&BundleEntry {
+                kind: EntryTag::Entry,
                 index: r.index,
                 agent: r.agent_id,
                 key_id: r.key_id,
@@ -129,7 +131,7 @@ pub async fn export(
                 leaf_hash: hex(&r.leaf_hash),
                 envelope,
                 pruned_at: r.pruned_at,
-            }))
+            })
             .await?;
             written += 1;
         }

@@ -420,7 +420,8 @@ impl Log {
 
     /// The root at a committed size.
     pub async fn root_at(&self, store: &dyn Store, size: u64) -> Result<Hash, LogError> {
-        self.with_nodes(store, size, |n| merkle::root(n, size)).await
+        self.with_nodes(store, size, |n| merkle::root(n, size))
+            .await
     }
 
     /// The inclusion proof of leaf `index` in the tree of `size`.

@@ -54,7 +54,6 @@ async fn log_command(command: LogCommand) -> anyhow::Result<()> {
             let cfg = at.load()?;
             let store = open_store(&cfg).await?;
             let (origin, _) = log_origin(&cfg, store.as_ref()).await?;
-            let size = store.log_size().await?;
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -71,9 +70,13 @@ async fn log_command(command: LogCommand) -> anyhow::Result<()> {
                 w.into_inner()?.sync_all()?;
                 Ok(())
             });
-            let written =
-                annexa_collector::export::export(store.as_ref(), &origin, cfg.retention.clone(), size, tx)
-                    .await;
+            let written = annexa_collector::export::export(
+                store.as_ref(),
+                &origin,
+                cfg.retention.clone(),
+                tx,
+            )
+            .await;
             writer
                 .await
                 .context("the bundle writer stopped")?

@@ -305,12 +305,15 @@ async fn append_moves_the_chain_and_keeps_bytes(store: &dyn Store) {
         .unwrap()
         .agent()
         .clone();
-    append(store, vec![
+    append(
+        store,
+        vec![
             accepted(a.no, 1, &[("a", "pass"), ("b", "fail")]),
             accepted(a.no, 2, &[("b", "pass")]),
-        ])
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    .unwrap();
     let head = store.agent("ag-7").await.unwrap().unwrap();
     assert_eq!(head.next_sequence, 3);
     assert_eq!(
@@ -359,7 +362,9 @@ async fn a_batch_with_a_stale_chain_head_stores_nothing(store: &dyn Store) {
     assert!(store.envelope(a.no, 2).await.unwrap().is_none());
     assert!(store.latest(a.no).await.unwrap().is_empty());
     // Replaying an accepted sequence is a conflict, not a second copy.
-    let dup = append(store, vec![accepted(a.no, 1, &[])]).await.unwrap_err();
+    let dup = append(store, vec![accepted(a.no, 1, &[])])
+        .await
+        .unwrap_err();
     assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
 }
 

@@ -134,4 +134,7 @@ pub mod codes {
     pub const INVALID_SOA: &str = "invalid_soa";
     /// The collector cannot accept evidence now (503).
     pub const UNAVAILABLE: &str = "unavailable";
+    /// The envelope's payload was removed under the retention policy (its
+    /// log entry and metadata remain).
+    pub const PRUNED: &str = "pruned";
 }

@@ -169,9 +169,12 @@ pub fn verify_bundle(
         let rec = if line.starts_with("{\"type\":\"entry\"") {
             None
         } else {
-            let r: Record =
-                serde_json::from_str(&line).map_err(|e| malformed(line_at, e.to_string()))?;
-            Some(r).filter(|r| !matches!(r, Record::Entry(_)))
+            match serde_json::from_str::<Record>(&line) {
+                Ok(r) => Some(r),
+                // An entry written differently (spacing, key order).
+                Err(_) if serde_json::from_str::<BundleEntry>(&line).is_ok() => None,
+                Err(e) => return Err(malformed(line_at, e.to_string())),
+            }
         };
         let Some(rec) = rec else {
             pending.push((line_at, line));
@@ -209,7 +212,6 @@ pub fn verify_bundle(
             Record::Checkpoint(c) => {
                 checkpoints.push((c.note, format!("stored checkpoint signed {}", c.signed_at)))
             }
-            Record::Entry(_) => {}
             Record::Unlogged(u) => v.problem(
                 None,
                 format!(
@@ -258,14 +260,8 @@ fn check_chunk(
 ) -> Result<(), BundleError> {
     type Checked = Result<(BundleEntry, Option<Result<Link, String>>), BundleError>;
     let work = |(line, text): &(u64, String)| -> Checked {
-        let e = match serde_json::from_str::<Record>(text) {
-            Ok(Record::Entry(e)) => e,
-            Ok(_) => {
-                return Err(BundleError::Malformed {
-                    line: *line,
-                    why: "expected an entry".into(),
-                });
-            }
+        let e = match serde_json::from_str::<BundleEntry>(text) {
+            Ok(e) => e,
             Err(err) => {
                 return Err(BundleError::Malformed {
                     line: *line,
@@ -323,8 +319,7 @@ fn check_envelope(e: &BundleEntry, bytes: &[u8], key: Option<PublicKey>) -> Resu
             p.agent.id, p.sequence, e.agent, e.sequence
         ));
     }
-    if st.subject.first().and_then(|s| s.name.as_deref()) != Some(subject_name(&e.agent).as_str())
-    {
+    if st.subject.first().and_then(|s| s.name.as_deref()) != Some(subject_name(&e.agent).as_str()) {
         return Err("the statement's subject is not the agent's host".into());
     }
     Ok(Link {
@@ -367,7 +362,10 @@ fn apply_entry(
         None => v.problem(at, format!("agent {} is not enrolled", e.agent)),
         Some((key_id, _)) if *key_id != e.key_id => v.problem(
             at,
-            format!("the entry names key {} but agent {} has key {key_id}", e.key_id, e.agent),
+            format!(
+                "the entry names key {} but agent {} has key {key_id}",
+                e.key_id, e.agent
+            ),
         ),
         Some(_) => {}
     }
@@ -385,7 +383,10 @@ fn apply_entry(
             None
         }
         (None, None) => {
-            v.problem(at, "the envelope is missing and was not pruned: deleted".into());
+            v.problem(
+                at,
+                "the envelope is missing and was not pruned: deleted".into(),
+            );
             None
         }
     };
@@ -502,7 +503,10 @@ fn check_checkpoints(
             .map_err(|e| e.to_string())
             .and_then(|p| verify_consistency(m, n, &p, &r1, &r2).map_err(|e| e.to_string()));
         if let Err(e) = ok {
-            v.problem(None, format!("checkpoints at sizes {m} and {n} are inconsistent: {e}"));
+            v.problem(
+                None,
+                format!("checkpoints at sizes {m} and {n} are inconsistent: {e}"),
+            );
         }
     }
     if let Some((n, r)) = sizes.last() {
@@ -511,7 +515,10 @@ fn check_checkpoints(
     } else {
         v.uncovered = tree.size();
         if tree.size() > 0 {
-            v.problem(None, "no signed checkpoint verifies: nothing vouches for the log".into());
+            v.problem(
+                None,
+                "no signed checkpoint verifies: nothing vouches for the log".into(),
+            );
         }
     }
 }

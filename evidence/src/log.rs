@@ -45,6 +45,8 @@ impl LogEntry {
 
 /// One line of a bundle (JSON Lines, in this order: the header, agents,
 /// checkpoints, entries by index, unlogged envelopes, retention runs, end).
+/// Entries are [`BundleEntry`] lines (`"type":"entry"`): they carry the
+/// envelope as raw JSON, which an internally tagged enum cannot hold.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Record {
@@ -54,8 +56,6 @@ pub enum Record {
     Agent(AgentKey),
     /// A signed checkpoint the collector stored.
     Checkpoint(StoredCheckpoint),
-    /// A leaf with its envelope.
-    Entry(BundleEntry),
     /// An envelope the store holds that no leaf names.
     Unlogged(Unlogged),
     /// A run of the retention job.
@@ -110,10 +110,21 @@ pub struct StoredCheckpoint {
     pub signed_at: String,
 }
 
-/// A leaf, its stored hash and its envelope.
+/// The `type` of an entry line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryTag {
+    /// `"entry"`.
+    Entry,
+}
+
+/// A leaf, its stored hash and its envelope (a line of its own type).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleEntry {
+    /// Always `entry`; first, so that entry lines are told apart cheaply.
+    #[serde(rename = "type")]
+    pub kind: EntryTag,
     /// Leaf index (0-based).
     pub index: u64,
     /// Agent id.

@@ -330,7 +330,10 @@ pub fn verify_consistency(
     }
     let proof = &proof[start..];
     let mask = (size1 - 1) >> shift;
-    let h1 = chain_border_right(chain_inner_right(seed, &proof[..inner], mask), &proof[inner..]);
+    let h1 = chain_border_right(
+        chain_inner_right(seed, &proof[..inner], mask),
+        &proof[inner..],
+    );
     if &h1 != root1 {
         return Err(mismatch(&h1, root1));
     }
@@ -415,7 +418,10 @@ impl MemoryTree {
 
 impl Nodes for MemoryTree {
     fn node(&self, level: u32, index: u64) -> Option<Hash> {
-        self.levels.get(level as usize)?.get(index as usize).copied()
+        self.levels
+            .get(level as usize)?
+            .get(index as usize)
+            .copied()
     }
 }
 

@@ -113,8 +113,8 @@ impl Verifier {
         if raw.first() != Some(&ED25519_TYPE) {
             return Err(bad("only Ed25519 keys (type 0x01) are supported"));
         }
-        let key = PublicKey::from_bytes(&raw[1..])
-            .ok_or_else(|| bad("an Ed25519 key is 32 bytes"))?;
+        let key =
+            PublicKey::from_bytes(&raw[1..]).ok_or_else(|| bad("an Ed25519 key is 32 bytes"))?;
         if key_id(name, &key) != id {
             return Err(bad("the key ID does not match the name and key"));
         }
@@ -239,7 +239,9 @@ impl Note {
 /// Signs `text` (which must end in a newline) as a note by `name`.
 pub fn sign(text: &str, name: &str, key: &SigningKey) -> Result<String, NoteError> {
     if !text.ends_with('\n') {
-        return Err(NoteError::Malformed("the text must end in a newline".into()));
+        return Err(NoteError::Malformed(
+            "the text must end in a newline".into(),
+        ));
     }
     if text.chars().any(|c| c < ' ' && c != '\n') {
         return Err(NoteError::Malformed(
@@ -287,11 +289,11 @@ impl Checkpoint {
         let size_ok = !size.is_empty()
             && size.bytes().all(|b| b.is_ascii_digit())
             && (size == "0" || !size.starts_with('0'));
-        let size: u64 = size
-            .parse()
-            .ok()
-            .filter(|_| size_ok)
-            .ok_or_else(|| bad(format!("tree size `{size}` is not a decimal without leading zeros")))?;
+        let size: u64 = size.parse().ok().filter(|_| size_ok).ok_or_else(|| {
+            bad(format!(
+                "tree size `{size}` is not a decimal without leading zeros"
+            ))
+        })?;
         let root: [u8; 32] = b64_decode_strict(root)
             .and_then(|r| r.try_into().ok())
             .ok_or_else(|| bad(format!("root hash `{root}` is not base64 of 32 bytes")))?;

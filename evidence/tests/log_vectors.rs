@@ -59,7 +59,10 @@ fn rfc6962_hashing_and_every_root_of_the_reference_tree() {
     for kat in v["hasher_kats"].as_array().unwrap() {
         let want = h(&kat["want"]);
         if let Some(leaf) = kat.get("leaf_hex") {
-            assert_eq!(leaf_hash(&hex_decode(leaf.as_str().unwrap()).unwrap()), want);
+            assert_eq!(
+                leaf_hash(&hex_decode(leaf.as_str().unwrap()).unwrap()),
+                want
+            );
         } else if let Some(left) = kat.get("left_hex") {
             // Node hashing over raw (non-32-byte) children, as the vector has it.
             let (l, r) = (
@@ -75,7 +78,12 @@ fn rfc6962_hashing_and_every_root_of_the_reference_tree() {
             assert_eq!(MemoryTree::new().root(), want);
         }
     }
-    for (level, nodes) in v["node_hashes_by_level"].as_array().unwrap().iter().enumerate() {
+    for (level, nodes) in v["node_hashes_by_level"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         for (i, n) in nodes.as_array().unwrap().iter().enumerate() {
             assert_eq!(t.level(level as u32)[i], h(n), "level {level} node {i}");
         }
@@ -177,7 +185,10 @@ fn c2sp_signed_note_example_verifies() {
     let verifier = Verifier::parse(v["verifier_key"].as_str().unwrap()).unwrap();
     assert_eq!(verifier.to_string(), v["verifier_key"].as_str().unwrap());
     let note = Note::parse(v["signed_note"].as_str().unwrap()).unwrap();
-    assert_eq!(note.verify(&verifier).unwrap(), "This is an example message.\n");
+    assert_eq!(
+        note.verify(&verifier).unwrap(),
+        "This is an example message.\n"
+    );
 }
 
 #[test]
@@ -200,7 +211,10 @@ fn go_sumdb_note_vectors_sign_byte_for_byte_and_verify() {
     let key = SigningKey::from_seed(&seed).unwrap();
     let pv = Verifier::parse(peter["vkey"].as_str().unwrap()).unwrap();
     assert_eq!(pv.key, key.public());
-    assert_eq!(format!("{:08x}", pv.id), peter["keyid_hex"].as_str().unwrap());
+    assert_eq!(
+        format!("{:08x}", pv.id),
+        peter["keyid_hex"].as_str().unwrap()
+    );
     // Ed25519 is deterministic: our note is the published one, byte for byte.
     let signed = sign(peter["text"].as_str().unwrap(), "PeterNeumann", &key).unwrap();
     assert_eq!(signed, peter["signed_note"].as_str().unwrap());

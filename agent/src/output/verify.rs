@@ -46,7 +46,11 @@ pub fn render(
         )?;
     }
     let rate = v.entries as f64 / took.as_secs_f64().max(1e-9);
-    writeln!(out, "took         {:.1} s ({rate:.0} entries/s)", took.as_secs_f64())?;
+    writeln!(
+        out,
+        "took         {:.1} s ({rate:.0} entries/s)",
+        took.as_secs_f64()
+    )?;
     for p in &v.problems {
         match p.index {
             Some(i) => writeln!(out, "PROBLEM      index {i}: {}", p.what)?,

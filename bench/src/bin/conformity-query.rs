@@ -493,7 +493,12 @@ async fn main() -> anyhow::Result<()> {
     let populate = Instant::now();
     let store = annexa_collector::open_store(&config).await?;
     let key = std::sync::Arc::new(dir.load_signing_key()?);
-    let log = annexa_collector::log::Log::open(store.as_ref(), key.clone(), &config.origin(&key.public())).await?;
+    let log = annexa_collector::log::Log::open(
+        store.as_ref(),
+        key.clone(),
+        &config.origin(&key.public()),
+    )
+    .await?;
     let hosts = enroll_all(&store, args.hosts, args.enroll_concurrency).await?;
     let enrolled = populate.elapsed();
     let now = clock::now_unix();

@@ -7,8 +7,8 @@ use annexa_evidence::dsse::Envelope;
 use annexa_evidence::receipt::Receipt;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 
 use super::{AppState, Error};
@@ -32,7 +32,11 @@ pub async fn submit(
 ) -> Result<Json<EvidenceResponse>, Error> {
     let started = Instant::now();
     let result = match (query, body) {
-        (Err(e), _) => Err(Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.body_text())),
+        (Err(e), _) => Err(Error::new(
+            StatusCode::BAD_REQUEST,
+            codes::MALFORMED,
+            e.body_text(),
+        )),
         (Ok(Query(q)), Ok(body)) => accept(&state, body, q.log_size).await,
         // Answered as the API's error (and counted) like every other refusal.
         (_, Err(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Error::new(
@@ -113,7 +117,11 @@ async fn accept(
             .log
             .consistency(state.store.as_ref(), m, cp.size)
             .await
-            .map(|p| p.iter().map(|h| annexa_evidence::encoding::b64(h)).collect())
+            .map(|p| {
+                p.iter()
+                    .map(|h| annexa_evidence::encoding::b64(h))
+                    .collect()
+            })
             .unwrap_or_default(),
         None => Vec::new(),
     };

@@ -95,12 +95,27 @@ pub async fn envelope(
     Path((id, seq)): Path<(String, u64)>,
 ) -> Result<impl IntoResponse, Error> {
     let a = agent(&state, &id).await?;
-    let (_, bytes) = state.store.envelope(a.no, seq).await?.ok_or_else(|| {
+    let (meta, bytes) = state.store.envelope(a.no, seq).await?.ok_or_else(|| {
         Error::new(
             StatusCode::NOT_FOUND,
             codes::NOT_FOUND,
             format!("agent {id} has no envelope {seq}"),
         )
     })?;
+    if let Some(at) = &meta.pruned_at {
+        return Err(Error::new(
+            StatusCode::GONE,
+            codes::PRUNED,
+            format!(
+                "the payload of envelope {seq} of agent {id} (accepted {}, sha256 {}) was removed on {at} under the retention policy ({}); its log entry {} and results remain",
+                meta.received_at,
+                meta.sha256,
+                state.retention.as_deref().unwrap_or("since changed"),
+                meta.log_index
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "-".into()),
+            ),
+        ));
+    }
     Ok(([(header::CONTENT_TYPE, "application/json")], bytes))
 }

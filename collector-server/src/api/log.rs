@@ -17,7 +17,9 @@ impl From<LogError> for Error {
     fn from(e: LogError) -> Error {
         match e {
             LogError::Store(s) => s.into(),
-            LogError::Proof(p) => Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, p.to_string()),
+            LogError::Proof(p) => {
+                Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, p.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "evidence log failure");
                 Error::new(
@@ -70,7 +72,10 @@ pub async fn inclusion(
     Query(q): Query<InclusionQuery>,
 ) -> Result<Json<InclusionProof>, Error> {
     let size = q.size.unwrap_or_else(|| state.log.latest().size);
-    let proof = state.log.inclusion(state.store.as_ref(), q.index, size).await?;
+    let proof = state
+        .log
+        .inclusion(state.store.as_ref(), q.index, size)
+        .await?;
     let leaf = state.store.log_leaves(q.index, q.index + 1).await?;
     Ok(Json(InclusionProof {
         index: q.index,
@@ -109,7 +114,10 @@ pub async fn consistency(
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyProof>, Error> {
     let to = q.to.unwrap_or_else(|| state.log.latest().size);
-    let proof = state.log.consistency(state.store.as_ref(), q.from, to).await?;
+    let proof = state
+        .log
+        .consistency(state.store.as_ref(), q.from, to)
+        .await?;
     Ok(Json(ConsistencyProof {
         from: q.from,
         to,
@@ -122,14 +130,13 @@ pub async fn consistency(
 /// bundle is covered to its end.
 pub async fn export(State(state): State<AppState>, r: Reader) -> Result<impl IntoResponse, Error> {
     crate::ingest::store_checkpoint(state.store.as_ref(), &state.log).await?;
-    let size = state.log.latest().size;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
     let store = state.store.clone();
     let origin = state.log.origin().to_string();
     let retention = state.retention.clone();
-    tracing::info!(by = %r.0.name, entries = size, "evidence log export");
+    tracing::info!(by = %r.0.name, "evidence log export");
     tokio::spawn(async move {
-        if let Err(e) = crate::export::export(store.as_ref(), &origin, retention, size, tx).await {
+        if let Err(e) = crate::export::export(store.as_ref(), &origin, retention, tx).await {
             tracing::warn!(error = %e, "evidence log export stopped");
         }
     });

@@ -513,8 +513,12 @@ pub trait Store: Send + Sync + 'static {
     async fn record_checkpoint(&self, cp: &CheckpointRow) -> Result<(), StoreError>;
 
     /// Log entries `[from, to)` with their envelopes, at most `limit`.
-    async fn log_export(&self, from: u64, to: u64, limit: u32)
-    -> Result<Vec<ExportRow>, StoreError>;
+    async fn log_export(
+        &self,
+        from: u64,
+        to: u64,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError>;
 
     /// Envelopes stored without a matching log entry.
     async fn unlogged(&self) -> Result<Vec<annexa_evidence::log::Unlogged>, StoreError>;

@@ -93,7 +93,9 @@ fn meta_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<EnvelopeMeta, StoreErr
         gap: gap.and_then(|g| serde_json::from_str(&g).ok()),
         summary: parse("summary")?,
         results: parse("results")?,
-        log_index: row.try_get::<Option<i64>, _>("log_index")?.map(|i| i as u64),
+        log_index: row
+            .try_get::<Option<i64>, _>("log_index")?
+            .map(|i| i as u64),
         pruned_at: row.try_get("pruned_at")?,
     })
 }
@@ -621,11 +623,13 @@ impl Store for SqliteStore {
     }
 
     async fn log_leaves(&self, start: u64, end: u64) -> Result<Vec<[u8; 32]>, StoreError> {
-        let rows = sqlx::query("SELECT idx, leaf_hash FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx")
-            .bind(start as i64)
-            .bind(end as i64)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT idx, leaf_hash FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+        )
+        .bind(start as i64)
+        .bind(end as i64)
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for (k, r) in rows.iter().enumerate() {
             let idx: i64 = r.try_get("idx")?;
@@ -656,9 +660,10 @@ impl Store for SqliteStore {
     }
 
     async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
-        let rows = sqlx::query("SELECT size, root, note, signed_at FROM log_checkpoints ORDER BY size")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT size, root, note, signed_at FROM log_checkpoints ORDER BY size")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(CheckpointRow {
@@ -707,7 +712,9 @@ impl Store for SqliteStore {
                     agent_id: r
                         .try_get::<Option<String>, _>("agent_id")?
                         .unwrap_or_else(|| format!("#{no}")),
-                    key_id: r.try_get::<Option<String>, _>("key_id")?.unwrap_or_default(),
+                    key_id: r
+                        .try_get::<Option<String>, _>("key_id")?
+                        .unwrap_or_default(),
                     sequence: r.try_get::<i64, _>("sequence")? as u64,
                     envelope_sha256: r.try_get("envelope_sha256")?,
                     accepted_at: r.try_get("accepted_at")?,
@@ -804,9 +811,10 @@ impl Store for SqliteStore {
     }
 
     async fn retention_runs(&self) -> Result<Vec<RetentionRun>, StoreError> {
-        let rows = sqlx::query("SELECT at, cutoff, retention, pruned FROM retention_runs ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT at, cutoff, retention, pruned FROM retention_runs ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(RetentionRun {
