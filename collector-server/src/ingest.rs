@@ -423,7 +423,10 @@ async fn run_writer(
     let mut checkpoints = tokio::time::interval(log.checkpoint_every);
     checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     checkpoints.tick().await;
-    let mut last_stored = Instant::now();
+    // The first batch after a start stores its checkpoint at once.
+    let mut last_stored = Instant::now()
+        .checked_sub(log.checkpoint_every)
+        .unwrap_or_else(Instant::now);
     loop {
         let first = tokio::select! {
             j = rx.recv() => match j {

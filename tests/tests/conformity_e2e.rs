@@ -411,6 +411,22 @@ fn every_route_checks_its_role() {
             true,
         ),
         ("GET", "/v1/conformity/timeline".into(), None, true, true),
+        ("GET", "/v1/log/checkpoint".into(), None, true, true),
+        (
+            "GET",
+            "/v1/log/proof/inclusion?index=0".into(),
+            None,
+            true,
+            true,
+        ),
+        (
+            "GET",
+            "/v1/log/proof/consistency?from=1".into(),
+            None,
+            true,
+            true,
+        ),
+        ("GET", "/v1/log/export".into(), None, true, true),
         ("GET", "/metrics".into(), None, true, false),
         ("POST", "/v1/soa".into(), Some(soa.clone()), true, false),
         (

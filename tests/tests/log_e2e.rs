@@ -13,6 +13,7 @@ use common::{Collector, Host, bin, show, stdout};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// `annexa-collector log key` for a data directory.
 fn vkey(c: &Collector, dir: &Path) -> PathBuf {
@@ -432,4 +433,42 @@ fn an_agent_reports_a_rewritten_log_in_its_next_envelope() {
         .log_alert
         .expect("the alert travels in the envelope");
     assert_eq!(reported.previous_checkpoint, held);
+}
+
+#[test]
+fn retention_removes_payloads_and_the_log_still_verifies() {
+    let c = Collector::start_with("retention = \"2s\"\nconformity_sweep_seconds = 1\n");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = vkey(&c, dir.path());
+    let h = Host::enrolled(&c, "");
+    h.run_once_ok();
+    h.run_once_ok();
+    let id = h.agent_id();
+    common::wait_for(
+        "the retention job to prune both payloads",
+        Duration::from_secs(20),
+        || c.evidence(&id).iter().all(|m| m["pruned_at"].is_string()),
+        || format!("{:?}\n{}", c.evidence(&id), c.log()),
+    );
+    // The record says what happened to the payload, and why.
+    let r = c.request("GET", &format!("/v1/hosts/{id}/evidence/1"), Some(&c.admin), None);
+    assert_eq!(r.status, 410, "{}", r.text());
+    let e = r.error();
+    assert_eq!(e.error, "pruned");
+    assert!(e.message.contains("retention policy (2s)"), "{}", e.message);
+    // Metadata and results stay; the log verifies with the payloads gone.
+    let meta = c.evidence(&id);
+    assert_eq!(meta.len(), 2);
+    assert!(meta[0]["results"].as_array().is_some_and(|r| !r.is_empty()));
+    let bundle = dir.path().join("log.bundle");
+    let o = c.cli(&["log", "export", "--out", s(&bundle)]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let o = verify(&["--bundle", s(&bundle), "--collector-key", s(&key_file)]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let text = stdout(&o);
+    assert!(text.contains("(0 envelopes verified, 2 pruned under the retention policy)"), "{text}");
+    assert!(text.contains("removed under the retention policy (2s)"), "{text}");
+    // New evidence is still accepted and kept until it is old enough.
+    h.run_once_ok();
+    assert!(!c.envelope(&id, 3).is_empty());
 }
