@@ -13,6 +13,9 @@
 #   AGENTS=200 PER_AGENT=20 RUNS=5 RATE=1500 bench/ingest.sh
 #   SOA=examples/soa/iso27001-2013.toml bench/ingest.sh   # with an SoA imported
 #
+# COLLECTOR (optional): another annexa-collector binary to measure (for
+# before/after comparisons, bench/log.sh ingest); default the release build.
+#
 # SOA (optional): an SoA file imported (`annexa-collector soa import`) into
 # each fresh data directory before the collector starts, so ingest also
 # evaluates conformity; compare with a run without it (the default).
@@ -25,18 +28,19 @@ PER_AGENT=${PER_AGENT:-9}
 RUNS=${RUNS:-3}
 RATE=${RATE:-3000}
 cargo build --release -q -p annexa-collector -p annexa-bench
+COLLECTOR=${COLLECTOR:-target/release/annexa-collector}
 ulimit -n 65536 2>/dev/null || true
 
 for run in $(seq "$RUNS"); do
   work=$(mktemp -d)
   data="$work/data"
-  target/release/annexa-collector init --data "$data" --name 127.0.0.1 >/dev/null
-  admin=$(target/release/annexa-collector api-token create --data "$data" --name bench)
+  "$COLLECTOR" init --data "$data" --name 127.0.0.1 >/dev/null
+  admin=$("$COLLECTOR" api-token create --data "$data" --name bench)
   if [ -n "$SOA" ]; then
-    target/release/annexa-collector soa import --data "$data" --by bench "$SOA" >/dev/null
+    "$COLLECTOR" soa import --data "$data" --by bench "$SOA" >/dev/null
   fi
   port=$((20000 + RANDOM % 20000))
-  target/release/annexa-collector serve --data "$data" --listen "127.0.0.1:$port" 2>"$work/collector.log" &
+  "$COLLECTOR" serve --data "$data" --listen "127.0.0.1:$port" 2>"$work/collector.log" &
   pid=$!
   for _ in $(seq 50); do curl -sf --cacert "$data/ca.crt" "https://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
   target/release/ingest-load --server "https://127.0.0.1:$port" --ca "$data/ca.crt" --admin-token "$admin" --agents "$AGENTS" --per-agent "$PER_AGENT" 2>/dev/null

@@ -644,7 +644,7 @@ fn verify_log(args: VerifyLogArgs) -> anyhow::Result<ExitCode> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .with_context(|| format!("{key_label}: no verifier key in the file"))?;
-    let verifier = Verifier::parse(key_line).with_context(|| format!("{key_label}"))?;
+    let verifier = Verifier::parse(key_line).with_context(|| key_label.clone())?;
     let mut extra = Vec::new();
     for p in &args.checkpoints {
         extra.push(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?);

@@ -28,3 +28,27 @@ pub fn tls_client(
         .timeout(timeout)
         .build()?)
 }
+
+/// A scan of the hardened golden-image fixture cut to `results` results:
+/// what a real agent's report looks like.
+pub fn realistic_scan(results: usize) -> anyhow::Result<annexa_checks::engine::ScanReport> {
+    use annexa_checks::engine::{Selection, scan};
+    use annexa_checks::host::HostView;
+    use annexa_checks::pack::PackSet;
+    let dir = tempfile::tempdir()?;
+    annexa_tests::hardened_root(dir.path());
+    let packs = PackSet::load(true, &[], true).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let params = packs
+        .params_with(&Default::default())
+        .map_err(anyhow::Error::msg)?;
+    let mut report = scan(
+        &packs,
+        &HostView::root(dir.path())?,
+        &params,
+        &Selection::default(),
+        "bench",
+    )?;
+    report.results.truncate(results);
+    report.summary = annexa_checks::result::Summary::of(&report.results);
+    Ok(report)
+}

@@ -451,7 +451,12 @@ fn retention_removes_payloads_and_the_log_still_verifies() {
         || format!("{:?}\n{}", c.evidence(&id), c.log()),
     );
     // The record says what happened to the payload, and why.
-    let r = c.request("GET", &format!("/v1/hosts/{id}/evidence/1"), Some(&c.admin), None);
+    let r = c.request(
+        "GET",
+        &format!("/v1/hosts/{id}/evidence/1"),
+        Some(&c.admin),
+        None,
+    );
     assert_eq!(r.status, 410, "{}", r.text());
     let e = r.error();
     assert_eq!(e.error, "pruned");
@@ -466,8 +471,14 @@ fn retention_removes_payloads_and_the_log_still_verifies() {
     let o = verify(&["--bundle", s(&bundle), "--collector-key", s(&key_file)]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let text = stdout(&o);
-    assert!(text.contains("(0 envelopes verified, 2 pruned under the retention policy)"), "{text}");
-    assert!(text.contains("removed under the retention policy (2s)"), "{text}");
+    assert!(
+        text.contains("(0 envelopes verified, 2 pruned under the retention policy)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("removed under the retention policy (2s)"),
+        "{text}"
+    );
     // New evidence is still accepted and kept until it is old enough.
     h.run_once_ok();
     assert!(!c.envelope(&id, 3).is_empty());

@@ -13,9 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 
-use annexa_checks::engine::{ScanReport, Selection, scan};
-use annexa_checks::host::HostView;
-use annexa_checks::pack::PackSet;
 use annexa_evidence::api::{EnrollRequest, EnrollResponse, EvidenceResponse};
 use annexa_evidence::dsse::{IN_TOTO_PAYLOAD_TYPE, sign};
 use annexa_evidence::keys::{PublicKey, SigningKey};
@@ -77,31 +74,12 @@ async fn post_envelope(
     Ok((status, resp.bytes().await?.to_vec()))
 }
 
-fn realistic_scan(results: usize) -> anyhow::Result<ScanReport> {
-    let dir = tempfile::tempdir()?;
-    annexa_tests::hardened_root(dir.path());
-    let packs = PackSet::load(true, &[], true).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let params = packs
-        .params_with(&Default::default())
-        .map_err(anyhow::Error::msg)?;
-    let mut report = scan(
-        &packs,
-        &HostView::root(dir.path())?,
-        &params,
-        &Selection::default(),
-        "bench",
-    )?;
-    report.results.truncate(results);
-    report.summary = annexa_checks::result::Summary::of(&report.results);
-    Ok(report)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let ca = std::fs::read(&args.ca).with_context(|| format!("{}", args.ca.display()))?;
     let http = annexa_bench::tls_client(&ca, args.agents, Duration::from_secs(60))?;
-    let report = realistic_scan(args.results)?;
+    let report = annexa_bench::realistic_scan(args.results)?;
 
     // Enroll every agent (not timed).
     let mut enrolled = Vec::with_capacity(args.agents);
