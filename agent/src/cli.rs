@@ -128,7 +128,7 @@ struct VerifyLogArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Online: keep the downloaded bundle here.
-    #[arg(long, value_name = "FILE", requires = "server")]
+    #[arg(long, value_name = "FILE", conflicts_with = "bundle")]
     save: Option<PathBuf>,
     /// A checkpoint kept elsewhere (an agent's state `checkpoint` file, an
     /// earlier audit's) to check against the log too. Repeatable.

@@ -25,8 +25,7 @@ fn open(note: &str, collector: &PublicKey) -> Result<Checkpoint, String> {
 
 /// Checks the checkpoint a response carries against the one held.
 /// `Ok(true)`: it extends the held one (or is the first); keep it.
-/// `Ok(false)`: it is older than the held one but consistent as far as can
-/// be told (the same size and root); keep the held one.
+/// `Ok(false)`: it is the held one again (same size and root).
 /// `Err(why)`: it is inconsistent with the held one or not the collector's.
 pub fn check(
     held: Option<&str>,
@@ -114,7 +113,7 @@ pub fn observe(
         Ok(false) => Ok(()),
         Err(why) => {
             let held = held.unwrap_or_default();
-            if state.log_alert_reported(&held) {
+            if !held.is_empty() && state.log_alert_reported(&held) {
                 tracing::error!(
                     error = %why,
                     "the collector's evidence log is still inconsistent with the checkpoint this \

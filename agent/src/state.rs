@@ -11,6 +11,10 @@
 //! | `receipts.jsonl` | 0644 | one verified receipt envelope per line |
 //! | `spool/` | 0700 | envelopes awaiting a receipt |
 //! | `lock` | 0600 | held (flock) by the process using the directory |
+//! | `policy.json` | 0644 | the check parameters the collector's SoA sets |
+//! | `checkpoint` | 0644 | the newest collector checkpoint accepted (signed note) |
+//! | `log-alert.json` | 0644 | an inconsistency of the collector's log, until reported |
+//! | `log-alert.reported` | 0644 | SHA-256 of the held checkpoint last reported about |
 //!
 //! The directory itself is created with mode 0700 and refused if group or
 //! others can write to it: whoever can replace files in it can make the

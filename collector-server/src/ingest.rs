@@ -193,6 +193,15 @@ pub fn check(agent: AgentRecord, env: &Envelope, bytes: Vec<u8>) -> Result<Check
             p.sequence
         )));
     }
+    if let Some(alert) = &p.log_alert {
+        tracing::error!(
+            agent = %agent.id,
+            sequence = p.sequence,
+            error = %alert.error,
+            detected_at = %alert.detected_at,
+            "an agent reports that this collector's evidence log is inconsistent with a checkpoint it held: investigate with `annexa verify log`"
+        );
+    }
     let results: Vec<serde_json::Value> = p
         .scan
         .results

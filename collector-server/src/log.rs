@@ -181,8 +181,10 @@ impl Staged {
 
 impl Log {
     /// Loads the log from the store and checks it against the newest stored
-    /// checkpoint: a store whose leaves or tiles were rewritten does not
-    /// start (it would sign checkpoints over the rewrite).
+    /// checkpoint: a store whose tile roots or last tile's leaves were
+    /// rewritten does not start (it would sign checkpoints over the
+    /// rewrite). Leaves rewritten inside complete tiles are found by
+    /// `annexa verify log`, which recomputes everything.
     pub async fn open(
         store: &dyn Store,
         key: Arc<SigningKey>,

@@ -483,7 +483,7 @@ fn check_checkpoints(
                     cp.size,
                     hex(&cp.root),
                     hex(&root),
-                    cp.size - 1
+                    cp.size.saturating_sub(1)
                 ),
             );
             continue;
