@@ -299,7 +299,7 @@ fn rows_changed_deleted_or_inserted_in_the_database_are_found_with_index_and_why
                 "UPDATE log_entries SET accepted_at = '2020-01-01T00:00:00Z', leaf_hash = X'{}' WHERE idx = 2",
                 leaf_of(2, "2020-01-01T00:00:00Z")
             )],
-            "an entry between index 0 and 3 was changed, inserted or deleted",
+            "and 3 was changed, inserted or deleted",
         ),
         (
             "an envelope and its entry deleted",
