@@ -112,21 +112,9 @@ struct VerifyLogArgs {
     /// An exported log bundle to verify offline.
     #[arg(long, value_name = "FILE", conflicts_with = "server")]
     bundle: Option<PathBuf>,
-    /// Collector URL, https://HOST:PORT, to verify online (default:
-    /// `server` in the configuration file, else the one this host enrolled
-    /// with).
-    #[arg(long, value_name = "URL")]
-    server: Option<String>,
-    /// File holding an admin or auditor API token (`-` for standard input);
-    /// default: the ANNEXA_TOKEN environment variable.
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
-    /// How to trust the collector (default: the CA this host pinned).
+    /// Online (without --bundle): the collector and how to reach it.
     #[command(flatten)]
-    pin: StatusPin,
-    /// Configuration file (default /etc/annexa/agent.toml, if it exists).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    api: ApiArgs,
     /// Online: keep the downloaded bundle here.
     #[arg(long, value_name = "FILE", conflicts_with = "bundle")]
     save: Option<PathBuf>,
@@ -202,7 +190,7 @@ struct StatusPin {
 }
 
 #[derive(Debug, Args)]
-struct StatusArgs {
+struct ApiArgs {
     /// Collector URL, https://HOST:PORT (default: `server` in the
     /// configuration file, else the one this host enrolled with).
     #[arg(long, value_name = "URL")]
@@ -218,6 +206,13 @@ struct StatusArgs {
     /// Configuration file (default /etc/annexa/agent.toml, if it exists).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The collector and how to reach it.
+    #[command(flatten)]
+    api: ApiArgs,
     /// One control: every host in its scope with its state.
     #[arg(long, value_name = "ID")]
     control: Option<String>,
@@ -529,11 +524,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// The collector, TLS trust and API token an API command uses.
 fn api_target(
-    server: Option<String>,
-    token_file: Option<&std::path::Path>,
-    pin: &StatusPin,
-    config: Option<&std::path::Path>,
+    args: &ApiArgs,
 ) -> anyhow::Result<(annexa_agent::send::CollectorClient, String, String)> {
+    let (server, token_file, pin, config) = (
+        args.server.clone(),
+        args.token_file.as_deref(),
+        &args.pin,
+        args.config.as_deref(),
+    );
     use annexa_agent::send::CollectorClient;
     use annexa_agent::tls::{FingerprintVerifier, parse_certificates, pinned_client_config};
     let config = AgentConfig::load_or_default(config)?;
@@ -572,12 +570,7 @@ fn api_target(
 }
 
 fn status_command(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let (client, token, server) = api_target(
-        args.server.clone(),
-        args.token_file.as_deref(),
-        &args.pin,
-        args.config.as_deref(),
-    )?;
+    let (client, token, server) = api_target(&args.api)?;
     // Segments and query values are the user's: let the URL type encode them.
     let mut url = reqwest::Url::parse("https://collector/v1/conformity").context("base URL")?;
     {
@@ -652,12 +645,7 @@ fn verify_log(args: VerifyLogArgs) -> anyhow::Result<ExitCode> {
     let (path, label, _tmp) = match &args.bundle {
         Some(b) => (b.clone(), b.display().to_string(), None),
         None => {
-            let (client, token, server) = api_target(
-                args.server.clone(),
-                args.token_file.as_deref(),
-                &args.pin,
-                args.config.as_deref(),
-            )?;
+            let (client, token, server) = api_target(&args.api)?;
             let (path, tmp) = match &args.save {
                 Some(p) => (p.clone(), None),
                 None => {
