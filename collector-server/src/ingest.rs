@@ -672,14 +672,7 @@ pub async fn store_checkpoint(store: &dyn Store, log: &Log) -> Result<bool, Stor
     let Some(cp) = log.unstored() else {
         return Ok(false);
     };
-    store
-        .record_checkpoint(&crate::store::CheckpointRow {
-            size: cp.size,
-            root: cp.root,
-            note: cp.note.clone(),
-            signed_at: cp.signed_at.clone(),
-        })
-        .await?;
+    store.record_checkpoint(&cp).await?;
     log.stored(cp.size);
     Ok(true)
 }
@@ -935,50 +928,34 @@ enum Decision {
     Reject(Rejection),
 }
 
-/// Applies the chain rules to one envelope.
+/// Applies the chain rule to one envelope.
 fn decide(chain: &Chain, c: &Checked) -> Decision {
-    use std::cmp::Ordering::*;
-    match c.sequence.cmp(&chain.next) {
-        Less => Decision::Duplicate,
-        Equal => {
-            if c.previous != chain.last {
-                Decision::Reject(Rejection::sequence(
-                    format!(
-                        "sequence {} names previous {} but the last accepted envelope is {}",
-                        c.sequence,
-                        c.previous.as_deref().unwrap_or("none"),
-                        chain.last.as_deref().unwrap_or("none")
-                    ),
-                    chain.next,
-                ))
-            } else {
-                Decision::Accept
-            }
-        }
-        Greater => {
-            // The declared gap must name exactly the numbers skipped since
-            // what the collector holds. Entries below `chain.next` were
-            // stored (their receipt was lost) or declared before, and are
-            // ignored. Compared without materialising the range: the
-            // sequence number is the client's.
-            let declared = c.gap.as_deref().unwrap_or(&[]);
-            let open: Vec<u64> = declared
-                .iter()
-                .copied()
-                .filter(|s| *s >= chain.next)
-                .collect();
-            if !declared.is_empty() && open.iter().copied().eq(chain.next..c.sequence) {
-                Decision::Accept
-            } else {
-                Decision::Reject(Rejection::sequence(
-                    format!(
-                        "sequence {} is out of order; expected {}",
-                        c.sequence, chain.next
-                    ),
-                    chain.next,
-                ))
-            }
-        }
+    use annexa_evidence::chain::{Step, step};
+    match step(
+        chain.next,
+        chain.last.as_deref(),
+        c.sequence,
+        c.previous.as_deref(),
+        c.gap.as_deref().unwrap_or(&[]),
+    ) {
+        Step::Extends => Decision::Accept,
+        Step::Behind => Decision::Duplicate,
+        Step::WrongPrevious => Decision::Reject(Rejection::sequence(
+            format!(
+                "sequence {} names previous {} but the last accepted envelope is {}",
+                c.sequence,
+                c.previous.as_deref().unwrap_or("none"),
+                chain.last.as_deref().unwrap_or("none")
+            ),
+            chain.next,
+        )),
+        Step::UndeclaredJump => Decision::Reject(Rejection::sequence(
+            format!(
+                "sequence {} is out of order; expected {}",
+                c.sequence, chain.next
+            ),
+            chain.next,
+        )),
     }
 }
 

@@ -49,29 +49,9 @@ pub enum LogError {
     Tampered(String),
 }
 
-/// A checkpoint the collector signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signed {
-    /// Tree size.
-    pub size: u64,
-    /// Root hash.
-    pub root: Hash,
-    /// The signed note.
-    pub note: String,
-    /// When it was signed.
-    pub signed_at: String,
-}
-
-impl Signed {
-    fn row(&self) -> CheckpointRow {
-        CheckpointRow {
-            size: self.size,
-            root: self.root,
-            note: self.note.clone(),
-            signed_at: self.signed_at.clone(),
-        }
-    }
-}
+/// A checkpoint the collector signed: size, root, the signed note and
+/// when it was signed, exactly as it is stored.
+pub type Signed = CheckpointRow;
 
 #[derive(Debug)]
 struct Tree {
@@ -87,9 +67,9 @@ struct Tree {
     stored: u64,
 }
 
-/// The log: origin, key and tree.
+/// The log: its key (with the origin as key name) and tree.
 pub struct Log {
-    origin: String,
+    verifier: Verifier,
     key: Arc<SigningKey>,
     tree: RwLock<Tree>,
 }
@@ -148,7 +128,8 @@ fn subtree(leaves: &[Hash]) -> Hash {
 pub struct Staged {
     /// Index of the batch's first leaf.
     pub first: u64,
-    leaves: Vec<Hash>,
+    /// Leaves staged.
+    count: u64,
     partial: Vec<Hash>,
     /// Tiles this batch closes.
     pub tiles: Vec<(u64, Hash)>,
@@ -158,8 +139,8 @@ impl Staged {
     /// Adds a leaf; returns its index.
     pub fn push(&mut self, entry: &LogEntry) -> (u64, Hash) {
         let leaf = entry.leaf_hash();
-        let index = self.first + self.leaves.len() as u64;
-        self.leaves.push(leaf);
+        let index = self.end();
+        self.count += 1;
         self.partial.push(leaf);
         if self.partial.len() as u64 == TILE {
             self.tiles.push((index / TILE, subtree(&self.partial)));
@@ -168,14 +149,9 @@ impl Staged {
         (index, leaf)
     }
 
-    /// Leaves staged.
-    pub fn len(&self) -> usize {
-        self.leaves.len()
-    }
-
-    /// Whether nothing is staged.
-    pub fn is_empty(&self) -> bool {
-        self.leaves.is_empty()
+    /// The log's size once the batch commits.
+    pub fn end(&self) -> u64 {
+        self.first + self.count
     }
 }
 
@@ -209,7 +185,7 @@ impl Log {
         let verifier = Verifier::new(origin, key.public())
             .map_err(|e| LogError::Tampered(format!("origin `{origin}`: {e}")))?;
         let log = Log {
-            origin: origin.to_string(),
+            verifier: verifier.clone(),
             key,
             tree: RwLock::new(Tree {
                 size,
@@ -273,16 +249,12 @@ impl Log {
 
     /// The log's origin (checkpoint first line and key name).
     pub fn origin(&self) -> &str {
-        &self.origin
+        &self.verifier.name
     }
 
     /// The verifier key auditors and agents check checkpoints with.
-    pub fn verifier(&self) -> Verifier {
-        Verifier {
-            name: self.origin.clone(),
-            id: annexa_evidence::note::key_id(&self.origin, &self.key.public()),
-            key: self.key.public(),
-        }
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
     }
 
     /// Committed leaves.
@@ -297,7 +269,7 @@ impl Log {
 
     fn sign(&self, size: u64, root: Hash) -> Signed {
         let cp = Checkpoint {
-            origin: self.origin.clone(),
+            origin: self.verifier.name.clone(),
             size,
             root,
         };
@@ -315,7 +287,7 @@ impl Log {
         let t = self.read();
         Staged {
             first: t.size,
-            leaves: Vec::new(),
+            count: 0,
             partial: t.partial.clone(),
             tiles: Vec::new(),
         }
@@ -330,7 +302,7 @@ impl Log {
         for (_, h) in &staged.tiles {
             t.upper.push(*h);
         }
-        let size = staged.first + staged.leaves.len() as u64;
+        let size = staged.end();
         let tile = size / TILE;
         let mut tiles = HashMap::new();
         tiles.insert(tile, staged.partial.clone());
@@ -346,7 +318,7 @@ impl Log {
         let signed = Arc::new(self.sign(size, root));
         let append = LogAppend {
             tiles: staged.tiles.clone(),
-            checkpoint: persist.then(|| signed.row()),
+            checkpoint: persist.then(|| (*signed).clone()),
         };
         (signed, append)
     }
@@ -354,7 +326,7 @@ impl Log {
     /// The batch committed: its leaves are the log's.
     pub fn commit(&self, staged: Staged, signed: Arc<Signed>, persisted: bool) {
         let mut t = self.write();
-        t.size = staged.first + staged.leaves.len() as u64;
+        t.size = staged.end();
         t.partial = staged.partial;
         if persisted {
             t.stored = signed.size;
@@ -426,15 +398,22 @@ impl Log {
             .await
     }
 
-    /// The inclusion proof of leaf `index` in the tree of `size`.
+    /// Leaf `index`'s hash and its inclusion proof in the tree of `size`
+    /// (the leaf comes from the tile the proof reads anyway).
     pub async fn inclusion(
         &self,
         store: &dyn Store,
         index: u64,
         size: u64,
-    ) -> Result<Vec<Hash>, LogError> {
-        self.with_nodes(store, size, |n| merkle::inclusion_proof(n, index, size))
-            .await
+    ) -> Result<(Hash, Vec<Hash>), LogError> {
+        self.with_nodes(store, size, |n| {
+            let proof = merkle::inclusion_proof(n, index, size)?;
+            let leaf = n
+                .node(0, index)
+                .ok_or(ProofError::MissingNode { level: 0, index })?;
+            Ok((leaf, proof))
+        })
+        .await
     }
 
     /// The consistency proof between two committed sizes.

@@ -118,14 +118,10 @@ pub fn verify_bundle(
     threads: usize,
 ) -> Result<Verification, BundleError> {
     let mut v = Verification::default();
-    let mut lines = reader.lines();
-    let mut line_no = 0u64;
-    let mut next_line = |lines: &mut std::io::Lines<_>| -> Result<Option<String>, BundleError> {
-        line_no += 1;
-        Ok(lines.next().transpose()?)
-    };
+    // Numbered from 1, as errors name them.
+    let mut lines = reader.lines().zip(1u64..);
     let malformed = |line: u64, why: String| BundleError::Malformed { line, why };
-    let header: Header = match next_line(&mut lines)? {
+    let header: Header = match lines.next().map(|(l, _)| l).transpose()? {
         Some(l) => match serde_json::from_str::<Record>(&l) {
             Ok(Record::Header(h)) => h,
             Ok(_) => return Err(malformed(1, "the first line is not the header".into())),
@@ -157,11 +153,8 @@ pub fn verify_bundle(
     let mut pending: Vec<(u64, String)> = Vec::new();
     let mut end = None;
     let threads = threads.max(1);
-    let mut line_at = 1u64;
-    loop {
-        let line = next_line(&mut lines)?;
-        line_at += 1;
-        let Some(line) = line else { break };
+    for (line, line_at) in lines {
+        let line = line?;
         if end.is_some() {
             return Err(malformed(line_at, "a line follows the end record".into()));
         }
@@ -394,48 +387,42 @@ fn apply_entry(
         next: 1,
         last: None,
     });
-    use std::cmp::Ordering::*;
-    match e.sequence.cmp(&chain.next) {
-        Less => v.problem(
+    use crate::chain::{Step, step};
+    // A pruned envelope's `previous` and gap are gone: only its number is
+    // checked.
+    let (previous, gap) = match &link {
+        Some(l) => (l.previous.as_deref(), l.gap.as_deref().unwrap_or(&[])),
+        None => (chain.last.as_deref(), &[][..]),
+    };
+    match step(chain.next, chain.last.as_deref(), e.sequence, previous, gap) {
+        Step::Extends => {}
+        Step::UndeclaredJump if link.is_none() => {}
+        Step::Behind => v.problem(
             at,
             format!(
                 "agent {} sequence {} repeats or goes back (next expected {})",
                 e.agent, e.sequence, chain.next
             ),
         ),
-        Equal => {
-            if let Some(l) = &link
-                && l.previous != chain.last
-            {
-                v.problem(
-                    at,
-                    format!(
-                        "agent {} sequence {} names previous {} but the agent's preceding entry is {}",
-                        e.agent,
-                        e.sequence,
-                        l.previous.as_deref().unwrap_or("none"),
-                        chain.last.as_deref().unwrap_or("none")
-                    ),
-                );
-            }
-        }
-        Greater => {
-            if let Some(l) = &link {
-                let declared = l.gap.as_deref().unwrap_or(&[]);
-                let open = declared.iter().copied().filter(|s| *s >= chain.next);
-                if declared.is_empty() || !open.eq(chain.next..e.sequence) {
-                    v.problem(
-                        at,
-                        format!(
-                            "agent {} jumps from sequence {} to {} without declaring the gap: entries were deleted",
-                            e.agent,
-                            chain.next - 1,
-                            e.sequence
-                        ),
-                    );
-                }
-            }
-        }
+        Step::WrongPrevious => v.problem(
+            at,
+            format!(
+                "agent {} sequence {} names previous {} but the agent's preceding entry is {}",
+                e.agent,
+                e.sequence,
+                previous.unwrap_or("none"),
+                chain.last.as_deref().unwrap_or("none")
+            ),
+        ),
+        Step::UndeclaredJump => v.problem(
+            at,
+            format!(
+                "agent {} jumps from sequence {} to {} without declaring the gap: entries were deleted",
+                e.agent,
+                chain.next - 1,
+                e.sequence
+            ),
+        ),
     }
     if e.sequence >= chain.next {
         chain.next = e.sequence + 1;

@@ -12,6 +12,7 @@
 //! - [`receipt`]: the collector's signed acknowledgement of an envelope.
 //! - [`merkle`]: RFC 6962 / 9162 Merkle trees, inclusion and consistency
 //!   proofs; [`note`]: C2SP signed notes and tlog checkpoints.
+//! - [`chain`]: the rule linking an agent's envelopes (ingest and audit).
 //! - [`log`]: the evidence log's leaf entry and export bundle;
 //!   [`audit`]: verification of a whole log from its bundle.
 //!
@@ -22,6 +23,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod chain;
 pub mod dsse;
 pub mod encoding;
 pub mod keys;

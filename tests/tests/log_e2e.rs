@@ -9,10 +9,10 @@ use annexa_evidence::log::LogEntry;
 use annexa_evidence::merkle::{Hash, MemoryTree, verify_consistency, verify_inclusion};
 use annexa_evidence::note::{Checkpoint, Verifier};
 use annexa_evidence::statement::parse_scan_statement;
-use common::{Collector, Host, bin, show, stdout};
+use common::{Collector, Host, show, stdout};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 /// `annexa-collector log key` for a data directory.
@@ -25,24 +25,13 @@ fn vkey(c: &Collector, dir: &Path) -> PathBuf {
 }
 
 fn collector_cli(data: &Path, args: &[&str]) -> Output {
-    Command::new(bin("annexa-collector"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running annexa-collector")
+    common::collector_cli(data, None, args)
 }
 
 fn verify(args: &[&str]) -> Output {
-    Command::new(bin("annexa"))
-        .arg("verify")
-        .arg("log")
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running annexa verify log")
+    let mut all = vec!["verify", "log"];
+    all.extend_from_slice(args);
+    common::annexa(&all)
 }
 
 fn s(p: &Path) -> &str {

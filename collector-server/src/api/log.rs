@@ -72,15 +72,14 @@ pub async fn inclusion(
     Query(q): Query<InclusionQuery>,
 ) -> Result<Json<InclusionProof>, Error> {
     let size = q.size.unwrap_or_else(|| state.log.latest().size);
-    let proof = state
+    let (leaf, proof) = state
         .log
         .inclusion(state.store.as_ref(), q.index, size)
         .await?;
-    let leaf = state.store.log_leaves(q.index, q.index + 1).await?;
     Ok(Json(InclusionProof {
         index: q.index,
         size,
-        leaf_hash: leaf.first().map(|l| hex(l)).unwrap_or_default(),
+        leaf_hash: hex(&leaf),
         proof: proof.iter().map(|h| b64(h)).collect(),
     }))
 }

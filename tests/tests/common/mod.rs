@@ -200,6 +200,28 @@ impl Drop for Proc {
     }
 }
 
+/// Runs `annexa ARGS` (no colour, default logging, no input).
+pub fn annexa(args: &[&str]) -> Output {
+    Command::new(bin("annexa"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("ANNEXA_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running annexa")
+}
+
+/// Runs `annexa-collector ARGS --data DIR [--config FILE]` on any data
+/// directory.
+pub fn collector_cli(data: &Path, config: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin("annexa-collector"));
+    cmd.args(args).arg("--data").arg(data).stdin(Stdio::null());
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.output().expect("running annexa-collector")
+}
+
 /// Polls `cond` every 50 ms until it holds; after `limit`, fails naming
 /// `what` with `context()` (logs, state) for the reader.
 pub fn wait_for(
@@ -415,12 +437,7 @@ impl Collector {
 
     /// Runs `annexa-collector ARGS --data DIR [--config FILE]`.
     pub fn cli(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(bin("annexa-collector"));
-        cmd.args(args).arg("--data").arg(&self.data);
-        if let Some(c) = &self.config {
-            cmd.arg("--config").arg(c);
-        }
-        cmd.output().expect("running annexa-collector")
+        collector_cli(&self.data, self.config.as_deref(), args)
     }
 
     /// A new enrollment token (`token create`), with `--ttl` if given.
@@ -714,13 +731,7 @@ impl Host {
 
     /// Runs `annexa ARGS`.
     pub fn annexa(&self, args: &[&str]) -> Output {
-        Command::new(bin("annexa"))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("ANNEXA_LOG")
-            .stdin(Stdio::null())
-            .output()
-            .expect("running annexa")
+        annexa(args)
     }
 
     fn cfg(&self) -> &str {
