@@ -78,6 +78,12 @@ enum Command {
     /// envelopes remain spooled, 2 configuration or state errors (not
     /// enrolled with --once, malformed agent.toml or pack).
     Run(RunArgs),
+    /// Evidence reports for auditors: pull a signed report from the
+    /// collector, or render one as HTML, OSCAL or CSV.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Verify what a collector holds, trusting only its checkpoint key.
     Verify {
         #[command(subcommand)]
@@ -101,6 +107,104 @@ enum VerifyCommand {
     /// error (unreadable bundle or key, refused token, unreachable
     /// collector).
     Log(VerifyLogArgs),
+    /// Verify a signed evidence report offline, trusting only the
+    /// collector's key: its signature, the checkpoint's, every agent key
+    /// against its enrollment record, every envelope's agent signature and
+    /// inclusion proof, that all evidence lies in the report's period and
+    /// every host in its scope, and that every stated state follows from
+    /// the evidence and the SoA (recomputed).
+    ///
+    /// Exit status: 0 the report verifies, 1 something does not hold (the
+    /// first problems are named), 2 the report or key cannot be read or
+    /// the report's signature does not verify.
+    Report(VerifyReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct VerifyReportArgs {
+    /// The signed report (from `annexa report pull`).
+    report: PathBuf,
+    /// The collector's verifier key, as printed by `annexa-collector log
+    /// key` (`<origin>+<key id>+<base64 key>`).
+    #[arg(long, value_name = "FILE")]
+    collector_key: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Fetch a signed evidence report (an admin or auditor API token).
+    ///
+    /// Exit status: 0 written, 2 on any error (no SoA at that time, refused
+    /// token, unreachable collector, unwritable file).
+    Pull(ReportPullArgs),
+    /// Render a signed report for people or other tools: one self-contained
+    /// HTML page, an OSCAL assessment-results document, or the SoA with
+    /// status as CSV. With --collector-key the report is verified first and
+    /// the page shows the outcome.
+    ///
+    /// Exit status: 0 rendered (and, with --collector-key, verified), 1
+    /// rendered but verification found problems, 2 on any error.
+    Render(ReportRenderArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportPullArgs {
+    /// The collector and how to reach it.
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Hosts whose labels match this selector, `key=value[,key=value]`
+    /// (default: every host).
+    #[arg(long, value_name = "SELECTOR")]
+    scope: Option<String>,
+    /// Only these controls (repeatable or comma-separated; default: every
+    /// control of the SoA).
+    #[arg(long = "control", value_name = "ID", value_delimiter = ',')]
+    controls: Vec<String>,
+    /// The time the states hold at, RFC 3339 (default: now).
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Do not use evidence accepted before this time, RFC 3339.
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// `json` (the signed report) or a rendering made by the collector.
+    #[arg(long, value_enum, default_value_t = PullFormat::Json)]
+    format: PullFormat,
+    /// Where to write it (created with mode 0600).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PullFormat {
+    Json,
+    Html,
+    Oscal,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+struct ReportRenderArgs {
+    /// The signed report.
+    report: PathBuf,
+    /// The rendering.
+    #[arg(long, value_enum)]
+    format: RenderFormat,
+    /// Verify against this collector key first and show the outcome.
+    #[arg(long, value_name = "FILE")]
+    collector_key: Option<PathBuf>,
+    /// Where to write it (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RenderFormat {
+    Html,
+    Oscal,
+    Csv,
 }
 
 #[derive(Debug, Args)]
@@ -368,6 +472,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify {
             command: VerifyCommand::Log(args),
         } => verify_log(args),
+        Command::Verify {
+            command: VerifyCommand::Report(args),
+        } => verify_report(args),
+        Command::Report {
+            command: ReportCommand::Pull(args),
+        } => report_pull(args),
+        Command::Report {
+            command: ReportCommand::Render(args),
+        } => report_render(args),
         Command::Checks {
             command: ChecksCommand::List { packs, edition },
         } => {
@@ -627,17 +740,144 @@ fn status_command(args: StatusArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn verify_log(args: VerifyLogArgs) -> anyhow::Result<ExitCode> {
-    use annexa_evidence::note::Verifier;
-    let key_label = args.collector_key.display().to_string();
-    let key_text = std::fs::read_to_string(&args.collector_key)
-        .with_context(|| format!("reading {key_label}"))?;
-    let key_line = key_text
+/// Reads a collector's verifier key file (the first line that is not blank
+/// or a comment).
+fn read_collector_key(path: &std::path::Path) -> anyhow::Result<annexa_evidence::note::Verifier> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {label}"))?;
+    let line = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .with_context(|| format!("{key_label}: no verifier key in the file"))?;
-    let verifier = Verifier::parse(key_line).with_context(|| key_label.clone())?;
+        .with_context(|| format!("{label}: no verifier key in the file"))?;
+    annexa_evidence::note::Verifier::parse(line).with_context(|| label.clone())
+}
+
+fn verify_report(args: VerifyReportArgs) -> anyhow::Result<ExitCode> {
+    let verifier = read_collector_key(&args.collector_key)?;
+    let label = args.report.display().to_string();
+    let bytes = std::fs::read(&args.report).with_context(|| format!("reading {label}"))?;
+    let started = std::time::Instant::now();
+    let outcome = annexa_evidence::report::verify::verify(&bytes, &verifier)
+        .with_context(|| label.clone())?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&outcome)?)?;
+    } else {
+        output::report::render(&mut out, &label, &outcome, started.elapsed())?;
+    }
+    Ok(if outcome.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn report_pull(args: ReportPullArgs) -> anyhow::Result<ExitCode> {
+    let (client, token, server) = api_target(&args.api)?;
+    let mut query = vec![("format", format!("{:?}", args.format).to_ascii_lowercase())];
+    if let Some(s) = &args.scope {
+        query.push(("scope", s.clone()));
+    }
+    if !args.controls.is_empty() {
+        query.push(("controls", args.controls.join(",")));
+    }
+    if let Some(t) = &args.at {
+        query.push(("at", t.clone()));
+    }
+    if let Some(t) = &args.from {
+        query.push(("from", t.clone()));
+    }
+    let qs = query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let path = format!("/v1/reports?{qs}");
+    let tmp = tempfile::NamedTempFile::new_in(
+        args.out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new(".")),
+    )
+    .with_context(|| format!("creating a file beside {}", args.out.display()))?;
+    let mut writer = std::io::BufWriter::new(tmp.as_file());
+    let (status, body) =
+        runtime()?.block_on(client.download_with_token(&path, &token, &mut writer))?;
+    if status != 200 {
+        let e: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        bail!(
+            "{server}/v1/reports: {status} {}: {}",
+            e["error"].as_str().unwrap_or("error"),
+            e["message"].as_str().unwrap_or("")
+        );
+    }
+    writer.flush().context("writing the report")?;
+    drop(writer);
+    tmp.persist(&args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let size = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    eprintln!("wrote {} ({size} bytes) from {server}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn report_render(args: ReportRenderArgs) -> anyhow::Result<ExitCode> {
+    use annexa_evidence::report::render::{self, Context, Format, Verification};
+    let label = args.report.display().to_string();
+    let bytes = std::fs::read(&args.report).with_context(|| format!("reading {label}"))?;
+    let verification = match &args.collector_key {
+        Some(path) => {
+            let verifier = read_collector_key(path)?;
+            let outcome = annexa_evidence::report::verify::verify(&bytes, &verifier)
+                .with_context(|| label.clone())?;
+            Verification::Checked {
+                key: verifier.to_string(),
+                outcome: Box::new(outcome),
+            }
+        }
+        None => Verification::Unchecked,
+    };
+    let opened = annexa_evidence::report::open_unverified(&bytes).with_context(|| label.clone())?;
+    let format = match args.format {
+        RenderFormat::Html => Format::Html,
+        RenderFormat::Oscal => Format::Oscal,
+        RenderFormat::Csv => Format::Csv,
+    };
+    let ctx = Context::new(&opened.report, &opened.digest, &verification);
+    let rendered = render::render(&ctx, format);
+    match &args.out {
+        Some(p) => {
+            std::fs::write(p, &rendered).with_context(|| format!("writing {}", p.display()))?
+        }
+        None => std::io::stdout().lock().write_all(&rendered)?,
+    }
+    Ok(match &verification {
+        Verification::Checked { outcome, .. } if !outcome.ok() => {
+            eprintln!(
+                "annexa: {label} does not verify: {} problems (shown in the rendering)",
+                outcome.problem_count
+            );
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn verify_log(args: VerifyLogArgs) -> anyhow::Result<ExitCode> {
+    let verifier = read_collector_key(&args.collector_key)?;
     let mut extra = Vec::new();
     for p in &args.checkpoints {
         extra.push(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?);

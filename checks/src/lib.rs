@@ -24,6 +24,7 @@
 #![deny(unsafe_code)]
 
 pub mod catalog;
+pub mod conformity;
 pub mod engine;
 pub mod expect;
 pub mod host;

@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod log;
 pub mod metrics;
 pub mod quickstart;
+pub mod report;
 pub mod soa;
 pub mod store;
 pub mod tls;

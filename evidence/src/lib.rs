@@ -15,6 +15,8 @@
 //! - [`chain`]: the rule linking an agent's envelopes (ingest and audit).
 //! - [`log`]: the evidence log's leaf entry and export bundle;
 //!   [`audit`]: verification of a whole log from its bundle.
+//! - [`report`]: signed evidence reports for auditors, their offline
+//!   verification and their HTML, OSCAL and CSV renderings.
 //!
 //! The format is documented in docs/evidence-format.md precisely enough to
 //! verify an envelope without this code.
@@ -31,6 +33,7 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod receipt;
+pub mod report;
 pub mod statement;
 
 /// Lower-case hex SHA-256 of some bytes.

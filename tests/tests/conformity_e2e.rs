@@ -427,6 +427,8 @@ fn every_route_checks_its_role() {
             true,
         ),
         ("GET", "/v1/log/export".into(), None, true, true),
+        ("GET", "/v1/reports".into(), None, true, true),
+        ("GET", "/v1/reports?format=csv".into(), None, true, true),
         ("GET", "/metrics".into(), None, true, false),
         ("POST", "/v1/soa".into(), Some(soa.clone()), true, false),
         (

@@ -1,6 +1,7 @@
 //! Renderers for scan reports.
 
 pub mod junit;
+pub mod report;
 pub mod status;
 pub mod text;
 pub mod verify;

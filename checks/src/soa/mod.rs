@@ -599,7 +599,15 @@ impl Soa {
 
     /// Which checks give evidence for each applicable control.
     pub fn coverage(&self, packs: &PackSet) -> BTreeMap<String, Coverage> {
-        let mapped = checks_by_control(packs, self.edition);
+        self.coverage_from(&checks_by_control(packs, self.edition))
+    }
+
+    /// [`Soa::coverage`] from the checks mapped to each control of the
+    /// SoA's edition (as [`checks_by_control`] gives them).
+    pub fn coverage_from(
+        &self,
+        mapped: &BTreeMap<String, BTreeSet<String>>,
+    ) -> BTreeMap<String, Coverage> {
         self.controls
             .iter()
             .filter(|c| c.applicable)

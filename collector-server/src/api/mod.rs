@@ -9,6 +9,7 @@ mod evidence;
 mod hosts;
 mod log;
 mod ops;
+mod report;
 mod soa;
 
 use std::sync::Arc;
@@ -73,6 +74,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/log/proof/inclusion", get(log::inclusion))
         .route("/v1/log/proof/consistency", get(log::consistency))
         .route("/v1/log/export", get(log::export))
+        .route("/v1/reports", get(report::get))
         .route("/v1/openapi.json", get(ops::openapi))
         .fallback(|| async { Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))

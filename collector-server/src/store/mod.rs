@@ -551,6 +551,14 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<EnvelopeMeta>, StoreError>;
 
+    /// Envelopes of an agent below a sequence number, newest first.
+    async fn envelopes_before(
+        &self,
+        agent_no: i64,
+        below: u64,
+        limit: u32,
+    ) -> Result<Vec<EnvelopeMeta>, StoreError>;
+
     /// The latest result per check of an agent.
     async fn latest(&self, agent_no: i64) -> Result<Vec<LatestRow>, StoreError>;
 

@@ -595,6 +595,23 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn envelopes_before(
+        &self,
+        agent_no: i64,
+        below: u64,
+        limit: u32,
+    ) -> Result<Vec<EnvelopeMeta>, StoreError> {
+        sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results, log_index, pruned_at FROM envelopes WHERE agent_no = ? AND sequence < ? ORDER BY sequence DESC LIMIT ?")
+            .bind(agent_no)
+            .bind(below.min(i64::MAX as u64) as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(meta_from_row)
+            .collect()
+    }
+
     async fn latest(&self, agent_no: i64) -> Result<Vec<LatestRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT check_id, status, observed, since_sequence AS sequence FROM latest_results WHERE agent_no = ? ORDER BY check_id",

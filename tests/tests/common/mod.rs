@@ -243,6 +243,16 @@ pub fn wait_for(
 }
 
 /// A random number (for kill moments); std's hasher keys are random.
+/// Now as RFC 3339 UTC, whole seconds.
+#[allow(dead_code)]
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formatting a time")
+}
+
 pub fn random_u64() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(Instant::now())
 }

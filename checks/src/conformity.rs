@@ -1,0 +1,366 @@
+//! Conformity rules: what a host's signed results say about each control
+//! of a Statement of Applicability. [`Policy`] is an SoA resolved against
+//! the checks that give evidence for its controls; [`from_evidence`]
+//! decides one host's state for one control from its latest results and
+//! [`overlay_age`] what time alone changes. Pure and shared: the collector
+//! records states with these rules and the report verifier recomputes them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::catalog;
+use crate::expect::ParamValue;
+use crate::pack::PackSet;
+use crate::soa::{Coverage, Soa, SoaControl, checks_by_control};
+
+/// The state of a (host, control).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum State {
+    /// Every mapped check's latest result passes.
+    Conformant,
+    /// A mapped check failed.
+    Nonconformant,
+    /// The newest evidence is older than the freshness window, or was
+    /// evaluated with parameters other than the SoA's.
+    Stale,
+    /// Some mapped check has no result (or the host never reported).
+    NoEvidence,
+    /// A mapped check could not run.
+    Error,
+    /// The control has no automated check.
+    Manual,
+    /// The SoA excludes the control.
+    Excluded,
+}
+
+impl State {
+    /// Every state, in report order.
+    pub const ALL: [State; 7] = [
+        State::Conformant,
+        State::Nonconformant,
+        State::Stale,
+        State::NoEvidence,
+        State::Error,
+        State::Manual,
+        State::Excluded,
+    ];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Conformant => "conformant",
+            State::Nonconformant => "nonconformant",
+            State::Stale => "stale",
+            State::NoEvidence => "no_evidence",
+            State::Error => "error",
+            State::Manual => "manual",
+            State::Excluded => "excluded",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed check and what it saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failing {
+    /// The check.
+    pub check: String,
+    /// Its observed value, if it reported one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
+}
+
+/// Why a (host, control) is in its state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detail {
+    /// Checks that failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<Failing>,
+    /// Checks that could not run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// Mapped checks with no result from the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+    /// A sentence for anything else (staleness, parameters, exclusion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A state with its reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The state.
+    pub state: State,
+    /// Why.
+    pub detail: Detail,
+}
+
+impl Evaluation {
+    /// A state with no reasons.
+    pub fn new(state: State) -> Evaluation {
+        Evaluation {
+            state,
+            detail: Detail::default(),
+        }
+    }
+
+    /// A state for one stated reason.
+    pub fn because(state: State, reason: String) -> Evaluation {
+        Evaluation {
+            state,
+            detail: Detail {
+                reason: Some(reason),
+                ..Detail::default()
+            },
+        }
+    }
+}
+
+/// What a host's newest evidence says about how it was produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunProfile {
+    /// When the newest scan finished (Unix seconds; never later than its
+    /// acceptance).
+    pub evidence_at: i64,
+    /// The agent's schedule interval, if it runs on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
+    /// Parameter values the scan ran with.
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamValue>,
+}
+
+/// A host's latest result per check: (status, observed).
+pub type Latest = HashMap<String, (String, Option<String>)>;
+
+/// Freshness when neither the SoA nor the agent says (twice the agents'
+/// default hourly schedule).
+pub const DEFAULT_FRESHNESS_SECONDS: u64 = 2 * 3600;
+
+/// An SoA version resolved against the collector's check packs.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The SoA version number.
+    pub version: i64,
+    /// The SoA.
+    pub soa: Soa,
+    /// For each control of the SoA, in its order: applicable with
+    /// automated checks.
+    pub automated: Vec<bool>,
+    /// Position of each control in the SoA.
+    position: HashMap<String, usize>,
+    /// Which checks give evidence for each applicable control.
+    pub coverage: BTreeMap<String, Coverage>,
+    /// Parameter values the SoA sets.
+    pub params: BTreeMap<String, ParamValue>,
+    /// For each check, the parameters its probe reads.
+    pub check_params: HashMap<String, Vec<String>>,
+}
+
+impl Policy {
+    /// Resolves `soa` against `packs`.
+    pub fn new(version: i64, soa: Soa, packs: &PackSet) -> Policy {
+        let mapped = checks_by_control(packs, soa.edition);
+        let check_params = packs
+            .checks()
+            .map(|c| {
+                let params = c.probe.param_refs().into_iter().map(str::to_string);
+                (c.id.clone(), params.collect())
+            })
+            .collect();
+        Policy::resolve(version, soa, &mapped, check_params)
+    }
+
+    /// Resolves `soa` against a description of the checks: which checks
+    /// each control of the SoA's edition is mapped to, and which parameters
+    /// each check reads (what a report carries in place of the packs).
+    pub fn resolve(
+        version: i64,
+        soa: Soa,
+        mapped: &BTreeMap<String, BTreeSet<String>>,
+        check_params: HashMap<String, Vec<String>>,
+    ) -> Policy {
+        let coverage = soa.coverage_from(mapped);
+        let automated = soa
+            .controls
+            .iter()
+            .map(|c| coverage.get(&c.id).is_some_and(|cov| !cov.is_manual()))
+            .collect();
+        let position = soa
+            .controls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+        Policy {
+            version,
+            params: soa.params(),
+            soa,
+            automated,
+            position,
+            coverage,
+            check_params,
+        }
+    }
+
+    /// A control's entry in the SoA, by id.
+    pub fn control(&self, id: &str) -> Option<&SoaControl> {
+        self.position.get(id).map(|&i| &self.soa.controls[i])
+    }
+
+    /// Whether a control is applicable with automated checks.
+    pub fn is_automated(&self, id: &str) -> bool {
+        self.position.get(id).is_some_and(|&i| self.automated[i])
+    }
+
+    /// The freshness window of a control for a host, in seconds.
+    pub fn freshness(&self, control: &str, profile: Option<&RunProfile>) -> u64 {
+        self.freshness_of(self.control(control), profile)
+    }
+
+    /// [`Policy::freshness`] for a control already looked up.
+    pub fn freshness_of(&self, control: Option<&SoaControl>, profile: Option<&RunProfile>) -> u64 {
+        control
+            .and_then(|c| c.freshness_seconds)
+            .or(self.soa.freshness_seconds)
+            .or_else(|| {
+                profile
+                    .and_then(|p| p.interval_seconds)
+                    .map(|i| i.saturating_mul(2))
+            })
+            .unwrap_or(DEFAULT_FRESHNESS_SECONDS)
+    }
+
+    /// The title of a control of the SoA's edition.
+    pub fn title(&self, control: &str) -> String {
+        catalog()
+            .control(self.soa.edition, control)
+            .map(|c| c.title.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The state a host's evidence gives an automated control, at the time of
+/// the evidence (staleness by age is [`overlay_age`]'s business).
+pub fn from_evidence(
+    policy: &Policy,
+    control: &str,
+    latest: &Latest,
+    profile: &RunProfile,
+) -> Evaluation {
+    let Some(cov) = policy.coverage.get(control) else {
+        return Evaluation::new(State::Excluded);
+    };
+    let mut detail = Detail::default();
+    let mut passed = 0usize;
+    let mut mismatched: Vec<String> = Vec::new();
+    for check in &cov.checks {
+        for p in policy.check_params.get(check).into_iter().flatten() {
+            if let Some(want) = policy.params.get(p)
+                && profile.params.get(p) != Some(want)
+            {
+                let had = profile
+                    .params
+                    .get(p)
+                    .map_or_else(|| "unset".to_string(), ToString::to_string);
+                let m = format!("{p}={had} (the SoA sets {want})");
+                if !mismatched.contains(&m) {
+                    mismatched.push(m);
+                }
+            }
+        }
+        match latest.get(check) {
+            None => detail.missing.push(check.clone()),
+            Some((status, observed)) => match status.as_str() {
+                "pass" => passed += 1,
+                "fail" => detail.failing.push(Failing {
+                    check: check.clone(),
+                    observed: observed.clone(),
+                }),
+                "error" => detail.errors.push(check.clone()),
+                _ => {}
+            },
+        }
+    }
+    if !mismatched.is_empty() {
+        return Evaluation::because(
+            State::Stale,
+            format!(
+                "the newest evidence was evaluated with {}; it speaks for this SoA after the agent's next run",
+                mismatched.join(", ")
+            ),
+        );
+    }
+    let state = if !detail.failing.is_empty() {
+        State::Nonconformant
+    } else if !detail.errors.is_empty() {
+        State::Error
+    } else if !detail.missing.is_empty() {
+        State::NoEvidence
+    } else if passed == 0 {
+        detail.reason = Some("every mapped check is not applicable to this host".into());
+        State::NoEvidence
+    } else {
+        State::Conformant
+    };
+    Evaluation { state, detail }
+}
+
+/// `stored` as of `now`: stale once the evidence is older than the window.
+pub fn overlay_age(
+    policy: &Policy,
+    control: &str,
+    stored: State,
+    profile: &RunProfile,
+    now: i64,
+) -> Option<Evaluation> {
+    let (age, window) = overdue(policy, policy.control(control), stored, profile, now)?;
+    Some(Evaluation::because(
+        State::Stale,
+        format!(
+            "the newest evidence is {} old; the SoA asks for evidence at most {} old",
+            human_age(age),
+            crate::soa::format_duration(window)
+        ),
+    ))
+}
+
+/// The evidence's age and the control's window when a state that is not
+/// already stale has outlived it.
+pub fn overdue(
+    policy: &Policy,
+    control: Option<&SoaControl>,
+    stored: State,
+    profile: &RunProfile,
+    now: i64,
+) -> Option<(u64, u64)> {
+    if stored == State::Stale {
+        return None;
+    }
+    let window = policy.freshness_of(control, Some(profile));
+    let age = now.saturating_sub(profile.evidence_at).max(0) as u64;
+    (age > window).then_some((age, window))
+}
+
+fn human_age(secs: u64) -> String {
+    let (d, h, m) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m{}s", secs % 60),
+        (0, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}

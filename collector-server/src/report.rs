@@ -1,0 +1,384 @@
+//! Builds signed evidence reports (docs/report-format.md): gathers the SoA
+//! in force, the enrolled hosts in scope, each host's newest envelopes up
+//! to the report's time with inclusion proofs against the newest
+//! checkpoint, and states them with the shared rules
+//! ([`annexa_evidence::report::assess`]) that the offline verifier applies
+//! again.
+
+use annexa_checks::pack::PackSet;
+use annexa_checks::soa::{Scope, Soa};
+use annexa_evidence::encoding::hex;
+use annexa_evidence::keys::SigningKey;
+use annexa_evidence::report::assess::{self, HostInput, Run};
+use annexa_evidence::report::{
+    CheckInfo, CollectorInfo, Enrollment, EvidenceItem, FORMAT, HostEvidence, Period, Report,
+    ReportScope, SoaRecord, Withheld,
+};
+use annexa_evidence::statement::parse_scan_statement;
+use serde_json::value::RawValue;
+
+use crate::clock;
+use crate::log::{Log, LogError};
+use crate::store::{AgentRecord, Store, StoreError};
+
+/// Envelopes a report walks back over per host to find a result for every
+/// check its controls need (each run normally has them all).
+const MAX_RUNS_PER_HOST: usize = 8;
+
+/// What a report is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The time the states hold at (Unix seconds; default: now).
+    pub at: Option<i64>,
+    /// Evidence accepted before this is not used.
+    pub from: Option<i64>,
+    /// Hosts whose labels match (`key=value,…`).
+    pub selector: Option<String>,
+    /// Controls (empty: all of the SoA).
+    pub controls: Vec<String>,
+}
+
+/// Why a report cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The request is impossible as asked.
+    #[error("{0}")]
+    Invalid(String),
+    /// No SoA was in force at the report's time.
+    #[error("{0}")]
+    NoSoa(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// Builds and signs a report.
+pub async fn build(
+    store: &dyn Store,
+    log: &Log,
+    packs: &PackSet,
+    key: &SigningKey,
+    req: &Request,
+) -> Result<(Report, Vec<u8>), ReportError> {
+    // The checkpoint first: evidence it does not cover is after the report.
+    let checkpoint = log.latest();
+    let now = clock::now_unix();
+    let at = req.at.unwrap_or(now);
+    if at > now {
+        return Err(ReportError::Invalid(format!(
+            "`at` {} is in the future",
+            clock::rfc3339(at)
+        )));
+    }
+    if req.from.is_some_and(|f| f > at) {
+        return Err(ReportError::Invalid("`from` is after `at`".into()));
+    }
+    let selector = req
+        .selector
+        .as_deref()
+        .map(Scope::parse_selector)
+        .transpose()
+        .map_err(|e| ReportError::Invalid(format!("scope: {e}")))?;
+
+    let (record, soa) = soa_at(store, at).await?;
+    let mut controls = Vec::new();
+    for c in &req.controls {
+        let id = annexa_checks::catalog::Catalog::normalize(soa.edition, c);
+        if !soa.controls.iter().any(|x| x.id == id) {
+            return Err(ReportError::Invalid(format!(
+                "control `{c}` is not in SoA version {} ({} edition)",
+                record.version,
+                soa.edition.year()
+            )));
+        }
+        if !controls.contains(&id) {
+            controls.push(id);
+        }
+    }
+    let checks = check_infos(packs, &soa);
+    let policy = assess::policy(record.version, soa, &checks);
+    let in_scope = assess::controls_in_scope(&policy, &controls);
+
+    let mut agents: Vec<AgentRecord> = store
+        .agents()
+        .await?
+        .into_iter()
+        .filter(|a| {
+            clock::parse_rfc3339(&a.enrolled_at).is_some_and(|t| t <= at)
+                && a.revoked_at
+                    .as_deref()
+                    .and_then(clock::parse_rfc3339)
+                    .is_none_or(|t| t > at)
+                && assess::in_scope(selector.as_ref(), &a.labels)
+        })
+        .collect();
+    agents.sort_by(|a, b| (&a.hostname, &a.id).cmp(&(&b.hostname, &b.id)));
+
+    let mut hosts = Vec::with_capacity(agents.len());
+    let mut runs = Vec::with_capacity(agents.len());
+    for a in &agents {
+        let (evidence, host_runs, withheld) = host_evidence(
+            store,
+            log,
+            &policy,
+            &in_scope,
+            a,
+            at,
+            req.from,
+            checkpoint.size,
+        )
+        .await?;
+        hosts.push(HostEvidence {
+            agent: a.id.clone(),
+            inventory: host_runs
+                .last()
+                .and_then(|r| serde_json::to_value(&r.predicate.scan.host).ok()),
+            evidence,
+            withheld,
+        });
+        runs.push(host_runs);
+    }
+    let inputs: Vec<HostInput<'_>> = agents
+        .iter()
+        .zip(&hosts)
+        .zip(&runs)
+        .map(|((a, h), r)| HostInput {
+            agent: &a.id,
+            labels: &a.labels,
+            runs: r,
+            withheld: h.withheld.as_ref(),
+        })
+        .collect();
+    let (control_reports, summary) = assess::assess(&policy, &controls, &inputs, at);
+
+    let report = Report {
+        format: FORMAT.into(),
+        id: random_uuid().map_err(|e| ReportError::Store(StoreError::Broken(e)))?,
+        generated_at: clock::now_rfc3339(),
+        collector: CollectorInfo {
+            origin: log.origin().to_string(),
+            key: log.verifier().to_string(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        period: Period {
+            from: req.from.map(clock::rfc3339),
+            at: clock::rfc3339(at),
+        },
+        scope: ReportScope {
+            selector: req.selector.clone(),
+            controls,
+        },
+        soa: record,
+        checks,
+        checkpoint: checkpoint.note.clone(),
+        agents: agents
+            .iter()
+            .map(|a| Enrollment {
+                id: a.id.clone(),
+                hostname: a.hostname.clone(),
+                key_id: a.key_id.clone(),
+                public_key: a.public_key.clone(),
+                labels: a.labels.clone(),
+                enrolled_at: a.enrolled_at.clone(),
+                revoked_at: a.revoked_at.clone(),
+            })
+            .collect(),
+        hosts,
+        controls: control_reports,
+        summary,
+    };
+    let signed = report.sign(key).map_err(|e| {
+        ReportError::Store(StoreError::Broken(format!("serializing the report: {e}")))
+    })?;
+    Ok((report, signed))
+}
+
+/// The SoA version in force at `at`: the newest imported by then.
+async fn soa_at(store: &dyn Store, at: i64) -> Result<(SoaRecord, Soa), ReportError> {
+    let versions = store.soa_versions().await?;
+    let version = versions
+        .iter()
+        .filter(|v| clock::parse_rfc3339(&v.imported_at).is_some_and(|t| t <= at))
+        .map(|v| v.version)
+        .max()
+        .ok_or_else(|| {
+            ReportError::NoSoa(format!(
+                "no Statement of Applicability was imported by {}; import one with `annexa-collector soa import`",
+                clock::rfc3339(at)
+            ))
+        })?;
+    let (v, source) = store
+        .soa(version)
+        .await?
+        .ok_or_else(|| StoreError::Broken(format!("SoA version {version} vanished")))?;
+    let file = format!("SoA version {version}");
+    let soa = match v.format.as_str() {
+        "csv" => annexa_checks::soa::csv::parse_csv(&file, &source),
+        _ => annexa_checks::soa::parse_toml(&file, &source),
+    }
+    .map_err(|e| StoreError::Broken(format!("stored {file} no longer parses: {e}")))?;
+    Ok((
+        SoaRecord {
+            version,
+            format: v.format,
+            sha256: annexa_evidence::sha256_hex(source.as_bytes()),
+            imported_by: v.imported_by,
+            imported_at: v.imported_at,
+            comment: v.comment,
+            source,
+        },
+        soa,
+    ))
+}
+
+/// Every check of the packs, with the controls of the SoA's edition it
+/// gives evidence for and the parameters it reads.
+fn check_infos(packs: &PackSet, soa: &Soa) -> Vec<CheckInfo> {
+    packs
+        .checks()
+        .map(|c| CheckInfo {
+            id: c.id.clone(),
+            title: c.title.clone(),
+            severity: c.severity.as_str().into(),
+            remediation: c.remediation.clone(),
+            pack: format!("{}@{}", c.pack.id, c.pack.version),
+            controls: c.controls.get(&soa.edition).cloned().unwrap_or_default(),
+            params: c
+                .probe
+                .param_refs()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        })
+        .collect()
+}
+
+/// A host's envelopes for the report: the newest accepted by `at` (and
+/// covered by the checkpoint), then older ones of an unbroken chain while a
+/// check its controls need has no result yet.
+#[allow(clippy::too_many_arguments)]
+async fn host_evidence(
+    store: &dyn Store,
+    log: &Log,
+    policy: &annexa_checks::conformity::Policy,
+    controls: &[&annexa_checks::soa::SoaControl],
+    agent: &AgentRecord,
+    at: i64,
+    from: Option<i64>,
+    checkpoint_size: u64,
+) -> Result<(Vec<EvidenceItem>, Vec<Run>, Option<Withheld>), ReportError> {
+    let mut items: Vec<EvidenceItem> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
+    let mut below = agent.next_sequence;
+    'pages: loop {
+        let page = store.envelopes_before(agent.no, below, 64).await?;
+        let Some(last) = page.last() else { break };
+        below = last.sequence;
+        for meta in page {
+            let accepted = clock::parse_rfc3339(&meta.received_at).unwrap_or(i64::MAX);
+            let Some(index) = meta.log_index else {
+                // Not in the log (stored before it existed): not provable.
+                if items.is_empty() {
+                    continue;
+                }
+                break 'pages;
+            };
+            if items.is_empty() && (accepted > at || index >= checkpoint_size) {
+                continue;
+            }
+            if from.is_some_and(|f| accepted < f) {
+                break 'pages;
+            }
+            if let Some(pruned_at) = meta.pruned_at.clone() {
+                if items.is_empty() {
+                    return Ok((
+                        Vec::new(),
+                        Vec::new(),
+                        Some(Withheld {
+                            sequence: meta.sequence,
+                            pruned_at,
+                        }),
+                    ));
+                }
+                break 'pages;
+            }
+            if let Some(next) = runs.first() {
+                // Only an unbroken chain: the newer envelope names this one.
+                let links = next.sequence == meta.sequence + 1
+                    && next.predicate.previous.as_deref() == Some(meta.sha256.as_str());
+                if !links {
+                    break 'pages;
+                }
+            }
+            let Some((_, bytes)) = store.envelope(agent.no, meta.sequence).await? else {
+                break 'pages;
+            };
+            let predicate = parse_scan_statement(&envelope_payload(&bytes)?)
+                .map_err(|e| {
+                    StoreError::Broken(format!(
+                        "stored envelope {} of agent {}: {e}",
+                        meta.sequence, agent.id
+                    ))
+                })?
+                .predicate;
+            let (_, proof) = log.inclusion(store, index, checkpoint_size).await?;
+            let envelope = RawValue::from_string(String::from_utf8_lossy(&bytes).into_owned())
+                .map_err(|e| StoreError::Broken(format!("stored envelope is not JSON: {e}")))?;
+            items.insert(
+                0,
+                EvidenceItem {
+                    sequence: meta.sequence,
+                    log_index: index,
+                    accepted_at: meta.received_at.clone(),
+                    sha256: meta.sha256.clone(),
+                    proof: proof.iter().map(|h| hex(h)).collect(),
+                    envelope,
+                },
+            );
+            runs.insert(
+                0,
+                Run {
+                    sequence: meta.sequence,
+                    accepted_at: accepted,
+                    predicate,
+                },
+            );
+            if items.len() >= MAX_RUNS_PER_HOST
+                || assess::missing_checks(policy, controls, &agent.labels, &runs).is_empty()
+            {
+                break 'pages;
+            }
+        }
+    }
+    Ok((items, runs, None))
+}
+
+fn envelope_payload(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let env = annexa_evidence::dsse::Envelope::from_json(bytes)
+        .map_err(|e| StoreError::Broken(format!("stored envelope: {e}")))?;
+    annexa_evidence::encoding::b64_decode(&env.payload)
+        .ok_or_else(|| StoreError::Broken("stored envelope payload is not base64".into()))
+}
+
+/// A random version 4 UUID.
+fn random_uuid() -> Result<String, String> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| "the system random generator failed".to_string())?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex(&b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    ))
+}

@@ -1,0 +1,281 @@
+//! The states a report states, derived from its evidence: the collector
+//! builds a report's control section with [`assess`], and the verifier
+//! calls it again on the envelopes it has checked and compares. One
+//! function for both, so the two cannot drift apart.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use annexa_checks::catalog::catalog;
+use annexa_checks::conformity::{
+    Evaluation, Latest, Policy, RunProfile, State, from_evidence, overlay_age,
+};
+use annexa_checks::result::CheckResult;
+use annexa_checks::soa::{Scope, SoaControl};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{CheckInfo, ControlReport, Counts, HostState, Kind, Summary, ThemeCounts, Withheld};
+use crate::statement::ScanPredicate;
+
+/// One of a host's envelopes, opened.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Its sequence number.
+    pub sequence: u64,
+    /// When the collector accepted it (Unix seconds).
+    pub accepted_at: i64,
+    /// What the agent signed.
+    pub predicate: ScanPredicate,
+}
+
+/// A host as the assessment sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct HostInput<'a> {
+    /// Agent id.
+    pub agent: &'a str,
+    /// Its enrollment labels.
+    pub labels: &'a BTreeMap<String, String>,
+    /// Its envelopes in the period, oldest first (an unbroken chain).
+    pub runs: &'a [Run],
+    /// Its newest envelope, when retention removed it.
+    pub withheld: Option<&'a Withheld>,
+}
+
+/// RFC 3339 as Unix seconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+/// The policy a report's SoA and check list describe.
+pub fn policy(version: i64, soa: annexa_checks::soa::Soa, checks: &[CheckInfo]) -> Policy {
+    let mut mapped: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for c in checks {
+        for control in &c.controls {
+            mapped
+                .entry(control.clone())
+                .or_default()
+                .insert(c.id.clone());
+        }
+    }
+    let params: HashMap<String, Vec<String>> = checks
+        .iter()
+        .map(|c| (c.id.clone(), c.params.clone()))
+        .collect();
+    Policy::resolve(version, soa, &mapped, params)
+}
+
+/// The SoA's controls a scope selects, in SoA order.
+pub fn controls_in_scope<'p>(policy: &'p Policy, only: &[String]) -> Vec<&'p SoaControl> {
+    policy
+        .soa
+        .controls
+        .iter()
+        .filter(|c| only.is_empty() || only.contains(&c.id))
+        .collect()
+}
+
+/// How a control of the policy is decided.
+pub fn kind(policy: &Policy, control: &SoaControl) -> Kind {
+    if !control.applicable {
+        Kind::Excluded
+    } else if policy.is_automated(&control.id) {
+        Kind::Automated
+    } else {
+        Kind::Manual
+    }
+}
+
+/// A host's newest result per check over its runs (newer runs override),
+/// with the sequence of the run that gave it.
+pub fn fold(runs: &[Run]) -> HashMap<&str, (&CheckResult, u64)> {
+    let mut out = HashMap::new();
+    for run in runs {
+        for r in &run.predicate.scan.results {
+            out.insert(r.check_id.as_str(), (r, run.sequence));
+        }
+    }
+    out
+}
+
+/// How the newest run was produced (its time capped at its acceptance, as
+/// the collector records it at ingest).
+pub fn profile(run: &Run) -> RunProfile {
+    let scan = &run.predicate.scan;
+    RunProfile {
+        evidence_at: parse_time(&scan.finished_at)
+            .unwrap_or(run.accepted_at)
+            .min(run.accepted_at),
+        interval_seconds: run.predicate.interval_seconds,
+        params: scan.params.0.clone(),
+    }
+}
+
+/// The checks a host lacks a result for among those its in-scope
+/// automated controls need (the collector adds older runs until none is
+/// missing or the chain ends).
+pub fn missing_checks(
+    policy: &Policy,
+    controls: &[&SoaControl],
+    labels: &BTreeMap<String, String>,
+    runs: &[Run],
+) -> BTreeSet<String> {
+    let have = fold(runs);
+    controls
+        .iter()
+        .filter(|c| policy.is_automated(&c.id) && c.scope.matches(labels))
+        .flat_map(|c| policy.coverage[&c.id].checks.iter())
+        .filter(|check| !have.contains_key(check.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Each in-scope automated control's state on one host at `at`.
+pub fn host_states(
+    policy: &Policy,
+    controls: &[&SoaControl],
+    host: &HostInput<'_>,
+    at: i64,
+) -> Vec<(String, HostState)> {
+    let folded = fold(host.runs);
+    let latest: Latest = folded
+        .iter()
+        .map(|(k, (r, _))| {
+            (
+                (*k).to_string(),
+                (r.status.as_str().to_string(), r.observed.clone()),
+            )
+        })
+        .collect();
+    let profile = host.runs.last().map(profile);
+    let mut out = Vec::new();
+    for c in controls {
+        if !(policy.is_automated(&c.id) && c.scope.matches(host.labels)) {
+            continue;
+        }
+        let (ev, evidence) = match &profile {
+            None => (no_evidence(host.withheld), Vec::new()),
+            Some(profile) => {
+                let mut ev = from_evidence(policy, &c.id, &latest, profile);
+                if let Some(aged) = overlay_age(policy, &c.id, ev.state, profile, at) {
+                    ev = aged;
+                }
+                let seqs: BTreeSet<u64> = policy.coverage[&c.id]
+                    .checks
+                    .iter()
+                    .filter_map(|check| folded.get(check.as_str()).map(|(_, s)| *s))
+                    .collect();
+                (ev, seqs.into_iter().collect())
+            }
+        };
+        out.push((
+            c.id.clone(),
+            HostState {
+                agent: host.agent.to_string(),
+                state: ev.state,
+                detail: ev.detail,
+                evidence,
+            },
+        ));
+    }
+    out
+}
+
+fn no_evidence(withheld: Option<&Withheld>) -> Evaluation {
+    Evaluation::because(
+        State::NoEvidence,
+        match withheld {
+            Some(w) => format!(
+                "the host's newest evidence in the period (sequence {}) was removed by the retention job at {}",
+                w.sequence, w.pruned_at
+            ),
+            None => "the host sent no evidence in the report's period".into(),
+        },
+    )
+}
+
+/// The control section and totals of a report over `hosts` at `at`.
+pub fn assess(
+    policy: &Policy,
+    only: &[String],
+    hosts: &[HostInput<'_>],
+    at: i64,
+) -> (Vec<ControlReport>, Summary) {
+    let controls = controls_in_scope(policy, only);
+    let mut per_control: HashMap<String, Vec<HostState>> = HashMap::new();
+    for h in hosts {
+        for (control, state) in host_states(policy, &controls, h, at) {
+            per_control.entry(control).or_default().push(state);
+        }
+    }
+    let mut summary = Summary {
+        hosts: hosts.len() as u64,
+        ..Summary::default()
+    };
+    let mut themes: Vec<ThemeCounts> = Vec::new();
+    let mut out = Vec::with_capacity(controls.len());
+    for c in controls {
+        let kind = kind(policy, c);
+        let cat = catalog().control(policy.soa.edition, &c.id).ok();
+        let theme = cat
+            .map(|x| format!("{} {}", x.clause_id, x.clause_title))
+            .unwrap_or_default();
+        let hosts = per_control.remove(&c.id).unwrap_or_default();
+        let mut counts = Counts::new();
+        for h in &hosts {
+            *counts.entry(h.state).or_default() += 1;
+        }
+        *summary.controls.entry(kind).or_default() += 1;
+        for (s, n) in &counts {
+            *summary.cells.entry(*s).or_default() += n;
+        }
+        let i = themes
+            .iter()
+            .position(|t| t.theme == theme)
+            .unwrap_or_else(|| {
+                themes.push(ThemeCounts {
+                    theme: theme.clone(),
+                    controls: 0,
+                    manual: 0,
+                    excluded: 0,
+                    cells: Counts::new(),
+                });
+                themes.len() - 1
+            });
+        let t = &mut themes[i];
+        t.controls += 1;
+        match kind {
+            Kind::Manual => t.manual += 1,
+            Kind::Excluded => t.excluded += 1,
+            Kind::Automated => {}
+        }
+        for (s, n) in &counts {
+            *t.cells.entry(*s).or_default() += n;
+        }
+        out.push(ControlReport {
+            id: c.id.clone(),
+            title: cat.map(|x| x.title.clone()).unwrap_or_default(),
+            theme,
+            kind,
+            applicable: c.applicable,
+            justification: c.justification.clone(),
+            owner: c.owner.clone(),
+            implementation: c.status.map(|s| s.as_str().to_string()),
+            checks: policy
+                .coverage
+                .get(&c.id)
+                .map(|cov| cov.checks.clone())
+                .unwrap_or_default(),
+            counts,
+            hosts,
+        });
+    }
+    summary.themes = themes;
+    (out, summary)
+}
+
+/// Whether a host with `labels` is in a report's scope.
+pub fn in_scope(selector: Option<&Scope>, labels: &BTreeMap<String, String>) -> bool {
+    selector.is_none_or(|s| s.matches(labels))
+}

@@ -1,0 +1,374 @@
+//! Evidence reports: what a collector tells an auditor about the fleet's
+//! conformity at a point in time, with everything needed to check it
+//! offline. A report carries the SoA as imported, the checks that give
+//! evidence for its controls, the agents' enrollment records, each host's
+//! agent-signed envelopes with inclusion proofs against one signed
+//! checkpoint, and the states the collector derived from them; the
+//! collector signs it (DSSE). [`verify`] re-derives every state from the
+//! envelopes with the same rules ([`assess`]) and checks every signature
+//! and proof; [`render`] turns a report into HTML, OSCAL and CSV.
+//!
+//! The format is documented in docs/report-format.md.
+
+pub mod assess;
+pub mod render;
+pub mod verify;
+
+use std::collections::BTreeMap;
+
+use annexa_checks::conformity::{Detail, State};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::dsse::{self, Envelope};
+use crate::keys::{PublicKey, SigningKey};
+
+/// The DSSE payload type of a signed report.
+pub const PAYLOAD_TYPE: &str = "application/vnd.annexa.report+json";
+/// The `format` field of a report.
+pub const FORMAT: &str = "annexa/report/v1";
+
+/// Counts per state.
+pub type Counts = BTreeMap<State, u64>;
+
+/// A report (the DSSE payload).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// A random UUID naming this report.
+    pub id: String,
+    /// When the collector built it (RFC 3339 UTC).
+    pub generated_at: String,
+    /// Who built it.
+    pub collector: CollectorInfo,
+    /// The time the states hold at, and the evidence window.
+    pub period: Period,
+    /// What it covers.
+    pub scope: ReportScope,
+    /// The SoA version in force at `period.at`, as imported.
+    pub soa: SoaRecord,
+    /// The checks the collector maps to the SoA's controls.
+    pub checks: Vec<CheckInfo>,
+    /// The signed checkpoint every inclusion proof leads to (a C2SP note).
+    pub checkpoint: String,
+    /// Enrollment records of the agents whose hosts are in scope.
+    pub agents: Vec<Enrollment>,
+    /// Per host: its inventory facts and the envelopes its states rest on.
+    pub hosts: Vec<HostEvidence>,
+    /// Every control of the SoA in scope, with its state on each host.
+    pub controls: Vec<ControlReport>,
+    /// Totals.
+    pub summary: Summary,
+}
+
+/// The collector that built a report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorInfo {
+    /// The log's origin (the checkpoint key's name).
+    pub origin: String,
+    /// The collector's key as a note verifier (`name+id+key`).
+    pub key: String,
+    /// The collector's version.
+    pub version: String,
+}
+
+/// The report's time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Period {
+    /// Evidence accepted before this time is not used (RFC 3339; absent:
+    /// any evidence up to `at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The states are as of this time (RFC 3339).
+    pub at: String,
+}
+
+/// What a report covers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportScope {
+    /// Hosts whose labels match this selector (`key=value,…`; absent: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// These controls only (empty: every control of the SoA).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
+}
+
+/// An SoA version as imported.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoaRecord {
+    /// The collector's version number.
+    pub version: i64,
+    /// `toml` or `csv`.
+    pub format: String,
+    /// Hex SHA-256 of `source`.
+    pub sha256: String,
+    /// Who imported it.
+    pub imported_by: String,
+    /// When.
+    pub imported_at: String,
+    /// Why, if said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The document exactly as imported.
+    pub source: String,
+}
+
+/// A check as the collector's packs define it, reduced to what the
+/// conformity rules and a reader need.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInfo {
+    /// The check id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// How to fix a failure.
+    pub remediation: String,
+    /// The pack it belongs to (`name@version`).
+    pub pack: String,
+    /// Controls of the SoA's edition it gives evidence for.
+    pub controls: Vec<String>,
+    /// Parameters its probe reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
+}
+
+/// An agent's enrollment record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrollment {
+    /// Agent id.
+    pub id: String,
+    /// Host name at enrollment.
+    pub hostname: String,
+    /// Key id: hex SHA-256 of the public key.
+    pub key_id: String,
+    /// The public key, standard base64.
+    pub public_key: String,
+    /// Labels (the scope selectors match these).
+    pub labels: BTreeMap<String, String>,
+    /// When it enrolled.
+    pub enrolled_at: String,
+    /// When it was revoked, if it was (after `period.at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+/// One host's evidence.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEvidence {
+    /// Agent id.
+    pub agent: String,
+    /// Inventory facts of the newest envelope's scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<serde_json::Value>,
+    /// The envelopes the states rest on: an unbroken run of the agent's
+    /// chain ending with its newest envelope in the period, oldest first.
+    pub evidence: Vec<EvidenceItem>,
+    /// The newest envelope in the period, when retention removed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<Withheld>,
+}
+
+/// An envelope with its place in the log.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceItem {
+    /// The agent's sequence number.
+    pub sequence: u64,
+    /// Its leaf index.
+    pub log_index: u64,
+    /// When the collector accepted it (part of the leaf).
+    pub accepted_at: String,
+    /// Hex SHA-256 of the envelope.
+    pub sha256: String,
+    /// RFC 9162 inclusion proof up to the checkpoint (hex hashes).
+    pub proof: Vec<String>,
+    /// The DSSE envelope exactly as the agent sent it.
+    pub envelope: Box<RawValue>,
+}
+
+/// An envelope a report cannot include.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withheld {
+    /// Its sequence number.
+    pub sequence: u64,
+    /// When the retention job removed its payload.
+    pub pruned_at: String,
+}
+
+/// How a control is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// By the hosts' evidence.
+    Automated,
+    /// Applicable, but no check gives evidence: needs other evidence.
+    Manual,
+    /// The SoA excludes it.
+    Excluded,
+}
+
+/// One control of the SoA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlReport {
+    /// Canonical id of the SoA's edition.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// The clause (2005, 2013) or theme (2022) it belongs to: `id title`.
+    pub theme: String,
+    /// How it is decided.
+    pub kind: Kind,
+    /// Whether the SoA applies it.
+    pub applicable: bool,
+    /// Why it was selected or excluded.
+    pub justification: String,
+    /// Who answers for it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    /// How far it is implemented, as the SoA says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implementation: Option<String>,
+    /// The checks that give evidence for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+    /// Hosts per state (automated controls).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: Counts,
+    /// Its state on each host in its scope (automated controls).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostState>,
+}
+
+/// A (host, control) state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostState {
+    /// Agent id.
+    pub agent: String,
+    /// The state.
+    pub state: State,
+    /// Why.
+    #[serde(default)]
+    pub detail: Detail,
+    /// Sequence numbers of the envelopes whose results decided it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<u64>,
+}
+
+/// Totals over a report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// Hosts in scope.
+    pub hosts: u64,
+    /// Controls per kind.
+    pub controls: BTreeMap<Kind, u64>,
+    /// (host, control) cells per state.
+    pub cells: Counts,
+    /// Cells per state for each theme, in catalog order.
+    pub themes: Vec<ThemeCounts>,
+}
+
+/// One theme's totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThemeCounts {
+    /// `id title` of the clause or theme.
+    pub theme: String,
+    /// Controls of the theme in scope.
+    pub controls: u64,
+    /// Controls needing other evidence.
+    pub manual: u64,
+    /// Excluded controls.
+    pub excluded: u64,
+    /// Cells per state.
+    pub cells: Counts,
+}
+
+/// Why a signed report cannot be opened at all.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Not a DSSE envelope.
+    #[error("not a signed report (a DSSE envelope): {0}")]
+    Envelope(String),
+    /// The collector's signature does not verify.
+    #[error("the collector's signature does not verify: {0}")]
+    Signature(String),
+    /// The payload is not a report of this format.
+    #[error("the signed payload is not an annexa report: {0}")]
+    Payload(String),
+}
+
+/// A signed report, opened.
+#[derive(Debug)]
+pub struct Opened {
+    /// The report.
+    pub report: Report,
+    /// Hex SHA-256 of the payload: the report's digest.
+    pub digest: String,
+    /// The payload size in bytes.
+    pub size: usize,
+}
+
+impl Report {
+    /// Signs the report: a DSSE envelope over its compact JSON.
+    pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>, serde_json::Error> {
+        let payload = serde_json::to_vec(self)?;
+        Ok(dsse::sign(PAYLOAD_TYPE, &payload, key).to_json())
+    }
+}
+
+/// Opens a signed report: checks the collector's signature with `key` and
+/// parses the payload.
+pub fn open(bytes: &[u8], key: &PublicKey) -> Result<Opened, OpenError> {
+    let env = Envelope::from_json(bytes).map_err(|e| OpenError::Envelope(e.to_string()))?;
+    let verified = env
+        .verify(PAYLOAD_TYPE, &[*key], 1)
+        .map_err(|e| OpenError::Signature(e.to_string()))?;
+    parse(&verified.payload)
+}
+
+/// Opens a signed report without checking its signature (for rendering a
+/// report whose verification is shown separately).
+pub fn open_unverified(bytes: &[u8]) -> Result<Opened, OpenError> {
+    let env = Envelope::from_json(bytes).map_err(|e| OpenError::Envelope(e.to_string()))?;
+    if env.payload_type != PAYLOAD_TYPE {
+        return Err(OpenError::Envelope(format!(
+            "payload type `{}`, not `{PAYLOAD_TYPE}`",
+            env.payload_type
+        )));
+    }
+    let payload = crate::encoding::b64_decode(&env.payload)
+        .ok_or_else(|| OpenError::Envelope("the payload is not base64".into()))?;
+    parse(&payload)
+}
+
+fn parse(payload: &[u8]) -> Result<Opened, OpenError> {
+    let report: Report =
+        serde_json::from_slice(payload).map_err(|e| OpenError::Payload(e.to_string()))?;
+    if report.format != FORMAT {
+        return Err(OpenError::Payload(format!(
+            "format `{}`, not `{FORMAT}`",
+            report.format
+        )));
+    }
+    Ok(Opened {
+        report,
+        digest: crate::sha256_hex(payload),
+        size: payload.len(),
+    })
+}
