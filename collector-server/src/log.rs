@@ -416,6 +416,23 @@ impl Log {
         .await
     }
 
+    /// Inclusion proofs of many leaves in the tree of `size`, reading each
+    /// tile they reach into once.
+    pub async fn inclusions(
+        &self,
+        store: &dyn Store,
+        indices: &[u64],
+        size: u64,
+    ) -> Result<Vec<Vec<Hash>>, LogError> {
+        self.with_nodes(store, size, |n| {
+            indices
+                .iter()
+                .map(|&i| merkle::inclusion_proof(n, i, size))
+                .collect()
+        })
+        .await
+    }
+
     /// The consistency proof between two committed sizes.
     pub async fn consistency(
         &self,

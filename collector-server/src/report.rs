@@ -5,6 +5,8 @@
 //! ([`annexa_evidence::report::assess`]) that the offline verifier applies
 //! again.
 
+use std::collections::BTreeSet;
+
 use annexa_checks::pack::PackSet;
 use annexa_checks::soa::{Scope, Soa};
 use annexa_evidence::encoding::hex;
@@ -120,17 +122,8 @@ pub async fn build(
     let mut hosts = Vec::with_capacity(agents.len());
     let mut runs = Vec::with_capacity(agents.len());
     for a in &agents {
-        let (evidence, host_runs, withheld) = host_evidence(
-            store,
-            log,
-            &policy,
-            &in_scope,
-            a,
-            at,
-            req.from,
-            checkpoint.size,
-        )
-        .await?;
+        let (evidence, host_runs, withheld) =
+            host_evidence(store, &policy, &in_scope, a, at, req.from, checkpoint.size).await?;
         hosts.push(HostEvidence {
             agent: a.id.clone(),
             inventory: host_runs
@@ -140,6 +133,22 @@ pub async fn build(
             withheld,
         });
         runs.push(host_runs);
+    }
+    let indices: Vec<u64> = hosts
+        .iter()
+        .flat_map(|h| h.evidence.iter().map(|e| e.log_index))
+        .collect();
+    let mut proofs = log
+        .inclusions(store, &indices, checkpoint.size)
+        .await?
+        .into_iter();
+    for item in hosts.iter_mut().flat_map(|h| h.evidence.iter_mut()) {
+        item.proof = proofs
+            .next()
+            .unwrap_or_default()
+            .iter()
+            .map(|h| hex(h))
+            .collect();
     }
     let inputs: Vec<HostInput<'_>> = agents
         .iter()
@@ -258,11 +267,9 @@ fn check_infos(packs: &PackSet, soa: &Soa) -> Vec<CheckInfo> {
 
 /// A host's envelopes for the report: the newest accepted by `at` (and
 /// covered by the checkpoint), then older ones of an unbroken chain while a
-/// check its controls need has no result yet.
-#[allow(clippy::too_many_arguments)]
+/// check its controls need has no result yet and the older one has one.
 async fn host_evidence(
     store: &dyn Store,
-    log: &Log,
     policy: &annexa_checks::conformity::Policy,
     controls: &[&annexa_checks::soa::SoaControl],
     agent: &AgentRecord,
@@ -273,6 +280,7 @@ async fn host_evidence(
     let mut items: Vec<EvidenceItem> = Vec::new();
     let mut runs: Vec<Run> = Vec::new();
     let mut below = agent.next_sequence;
+    let mut missing = BTreeSet::new();
     'pages: loop {
         let page = store.envelopes_before(agent.no, below, 64).await?;
         let Some(last) = page.last() else { break };
@@ -305,6 +313,12 @@ async fn host_evidence(
                 }
                 break 'pages;
             }
+            if !runs.is_empty() && !meta_contributes(&meta.results, &missing) {
+                // An older run without any of the missing results: the
+                // host does not run those checks; going further back
+                // would only find older versions of what is here.
+                break 'pages;
+            }
             if let Some(next) = runs.first() {
                 // Only an unbroken chain: the newer envelope names this one.
                 let links = next.sequence == meta.sequence + 1
@@ -324,7 +338,6 @@ async fn host_evidence(
                     ))
                 })?
                 .predicate;
-            let (_, proof) = log.inclusion(store, index, checkpoint_size).await?;
             let envelope = RawValue::from_string(String::from_utf8_lossy(&bytes).into_owned())
                 .map_err(|e| StoreError::Broken(format!("stored envelope is not JSON: {e}")))?;
             items.insert(
@@ -334,7 +347,8 @@ async fn host_evidence(
                     log_index: index,
                     accepted_at: meta.received_at.clone(),
                     sha256: meta.sha256.clone(),
-                    proof: proof.iter().map(|h| hex(h)).collect(),
+                    // Filled in for every host at once.
+                    proof: Vec::new(),
                     envelope,
                 },
             );
@@ -346,14 +360,22 @@ async fn host_evidence(
                     predicate,
                 },
             );
-            if items.len() >= MAX_RUNS_PER_HOST
-                || assess::missing_checks(policy, controls, &agent.labels, &runs).is_empty()
-            {
+            missing = assess::missing_checks(policy, controls, &agent.labels, &runs);
+            if items.len() >= MAX_RUNS_PER_HOST || missing.is_empty() {
                 break 'pages;
             }
         }
     }
     Ok((items, runs, None))
+}
+
+/// Whether an envelope's per-check statuses (as stored beside it) include
+/// one of `missing`.
+fn meta_contributes(results: &serde_json::Value, missing: &BTreeSet<String>) -> bool {
+    results.as_array().is_some_and(|rs| {
+        rs.iter()
+            .any(|r| r["check_id"].as_str().is_some_and(|c| missing.contains(c)))
+    })
 }
 
 fn envelope_payload(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {

@@ -325,6 +325,22 @@ async fn append_moves_the_chain_and_keeps_bytes(store: &dyn Store) {
     assert_eq!(meta.sequence, 2);
     assert_eq!(store.envelopes(a.no, 0, 10).await.unwrap().len(), 2);
     assert_eq!(store.envelopes(a.no, 1, 10).await.unwrap()[0].sequence, 2);
+    // Newest first below a sequence (reports walk back from the newest).
+    let back = store.envelopes_before(a.no, u64::MAX, 10).await.unwrap();
+    assert_eq!(
+        back.iter().map(|m| m.sequence).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    let back = store.envelopes_before(a.no, 2, 10).await.unwrap();
+    assert_eq!(back.iter().map(|m| m.sequence).collect::<Vec<_>>(), vec![1]);
+    assert!(
+        store
+            .envelopes_before(a.no, 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.envelopes_before(a.no, 3, 1).await.unwrap().len(), 1);
     let latest = store.latest(a.no).await.unwrap();
     assert_eq!(latest.len(), 2);
     assert_eq!(
