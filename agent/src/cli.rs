@@ -860,7 +860,16 @@ fn report_render(args: ReportRenderArgs) -> anyhow::Result<ExitCode> {
     let rendered = render::render(&ctx, format);
     match &args.out {
         Some(p) => {
-            std::fs::write(p, &rendered).with_context(|| format!("writing {}", p.display()))?
+            // Like `report pull`: host inventories are not for every user.
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(p)
+                .and_then(|mut f| f.write_all(&rendered))
+                .with_context(|| format!("writing {}", p.display()))?
         }
         None => std::io::stdout().lock().write_all(&rendered)?,
     }

@@ -75,6 +75,7 @@ impl std::fmt::Display for State {
 
 /// A failed check and what it saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Failing {
     /// The check.
     pub check: String,
@@ -85,6 +86,7 @@ pub struct Failing {
 
 /// Why a (host, control) is in its state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Detail {
     /// Checks that failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -476,6 +476,34 @@ fn tampering_is_caught(t: &Setup, signed: &[u8], prod: &str) {
         "after the report's time",
     );
     lie(
+        "an SoA not yet in force",
+        &|r| r.soa.imported_at = "2999-01-01T00:00:00Z".into(),
+        "after the report's time: it was not in force",
+    );
+    lie(
+        "the log's name",
+        &|r| r.collector.origin = "annexa/elsewhere".into(),
+        "collector: the report names the log",
+    );
+    lie(
+        "an enrollment time",
+        &|r| r.agents[0].enrolled_at = "last tuesday".into(),
+        "is not an RFC 3339 time",
+    );
+    lie(
+        "a control listed twice",
+        &|r| {
+            let c = r.controls[0].clone();
+            r.controls.push(c);
+        },
+        "listed twice",
+    );
+    lie(
+        "controls reordered",
+        &|r| r.controls.rotate_left(1),
+        "not in the SoA's order",
+    );
+    lie(
         "the scope",
         &|r| r.scope.selector = Some("env=nowhere".into()),
         "do not match the scope's selector",
@@ -593,6 +621,21 @@ fn renderings(t: &Setup, signed: &[u8]) {
         .find(|f| f["target"]["target-id"] == "a.12.4.1")
         .unwrap();
     assert_eq!(marker["target"]["status"]["state"], "not-satisfied");
+    let resources: std::collections::HashSet<String> =
+        doc["assessment-results"]["back-matter"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| format!("#{}", x["uuid"].as_str().unwrap()))
+            .collect();
+    for o in result["observations"].as_array().unwrap() {
+        for e in o["relevant-evidence"].as_array().into_iter().flatten() {
+            assert!(
+                resources.contains(e["href"].as_str().unwrap()),
+                "dangling evidence link {e}"
+            );
+        }
+    }
     assert_eq!(
         result["observations"].as_array().unwrap().len(),
         r.controls.iter().map(|c| c.hosts.len()).sum::<usize>()

@@ -49,7 +49,8 @@ pub struct Report {
     pub scope: ReportScope,
     /// The SoA version in force at `period.at`, as imported.
     pub soa: SoaRecord,
-    /// The checks the collector maps to the SoA's controls.
+    /// Every check of the collector's packs, with the controls of the
+    /// SoA's edition each gives evidence for.
     pub checks: Vec<CheckInfo>,
     /// The signed checkpoint every inclusion proof leads to (a C2SP note).
     pub checkpoint: String,
@@ -279,7 +280,8 @@ pub struct Summary {
     pub controls: BTreeMap<Kind, u64>,
     /// (host, control) cells per state.
     pub cells: Counts,
-    /// Cells per state for each theme, in catalog order.
+    /// Cells per state for each theme, in the order the SoA's controls
+    /// first reach it.
     pub themes: Vec<ThemeCounts>,
 }
 
@@ -371,4 +373,37 @@ fn parse(payload: &[u8]) -> Result<Opened, OpenError> {
         digest: crate::sha256_hex(payload),
         size: payload.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_seed(&[5u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn only_a_report_signed_by_the_key_opens() {
+        let k = key();
+        let not_a_report = dsse::sign(PAYLOAD_TYPE, b"{\"format\":\"x\"}", &k).to_json();
+        assert!(matches!(
+            open(&not_a_report, &k.public()),
+            Err(OpenError::Payload(_))
+        ));
+        let receipt = dsse::sign("application/vnd.annexa.receipt+json", b"{}", &k).to_json();
+        assert!(matches!(
+            open(&receipt, &k.public()),
+            Err(OpenError::Signature(_))
+        ));
+        let other = SigningKey::from_seed(&[6u8; 32]).unwrap().public();
+        assert!(matches!(
+            open(&not_a_report, &other),
+            Err(OpenError::Signature(_))
+        ));
+        assert!(matches!(
+            open(b"not json", &k.public()),
+            Err(OpenError::Envelope(_))
+        ));
+    }
 }

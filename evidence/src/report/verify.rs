@@ -96,6 +96,12 @@ pub fn verify(bytes: &[u8], collector: &Verifier) -> Result<Outcome, OpenError> 
             r.collector.key
         ));
     }
+    if r.collector.origin != collector.name {
+        out.problem(format!(
+            "collector: the report names the log `{}`, the key is `{}`'s",
+            r.collector.origin, collector.name
+        ));
+    }
     let checkpoint = match Checkpoint::open(&r.checkpoint, collector) {
         Ok(cp) => Some(cp),
         Err(e) => {
@@ -124,6 +130,17 @@ pub fn verify(bytes: &[u8], collector: &Verifier) -> Result<Outcome, OpenError> 
         Some(Ok(s)) => Some(s),
         None => None,
     };
+    match (parse_time(&r.soa.imported_at), at) {
+        (None, _) => out.problem(format!(
+            "soa: imported_at {:?} is not an RFC 3339 time",
+            r.soa.imported_at
+        )),
+        (Some(imported), Some(at)) if imported > at => out.problem(format!(
+            "soa: version {} was imported at {}, after the report's time: it was not in force",
+            r.soa.version, r.soa.imported_at
+        )),
+        _ => {}
+    }
     let agents = check_agents(&mut out, r, at, selector.as_ref());
     let soa = check_soa(&mut out, r);
 
@@ -255,21 +272,27 @@ fn check_agents<'r>(
             ));
             continue;
         }
-        if let (Some(at), Some(enrolled)) = (at, parse_time(&a.enrolled_at))
-            && enrolled > at
-        {
-            out.problem(format!(
+        match parse_time(&a.enrolled_at) {
+            None => out.problem(format!(
+                "{here}: enrolled_at {:?} is not an RFC 3339 time",
+                a.enrolled_at
+            )),
+            Some(enrolled) if at.is_some_and(|at| enrolled > at) => out.problem(format!(
                 "{here}: enrolled at {}, after the report's time",
                 a.enrolled_at
-            ));
+            )),
+            Some(_) => {}
         }
-        if let (Some(at), Some(revoked)) = (at, a.revoked_at.as_deref().and_then(parse_time))
-            && revoked <= at
-        {
-            out.problem(format!(
-                "{here}: revoked at {}, before the report's time",
-                a.revoked_at.as_deref().unwrap_or_default()
-            ));
+        if let Some(revoked_at) = &a.revoked_at {
+            match parse_time(revoked_at) {
+                None => out.problem(format!(
+                    "{here}: revoked_at {revoked_at:?} is not an RFC 3339 time"
+                )),
+                Some(revoked) if at.is_some_and(|at| revoked <= at) => out.problem(format!(
+                    "{here}: revoked at {revoked_at}, before the report's time"
+                )),
+                Some(_) => {}
+            }
         }
         if !assess::in_scope(selector, &a.labels) {
             out.problem(format!(
@@ -395,7 +418,19 @@ fn compare_controls(
 ) {
     let by_id: BTreeMap<&str, &super::ControlReport> =
         computed.iter().map(|c| (c.id.as_str(), c)).collect();
-    let stated_ids: HashSet<&str> = stated.iter().map(|c| c.id.as_str()).collect();
+    let mut stated_ids: HashSet<&str> = HashSet::new();
+    for c in stated {
+        if !stated_ids.insert(c.id.as_str()) {
+            out.problem(format!("control {}: listed twice", c.id));
+        }
+    }
+    let order = |cs: &[super::ControlReport]| cs.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    if stated_ids.len() == stated.len()
+        && stated.len() == computed.len()
+        && order(stated) != order(computed)
+    {
+        out.problem("controls: not in the SoA's order".into());
+    }
     for c in computed {
         if !stated_ids.contains(c.id.as_str()) {
             out.problem(format!(

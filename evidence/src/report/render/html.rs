@@ -54,9 +54,11 @@ pub fn render(ctx: &Context<'_>) -> String {
 
 fn soa_title(ctx: &Context<'_>) -> String {
     let r = ctx.report;
-    let org = annexa_checks::soa::parse_toml("soa", &r.soa.source)
-        .ok()
-        .and_then(|s| s.organisation.or(s.title));
+    let parsed = match r.soa.format.as_str() {
+        "csv" => annexa_checks::soa::csv::parse_csv("soa", &r.soa.source),
+        _ => annexa_checks::soa::parse_toml("soa", &r.soa.source),
+    };
+    let org = parsed.ok().and_then(|s| s.organisation.or(s.title));
     match org {
         Some(o) => format!("{o}, SoA version {}", r.soa.version),
         None => format!("SoA version {}", r.soa.version),
@@ -469,4 +471,15 @@ pub fn esc(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn text_cannot_become_markup() {
+        assert_eq!(
+            super::esc("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+    }
 }

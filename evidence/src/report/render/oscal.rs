@@ -83,7 +83,7 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
                         res.observed.as_deref().unwrap_or(&res.message)
                     ));
                     let ev = json!({
-                        "href": format!("#log-index-{index}"),
+                        "href": format!("#{}", uuid(&format!("envelope/{index}"))),
                         "description": format!("Envelope sequence {seq} of agent {} (evidence log index {index}), signed by the agent", hs.agent),
                     });
                     if !evidence.contains(&ev) {
@@ -192,6 +192,28 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
         result["remarks"] = Value::String(remarks.join("\n\n"));
     }
 
+    // Each envelope a back-matter resource, so relevant-evidence links
+    // resolve inside the document.
+    let resources: Vec<Value> = r
+        .hosts
+        .iter()
+        .flat_map(|h| h.evidence.iter().map(move |e| (h, e)))
+        .map(|(h, e)| {
+            json!({
+                "uuid": uuid(&format!("envelope/{}", e.log_index)),
+                "title": format!("Envelope {} of agent {}", e.sequence, h.agent),
+                "description": format!(
+                    "DSSE envelope signed by annexa agent {}, accepted {}, leaf {} of the evidence log; its bytes and inclusion proof are in report {}",
+                    h.agent, e.accepted_at, e.log_index, r.id
+                ),
+                "props": [
+                    prop("envelope-sha256", &e.sha256),
+                    prop("log-index", &e.log_index.to_string()),
+                    prop("sequence", &e.sequence.to_string()),
+                ],
+            })
+        })
+        .collect();
     let doc = json!({
         "assessment-results": {
             "uuid": uuid("assessment-results"),
@@ -206,6 +228,10 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
             "results": [result],
         }
     });
+    let mut doc = doc;
+    if !resources.is_empty() {
+        doc["assessment-results"]["back-matter"] = json!({"resources": resources});
+    }
     serde_json::to_vec_pretty(&doc).unwrap_or_default()
 }
 
@@ -267,4 +293,30 @@ pub fn derived_uuid(report: &str, name: &str) -> String {
         &h[16..20],
         &h[20..]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_ids_become_oscal_tokens() {
+        assert_eq!(control_token("A.9.2.1"), "a.9.2.1");
+        assert_eq!(control_token("8.5"), "a.8.5");
+    }
+
+    #[test]
+    fn derived_uuids_are_stable_version_4_shaped_and_distinct() {
+        let a = derived_uuid("r1", "host/x");
+        assert_eq!(a, derived_uuid("r1", "host/x"));
+        assert_ne!(a, derived_uuid("r1", "host/y"));
+        assert_ne!(a, derived_uuid("r2", "host/x"));
+        let parts: Vec<&str> = a.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('4'));
+        assert!(matches!(parts[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'));
+    }
 }
