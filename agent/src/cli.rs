@@ -802,16 +802,7 @@ fn report_pull(args: ReportPullArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("creating a file beside {}", args.out.display()))?;
     let mut writer = std::io::BufWriter::new(tmp.as_file());
-    let (status, body) =
-        runtime()?.block_on(client.download_with_token(&path, &token, &mut writer))?;
-    if status != 200 {
-        let e: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        bail!(
-            "{server}/v1/reports: {status} {}: {}",
-            e["error"].as_str().unwrap_or("error"),
-            e["message"].as_str().unwrap_or("")
-        );
-    }
+    download(&client, &server, &path, &token, &mut writer)?;
     writer.flush().context("writing the report")?;
     drop(writer);
     tmp.persist(&args.out)
@@ -819,6 +810,28 @@ fn report_pull(args: ReportPullArgs) -> anyhow::Result<ExitCode> {
     let size = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
     eprintln!("wrote {} ({size} bytes) from {server}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Streams an API path into `dest`; anything but 200 is an error naming
+/// the collector's answer.
+fn download(
+    client: &annexa_agent::send::CollectorClient,
+    server: &str,
+    path: &str,
+    token: &str,
+    dest: &mut (dyn std::io::Write + Send),
+) -> anyhow::Result<()> {
+    let (status, body) = runtime()?.block_on(client.download_with_token(path, token, dest))?;
+    if status != 200 {
+        let e: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let route = path.split('?').next().unwrap_or(path);
+        bail!(
+            "{server}{route}: {status} {}: {}",
+            e["error"].as_str().unwrap_or("error"),
+            e["message"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters kept).
@@ -905,19 +918,7 @@ fn verify_log(args: VerifyLogArgs) -> anyhow::Result<ExitCode> {
             let file = std::fs::File::create(&path)
                 .with_context(|| format!("creating {}", path.display()))?;
             let mut out = std::io::BufWriter::new(file);
-            let (status, body) = runtime()?.block_on(client.download_with_token(
-                "/v1/log/export",
-                &token,
-                &mut out,
-            ))?;
-            if status != 200 {
-                let e: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                bail!(
-                    "{server}/v1/log/export: {status} {}: {}",
-                    e["error"].as_str().unwrap_or("error"),
-                    e["message"].as_str().unwrap_or("")
-                );
-            }
+            download(&client, &server, "/v1/log/export", &token, &mut out)?;
             std::io::Write::flush(&mut out).context("writing the bundle")?;
             (path, format!("{server}/v1/log/export"), tmp)
         }

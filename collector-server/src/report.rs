@@ -392,15 +392,5 @@ fn random_uuid() -> Result<String, String> {
     ring::rand::SystemRandom::new()
         .fill(&mut b)
         .map_err(|_| "the system random generator failed".to_string())?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex(&b);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    ))
+    Ok(annexa_evidence::encoding::uuid_v4(b))
 }

@@ -8,30 +8,10 @@ mod common;
 use annexa_evidence::api::codes;
 use serde_json::Value;
 
-use common::{Collector, Host, WAIT, show, statement_of, stdout, wait_for};
-
-const SOA_2013: &str = include_str!("../../examples/soa/iso27001-2013.toml");
-
-/// A pack whose only check passes once a marker file exists: a check
-/// whose outcome the test controls on the live host.
-fn marker_pack(marker: &std::path::Path) -> String {
-    format!(
-        "[pack]\nid = \"e2e\"\ntitle = \"e2e\"\nversion = \"1\"\ndescription = \"test\"\n\n\
-         [[check]]\nid = \"e2e.marker\"\ntitle = \"The marker exists\"\nrationale = \"r\"\n\
-         remediation = \"touch it\"\nseverity = \"low\"\ncontrols = {{ \"2013\" = [\"A.12.4.1\"] }}\n\
-         probe = {{ kind = \"file\", path = \"{}\" }}\n",
-        marker.display()
-    )
-}
-
-/// The 2013 example with A.12.4.1 evidenced by the marker check only.
-fn soa_with_marker() -> String {
-    SOA_2013.replacen(
-        "id = \"A.12.4.1\"  # Event logging\napplicable = true\n",
-        "id = \"A.12.4.1\"  # Event logging\napplicable = true\nchecks = [\"e2e.marker\"]\n",
-        1,
-    )
-}
+use common::{
+    Collector, Host, SOA_2013, WAIT, marker_pack, show, soa_with_marker, statement_of, stdout,
+    wait_for,
+};
 
 struct Fleet {
     c: Collector,

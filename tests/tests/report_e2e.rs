@@ -14,30 +14,10 @@ use annexa_checks::conformity::State;
 use annexa_evidence::keys::SigningKey;
 use annexa_evidence::note::Verifier;
 use annexa_evidence::report::{self, Kind, Report, verify::verify};
-use common::{Collector, Host, show, stdout};
+use common::{Collector, Host, SOA_2013, marker_pack, show, soa_with_marker, stdout};
 use serde_json::Value;
 
-const SOA_2013: &str = include_str!("../../examples/soa/iso27001-2013.toml");
 const OSCAL_SCHEMA: &str = include_str!("../schemas/oscal_assessment-results_schema-1.0.4.json");
-
-fn marker_pack(marker: &Path) -> String {
-    format!(
-        "[pack]\nid = \"e2e\"\ntitle = \"e2e\"\nversion = \"1\"\ndescription = \"test\"\n\n\
-         [[check]]\nid = \"e2e.marker\"\ntitle = \"The marker exists\"\nrationale = \"r\"\n\
-         remediation = \"touch it\"\nseverity = \"low\"\ncontrols = {{ \"2013\" = [\"A.12.4.1\"] }}\n\
-         probe = {{ kind = \"file\", path = \"{}\" }}\n",
-        marker.display()
-    )
-}
-
-/// The 2013 example with A.12.4.1 evidenced by the marker check only.
-fn soa_with_marker() -> String {
-    SOA_2013.replacen(
-        "id = \"A.12.4.1\"  # Event logging\napplicable = true\n",
-        "id = \"A.12.4.1\"  # Event logging\napplicable = true\nchecks = [\"e2e.marker\"]\n",
-        1,
-    )
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")

@@ -1048,3 +1048,27 @@ pub fn one_to(n: u64) -> Vec<u64> {
 pub fn distinct(v: &[u64]) -> BTreeSet<u64> {
     v.iter().copied().collect()
 }
+
+/// The example ISO/IEC 27001:2013 SoA.
+pub const SOA_2013: &str = include_str!("../../../examples/soa/iso27001-2013.toml");
+
+/// A pack whose only check passes once a marker file exists: a check
+/// whose outcome the test controls on the live host.
+pub fn marker_pack(marker: &std::path::Path) -> String {
+    format!(
+        "[pack]\nid = \"e2e\"\ntitle = \"e2e\"\nversion = \"1\"\ndescription = \"test\"\n\n\
+         [[check]]\nid = \"e2e.marker\"\ntitle = \"The marker exists\"\nrationale = \"r\"\n\
+         remediation = \"touch it\"\nseverity = \"low\"\ncontrols = {{ \"2013\" = [\"A.12.4.1\"] }}\n\
+         probe = {{ kind = \"file\", path = \"{}\" }}\n",
+        marker.display()
+    )
+}
+
+/// The 2013 example with A.12.4.1 evidenced by the marker check only.
+pub fn soa_with_marker() -> String {
+    SOA_2013.replacen(
+        "id = \"A.12.4.1\"  # Event logging\napplicable = true\n",
+        "id = \"A.12.4.1\"  # Event logging\napplicable = true\nchecks = [\"e2e.marker\"]\n",
+        1,
+    )
+}

@@ -282,17 +282,7 @@ pub fn derived_uuid(report: &str, name: &str) -> String {
     );
     let mut b = [0u8; 16];
     b.copy_from_slice(&d.as_ref()[..16]);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = crate::encoding::hex(&b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    crate::encoding::uuid_v4(b)
 }
 
 #[cfg(test)]
