@@ -37,6 +37,20 @@ enum Command {
     /// failed, 2 for usage or configuration errors (a malformed pack, an
     /// unknown check or control, an unusable --root).
     Scan(ScanArgs),
+    /// Gate a CI pipeline on control drift: scan a root directory (an
+    /// image, a build root) and compare with a recorded baseline.
+    ///
+    /// `--write-baseline FILE` records the scan. `--baseline FILE` fails
+    /// when a check that passed in the baseline fails or errors now
+    /// (drift); new and removed checks are reported, and fail only with
+    /// `--fail-on new` / `--fail-on removed`. `--fail-on nonconformant`
+    /// also fails on any failing check that gives evidence for an
+    /// applicable control (of --soa, or any control without one).
+    ///
+    /// Exit status: 0 pass, 1 drift or nonconformity, 2 when the gate could
+    /// not decide (usage, unreadable or malformed baseline, SoA or pack,
+    /// unusable --root, unwritable output).
+    Gate(GateArgs),
     /// Browse the ISO/IEC 27001 Annex A catalog and its crosswalks.
     Controls {
         #[command(subcommand)]
@@ -413,6 +427,76 @@ struct ScanArgs {
     output: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct GateArgs {
+    /// The root directory to scan (an image, a chroot, a build root).
+    #[arg(long, value_name = "DIR")]
+    root: PathBuf,
+    #[command(flatten)]
+    packs: PackArgs,
+    /// Statement of Applicability (TOML or CSV): which controls apply, and
+    /// the parameters checks are evaluated with. Sets the edition.
+    #[arg(long, value_name = "FILE")]
+    soa: Option<PathBuf>,
+    /// Compare with this baseline.
+    #[arg(long, value_name = "FILE", conflicts_with = "write_baseline")]
+    baseline: Option<PathBuf>,
+    /// Record the scan as a baseline here and pass.
+    #[arg(long, value_name = "FILE")]
+    write_baseline: Option<PathBuf>,
+    /// Also fail on: nonconformant, new, removed (repeatable or
+    /// comma-separated).
+    #[arg(
+        long = "fail-on",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "WHAT"
+    )]
+    fail_on: Vec<FailOnArg>,
+    /// Edition of the controls shown (default 2022, or the SoA's).
+    #[arg(long, value_name = "YEAR", value_parser = parse_edition)]
+    edition: Option<Edition>,
+    /// Override a check parameter, e.g. session_timeout_seconds=600
+    /// (repeatable; the SoA's values apply first).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value = "text")]
+    format: GateFormat,
+    /// Also write FORMAT to FILE (repeatable), e.g. --output junit=gate.xml.
+    #[arg(long = "output", value_name = "FORMAT=FILE", value_parser = parse_gate_output)]
+    outputs: Vec<(GateFormat, PathBuf)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FailOnArg {
+    Nonconformant,
+    New,
+    Removed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GateFormat {
+    Text,
+    Json,
+    Junit,
+    Sarif,
+    Github,
+    Markdown,
+}
+
+fn parse_gate_output(s: &str) -> Result<(GateFormat, PathBuf), String> {
+    let (f, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not FORMAT=FILE"))?;
+    let format = GateFormat::from_str(f, true)
+        .map_err(|_| format!("`{f}` is not one of text, json, junit, sarif, github, markdown"))?;
+    if path.is_empty() {
+        return Err(format!("`{s}` names no file"));
+    }
+    Ok((format, PathBuf::from(path)))
+}
+
 #[derive(Debug, Subcommand)]
 enum ControlsCommand {
     /// List the controls of an edition.
@@ -465,6 +549,7 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Scan(args) => scan(args),
+        Command::Gate(args) => gate(args),
         Command::Controls { command } => controls(command),
         Command::Enroll(args) => enroll_command(args),
         Command::Run(args) => run_command(args),
@@ -535,6 +620,135 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         None => std::io::stdout().lock().write_all(rendered.as_bytes())?,
     }
     Ok(if report.has_failures() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn gate(args: GateArgs) -> anyhow::Result<ExitCode> {
+    use annexa_checks::gate::{Baseline, FailOn, judge};
+    use output::gate::Gate;
+    let fail_on = FailOn {
+        nonconformant: args.fail_on.contains(&FailOnArg::Nonconformant),
+        new: args.fail_on.contains(&FailOnArg::New),
+        removed: args.fail_on.contains(&FailOnArg::Removed),
+    };
+    if args.baseline.is_none() && args.write_baseline.is_none() && !fail_on.nonconformant {
+        bail!(
+            "nothing to gate on: give --baseline FILE (drift), --write-baseline FILE (record one) or --fail-on nonconformant"
+        );
+    }
+    let set = args.packs.load()?;
+    // Read everything that can be wrong before scanning.
+    let baseline = match &args.baseline {
+        Some(p) => {
+            let label = p.display().to_string();
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {label}"))?;
+            Some(Baseline::parse(&label, &text)?)
+        }
+        None => None,
+    };
+    let soa = match &args.soa {
+        Some(p) => {
+            let label = p.display().to_string();
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {label}"))?;
+            let format = annexa_checks::soa::Format::from_path(&label);
+            Some(
+                annexa_checks::soa::lint(&label, &text, format, &set)
+                    .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?,
+            )
+        }
+        None => None,
+    };
+    let edition = args
+        .edition
+        .or(soa.as_ref().map(|s| s.edition))
+        .unwrap_or(Edition::E2022);
+    let mut overrides: BTreeMap<String, String> = soa
+        .as_ref()
+        .map(|s| {
+            s.params()
+                .into_iter()
+                .map(|(k, v)| (k, v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    overrides.extend(args.params);
+    let params = set.params_with(&overrides).map_err(anyhow::Error::msg)?;
+    let host = HostView::root(&args.root)?;
+    let report = engine::scan(
+        &set,
+        &host,
+        &params,
+        &Selection::default(),
+        env!("CARGO_PKG_VERSION"),
+    )?;
+    if let Some(path) = &args.write_baseline {
+        let b = Baseline::of(&report);
+        std::fs::write(path, b.to_text()).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "annexa gate: recorded {} checks ({} pass, {} fail, {} error, {} not applicable) in {}",
+            report.results.len(),
+            report.summary.pass,
+            report.summary.fail,
+            report.summary.error,
+            report.summary.not_applicable,
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let applicable = soa.as_ref().map(|s| {
+        s.coverage(&set)
+            .into_values()
+            .flat_map(|c| c.checks)
+            .collect::<std::collections::BTreeSet<String>>()
+    });
+    let verdict = judge(
+        &report,
+        baseline.as_ref(),
+        edition,
+        applicable.as_ref(),
+        fail_on,
+    );
+    let label = args.baseline.as_ref().map(|p| p.display().to_string());
+    let g = Gate {
+        report: &report,
+        verdict: &verdict,
+        root: &args.root,
+        baseline: label.as_deref(),
+    };
+    let render = |f: GateFormat| match f {
+        GateFormat::Text => output::gate::text(&g),
+        GateFormat::Json => output::gate::json(&g),
+        GateFormat::Junit => output::gate::junit(&g),
+        GateFormat::Sarif => output::gate::sarif(&g),
+        GateFormat::Github => output::gate::github(&g),
+        GateFormat::Markdown => output::gate::markdown(&g),
+    };
+    for (f, path) in &args.outputs {
+        std::fs::write(path, render(*f)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.format == GateFormat::Github
+        && let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY")
+    {
+        use std::io::Write as _;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&summary)
+            .and_then(|mut f| f.write_all(output::gate::markdown(&g).as_bytes()))
+            .with_context(|| {
+                format!(
+                    "appending to GITHUB_STEP_SUMMARY {}",
+                    summary.to_string_lossy()
+                )
+            })?;
+    }
+    std::io::stdout()
+        .lock()
+        .write_all(render(args.format).as_bytes())?;
+    Ok(if verdict.failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -27,6 +27,7 @@ pub mod catalog;
 pub mod conformity;
 pub mod engine;
 pub mod expect;
+pub mod gate;
 pub mod host;
 pub mod pack;
 pub mod parse;

@@ -1,5 +1,6 @@
 //! Renderers for scan reports.
 
+pub mod gate;
 pub mod junit;
 pub mod report;
 pub mod status;

@@ -1,0 +1,400 @@
+//! `annexa gate` verdicts for people and CI systems: text, JSON, JUnit XML
+//! (one test case per check), SARIF 2.1.0 (one result per failing check,
+//! with the file and line read), GitHub workflow commands and Markdown.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use quick_xml::Writer;
+use quick_xml::events::BytesText;
+use serde_json::{Value, json};
+
+use annexa_checks::engine::ScanReport;
+use annexa_checks::gate::{Finding, FindingKind, Verdict};
+use annexa_checks::result::Status;
+
+/// What every renderer needs.
+pub struct Gate<'a> {
+    /// The scan.
+    pub report: &'a ScanReport,
+    /// The verdict.
+    pub verdict: &'a Verdict,
+    /// The scanned root as given (source paths are inside it).
+    pub root: &'a Path,
+    /// What the baseline was, for the summary line.
+    pub baseline: Option<&'a str>,
+}
+
+fn kind_name(k: FindingKind) -> &'static str {
+    match k {
+        FindingKind::Drift => "drift",
+        FindingKind::Nonconformant => "nonconformant",
+        FindingKind::New => "new",
+        FindingKind::Removed => "removed",
+        FindingKind::Fixed => "fixed",
+    }
+}
+
+fn headline(g: &Gate<'_>) -> String {
+    let counts = g
+        .verdict
+        .counts
+        .iter()
+        .map(|(k, n)| format!("{n} {}", kind_name(*k)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "annexa gate {}: {} checks{}{}",
+        if g.verdict.failed { "FAILED" } else { "passed" },
+        g.verdict.checks,
+        g.baseline
+            .map(|b| format!(" against baseline {b}"))
+            .unwrap_or_default(),
+        if counts.is_empty() {
+            String::new()
+        } else {
+            format!("; {counts}")
+        }
+    )
+}
+
+/// The source a finding points at: the first with a line, else the first.
+fn location(f: &Finding) -> Option<(&str, Option<u32>)> {
+    f.sources
+        .iter()
+        .find(|s| s.line.is_some())
+        .or_else(|| f.sources.first())
+        .map(|s| (s.path.as_str(), s.line))
+}
+
+/// Plain text.
+pub fn text(g: &Gate<'_>) -> String {
+    let mut out = String::new();
+    for f in &g.verdict.findings {
+        out.push_str(&format!(
+            "{:<5} {:<13} {}\n",
+            if f.fails { "FAIL" } else { "note" },
+            kind_name(f.kind),
+            f.message
+        ));
+        if let Some(e) = &f.expected {
+            out.push_str(&format!("      expected {e}\n"));
+        }
+        if let Some((path, line)) = location(f) {
+            out.push_str(&format!(
+                "      source   {path}{}\n",
+                line.map(|l| format!(":{l}")).unwrap_or_default()
+            ));
+        }
+        if !f.controls.is_empty() {
+            out.push_str(&format!("      controls {}\n", f.controls.join(", ")));
+        }
+        if f.fails
+            && let Some(r) = &f.remediation
+        {
+            out.push_str(&format!("      fix      {r}\n"));
+        }
+    }
+    out.push_str(&headline(g));
+    out.push('\n');
+    out
+}
+
+/// JSON: the verdict with the scan's identity.
+pub fn json(g: &Gate<'_>) -> String {
+    let v = json!({
+        "failed": g.verdict.failed,
+        "baseline": g.baseline,
+        "root": g.root.display().to_string(),
+        "finished_at": g.report.finished_at,
+        "checks": g.verdict.checks,
+        "counts": g.verdict.counts.iter().map(|(k, n)| (kind_name(*k), *n)).collect::<BTreeMap<_, _>>(),
+        "findings": g.verdict.findings,
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+}
+
+/// JUnit XML: one `<testsuite>` (the Ant JUnit schema's root element) with
+/// a test case per check of the scan and per removed check.
+pub fn junit(g: &Gate<'_>) -> String {
+    let by_check: BTreeMap<&str, &Finding> = g
+        .verdict
+        .findings
+        .iter()
+        .map(|f| (f.check_id.as_str(), f))
+        .collect();
+    let failures = g.verdict.findings.iter().filter(|f| f.fails).count();
+    let removed: Vec<&Finding> = g
+        .verdict
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Removed)
+        .collect();
+    let skipped = g
+        .report
+        .results
+        .iter()
+        .filter(|r| r.status == Status::NotApplicable)
+        .count()
+        + removed.iter().filter(|f| !f.fails).count();
+    let tests = (g.report.results.len() + removed.len()).to_string();
+    let (failures, skipped) = (failures.to_string(), skipped.to_string());
+    let time = format!("{:.3}", g.report.duration_ms as f64 / 1000.0);
+    // The schema wants local time without zone or fraction; ours is UTC.
+    let timestamp: String = g.report.started_at.chars().take(19).collect();
+    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+    let failure = |w: &mut Writer<Vec<u8>>, f: &Finding| {
+        w.create_element("failure")
+            .with_attributes([("message", f.message.as_str()), ("type", kind_name(f.kind))])
+            .write_text_content(BytesText::new(&details(f)))
+            .map(|_| ())
+    };
+    let skip = |w: &mut Writer<Vec<u8>>| w.create_element("skipped").write_empty().map(|_| ());
+    let _ = w
+        .create_element("testsuite")
+        .with_attributes([
+            ("name", "annexa gate"),
+            ("timestamp", timestamp.as_str()),
+            ("hostname", "annexa"),
+            ("tests", tests.as_str()),
+            ("failures", failures.as_str()),
+            ("errors", "0"),
+            ("skipped", skipped.as_str()),
+            ("time", time.as_str()),
+        ])
+        .write_inner_content(|w| {
+            w.create_element("properties").write_inner_content(|w| {
+                let root = g.root.display().to_string();
+                let mut props = vec![("root", root.as_str())];
+                if let Some(b) = g.baseline {
+                    props.push(("baseline", b));
+                }
+                for (k, v) in props {
+                    w.create_element("property")
+                        .with_attributes([("name", k), ("value", v)])
+                        .write_empty()?;
+                }
+                Ok(())
+            })?;
+            for r in &g.report.results {
+                let el = w.create_element("testcase").with_attributes([
+                    ("name", r.check_id.as_str()),
+                    ("classname", r.pack.id.as_str()),
+                    ("time", "0"),
+                ]);
+                match by_check.get(r.check_id.as_str()) {
+                    Some(f) if f.fails => {
+                        el.write_inner_content(|w| failure(w, f))?;
+                    }
+                    _ if r.status == Status::NotApplicable => {
+                        el.write_inner_content(|w| skip(w))?;
+                    }
+                    _ => {
+                        el.write_empty()?;
+                    }
+                }
+            }
+            for f in &removed {
+                let el = w.create_element("testcase").with_attributes([
+                    ("name", f.check_id.as_str()),
+                    ("classname", "removed"),
+                    ("time", "0"),
+                ]);
+                if f.fails {
+                    el.write_inner_content(|w| failure(w, f))?;
+                } else {
+                    el.write_inner_content(|w| skip(w))?;
+                }
+            }
+            w.create_element("system-out")
+                .write_text_content(BytesText::new(&headline(g)))?;
+            w.create_element("system-err").write_empty()?;
+            Ok(())
+        });
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&String::from_utf8_lossy(&w.into_inner()));
+    out.push('\n');
+    out
+}
+
+fn details(f: &Finding) -> String {
+    let mut s = String::new();
+    if let Some(w) = f.was {
+        s.push_str(&format!("baseline: {w}\n"));
+    }
+    if let Some(n) = f.now {
+        s.push_str(&format!("now: {n}\n"));
+    }
+    if let Some(e) = &f.expected {
+        s.push_str(&format!("expected: {e}\n"));
+    }
+    if let Some(o) = &f.observed {
+        s.push_str(&format!("observed: {o}\n"));
+    }
+    if let Some(o) = &f.observed_before {
+        s.push_str(&format!("observed in the baseline: {o}\n"));
+    }
+    if let Some((path, line)) = location(f) {
+        s.push_str(&format!(
+            "source: {path}{}\n",
+            line.map(|l| format!(":{l}")).unwrap_or_default()
+        ));
+    }
+    if !f.controls.is_empty() {
+        s.push_str(&format!("controls: {}\n", f.controls.join(", ")));
+    }
+    if let Some(r) = &f.remediation {
+        s.push_str(&format!("remediation: {r}\n"));
+    }
+    s
+}
+
+/// SARIF 2.1.0: a rule per check that has a result, a result per finding
+/// whose check fails now (level `error` when it fails the gate), located at
+/// the file and line it read, relative to the scanned root (`ROOT`).
+pub fn sarif(g: &Gate<'_>) -> String {
+    let mut rules: Vec<Value> = Vec::new();
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut results = Vec::new();
+    for f in g
+        .verdict
+        .findings
+        .iter()
+        .filter(|f| matches!(f.now, Some(Status::Fail | Status::Error)))
+    {
+        let r = g.report.results.iter().find(|r| r.check_id == f.check_id);
+        let i = *index.entry(f.check_id.as_str()).or_insert_with(|| {
+            rules.push(json!({
+                "id": f.check_id,
+                "name": f.check_id,
+                "shortDescription": {"text": f.title},
+                "fullDescription": {"text": format!("{} (ISO/IEC 27001 Annex A {})", f.title, f.controls.join(", "))},
+                "help": {"text": f.remediation.clone().unwrap_or_else(|| "See the check's pack for remediation.".into())},
+                "properties": {
+                    "controls": f.controls,
+                    "severity": r.map(|r| r.severity.as_str()).unwrap_or("medium"),
+                    "tags": ["compliance", "iso27001"],
+                },
+            }));
+            rules.len() - 1
+        });
+        let mut result = json!({
+            "ruleId": f.check_id,
+            "ruleIndex": i,
+            "level": if f.fails { "error" } else { "warning" },
+            "kind": "fail",
+            "message": {"text": f.message},
+            "properties": {"finding": kind_name(f.kind), "expected": f.expected, "observed": f.observed},
+        });
+        if let Some((path, line)) = location(f) {
+            let mut phys = json!({
+                "artifactLocation": {"uri": uri_path(path), "uriBaseId": "ROOT"},
+            });
+            if let Some(l) = line {
+                phys["region"] = json!({"startLine": l});
+            }
+            result["locations"] = json!([{"physicalLocation": phys}]);
+        }
+        results.push(result);
+    }
+    let root = std::fs::canonicalize(g.root).unwrap_or_else(|_| g.root.to_path_buf());
+    let root_uri = match uri_path(&root.display().to_string()).trim_end_matches('/') {
+        "" => "file:///".to_string(),
+        r => format!("file:///{r}/"),
+    };
+    let doc = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "annexa",
+                "version": g.report.annexa_version,
+                "informationUri": "https://example.invalid/annexa",
+                "rules": rules,
+            }},
+            "originalUriBaseIds": {"ROOT": {"uri": root_uri}},
+            "results": results,
+        }],
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+/// A path as a relative URI reference: no leading slash, reserved
+/// characters percent-encoded.
+fn uri_path(path: &str) -> String {
+    let mut out = String::new();
+    for b in path.trim_start_matches('/').bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// GitHub Actions workflow commands: an annotation per finding (error when
+/// it fails the gate), pointing at the file under the root where there is
+/// one.
+pub fn github(g: &Gate<'_>) -> String {
+    let esc = |s: &str| {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let prop = |s: &str| esc(s).replace(':', "%3A").replace(',', "%2C");
+    let mut out = String::new();
+    for f in &g.verdict.findings {
+        let level = if f.fails { "error" } else { "notice" };
+        let mut props = vec![format!(
+            "title={}",
+            prop(&format!("annexa {}: {}", kind_name(f.kind), f.check_id))
+        )];
+        if let Some((path, line)) = location(f) {
+            let file = g.root.join(path.trim_start_matches('/'));
+            props.push(format!("file={}", prop(&file.display().to_string())));
+            if let Some(l) = line {
+                props.push(format!("line={l}"));
+            }
+        }
+        let mut msg = f.message.clone();
+        if let Some(r) = f.remediation.as_ref().filter(|_| f.fails) {
+            msg.push_str(&format!("\nFix: {r}"));
+        }
+        out.push_str(&format!("::{level} {}::{}\n", props.join(","), esc(&msg)));
+    }
+    out.push_str(&format!("{}\n", headline(g)));
+    out
+}
+
+/// A Markdown summary (GitHub step summary, GitLab merge request note).
+pub fn markdown(g: &Gate<'_>) -> String {
+    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut out = format!(
+        "### {} {}\n\n",
+        if g.verdict.failed { "❌" } else { "✅" },
+        cell(&headline(g))
+    );
+    if g.verdict.findings.is_empty() {
+        out.push_str("No drift, nothing new or removed.\n");
+        return out;
+    }
+    out.push_str("| | Finding | Check | Controls | Expected | Observed | Source |\n|---|---|---|---|---|---|---|\n");
+    for f in &g.verdict.findings {
+        let src = location(f)
+            .map(|(p, l)| format!("`{p}{}`", l.map(|l| format!(":{l}")).unwrap_or_default()))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| {} | {} | `{}` {} | {} | {} | {} | {} |\n",
+            if f.fails { "FAIL" } else { "note" },
+            kind_name(f.kind),
+            cell(&f.check_id),
+            cell(&f.title),
+            cell(&f.controls.join(", ")),
+            cell(f.expected.as_deref().unwrap_or("")),
+            cell(f.observed.as_deref().unwrap_or("")),
+            src
+        ));
+    }
+    out
+}
