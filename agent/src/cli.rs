@@ -926,10 +926,7 @@ fn status_command(args: StatusArgs) -> anyhow::Result<ExitCode> {
             query.append_pair("state", s);
         }
     }
-    let path = match url.query().filter(|q| !q.is_empty()) {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
+    let path = api_path(&url);
     let (status, body) = runtime()?.block_on(client.get_with_token(&path, &token))?;
     let value: serde_json::Value = serde_json::from_slice(&body).with_context(|| {
         format!("{server}{path} answered {status} with something other than JSON")
@@ -989,25 +986,25 @@ fn verify_report(args: VerifyReportArgs) -> anyhow::Result<ExitCode> {
 
 fn report_pull(args: ReportPullArgs) -> anyhow::Result<ExitCode> {
     let (client, token, server) = api_target(&args.api)?;
-    let mut query = vec![("format", format!("{:?}", args.format).to_ascii_lowercase())];
-    if let Some(s) = &args.scope {
-        query.push(("scope", s.clone()));
+    let mut url = reqwest::Url::parse("https://collector/v1/reports").context("base URL")?;
+    {
+        let mut query = url.query_pairs_mut();
+        let format = args.format.to_possible_value().context("format name")?;
+        query.append_pair("format", format.get_name());
+        if let Some(s) = &args.scope {
+            query.append_pair("scope", s);
+        }
+        if !args.controls.is_empty() {
+            query.append_pair("controls", &args.controls.join(","));
+        }
+        if let Some(t) = &args.at {
+            query.append_pair("at", t);
+        }
+        if let Some(t) = &args.from {
+            query.append_pair("from", t);
+        }
     }
-    if !args.controls.is_empty() {
-        query.push(("controls", args.controls.join(",")));
-    }
-    if let Some(t) = &args.at {
-        query.push(("at", t.clone()));
-    }
-    if let Some(t) = &args.from {
-        query.push(("from", t.clone()));
-    }
-    let qs = query
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let path = format!("/v1/reports?{qs}");
+    let path = api_path(&url);
     let tmp = tempfile::NamedTempFile::new_in(
         args.out
             .parent()
@@ -1024,6 +1021,15 @@ fn report_pull(args: ReportPullArgs) -> anyhow::Result<ExitCode> {
     let size = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
     eprintln!("wrote {} ({size} bytes) from {server}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The path and query of a URL built on a placeholder base (the client
+/// adds its own server).
+fn api_path(url: &reqwest::Url) -> String {
+    match url.query().filter(|q| !q.is_empty()) {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
 }
 
 /// Streams an API path into `dest`; anything but 200 is an error naming
@@ -1046,19 +1052,6 @@ fn download(
         );
     }
     Ok(())
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
-fn percent_encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn report_render(args: ReportRenderArgs) -> anyhow::Result<ExitCode> {

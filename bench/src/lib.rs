@@ -52,3 +52,94 @@ pub fn realistic_scan(results: usize) -> anyhow::Result<annexa_checks::engine::S
     report.summary = annexa_checks::result::Summary::of(&report.results);
     Ok(report)
 }
+
+/// A load generator's agent, enrolled over the API.
+pub struct Enrolled {
+    /// Its signing key.
+    pub key: annexa_evidence::keys::SigningKey,
+    /// The machine identity it enrolled with (hex SHA-256).
+    pub machine: String,
+    /// The collector's answer.
+    pub response: annexa_evidence::api::EnrollResponse,
+}
+
+/// Enrolls agent number `i` (host name `bench-NNNNN`) with a fresh key and
+/// an enrollment token carrying `labels`, made with the admin token.
+pub async fn enroll(
+    http: &reqwest::Client,
+    server: &str,
+    admin: &str,
+    i: usize,
+    labels: serde_json::Value,
+) -> anyhow::Result<Enrolled> {
+    use annexa_evidence::api::{EnrollRequest, EnrollResponse};
+    let (key, _) = annexa_evidence::keys::SigningKey::generate()?;
+    let token: serde_json::Value = http
+        .post(format!("{server}/v1/tokens/enroll"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"ttl": "1h", "labels": labels}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let machine = annexa_evidence::sha256_hex(format!("bench-machine-{i}").as_bytes());
+    let response: EnrollResponse = http
+        .post(format!("{server}/v1/enroll"))
+        .json(&EnrollRequest {
+            token: token["token"].as_str().unwrap_or_default().to_string(),
+            public_key: key.public().to_b64(),
+            hostname: format!("bench-{i:05}"),
+            machine_id_sha256: machine.clone(),
+            labels: Default::default(),
+            facts: serde_json::json!({}),
+        })
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(Enrolled {
+        key,
+        machine,
+        response,
+    })
+}
+
+impl Enrolled {
+    /// The agent's signed envelope for run `sequence` of `scan`, chained to
+    /// `previous`; returns its bytes and digest.
+    pub fn envelope(
+        &self,
+        sequence: u64,
+        previous: Option<String>,
+        interval_seconds: Option<u64>,
+        scan: annexa_checks::engine::ScanReport,
+    ) -> (Vec<u8>, String) {
+        use annexa_evidence::statement::{AgentInfo, ScanPredicate, scan_statement};
+        let predicate = ScanPredicate {
+            agent: AgentInfo {
+                id: self.response.agent_id.clone(),
+                version: "bench".into(),
+                key_id: self.key.public().key_id(),
+            },
+            sequence,
+            interval_seconds,
+            log_alert: None,
+            previous,
+            labels: Default::default(),
+            gap: None,
+            scan,
+        };
+        let statement =
+            serde_json::to_vec(&scan_statement(predicate, &self.machine)).unwrap_or_default();
+        let bytes = annexa_evidence::dsse::sign(
+            annexa_evidence::dsse::IN_TOTO_PAYLOAD_TYPE,
+            &statement,
+            &self.key,
+        )
+        .to_json();
+        let digest = annexa_evidence::sha256_hex(&bytes);
+        (bytes, digest)
+    }
+}

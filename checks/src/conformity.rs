@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::catalog;
+use crate::engine::ScanReport;
 use crate::expect::ParamValue;
 use crate::pack::PackSet;
 use crate::soa::{Coverage, Soa, SoaControl, checks_by_control};
@@ -146,6 +147,29 @@ pub struct RunProfile {
     pub params: BTreeMap<String, ParamValue>,
 }
 
+impl RunProfile {
+    /// How a scan was produced, as the collector records it when it
+    /// accepts the envelope at `accepted_at` (Unix seconds): the scan's
+    /// finish, never later than its acceptance (an agent's clock may run
+    /// ahead), or the acceptance when the finish does not parse.
+    pub fn of(scan: &ScanReport, interval_seconds: Option<u64>, accepted_at: i64) -> RunProfile {
+        RunProfile {
+            evidence_at: parse_time(&scan.finished_at)
+                .unwrap_or(accepted_at)
+                .min(accepted_at),
+            interval_seconds,
+            params: scan.params.0.clone(),
+        }
+    }
+}
+
+/// RFC 3339 as Unix seconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 /// A host's latest result per check: (status, observed).
 pub type Latest = HashMap<String, (String, Option<String>)>;
 
@@ -179,10 +203,7 @@ impl Policy {
         let mapped = checks_by_control(packs, soa.edition);
         let check_params = packs
             .checks()
-            .map(|c| {
-                let params = c.probe.param_refs().into_iter().map(str::to_string);
-                (c.id.clone(), params.collect())
-            })
+            .map(|c| (c.id.clone(), c.param_names()))
             .collect();
         Policy::resolve(version, soa, &mapped, check_params)
     }

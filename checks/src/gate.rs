@@ -164,6 +164,19 @@ pub enum FindingKind {
     Fixed,
 }
 
+impl FindingKind {
+    /// The wire and display name (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Drift => "drift",
+            FindingKind::Nonconformant => "nonconformant",
+            FindingKind::New => "new",
+            FindingKind::Removed => "removed",
+            FindingKind::Fixed => "fixed",
+        }
+    }
+}
+
 /// One thing the gate reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {

@@ -160,6 +160,17 @@ pub struct Check {
     pub pack: PackRef,
 }
 
+impl Check {
+    /// The parameters its probe reads.
+    pub fn param_names(&self) -> Vec<String> {
+        self.probe
+            .param_refs()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 /// A loaded pack.
 #[derive(Debug, Clone)]
 pub struct Pack {

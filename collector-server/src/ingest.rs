@@ -221,13 +221,7 @@ pub fn check(agent: AgentRecord, env: &Envelope, bytes: Vec<u8>) -> Result<Check
         })
         .collect();
     let now = clock::now_unix();
-    let profile = RunProfile {
-        evidence_at: clock::parse_rfc3339(&p.scan.finished_at)
-            .unwrap_or(now)
-            .min(now),
-        interval_seconds: p.interval_seconds,
-        params: p.scan.params.0.clone(),
-    };
+    let profile = RunProfile::of(&p.scan, p.interval_seconds, now);
     Ok(Checked {
         profile,
         sha256: annexa_evidence::sha256_hex(&bytes),

@@ -165,7 +165,7 @@ pub async fn build(
 
     let report = Report {
         format: FORMAT.into(),
-        id: random_uuid().map_err(|e| ReportError::Store(StoreError::Broken(e)))?,
+        id: crate::tokens::uuid().map_err(|e| ReportError::Store(StoreError::Broken(e)))?,
         generated_at: clock::now_rfc3339(),
         collector: CollectorInfo {
             origin: log.origin().to_string(),
@@ -219,21 +219,12 @@ async fn soa_at(store: &dyn Store, at: i64) -> Result<(SoaRecord, Soa), ReportEr
                 clock::rfc3339(at)
             ))
         })?;
-    let (v, source) = store
-        .soa(version)
-        .await?
-        .ok_or_else(|| StoreError::Broken(format!("SoA version {version} vanished")))?;
-    let file = format!("SoA version {version}");
-    let soa = match v.format.as_str() {
-        "csv" => annexa_checks::soa::csv::parse_csv(&file, &source),
-        _ => annexa_checks::soa::parse_toml(&file, &source),
-    }
-    .map_err(|e| StoreError::Broken(format!("stored {file} no longer parses: {e}")))?;
+    let (v, soa, source) = crate::soa::load(store, version).await?;
     Ok((
         SoaRecord {
             version,
             format: v.format,
-            sha256: annexa_evidence::sha256_hex(source.as_bytes()),
+            sha256: v.sha256,
             imported_by: v.imported_by,
             imported_at: v.imported_at,
             comment: v.comment,
@@ -255,12 +246,7 @@ fn check_infos(packs: &PackSet, soa: &Soa) -> Vec<CheckInfo> {
             remediation: c.remediation.clone(),
             pack: format!("{}@{}", c.pack.id, c.pack.version),
             controls: c.controls.get(&soa.edition).cloned().unwrap_or_default(),
-            params: c
-                .probe
-                .param_refs()
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
+            params: c.param_names(),
         })
         .collect()
 }
@@ -319,7 +305,7 @@ async fn host_evidence(
                 // would only find older versions of what is here.
                 break 'pages;
             }
-            if let Some(next) = runs.first() {
+            if let Some(next) = runs.last() {
                 // Only an unbroken chain: the newer envelope names this one.
                 let links = next.sequence == meta.sequence + 1
                     && next.predicate.previous.as_deref() == Some(meta.sha256.as_str());
@@ -330,7 +316,10 @@ async fn host_evidence(
             let Some((_, bytes)) = store.envelope(agent.no, meta.sequence).await? else {
                 break 'pages;
             };
-            let predicate = parse_scan_statement(&envelope_payload(&bytes)?)
+            let payload = annexa_evidence::dsse::Envelope::from_json(&bytes)
+                .and_then(|env| env.payload_bytes())
+                .map_err(|e| StoreError::Broken(format!("stored envelope: {e}")))?;
+            let predicate = parse_scan_statement(&payload)
                 .map_err(|e| {
                     StoreError::Broken(format!(
                         "stored envelope {} of agent {}: {e}",
@@ -340,32 +329,29 @@ async fn host_evidence(
                 .predicate;
             let envelope = RawValue::from_string(String::from_utf8_lossy(&bytes).into_owned())
                 .map_err(|e| StoreError::Broken(format!("stored envelope is not JSON: {e}")))?;
-            items.insert(
-                0,
-                EvidenceItem {
-                    sequence: meta.sequence,
-                    log_index: index,
-                    accepted_at: meta.received_at.clone(),
-                    sha256: meta.sha256.clone(),
-                    // Filled in for every host at once.
-                    proof: Vec::new(),
-                    envelope,
-                },
-            );
-            runs.insert(
-                0,
-                Run {
-                    sequence: meta.sequence,
-                    accepted_at: accepted,
-                    predicate,
-                },
-            );
+            items.push(EvidenceItem {
+                sequence: meta.sequence,
+                log_index: index,
+                accepted_at: meta.received_at.clone(),
+                sha256: meta.sha256.clone(),
+                // Filled in for every host at once.
+                proof: Vec::new(),
+                envelope,
+            });
+            runs.push(Run {
+                sequence: meta.sequence,
+                accepted_at: accepted,
+                predicate,
+            });
             missing = assess::missing_checks(policy, controls, &agent.labels, &runs);
             if items.len() >= MAX_RUNS_PER_HOST || missing.is_empty() {
                 break 'pages;
             }
         }
     }
+    // Collected newest first; reports list them oldest first.
+    items.reverse();
+    runs.reverse();
     Ok((items, runs, None))
 }
 
@@ -376,21 +362,4 @@ fn meta_contributes(results: &serde_json::Value, missing: &BTreeSet<String>) -> 
         rs.iter()
             .any(|r| r["check_id"].as_str().is_some_and(|c| missing.contains(c)))
     })
-}
-
-fn envelope_payload(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let env = annexa_evidence::dsse::Envelope::from_json(bytes)
-        .map_err(|e| StoreError::Broken(format!("stored envelope: {e}")))?;
-    annexa_evidence::encoding::b64_decode(&env.payload)
-        .ok_or_else(|| StoreError::Broken("stored envelope payload is not base64".into()))
-}
-
-/// A random version 4 UUID.
-fn random_uuid() -> Result<String, String> {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| "the system random generator failed".to_string())?;
-    Ok(annexa_evidence::encoding::uuid_v4(b))
 }

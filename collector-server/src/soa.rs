@@ -55,11 +55,9 @@ pub async fn load(
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("SoA version {version}")))?;
     let name = format!("SoA version {version}");
-    let parsed = match meta.format.as_str() {
-        "csv" => soa::csv::parse_csv(&name, &source),
-        _ => soa::parse_toml(&name, &source),
-    }
-    .map_err(|e| StoreError::Broken(e.to_string()))?;
+    let format = meta.format.parse().map_err(StoreError::Broken)?;
+    let parsed =
+        soa::parse(&name, &source, format).map_err(|e| StoreError::Broken(e.to_string()))?;
     Ok((meta, parsed, source))
 }
 

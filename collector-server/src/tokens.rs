@@ -10,13 +10,20 @@ pub const ENROLL_PREFIX: &str = "annexa-enroll-";
 /// Prefix of API tokens.
 pub const API_PREFIX: &str = "annexa-api-";
 
-/// A fresh token: the prefix and 256 random bits.
-pub fn generate(prefix: &str) -> Result<String, String> {
-    let mut bytes = [0u8; 32];
+fn random<const N: usize>() -> Result<[u8; N], String> {
+    let mut bytes = [0u8; N];
     SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| "the system random number generator failed".to_string())?;
-    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(bytes)
+}
+
+/// A fresh token: the prefix and 256 random bits.
+pub fn generate(prefix: &str) -> Result<String, String> {
+    Ok(format!(
+        "{prefix}{}",
+        URL_SAFE_NO_PAD.encode(random::<32>()?)
+    ))
 }
 
 /// What is stored for a token.
@@ -26,11 +33,15 @@ pub fn hash(token: &str) -> String {
 
 /// A random id for an agent.
 pub fn agent_id() -> Result<String, String> {
-    let mut bytes = [0u8; 12];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| "the system random number generator failed".to_string())?;
-    Ok(format!("ag-{}", annexa_evidence::encoding::hex(&bytes)))
+    Ok(format!(
+        "ag-{}",
+        annexa_evidence::encoding::hex(&random::<12>()?)
+    ))
+}
+
+/// A random (version 4) UUID, for a report.
+pub fn uuid() -> Result<String, String> {
+    Ok(annexa_evidence::encoding::uuid_v4(random::<16>()?))
 }
 
 #[cfg(test)]

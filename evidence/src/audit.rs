@@ -18,7 +18,7 @@ use crate::keys::PublicKey;
 use crate::log::{BUNDLE_FORMAT, BundleEntry, Header, Record, RetentionRun};
 use crate::merkle::{MemoryTree, consistency_proof, verify_consistency};
 use crate::note::{Checkpoint, Verifier};
-use crate::statement::{parse_scan_statement, subject_name};
+use crate::statement::{ScanPredicate, parse_scan_statement, subject_name};
 
 /// Entries read and checked per parallel chunk.
 const CHUNK: usize = 4096;
@@ -300,25 +300,38 @@ fn check_envelope(e: &BundleEntry, bytes: &[u8], key: Option<PublicKey>) -> Resu
         ));
     }
     let key = key.ok_or_else(|| format!("agent {} is not in the bundle", e.agent))?;
-    let env = Envelope::from_json(bytes).map_err(|err| format!("envelope: {err}"))?;
-    let verified = env
-        .verify(IN_TOTO_PAYLOAD_TYPE, &[key], 1)
-        .map_err(|err| format!("envelope signature by agent {}: {err}", e.agent))?;
-    let st = parse_scan_statement(&verified.payload).map_err(|err| format!("statement: {err}"))?;
-    let p = &st.predicate;
-    if p.agent.id != e.agent || p.sequence != e.sequence {
-        return Err(format!(
-            "the signed statement is agent {} sequence {}, the entry says agent {} sequence {}",
-            p.agent.id, p.sequence, e.agent, e.sequence
-        ));
-    }
-    if st.subject.first().and_then(|s| s.name.as_deref()) != Some(subject_name(&e.agent).as_str()) {
-        return Err("the statement's subject is not the agent's host".into());
-    }
+    let p = open_scan_envelope(bytes, key, &e.agent, e.sequence)?;
     Ok(Link {
         previous: p.previous.clone(),
         gap: p.gap.as_ref().map(|g| g.dropped.clone()),
     })
+}
+
+/// Opens an agent's envelope whose digest was checked: its DSSE signature
+/// by `key`, a scan-run statement of agent `agent` with `sequence`, about
+/// the agent's host. The log audit and the report verifier both call it.
+pub fn open_scan_envelope(
+    bytes: &[u8],
+    key: PublicKey,
+    agent: &str,
+    sequence: u64,
+) -> Result<ScanPredicate, String> {
+    let env = Envelope::from_json(bytes).map_err(|err| format!("envelope: {err}"))?;
+    let verified = env
+        .verify(IN_TOTO_PAYLOAD_TYPE, &[key], 1)
+        .map_err(|err| format!("agent signature by {agent}: {err}"))?;
+    let st = parse_scan_statement(&verified.payload).map_err(|err| format!("statement: {err}"))?;
+    let p = st.predicate;
+    if p.agent.id != agent || p.sequence != sequence {
+        return Err(format!(
+            "the signed statement is agent {} sequence {}, not agent {agent} sequence {sequence}",
+            p.agent.id, p.sequence
+        ));
+    }
+    if st.subject.first().and_then(|s| s.name.as_deref()) != Some(subject_name(agent).as_str()) {
+        return Err("the statement's subject is not the agent's host".into());
+    }
+    Ok(p)
 }
 
 fn apply_entry(

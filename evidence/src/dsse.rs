@@ -123,6 +123,12 @@ impl Envelope {
             && self.signatures.iter().all(|s| canonical_b64(&s.sig))
     }
 
+    /// The payload bytes, not verified (for an envelope whose signature was
+    /// checked elsewhere, or is about to be).
+    pub fn payload_bytes(&self) -> Result<Vec<u8>, DsseError> {
+        b64_decode(&self.payload).ok_or(DsseError::PayloadEncoding)
+    }
+
     /// The JSON form (compact).
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing plain strings into a Vec cannot fail.
@@ -148,7 +154,7 @@ impl Envelope {
         if self.signatures.is_empty() {
             return Err(DsseError::Unsigned);
         }
-        let payload = b64_decode(&self.payload).ok_or(DsseError::PayloadEncoding)?;
+        let payload = self.payload_bytes()?;
         let message = pae(&self.payload_type, &payload);
         let mut signers = BTreeSet::new();
         for s in &self.signatures {

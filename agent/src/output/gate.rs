@@ -25,22 +25,12 @@ pub struct Gate<'a> {
     pub baseline: Option<&'a str>,
 }
 
-fn kind_name(k: FindingKind) -> &'static str {
-    match k {
-        FindingKind::Drift => "drift",
-        FindingKind::Nonconformant => "nonconformant",
-        FindingKind::New => "new",
-        FindingKind::Removed => "removed",
-        FindingKind::Fixed => "fixed",
-    }
-}
-
 fn headline(g: &Gate<'_>) -> String {
     let counts = g
         .verdict
         .counts
         .iter()
-        .map(|(k, n)| format!("{n} {}", kind_name(*k)))
+        .map(|(k, n)| format!("{n} {}", k.as_str()))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
@@ -74,7 +64,7 @@ pub fn text(g: &Gate<'_>) -> String {
         out.push_str(&format!(
             "{:<5} {:<13} {}\n",
             if f.fails { "FAIL" } else { "note" },
-            kind_name(f.kind),
+            f.kind.as_str(),
             f.message
         ));
         if let Some(e) = &f.expected {
@@ -108,7 +98,7 @@ pub fn json(g: &Gate<'_>) -> String {
         "root": g.root.display().to_string(),
         "finished_at": g.report.finished_at,
         "checks": g.verdict.checks,
-        "counts": g.verdict.counts.iter().map(|(k, n)| (kind_name(*k), *n)).collect::<BTreeMap<_, _>>(),
+        "counts": g.verdict.counts.iter().map(|(k, n)| (k.as_str(), *n)).collect::<BTreeMap<_, _>>(),
         "findings": g.verdict.findings,
     });
     serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
@@ -145,7 +135,7 @@ pub fn junit(g: &Gate<'_>) -> String {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     let failure = |w: &mut Writer<Vec<u8>>, f: &Finding| {
         w.create_element("failure")
-            .with_attributes([("message", f.message.as_str()), ("type", kind_name(f.kind))])
+            .with_attributes([("message", f.message.as_str()), ("type", f.kind.as_str())])
             .write_text_content(BytesText::new(&details(f)))
             .map(|_| ())
     };
@@ -284,7 +274,7 @@ pub fn sarif(g: &Gate<'_>) -> String {
             "level": if f.fails { "error" } else { "warning" },
             "kind": "fail",
             "message": {"text": f.message},
-            "properties": {"finding": kind_name(f.kind), "expected": f.expected, "observed": f.observed},
+            "properties": {"finding": f.kind.as_str(), "expected": f.expected, "observed": f.observed},
         });
         if let Some((path, line)) = location(f) {
             let mut phys = json!({
@@ -348,7 +338,7 @@ pub fn github(g: &Gate<'_>) -> String {
         let level = if f.fails { "error" } else { "notice" };
         let mut props = vec![format!(
             "title={}",
-            prop(&format!("annexa {}: {}", kind_name(f.kind), f.check_id))
+            prop(&format!("annexa {}: {}", f.kind.as_str(), f.check_id))
         )];
         if let Some((path, line)) = location(f) {
             let file = g.root.join(path.trim_start_matches('/'));
@@ -387,7 +377,7 @@ pub fn markdown(g: &Gate<'_>) -> String {
         out.push_str(&format!(
             "| {} | {} | `{}` {} | {} | {} | {} | {} |\n",
             if f.fails { "FAIL" } else { "note" },
-            kind_name(f.kind),
+            f.kind.as_str(),
             cell(&f.check_id),
             cell(&f.title),
             cell(&f.controls.join(", ")),

@@ -13,11 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 
-use annexa_evidence::api::{EnrollRequest, EnrollResponse, EvidenceResponse};
-use annexa_evidence::dsse::{IN_TOTO_PAYLOAD_TYPE, sign};
-use annexa_evidence::keys::{PublicKey, SigningKey};
+use annexa_evidence::api::EvidenceResponse;
+use annexa_evidence::keys::PublicKey;
 use annexa_evidence::receipt::Receipt;
-use annexa_evidence::statement::{AgentInfo, ScanPredicate, scan_statement};
 
 #[derive(Debug, Parser)]
 #[command(about = "Load generator for annexa-collector's ingest path")]
@@ -91,42 +89,15 @@ async fn main() -> anyhow::Result<()> {
             let server = args.server.clone();
             let admin = args.admin_token.clone();
             tasks.push(tokio::spawn(async move {
-                let (key, _) = SigningKey::generate()?;
-                let token: serde_json::Value = http
-                    .post(format!("{server}/v1/tokens/enroll"))
-                    .bearer_auth(&admin)
-                    .json(&serde_json::json!({"ttl": "1h"}))
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
-                let machine = annexa_evidence::sha256_hex(format!("bench-machine-{i}").as_bytes());
-                let req = EnrollRequest {
-                    token: token["token"].as_str().unwrap_or_default().to_string(),
-                    public_key: key.public().to_b64(),
-                    hostname: format!("bench-{i:05}"),
-                    machine_id_sha256: machine.clone(),
-                    labels: Default::default(),
-                    facts: serde_json::json!({}),
-                };
-                let resp: EnrollResponse = http
-                    .post(format!("{server}/v1/enroll"))
-                    .json(&req)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
-                anyhow::Ok((key, machine, resp))
+                annexa_bench::enroll(&http, &server, &admin, i, serde_json::json!({})).await
             }));
         }
         for t in tasks {
             enrolled.push(t.await??);
         }
     }
-    for (_, _, r) in &enrolled {
-        collector_key.get_or_insert(PublicKey::from_b64(&r.collector_public_key)?);
+    for a in &enrolled {
+        collector_key.get_or_insert(PublicKey::from_b64(&a.response.collector_public_key)?);
     }
     let collector_key = collector_key.context("no agent enrolled")?;
 
@@ -145,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
             let report = report.clone();
             handles.push(std::thread::spawn(move || {
                 let mut out = Vec::new();
-                for (i, (key, machine, resp)) in enrolled
+                for (i, a) in enrolled
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| i % threads == t)
@@ -153,31 +124,14 @@ async fn main() -> anyhow::Result<()> {
                     let mut previous: Option<String> = None;
                     let mut envelopes = Vec::with_capacity(per_agent);
                     for seq in 1..=per_agent as u64 {
-                        let predicate = ScanPredicate {
-                            agent: AgentInfo {
-                                id: resp.agent_id.clone(),
-                                version: "bench".into(),
-                                key_id: key.public().key_id(),
-                            },
-                            sequence: seq,
-                            interval_seconds: None,
-                            log_alert: None,
-                            previous: previous.clone(),
-                            labels: Default::default(),
-                            gap: None,
-                            scan: (*report).clone(),
-                        };
-                        let statement = serde_json::to_vec(&scan_statement(predicate, machine))
-                            .unwrap_or_default();
-                        let bytes = sign(IN_TOTO_PAYLOAD_TYPE, &statement, key).to_json();
-                        let digest = annexa_evidence::sha256_hex(&bytes);
+                        let (bytes, digest) = a.envelope(seq, previous, None, (*report).clone());
                         previous = Some(digest.clone());
                         envelopes.push((bytes, digest));
                     }
                     out.push((
                         i,
                         Agent {
-                            id: resp.agent_id.clone(),
+                            id: a.response.agent_id.clone(),
                             envelopes,
                         },
                     ));

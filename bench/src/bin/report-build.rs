@@ -26,10 +26,6 @@ use annexa_checks::soa::Format;
 use annexa_collector::config::CollectorConfig;
 use annexa_collector::datadir::{self, DataDir};
 use annexa_collector::report::{Request, build};
-use annexa_evidence::api::{EnrollRequest, EnrollResponse};
-use annexa_evidence::dsse::{IN_TOTO_PAYLOAD_TYPE, sign};
-use annexa_evidence::keys::SigningKey;
-use annexa_evidence::statement::{AgentInfo, ScanPredicate, scan_statement};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -122,51 +118,18 @@ async fn main() -> anyhow::Result<()> {
             let (http, url, admin, scan) = (http.clone(), url.clone(), admin.clone(), scan.clone());
             let history = args.history;
             tasks.push(tokio::spawn(async move {
-                let (key, _) = SigningKey::generate()?;
-                let token: serde_json::Value = http
-                    .post(format!("{url}/v1/tokens/enroll"))
-                    .bearer_auth(&admin)
-                    .json(&serde_json::json!({"ttl": "1h", "labels": {"env": "prod"}}))
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
-                let machine = annexa_evidence::sha256_hex(format!("bench-{i}").as_bytes());
-                let resp: EnrollResponse = http
-                    .post(format!("{url}/v1/enroll"))
-                    .json(&EnrollRequest {
-                        token: token["token"].as_str().unwrap_or_default().to_string(),
-                        public_key: key.public().to_b64(),
-                        hostname: format!("host-{i:05}"),
-                        machine_id_sha256: machine.clone(),
-                        labels: Default::default(),
-                        facts: serde_json::json!({}),
-                    })
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
+                let a = annexa_bench::enroll(
+                    &http,
+                    &url,
+                    &admin,
+                    i,
+                    serde_json::json!({"env": "prod"}),
+                )
+                .await?;
                 let mut previous = None;
                 for seq in 1..=history {
-                    let predicate = ScanPredicate {
-                        agent: AgentInfo {
-                            id: resp.agent_id.clone(),
-                            version: "bench".into(),
-                            key_id: key.public().key_id(),
-                        },
-                        sequence: seq,
-                        interval_seconds: Some(3600),
-                        log_alert: None,
-                        previous: previous.clone(),
-                        labels: Default::default(),
-                        gap: None,
-                        scan: scan.clone(),
-                    };
-                    let statement = serde_json::to_vec(&scan_statement(predicate, &machine))?;
-                    let bytes = sign(IN_TOTO_PAYLOAD_TYPE, &statement, &key).to_json();
-                    previous = Some(annexa_evidence::sha256_hex(&bytes));
+                    let (bytes, digest) = a.envelope(seq, previous, Some(3600), scan.clone());
+                    previous = Some(digest);
                     http.post(format!("{url}/v1/evidence"))
                         .header("content-type", "application/json")
                         .body(bytes)

@@ -286,6 +286,15 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Soa, SoaErrors> {
     complete(parse_toml_partial(file, text)?)
 }
 
+/// Parses an SoA in either format (as [`parse_toml`] and
+/// [`csv::parse_csv`] do).
+pub fn parse(file: &str, text: &str, format: Format) -> Result<Soa, SoaErrors> {
+    match format {
+        Format::Toml => parse_toml(file, text),
+        Format::Csv => csv::parse_csv(file, text),
+    }
+}
+
 /// An SoA with problems that do not stop it being read (an unknown control,
 /// a missing justification) alongside those problems.
 pub(crate) type Partial = (Soa, Vec<SoaProblem>);

@@ -6,13 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use annexa_checks::catalog::catalog;
+pub use annexa_checks::conformity::parse_time;
 use annexa_checks::conformity::{
     Evaluation, Latest, Policy, RunProfile, State, from_evidence, overlay_age,
 };
 use annexa_checks::result::CheckResult;
 use annexa_checks::soa::{Scope, SoaControl};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::{CheckInfo, ControlReport, Counts, HostState, Kind, Summary, ThemeCounts, Withheld};
 use crate::statement::ScanPredicate;
@@ -39,13 +38,6 @@ pub struct HostInput<'a> {
     pub runs: &'a [Run],
     /// Its newest envelope, when retention removed it.
     pub withheld: Option<&'a Withheld>,
-}
-
-/// RFC 3339 as Unix seconds.
-pub fn parse_time(s: &str) -> Option<i64> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp())
 }
 
 /// The policy a report's SoA and check list describe.
@@ -99,17 +91,13 @@ pub fn fold(runs: &[Run]) -> HashMap<&str, (&CheckResult, u64)> {
     out
 }
 
-/// How the newest run was produced (its time capped at its acceptance, as
-/// the collector records it at ingest).
+/// How the newest run was produced, as the collector recorded it.
 pub fn profile(run: &Run) -> RunProfile {
-    let scan = &run.predicate.scan;
-    RunProfile {
-        evidence_at: parse_time(&scan.finished_at)
-            .unwrap_or(run.accepted_at)
-            .min(run.accepted_at),
-        interval_seconds: run.predicate.interval_seconds,
-        params: scan.params.0.clone(),
-    }
+    RunProfile::of(
+        &run.predicate.scan,
+        run.predicate.interval_seconds,
+        run.accepted_at,
+    )
 }
 
 /// The checks a host lacks a result for among those its in-scope

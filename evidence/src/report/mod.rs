@@ -221,6 +221,17 @@ pub enum Kind {
     Excluded,
 }
 
+impl Kind {
+    /// The wire name (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Automated => "automated",
+            Kind::Manual => "manual",
+            Kind::Excluded => "excluded",
+        }
+    }
+}
+
 /// One control of the SoA.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -354,8 +365,9 @@ pub fn open_unverified(bytes: &[u8]) -> Result<Opened, OpenError> {
             env.payload_type
         )));
     }
-    let payload = crate::encoding::b64_decode(&env.payload)
-        .ok_or_else(|| OpenError::Envelope("the payload is not base64".into()))?;
+    let payload = env
+        .payload_bytes()
+        .map_err(|e| OpenError::Envelope(e.to_string()))?;
     parse(&payload)
 }
 

@@ -12,15 +12,13 @@ use annexa_checks::soa::{Scope, Soa};
 use serde::Serialize;
 
 use super::assess::{self, HostInput, Run, parse_time};
-use super::{Counts, Enrollment, EvidenceItem, OpenError, Report};
+use super::{Counts, Enrollment, EvidenceItem, HostEvidence, OpenError, Report};
 use crate::chain::{Step, step};
-use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::encoding::hex_decode;
 use crate::keys::PublicKey;
 use crate::log::LogEntry;
 use crate::merkle::verify_inclusion;
 use crate::note::{Checkpoint, Verifier};
-use crate::statement::{parse_scan_statement, subject_name};
 
 /// Problems listed in full; more are only counted.
 const MAX_LISTED: usize = 50;
@@ -145,8 +143,9 @@ pub fn verify(bytes: &[u8], collector: &Verifier) -> Result<Outcome, OpenError> 
     let soa = check_soa(&mut out, r);
 
     let mut hosts_seen = HashSet::new();
-    let mut runs_per_host: Vec<(usize, Vec<Run>)> = Vec::with_capacity(r.hosts.len());
-    for (hi, h) in r.hosts.iter().enumerate() {
+    let mut runs_per_host: Vec<(&HostEvidence, &Enrollment, Vec<Run>)> =
+        Vec::with_capacity(r.hosts.len());
+    for h in &r.hosts {
         let here = format!("host {}", h.agent);
         if !hosts_seen.insert(h.agent.as_str()) {
             out.problem(format!("{here}: listed twice"));
@@ -158,7 +157,7 @@ pub fn verify(bytes: &[u8], collector: &Verifier) -> Result<Outcome, OpenError> 
             continue;
         };
         let mut runs = Vec::with_capacity(h.evidence.len());
-        let mut previous: Option<(&EvidenceItem, Run)> = None;
+        let mut previous: Option<&EvidenceItem> = None;
         for item in &h.evidence {
             out.envelopes += 1;
             let run = match check_item(item, enrollment, *key, checkpoint.as_ref(), at, from) {
@@ -168,19 +167,15 @@ pub fn verify(bytes: &[u8], collector: &Verifier) -> Result<Outcome, OpenError> 
                     continue;
                 }
             };
-            if let Some((prev, _)) = &previous {
+            if let Some(prev) = previous {
                 let p = &run.predicate;
-                let gap = p
-                    .gap
-                    .as_ref()
-                    .map(|g| g.dropped.clone())
-                    .unwrap_or_default();
+                let gap = p.gap.as_ref().map_or(&[][..], |g| &g.dropped);
                 let s = step(
                     prev.sequence + 1,
                     Some(&prev.sha256),
                     p.sequence,
                     p.previous.as_deref(),
-                    &gap,
+                    gap,
                 );
                 if s != Step::Extends {
                     out.problem(format!(
@@ -189,7 +184,7 @@ pub fn verify(bytes: &[u8], collector: &Verifier) -> Result<Outcome, OpenError> 
                     ));
                 }
             }
-            previous = Some((item, run.clone()));
+            previous = Some(item);
             runs.push(run);
         }
         if let Some(last) = runs.last() {
@@ -204,7 +199,7 @@ pub fn verify(bytes: &[u8], collector: &Verifier) -> Result<Outcome, OpenError> 
                 "{here}: inventory facts without an envelope that signs them"
             ));
         }
-        runs_per_host.push((hi, runs));
+        runs_per_host.push((h, *enrollment, runs));
     }
     for id in agents.keys() {
         if !hosts_seen.contains(id) {
@@ -224,15 +219,11 @@ pub fn verify(bytes: &[u8], collector: &Verifier) -> Result<Outcome, OpenError> 
         }
         let inputs: Vec<HostInput<'_>> = runs_per_host
             .iter()
-            .filter_map(|(hi, runs)| {
-                let h = &r.hosts[*hi];
-                let (enrollment, _) = agents.get(h.agent.as_str())?;
-                Some(HostInput {
-                    agent: &h.agent,
-                    labels: &enrollment.labels,
-                    runs,
-                    withheld: h.withheld.as_ref(),
-                })
+            .map(|(h, enrollment, runs)| HostInput {
+                agent: &h.agent,
+                labels: &enrollment.labels,
+                runs,
+                withheld: h.withheld.as_ref(),
             })
             .collect();
         let (controls, summary) = assess::assess(&policy, &r.scope.controls, &inputs, at);
@@ -316,15 +307,14 @@ fn check_soa(out: &mut Outcome, r: &Report) -> Option<Soa> {
         ));
     }
     let file = format!("SoA version {}", r.soa.version);
-    let parsed = match r.soa.format.as_str() {
-        "toml" => annexa_checks::soa::parse_toml(&file, &r.soa.source),
-        "csv" => annexa_checks::soa::csv::parse_csv(&file, &r.soa.source),
-        other => {
-            out.problem(format!("soa: unknown format `{other}`"));
+    let format = match r.soa.format.parse() {
+        Ok(f) => f,
+        Err(e) => {
+            out.problem(format!("soa: {e}"));
             return None;
         }
     };
-    match parsed {
+    match annexa_checks::soa::parse(&file, &r.soa.source, format) {
         Ok(soa) => Some(soa),
         Err(e) => {
             out.problem(format!("soa: {e}"));
@@ -350,23 +340,7 @@ fn check_item(
             item.sha256
         ));
     }
-    let env = Envelope::from_json(bytes).map_err(|e| format!("envelope: {e}"))?;
-    let verified = env
-        .verify(IN_TOTO_PAYLOAD_TYPE, &[key], 1)
-        .map_err(|e| format!("agent signature: {e}"))?;
-    let st = parse_scan_statement(&verified.payload).map_err(|e| format!("statement: {e}"))?;
-    let p = st.predicate;
-    if p.agent.id != enrollment.id || p.sequence != item.sequence {
-        return Err(format!(
-            "the signed statement is agent {} sequence {}",
-            p.agent.id, p.sequence
-        ));
-    }
-    if st.subject.first().and_then(|s| s.name.as_deref())
-        != Some(subject_name(&enrollment.id).as_str())
-    {
-        return Err("the statement's subject is not the agent's host".into());
-    }
+    let p = crate::audit::open_scan_envelope(bytes, key, &enrollment.id, item.sequence)?;
     let accepted = parse_time(&item.accepted_at)
         .ok_or_else(|| format!("accepted_at {:?} is not an RFC 3339 time", item.accepted_at))?;
     if at.is_some_and(|at| accepted > at) {

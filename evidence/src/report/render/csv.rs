@@ -37,7 +37,7 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
             c.title.clone(),
             c.theme.clone(),
             if c.applicable { "yes" } else { "no" }.to_string(),
-            format!("{:?}", c.kind).to_ascii_lowercase(),
+            c.kind.as_str().to_string(),
             c.implementation.clone().unwrap_or_default(),
             c.owner.clone(),
             c.justification.clone(),

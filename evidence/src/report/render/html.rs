@@ -54,11 +54,13 @@ pub fn render(ctx: &Context<'_>) -> String {
 
 fn soa_title(ctx: &Context<'_>) -> String {
     let r = ctx.report;
-    let parsed = match r.soa.format.as_str() {
-        "csv" => annexa_checks::soa::csv::parse_csv("soa", &r.soa.source),
-        _ => annexa_checks::soa::parse_toml("soa", &r.soa.source),
-    };
-    let org = parsed.ok().and_then(|s| s.organisation.or(s.title));
+    let org = r
+        .soa
+        .format
+        .parse()
+        .ok()
+        .and_then(|f| annexa_checks::soa::parse("soa", &r.soa.source, f).ok())
+        .and_then(|s| s.organisation.or(s.title));
     match org {
         Some(o) => format!("{o}, SoA version {}", r.soa.version),
         None => format!("SoA version {}", r.soa.version),
@@ -391,7 +393,7 @@ fn exclusions(h: &mut String, ctx: &Context<'_>) {
 fn hosts(h: &mut String, ctx: &Context<'_>) {
     h.push_str("<h2 id=\"hosts\">Hosts</h2>\n<table><tr><th>Host</th><th>Operating system</th><th>Labels</th><th>Agent key</th><th>Newest evidence</th></tr>\n");
     for host in &ctx.report.hosts {
-        let a = ctx.report.agents.iter().find(|a| a.id == host.agent);
+        let a = ctx.agents.get(host.agent.as_str()).copied();
         let newest = ctx
             .hosts
             .get(host.agent.as_str())

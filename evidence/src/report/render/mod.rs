@@ -14,7 +14,7 @@ use annexa_checks::conformity::State;
 use annexa_checks::result::CheckResult;
 
 use super::verify::Outcome;
-use super::{ControlReport, Kind, Report};
+use super::{ControlReport, Enrollment, Kind, Report};
 use crate::dsse::Envelope;
 use crate::statement::{ScanPredicate, parse_scan_statement};
 
@@ -76,6 +76,8 @@ pub struct Context<'r> {
     /// Per agent: its newest statement and its newest result per check,
     /// with the sequence and log index of the envelope that gave it.
     pub hosts: HashMap<&'r str, HostResults>,
+    /// Enrollment records by agent id.
+    pub agents: HashMap<&'r str, &'r Enrollment>,
 }
 
 /// One host's decoded evidence.
@@ -113,22 +115,19 @@ impl<'r> Context<'r> {
             digest,
             verification,
             hosts,
+            agents: report.agents.iter().map(|a| (a.id.as_str(), a)).collect(),
         }
     }
 
     /// The host name an agent enrolled with.
     pub fn hostname(&self, agent: &str) -> &'r str {
-        self.report
-            .agents
-            .iter()
-            .find(|a| a.id == agent)
-            .map_or("", |a| a.hostname.as_str())
+        self.agents.get(agent).map_or("", |a| a.hostname.as_str())
     }
 }
 
 fn decode(bytes: &[u8]) -> Option<ScanPredicate> {
     let env = Envelope::from_json(bytes).ok()?;
-    let payload = crate::encoding::b64_decode(&env.payload)?;
+    let payload = env.payload_bytes().ok()?;
     Some(parse_scan_statement(&payload).ok()?.predicate)
 }
 

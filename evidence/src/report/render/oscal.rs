@@ -33,7 +33,7 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
 
     let mut items = Vec::new();
     for h in &r.hosts {
-        let a = r.agents.iter().find(|a| a.id == h.agent);
+        let a = ctx.agents.get(h.agent.as_str()).copied();
         let mut props = vec![prop("agent-id", &h.agent)];
         if let Some(a) = a {
             props.push(prop("key-id", &a.key_id));
