@@ -37,20 +37,28 @@ enum Command {
     /// failed, 2 for usage or configuration errors (a malformed pack, an
     /// unknown check or control, an unusable --root).
     Scan(ScanArgs),
-    /// Gate a CI pipeline on control drift: scan a root directory (an
-    /// image, a build root) and compare with a recorded baseline.
+    /// Gate a CI pipeline on control drift, on a root directory (local
+    /// mode, --root) or on the fleet as the collector records it
+    /// (collector mode: --since, --baseline-report or --min-conformant).
     ///
-    /// `--write-baseline FILE` records the scan. `--baseline FILE` fails
-    /// when a check that passed in the baseline fails or errors now
+    /// Local: `--write-baseline FILE` records the scan. `--baseline FILE`
+    /// fails when a check that passed in the baseline fails or errors now
     /// (drift); new and removed checks are reported, and fail only with
     /// `--fail-on new` / `--fail-on removed`. `--fail-on nonconformant`
     /// also fails on any failing check that gives evidence for an
     /// applicable control (of --soa, or any control without one).
     ///
+    /// Collector (an admin or auditor API token): `--since TIME` fails when
+    /// any (host, control) in scope was conformant at TIME and is not now;
+    /// `--baseline-report FILE` does the same from the states of a signed
+    /// report (verified first with --collector-key); `--min-conformant 100%`
+    /// fails when a control in scope has fewer of its hosts conformant.
+    ///
     /// Exit status: 0 pass, 1 drift or nonconformity, 2 when the gate could
     /// not decide (usage, unreadable or malformed baseline, SoA or pack,
-    /// unusable --root, unwritable output).
-    Gate(GateArgs),
+    /// unusable --root, unwritable output, a report that does not verify,
+    /// an unreachable collector, a refused token).
+    Gate(Box<GateArgs>),
     /// Browse the ISO/IEC 27001 Annex A catalog and its crosswalks.
     Controls {
         #[command(subcommand)]
@@ -429,13 +437,47 @@ struct ScanArgs {
 
 #[derive(Debug, Args)]
 struct GateArgs {
-    /// The root directory to scan (an image, a chroot, a build root).
-    #[arg(long, value_name = "DIR")]
-    root: PathBuf,
+    /// Local mode: the root directory to scan (an image, a chroot, a build
+    /// root).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present_any = ["since", "baseline_report", "min_conformant"],
+        conflicts_with_all = ["since", "baseline_report", "min_conformant", "selector", "controls", "collector_key"]
+    )]
+    root: Option<PathBuf>,
+    /// Collector mode: the collector and how to reach it.
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Collector mode: fail on any (host, control) conformant at TIME (RFC
+    /// 3339, or a duration ago such as 24h or 7d) and not conformant now.
+    #[arg(long, value_name = "TIME", conflicts_with = "baseline_report")]
+    since: Option<String>,
+    /// Collector mode: as --since, from the time and the states of this
+    /// signed report (`annexa report pull`); its scope is the default.
+    #[arg(long, value_name = "FILE", requires = "collector_key")]
+    baseline_report: Option<PathBuf>,
+    /// The collector's verifier key (file), to verify --baseline-report.
+    #[arg(long, value_name = "FILE")]
+    collector_key: Option<PathBuf>,
+    /// Collector mode: only hosts whose labels match, e.g.
+    /// `env=prod;role=db|web`.
+    #[arg(long, value_name = "SELECTOR")]
+    selector: Option<String>,
+    /// Collector mode: only these controls (repeatable or comma-separated;
+    /// default: every control of the SoA).
+    #[arg(long = "control", value_name = "ID", value_delimiter = ',')]
+    controls: Vec<String>,
+    /// Collector mode: fail when a control in scope has less than this
+    /// share of its hosts conformant (hosts whose evidence decides; manual
+    /// and excluded cells do not count), e.g. 100% or 95%.
+    #[arg(long, value_name = "PERCENT", value_parser = annexa_evidence::drift::parse_percent)]
+    min_conformant: Option<f64>,
     #[command(flatten)]
     packs: PackArgs,
     /// Statement of Applicability (TOML or CSV): which controls apply, and
-    /// the parameters checks are evaluated with. Sets the edition.
+    /// the parameters checks are evaluated with. Sets the edition. Local
+    /// mode (the collector uses its imported SoA).
     #[arg(long, value_name = "FILE")]
     soa: Option<PathBuf>,
     /// Compare with this baseline.
@@ -549,7 +591,7 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Scan(args) => scan(args),
-        Command::Gate(args) => gate(args),
+        Command::Gate(args) => gate(*args),
         Command::Controls { command } => controls(command),
         Command::Enroll(args) => enroll_command(args),
         Command::Run(args) => run_command(args),
@@ -627,6 +669,13 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn gate(args: GateArgs) -> anyhow::Result<ExitCode> {
+    match args.root.clone() {
+        Some(root) => gate_local(args, root),
+        None => gate_fleet(args),
+    }
+}
+
+fn gate_local(args: GateArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
     use annexa_checks::gate::{Baseline, FailOn, judge};
     use output::gate::Gate;
     let fail_on = FailOn {
@@ -676,7 +725,7 @@ fn gate(args: GateArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     overrides.extend(args.params);
     let params = set.params_with(&overrides).map_err(anyhow::Error::msg)?;
-    let host = HostView::root(&args.root)?;
+    let host = HostView::root(&root)?;
     let report = engine::scan(
         &set,
         &host,
@@ -715,7 +764,7 @@ fn gate(args: GateArgs) -> anyhow::Result<ExitCode> {
     let g = Gate {
         report: &report,
         verdict: &verdict,
-        root: &args.root,
+        root: &root,
         baseline: label.as_deref(),
     };
     let render = |f: GateFormat| match f {
@@ -726,10 +775,26 @@ fn gate(args: GateArgs) -> anyhow::Result<ExitCode> {
         GateFormat::Github => output::gate::github(&g),
         GateFormat::Markdown => output::gate::markdown(&g),
     };
-    for (f, path) in &args.outputs {
+    emit_gate(args.format, &args.outputs, &render)?;
+    Ok(if verdict.failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Writes a gate's verdict: each `--output FORMAT=FILE`, the Markdown step
+/// summary under GitHub Actions with `--format github`, then `format` on
+/// standard output.
+fn emit_gate(
+    format: GateFormat,
+    outputs: &[(GateFormat, PathBuf)],
+    render: &dyn Fn(GateFormat) -> String,
+) -> anyhow::Result<()> {
+    for (f, path) in outputs {
         std::fs::write(path, render(*f)).with_context(|| format!("writing {}", path.display()))?;
     }
-    if args.format == GateFormat::Github
+    if format == GateFormat::Github
         && let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY")
     {
         use std::io::Write as _;
@@ -737,7 +802,7 @@ fn gate(args: GateArgs) -> anyhow::Result<ExitCode> {
             .append(true)
             .create(true)
             .open(&summary)
-            .and_then(|mut f| f.write_all(output::gate::markdown(&g).as_bytes()))
+            .and_then(|mut f| f.write_all(render(GateFormat::Markdown).as_bytes()))
             .with_context(|| {
                 format!(
                     "appending to GITHUB_STEP_SUMMARY {}",
@@ -747,7 +812,156 @@ fn gate(args: GateArgs) -> anyhow::Result<ExitCode> {
     }
     std::io::stdout()
         .lock()
-        .write_all(render(args.format).as_bytes())?;
+        .write_all(render(format).as_bytes())?;
+    Ok(())
+}
+
+/// `--since`: an RFC 3339 time as given, or a duration ago (`24h`, `7d`).
+fn since_time(s: &str) -> anyhow::Result<String> {
+    use time::format_description::well_known::Rfc3339;
+    if time::OffsetDateTime::parse(s, &Rfc3339).is_ok() {
+        return Ok(s.to_string());
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let seconds: i64 = match (num.parse::<i64>(), unit) {
+        (Ok(n), "s") => n,
+        (Ok(n), "m") => n.saturating_mul(60),
+        (Ok(n), "h") => n.saturating_mul(3600),
+        (Ok(n), "d") => n.saturating_mul(86400),
+        _ => bail!(
+            "--since `{s}` is neither an RFC 3339 time (2026-11-23T12:00:00Z) nor a duration ago (30m, 24h, 7d)"
+        ),
+    };
+    let t = time::OffsetDateTime::now_utc()
+        .checked_sub(time::Duration::seconds(seconds))
+        .with_context(|| format!("--since `{s}` is out of range"))?;
+    Ok(t.format(&Rfc3339)?)
+}
+
+/// Collector mode: the drift the collector records, judged.
+fn gate_fleet(args: GateArgs) -> anyhow::Result<ExitCode> {
+    use annexa_evidence::drift::{Drift, Thresholds, judge};
+    use output::gate_fleet::FleetGate;
+    // clap lets a conflict with --root excuse these; say it plainly.
+    for (given, name) in [
+        (args.baseline.is_some(), "--baseline"),
+        (args.write_baseline.is_some(), "--write-baseline"),
+        (args.soa.is_some(), "--soa"),
+        (!args.fail_on.is_empty(), "--fail-on"),
+        (args.edition.is_some(), "--edition"),
+        (!args.params.is_empty(), "--param"),
+        (
+            !args.packs.packs.is_empty() || args.packs.no_builtin,
+            "--packs/--no-builtin",
+        ),
+    ] {
+        if given {
+            bail!(
+                "{name} is for local mode (--root DIR); against a collector, the collector's packs and imported SoA decide"
+            );
+        }
+    }
+    // The baseline report is read and verified before the collector is
+    // asked anything: a report that does not verify decides nothing.
+    let baseline = match &args.baseline_report {
+        Some(path) => {
+            let label = path.display().to_string();
+            let key = args
+                .collector_key
+                .as_deref()
+                .context("--baseline-report needs --collector-key FILE to verify it")?;
+            let verifier = read_collector_key(key)?;
+            let bytes = std::fs::read(path).with_context(|| format!("reading {label}"))?;
+            let outcome = annexa_evidence::report::verify::verify(&bytes, &verifier)
+                .with_context(|| label.clone())?;
+            if !outcome.ok() {
+                bail!(
+                    "{label}: the baseline report does not verify ({} problems; `annexa verify report` lists them), first: {}",
+                    outcome.problem_count,
+                    outcome.problems.first().map(String::as_str).unwrap_or("")
+                );
+            }
+            let opened = annexa_evidence::report::open_unverified(&bytes)
+                .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+            Some((label, opened.report))
+        }
+        None => None,
+    };
+    let report = baseline.as_ref().map(|(_, r)| r);
+    let from = match (&args.since, report) {
+        (Some(s), _) => Some(since_time(s)?),
+        (None, Some(r)) => Some(r.period.at.clone()),
+        (None, None) => None,
+    };
+    let selector = match (&args.selector, report) {
+        (Some(s), Some(r)) if r.scope.selector.as_deref().is_some_and(|x| x != s) => bail!(
+            "--selector `{s}` differs from the baseline report's scope `{}`",
+            r.scope.selector.as_deref().unwrap_or("")
+        ),
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(r)) => r.scope.selector.clone(),
+        (None, None) => None,
+    };
+    let controls = match report {
+        Some(r) if args.controls.is_empty() => r.scope.controls.clone(),
+        _ => args.controls.clone(),
+    };
+    let wants_cells = args.format == GateFormat::Junit
+        || args.outputs.iter().any(|(f, _)| *f == GateFormat::Junit);
+
+    let (client, token, server) = api_target(&args.api)?;
+    let mut url = reqwest::Url::parse("https://collector/v1/drift").context("base URL")?;
+    {
+        let mut q = url.query_pairs_mut();
+        if let Some(f) = &from {
+            q.append_pair("from", f);
+        }
+        if let Some(s) = &selector {
+            q.append_pair("selector", s);
+        }
+        if !controls.is_empty() {
+            q.append_pair("controls", &controls.join(","));
+        }
+        if wants_cells {
+            q.append_pair("cells", "true");
+        }
+    }
+    let path = api_path(&url);
+    let (status, body) = runtime()?.block_on(client.get_with_token(&path, &token))?;
+    let route = path.split('?').next().unwrap_or(&path);
+    if status != 200 {
+        let e: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        bail!(
+            "{server}{route}: {status} {}: {}",
+            e["error"].as_str().unwrap_or("error"),
+            e["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
+        );
+    }
+    let drift: Drift = serde_json::from_slice(&body)
+        .with_context(|| format!("{server}{route}: not a drift answer this annexa understands"))?;
+    let thresholds = Thresholds {
+        min_conformant: args.min_conformant,
+    };
+    let verdict = judge(&drift, report, &thresholds);
+    let g = FleetGate {
+        drift: &drift,
+        verdict: &verdict,
+        server: &server,
+        baseline: baseline.as_ref().map(|(l, _)| l.as_str()),
+        min_conformant: args.min_conformant,
+    };
+    let render = |f: GateFormat| match f {
+        GateFormat::Text => output::gate_fleet::text(&g),
+        GateFormat::Json => output::gate_fleet::json(&g),
+        GateFormat::Junit => output::gate_fleet::junit(&g),
+        GateFormat::Sarif => output::gate_fleet::sarif(&g),
+        GateFormat::Github => output::gate_fleet::github(&g),
+        GateFormat::Markdown => output::gate_fleet::markdown(&g),
+    };
+    emit_gate(args.format, &args.outputs, &render)?;
     Ok(if verdict.failed {
         ExitCode::from(1)
     } else {

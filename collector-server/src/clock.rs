@@ -30,6 +30,15 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         .map(|t| t.unix_timestamp())
 }
 
+/// An RFC 3339 time in the form the collector records (UTC, `Z`), and its
+/// Unix seconds, so that it compares with recorded times as text.
+pub fn normalize_rfc3339(s: &str) -> Option<(String, i64)> {
+    let t = OffsetDateTime::parse(s, &Rfc3339)
+        .ok()?
+        .to_offset(time::UtcOffset::UTC);
+    Some((t.format(&Rfc3339).ok()?, t.unix_timestamp()))
+}
+
 /// Parses durations like `1h`, `30m`, `7d`, `90s` (for token lifetimes).
 pub fn parse_ttl(s: &str) -> Result<i64, String> {
     let s = s.trim();
@@ -51,6 +60,14 @@ pub fn parse_ttl(s: &str) -> Result<i64, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_compare_as_recorded() {
+        let (s, unix) = super::normalize_rfc3339("2026-11-23T12:00:00+01:00").unwrap();
+        assert_eq!(s, "2026-11-23T11:00:00Z");
+        assert_eq!(super::rfc3339(unix), s);
+        assert!(super::normalize_rfc3339("yesterday").is_none());
+    }
+
     #[test]
     fn ttl() {
         assert_eq!(super::parse_ttl("1h").unwrap(), 3600);

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod conformity;
 pub mod datadir;
+pub mod drift;
 pub mod export;
 pub mod ingest;
 pub mod log;

@@ -237,18 +237,24 @@ async fn soa_at(store: &dyn Store, at: i64) -> Result<(SoaRecord, Soa), ReportEr
 /// Every check of the packs, with the controls of the SoA's edition it
 /// gives evidence for and the parameters it reads.
 fn check_infos(packs: &PackSet, soa: &Soa) -> Vec<CheckInfo> {
-    packs
-        .checks()
-        .map(|c| CheckInfo {
-            id: c.id.clone(),
-            title: c.title.clone(),
-            severity: c.severity.as_str().into(),
-            remediation: c.remediation.clone(),
-            pack: format!("{}@{}", c.pack.id, c.pack.version),
-            controls: c.controls.get(&soa.edition).cloned().unwrap_or_default(),
-            params: c.param_names(),
-        })
-        .collect()
+    packs.checks().map(|c| check_info(c, soa.edition)).collect()
+}
+
+/// A check as reports and drift answers describe it, with the controls of
+/// `edition` it gives evidence for.
+pub fn check_info(
+    c: &annexa_checks::pack::Check,
+    edition: annexa_checks::catalog::Edition,
+) -> CheckInfo {
+    CheckInfo {
+        id: c.id.clone(),
+        title: c.title.clone(),
+        severity: c.severity.as_str().into(),
+        remediation: c.remediation.clone(),
+        pack: format!("{}@{}", c.pack.id, c.pack.version),
+        controls: c.controls.get(&edition).cloned().unwrap_or_default(),
+        params: c.param_names(),
+    }
 }
 
 /// A host's envelopes for the report: the newest accepted by `at` (and

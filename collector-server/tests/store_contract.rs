@@ -209,6 +209,39 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
         all.iter()
             .any(|(no, r)| *no == a.no && r.check_id == "ssh.x" && r.status == "fail")
     );
+
+    // A window: the state at its start, then the changes in it.
+    let window = |from: &'static str, to: &'static str| async move {
+        store
+            .timeline_window(from, to)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.host == "ag-c")
+            .map(|e| (e.state, e.at))
+            .collect::<Vec<_>>()
+    };
+    let st = |s: &str, at: &str| (s.to_string(), at.to_string());
+    assert_eq!(
+        window("2026-11-23T10:30:00Z", "2026-11-23T11:30:00Z").await,
+        vec![
+            st("nonconformant", "2026-11-23T10:00:00Z"),
+            st("conformant", "2026-11-23T11:00:00Z")
+        ]
+    );
+    assert_eq!(
+        window("2026-11-23T11:00:00Z", "2026-11-23T13:00:00Z").await,
+        vec![
+            st("conformant", "2026-11-23T11:00:00Z"),
+            st("excluded", "2026-11-23T12:00:00Z")
+        ],
+        "a change at the start is the state then, not a change in the window"
+    );
+    assert!(
+        window("2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z")
+            .await
+            .is_empty()
+    );
 }
 
 async fn token(store: &dyn Store, hash: &str, expires: i64) {

@@ -26,6 +26,7 @@
 pub mod api;
 pub mod audit;
 pub mod chain;
+pub mod drift;
 pub mod dsse;
 pub mod encoding;
 pub mod keys;

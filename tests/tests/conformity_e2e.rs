@@ -409,6 +409,13 @@ fn every_route_checks_its_role() {
         ("GET", "/v1/log/export".into(), None, true, true),
         ("GET", "/v1/reports".into(), None, true, true),
         ("GET", "/v1/reports?format=csv".into(), None, true, true),
+        (
+            "GET",
+            "/v1/drift?from=2026-01-01T00:00:00Z".into(),
+            None,
+            true,
+            true,
+        ),
         ("GET", "/metrics".into(), None, true, false),
         ("POST", "/v1/soa".into(), Some(soa.clone()), true, false),
         (

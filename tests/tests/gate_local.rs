@@ -13,9 +13,6 @@ use annexa_tests::{hardened_root, put};
 use common::{show, stdout};
 use serde_json::Value;
 
-const SARIF_SCHEMA: &str = include_str!("../schemas/sarif-schema-2.1.0.json");
-const JUNIT_XSD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/JUnit.xsd");
-
 fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
@@ -96,12 +93,7 @@ fn drift_from_a_recorded_baseline_fails_the_gate_with_the_check_and_control_name
     );
 
     // JUnit: valid against the Ant JUnit schema, the failing case named.
-    let x = std::process::Command::new("xmllint")
-        .args(["--noout", "--schema", JUNIT_XSD, s(&junit)])
-        .output()
-        .expect("xmllint (Debian's libxml2-utils; .ci/run installs it)");
-    assert!(x.status.success(), "JUnit does not validate: {}", show(&x));
-    let xml = std::fs::read_to_string(&junit).unwrap();
+    let xml = common::junit_valid(&junit);
     assert!(
         xml.contains("<testcase name=\"ssh.permit-root-login\""),
         "{xml}"
@@ -111,17 +103,7 @@ fn drift_from_a_recorded_baseline_fails_the_gate_with_the_check_and_control_name
 
     // SARIF: valid against the 2.1.0 schema; one result with its rule and
     // the file and line it read.
-    let doc: Value = serde_json::from_slice(&std::fs::read(&sarif).unwrap()).unwrap();
-    let schema: Value = serde_json::from_str(SARIF_SCHEMA).unwrap();
-    let v = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .unwrap();
-    let errors: Vec<String> = v
-        .iter_errors(&doc)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "SARIF does not validate: {errors:#?}");
+    let doc = common::sarif_valid(&sarif);
     let run = &doc["runs"][0];
     let results = run["results"].as_array().unwrap();
     assert_eq!(results.len(), 1);

@@ -113,33 +113,99 @@ pub fn junit(g: &Gate<'_>) -> String {
         .iter()
         .map(|f| (f.check_id.as_str(), f))
         .collect();
-    let failures = g.verdict.findings.iter().filter(|f| f.fails).count();
-    let removed: Vec<&Finding> = g
-        .verdict
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::Removed)
-        .collect();
-    let skipped = g
+    let failure = |f: &Finding| Outcome::Failure {
+        message: f.message.clone(),
+        kind: f.kind.as_str(),
+        text: details(f),
+    };
+    let mut cases: Vec<Case<'_>> = g
         .report
         .results
         .iter()
-        .filter(|r| r.status == Status::NotApplicable)
-        .count()
-        + removed.iter().filter(|f| !f.fails).count();
-    let tests = (g.report.results.len() + removed.len()).to_string();
-    let (failures, skipped) = (failures.to_string(), skipped.to_string());
-    let time = format!("{:.3}", g.report.duration_ms as f64 / 1000.0);
+        .map(|r| Case {
+            name: r.check_id.clone(),
+            classname: &r.pack.id,
+            outcome: match by_check.get(r.check_id.as_str()) {
+                Some(f) if f.fails => failure(f),
+                _ if r.status == Status::NotApplicable => Outcome::Skipped,
+                _ => Outcome::Pass,
+            },
+        })
+        .collect();
+    cases.extend(
+        g.verdict
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Removed)
+            .map(|f| Case {
+                name: f.check_id.clone(),
+                classname: "removed",
+                outcome: if f.fails {
+                    failure(f)
+                } else {
+                    Outcome::Skipped
+                },
+            }),
+    );
+    let root = g.root.display().to_string();
+    let mut props = vec![("root", root.as_str())];
+    if let Some(b) = g.baseline {
+        props.push(("baseline", b));
+    }
+    junit_suite(
+        &g.report.started_at,
+        g.report.duration_ms as f64 / 1000.0,
+        &props,
+        &cases,
+        &headline(g),
+    )
+}
+
+/// A JUnit test case.
+pub struct Case<'a> {
+    /// Its name.
+    pub name: String,
+    /// Its class (what groups it).
+    pub classname: &'a str,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// How a JUnit test case ended.
+pub enum Outcome {
+    /// It passed.
+    Pass,
+    /// It was not evaluated.
+    Skipped,
+    /// It failed.
+    Failure {
+        /// One line.
+        message: String,
+        /// The failure's type.
+        kind: &'static str,
+        /// Expected, observed and the rest, a line each.
+        text: String,
+    },
+}
+
+/// One `<testsuite>` named `annexa gate`, valid against the Ant JUnit
+/// schema: `started` is an RFC 3339 UTC time, `seconds` the duration.
+pub fn junit_suite(
+    started: &str,
+    seconds: f64,
+    props: &[(&str, &str)],
+    cases: &[Case<'_>],
+    system_out: &str,
+) -> String {
+    let count =
+        |p: fn(&Outcome) -> bool| cases.iter().filter(|c| p(&c.outcome)).count().to_string();
+    let tests = cases.len().to_string();
+    let failures = count(|o| matches!(o, Outcome::Failure { .. }));
+    let skipped = count(|o| matches!(o, Outcome::Skipped));
+    let time = format!("{seconds:.3}");
     // The schema wants local time without zone or fraction; ours is UTC.
-    let timestamp: String = g.report.started_at.chars().take(19).collect();
+    let timestamp: String = started.chars().take(19).collect();
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
-    let failure = |w: &mut Writer<Vec<u8>>, f: &Finding| {
-        w.create_element("failure")
-            .with_attributes([("message", f.message.as_str()), ("type", f.kind.as_str())])
-            .write_text_content(BytesText::new(&details(f)))
-            .map(|_| ())
-    };
-    let skip = |w: &mut Writer<Vec<u8>>| w.create_element("skipped").write_empty().map(|_| ());
     let _ = w
         .create_element("testsuite")
         .with_attributes([
@@ -154,50 +220,44 @@ pub fn junit(g: &Gate<'_>) -> String {
         ])
         .write_inner_content(|w| {
             w.create_element("properties").write_inner_content(|w| {
-                let root = g.root.display().to_string();
-                let mut props = vec![("root", root.as_str())];
-                if let Some(b) = g.baseline {
-                    props.push(("baseline", b));
-                }
                 for (k, v) in props {
                     w.create_element("property")
-                        .with_attributes([("name", k), ("value", v)])
+                        .with_attributes([("name", *k), ("value", *v)])
                         .write_empty()?;
                 }
                 Ok(())
             })?;
-            for r in &g.report.results {
+            for c in cases {
                 let el = w.create_element("testcase").with_attributes([
-                    ("name", r.check_id.as_str()),
-                    ("classname", r.pack.id.as_str()),
+                    ("name", c.name.as_str()),
+                    ("classname", c.classname),
                     ("time", "0"),
                 ]);
-                match by_check.get(r.check_id.as_str()) {
-                    Some(f) if f.fails => {
-                        el.write_inner_content(|w| failure(w, f))?;
-                    }
-                    _ if r.status == Status::NotApplicable => {
-                        el.write_inner_content(|w| skip(w))?;
-                    }
-                    _ => {
+                match &c.outcome {
+                    Outcome::Pass => {
                         el.write_empty()?;
                     }
-                }
-            }
-            for f in &removed {
-                let el = w.create_element("testcase").with_attributes([
-                    ("name", f.check_id.as_str()),
-                    ("classname", "removed"),
-                    ("time", "0"),
-                ]);
-                if f.fails {
-                    el.write_inner_content(|w| failure(w, f))?;
-                } else {
-                    el.write_inner_content(|w| skip(w))?;
+                    Outcome::Skipped => {
+                        el.write_inner_content(|w| {
+                            w.create_element("skipped").write_empty().map(|_| ())
+                        })?;
+                    }
+                    Outcome::Failure {
+                        message,
+                        kind,
+                        text,
+                    } => {
+                        el.write_inner_content(|w| {
+                            w.create_element("failure")
+                                .with_attributes([("message", message.as_str()), ("type", *kind)])
+                                .write_text_content(BytesText::new(text))
+                                .map(|_| ())
+                        })?;
+                    }
                 }
             }
             w.create_element("system-out")
-                .write_text_content(BytesText::new(&headline(g)))?;
+                .write_text_content(BytesText::new(system_out))?;
             w.create_element("system-err").write_empty()?;
             Ok(())
         });
@@ -292,19 +352,37 @@ pub fn sarif(g: &Gate<'_>) -> String {
         "" => "file:///".to_string(),
         r => format!("file:///{r}/"),
     };
+    sarif_doc(
+        &g.report.annexa_version,
+        rules,
+        results,
+        Some(json!({"ROOT": {"uri": root_uri}})),
+    )
+}
+
+/// A SARIF 2.1.0 log with one run of annexa.
+pub fn sarif_doc(
+    version: &str,
+    rules: Vec<Value>,
+    results: Vec<Value>,
+    base_ids: Option<Value>,
+) -> String {
+    let mut run = json!({
+        "tool": {"driver": {
+            "name": "annexa",
+            "version": version,
+            "informationUri": "https://example.invalid/annexa",
+            "rules": rules,
+        }},
+        "results": results,
+    });
+    if let Some(b) = base_ids {
+        run["originalUriBaseIds"] = b;
+    }
     let doc = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "annexa",
-                "version": g.report.annexa_version,
-                "informationUri": "https://example.invalid/annexa",
-                "rules": rules,
-            }},
-            "originalUriBaseIds": {"ROOT": {"uri": root_uri}},
-            "results": results,
-        }],
+        "runs": [run],
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
@@ -327,22 +405,16 @@ fn uri_path(path: &str) -> String {
 /// it fails the gate), pointing at the file under the root where there is
 /// one.
 pub fn github(g: &Gate<'_>) -> String {
-    let esc = |s: &str| {
-        s.replace('%', "%25")
-            .replace('\r', "%0D")
-            .replace('\n', "%0A")
-    };
-    let prop = |s: &str| esc(s).replace(':', "%3A").replace(',', "%2C");
     let mut out = String::new();
     for f in &g.verdict.findings {
         let level = if f.fails { "error" } else { "notice" };
         let mut props = vec![format!(
             "title={}",
-            prop(&format!("annexa {}: {}", f.kind.as_str(), f.check_id))
+            gh_prop(&format!("annexa {}: {}", f.kind.as_str(), f.check_id))
         )];
         if let Some((path, line)) = location(f) {
             let file = g.root.join(path.trim_start_matches('/'));
-            props.push(format!("file={}", prop(&file.display().to_string())));
+            props.push(format!("file={}", gh_prop(&file.display().to_string())));
             if let Some(l) = line {
                 props.push(format!("line={l}"));
             }
@@ -351,15 +423,36 @@ pub fn github(g: &Gate<'_>) -> String {
         if let Some(r) = f.remediation.as_ref().filter(|_| f.fails) {
             msg.push_str(&format!("\nFix: {r}"));
         }
-        out.push_str(&format!("::{level} {}::{}\n", props.join(","), esc(&msg)));
+        out.push_str(&format!(
+            "::{level} {}::{}\n",
+            props.join(","),
+            gh_escape(&msg)
+        ));
     }
     out.push_str(&format!("{}\n", headline(g)));
     out
 }
 
+/// A workflow command's message, escaped.
+pub fn gh_escape(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A workflow command's property value, escaped.
+pub fn gh_prop(s: &str) -> String {
+    gh_escape(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// A Markdown table cell.
+pub fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
 /// A Markdown summary (GitHub step summary, GitLab merge request note).
 pub fn markdown(g: &Gate<'_>) -> String {
-    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let cell = md_cell;
     let mut out = format!(
         "### {} {}\n\n",
         if g.verdict.failed { "❌" } else { "✅" },

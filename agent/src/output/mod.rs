@@ -1,6 +1,7 @@
 //! Renderers for scan reports.
 
 pub mod gate;
+pub mod gate_fleet;
 pub mod junit;
 pub mod report;
 pub mod status;

@@ -4,6 +4,7 @@
 
 mod auth;
 mod conformity;
+mod drift;
 mod enroll;
 mod evidence;
 mod hosts;
@@ -75,6 +76,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/log/proof/consistency", get(log::consistency))
         .route("/v1/log/export", get(log::export))
         .route("/v1/reports", get(report::get))
+        .route("/v1/drift", get(drift::get))
         .route("/v1/openapi.json", get(ops::openapi))
         .fallback(|| async { Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))

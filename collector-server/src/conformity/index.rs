@@ -316,6 +316,48 @@ impl Index {
     }
 }
 
+/// A host as [`Index::live`] answers it.
+#[derive(Debug, Clone)]
+pub struct LiveHost {
+    /// Agent number.
+    pub no: i64,
+    /// Agent id.
+    pub id: String,
+    /// Host name.
+    pub hostname: String,
+    /// The state of each control of the SoA, in its order, at `now`
+    /// (`None`: the control's scope leaves the host out).
+    pub states: Vec<Option<State>>,
+}
+
+impl Index {
+    /// Every active host whose labels match `labels`, in enrollment order,
+    /// with the state of every control at `now` (the fleet table's rules),
+    /// or `None` without an SoA.
+    pub fn live(&self, labels: &Scope, now: i64) -> Option<(Arc<Policy>, Vec<LiveHost>)> {
+        let r = self.read();
+        let policy = r.policy.clone()?;
+        let hosts = r
+            .hosts
+            .iter()
+            .filter(|(_, h)| labels.matches(&h.labels))
+            .map(|(no, h)| LiveHost {
+                no: *no,
+                id: h.id.clone(),
+                hostname: h.hostname.clone(),
+                states: policy
+                    .soa
+                    .controls
+                    .iter()
+                    .zip(&policy.automated)
+                    .map(|(c, &automated)| state_of(&policy, h, c, automated, now))
+                    .collect(),
+            })
+            .collect();
+        Some((policy, hosts))
+    }
+}
+
 fn upsert(hosts: &mut BTreeMap<i64, HostEntry>, agent: &AgentRecord) {
     if agent.revoked_at.is_some() {
         hosts.remove(&agent.no);

@@ -586,4 +586,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Timeline entries, oldest first.
     async fn timeline(&self, q: &TimelineQuery) -> Result<Vec<TimelineEntry>, StoreError>;
+
+    /// The timeline around a window, oldest first: for each (host,
+    /// control) its last entry at or before `from` (the state then), and
+    /// every entry after `from` and at or before `to`. Times are RFC 3339
+    /// UTC as recorded.
+    async fn timeline_window(&self, from: &str, to: &str)
+    -> Result<Vec<TimelineEntry>, StoreError>;
 }

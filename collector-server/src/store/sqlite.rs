@@ -967,26 +967,43 @@ impl Store for SqliteStore {
             b.push(" AND t.at >= ").push_bind(s.clone());
         }
         b.push(" ORDER BY t.id LIMIT ").push_bind(q.limit as i64);
-        b.build()
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| {
-                let detail: String = r.try_get("detail")?;
-                Ok(TimelineEntry {
-                    id: r.try_get("id")?,
-                    host: r.try_get("host")?,
-                    hostname: r.try_get("hostname")?,
-                    control: r.try_get("control_id")?,
-                    state: r.try_get("state")?,
-                    previous: r.try_get("previous")?,
-                    at: r.try_get("at")?,
-                    cause: r.try_get("cause")?,
-                    sequence: r.try_get::<Option<i64>, _>("sequence")?.map(|s| s as u64),
-                    soa_version: r.try_get("soa_version")?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                })
-            })
-            .collect()
+        let rows = b.build().fetch_all(&self.pool).await?;
+        rows.iter().map(timeline_entry).collect()
     }
+
+    async fn timeline_window(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<TimelineEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, a.id AS host, a.hostname, t.control_id, t.state, t.previous, t.at, t.cause, t.sequence, t.soa_version, t.detail \
+             FROM conformity_timeline t JOIN agents a ON a.no = t.agent_no \
+             WHERE t.id IN (SELECT MAX(id) FROM conformity_timeline WHERE at <= ?1 GROUP BY agent_no, control_id) \
+                OR (t.at > ?1 AND t.at <= ?2) \
+             ORDER BY t.id",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(timeline_entry).collect()
+    }
+}
+
+fn timeline_entry(r: &sqlx::sqlite::SqliteRow) -> Result<TimelineEntry, StoreError> {
+    let detail: String = r.try_get("detail")?;
+    Ok(TimelineEntry {
+        id: r.try_get("id")?,
+        host: r.try_get("host")?,
+        hostname: r.try_get("hostname")?,
+        control: r.try_get("control_id")?,
+        state: r.try_get("state")?,
+        previous: r.try_get("previous")?,
+        at: r.try_get("at")?,
+        cause: r.try_get("cause")?,
+        sequence: r.try_get::<Option<i64>, _>("sequence")?.map(|s| s as u64),
+        soa_version: r.try_get("soa_version")?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+    })
 }

@@ -1072,3 +1072,39 @@ pub fn soa_with_marker() -> String {
         1,
     )
 }
+
+/// The SARIF 2.1.0 JSON schema (tests/schemas/README.md names its source).
+const SARIF_SCHEMA: &str = include_str!("../../schemas/sarif-schema-2.1.0.json");
+
+/// The Ant JUnit XML schema (tests/schemas/README.md names its source).
+pub const JUNIT_XSD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/JUnit.xsd");
+
+/// Asserts that a SARIF file validates against the SARIF 2.1.0 schema;
+/// returns the document.
+pub fn sarif_valid(path: &Path) -> Value {
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(path).expect("SARIF file")).expect("SARIF is JSON");
+    let schema: Value = serde_json::from_str(SARIF_SCHEMA).expect("schema");
+    let v = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("SARIF schema compiles");
+    let errors: Vec<String> = v
+        .iter_errors(&doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "SARIF does not validate: {errors:#?}");
+    doc
+}
+
+/// Asserts that a JUnit XML file validates against the Ant JUnit schema
+/// (with xmllint); returns its text.
+pub fn junit_valid(path: &Path) -> String {
+    let x = Command::new("xmllint")
+        .args(["--noout", "--schema", JUNIT_XSD])
+        .arg(path)
+        .output()
+        .expect("xmllint (Debian's libxml2-utils; .ci/run installs it)");
+    assert!(x.status.success(), "JUnit does not validate: {}", show(&x));
+    std::fs::read_to_string(path).expect("JUnit file")
+}
