@@ -49,7 +49,7 @@ enum Command {
     /// applicable control (of --soa, or any control without one).
     ///
     /// Collector (an admin or auditor API token): `--since TIME` fails when
-    /// any (host, control) in scope was conformant at TIME and is not now;
+    /// any (host, control) in scope was conformant at TIME or since and is not now;
     /// `--baseline-report FILE` does the same from the states of a signed
     /// report (verified first with --collector-key); `--min-conformant 100%`
     /// fails when a control in scope has fewer of its hosts conformant.
@@ -450,7 +450,8 @@ struct GateArgs {
     #[command(flatten)]
     api: ApiArgs,
     /// Collector mode: fail on any (host, control) conformant at TIME (RFC
-    /// 3339, or a duration ago such as 24h or 7d) and not conformant now.
+    /// 3339, or a duration ago such as 24h or 7d) or since, and not
+    /// conformant now.
     #[arg(long, value_name = "TIME", conflicts_with = "baseline_report")]
     since: Option<String>,
     /// Collector mode: as --since, from the time and the states of this

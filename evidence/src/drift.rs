@@ -94,15 +94,16 @@ pub struct ControlAt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
-    /// Conformant at `from`, and at `to` nonconformant, stale, without
-    /// evidence or in error: the gate fails on it.
+    /// Conformant at `from` or at some time since, and at `to`
+    /// nonconformant, stale, without evidence or in error: the gate fails
+    /// on it.
     Drift,
     /// Conformant at both ends, not in between.
     Transient,
     /// Not conformant at `from` (or not yet known), conformant at `to`.
     Recovered,
-    /// Conformant at `from`, excluded or manual at `to`: the SoA, not the
-    /// host, changed.
+    /// Conformant at `from` or since, excluded or manual at `to`: the SoA,
+    /// not the host, changed.
     Rescoped,
     /// Anything else (nonconformant to error, unknown to nonconformant…).
     Changed,
@@ -121,18 +122,21 @@ impl ChangeKind {
     }
 
     /// Names the change from the states at both ends and those passed
-    /// through (`between`, oldest first, `after` included or not).
+    /// through (`between`, oldest first, `after` included or not). A cell
+    /// that was conformant at `from` or at any time since, and is not now
+    /// (nor excluded or manual by the SoA), drifted.
     pub fn classify(before: Option<State>, after: State, between: &[State]) -> ChangeKind {
         let was = before == Some(State::Conformant);
-        match (was, after) {
-            (true, State::Conformant) if between.iter().any(|s| *s != State::Conformant) => {
+        let ever = was || between.contains(&State::Conformant);
+        match after {
+            State::Conformant if was && between.iter().any(|s| *s != State::Conformant) => {
                 ChangeKind::Transient
             }
-            (true, State::Conformant) => ChangeKind::Changed,
-            (true, State::Excluded | State::Manual) => ChangeKind::Rescoped,
-            (true, _) => ChangeKind::Drift,
-            (false, State::Conformant) => ChangeKind::Recovered,
-            (false, _) => ChangeKind::Changed,
+            State::Conformant if !was => ChangeKind::Recovered,
+            State::Conformant => ChangeKind::Changed,
+            State::Excluded | State::Manual if ever => ChangeKind::Rescoped,
+            _ if ever => ChangeKind::Drift,
+            _ => ChangeKind::Changed,
         }
     }
 }
@@ -347,7 +351,13 @@ pub fn judge(drift: &Drift, baseline: Option<&Report>, t: &Thresholds) -> FleetV
             ChangeKind::Drift => format!(
                 "{} on {on}: conformant at {}, {} now{}",
                 ch.control,
-                drift.from,
+                // The last time it was seen conformant.
+                ch.transitions
+                    .iter()
+                    .rev()
+                    .find(|t| t.state == State::Conformant)
+                    .map(|t| t.at.as_str())
+                    .unwrap_or(&drift.from),
                 ch.after,
                 why(&ch.detail)
             ),
@@ -513,6 +523,15 @@ mod tests {
         );
         assert_eq!(
             ChangeKind::classify(None, Nonconformant, &[Nonconformant]),
+            ChangeKind::Changed
+        );
+        assert_eq!(
+            ChangeKind::classify(None, Nonconformant, &[Conformant, Nonconformant]),
+            ChangeKind::Drift,
+            "conformant within the window counts as much as at its start"
+        );
+        assert_eq!(
+            ChangeKind::classify(Some(Error), Manual, &[Manual]),
             ChangeKind::Changed
         );
         assert_eq!(
