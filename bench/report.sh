@@ -10,7 +10,9 @@
 # path; then times RUNS report builds (collector side: store reads,
 # inclusion proofs, state derivation, signing) and RUNS offline
 # verifications (what `annexa verify report` does), printing medians and
-# the report's size.
+# the report's size; then times RUNS `GET /v1/drift?cells=true` over TLS for
+# the whole fleet since before it reported (what `annexa gate --server`
+# asks; every (host, control) changed in that window).
 #
 #   bench/report.sh                       # 1000 hosts x 50 checks, 7 runs
 #   HOSTS=5000 RUNS=3 bench/report.sh

@@ -13,6 +13,10 @@
 //!   `annexa_evidence::report::verify::verify` (what `annexa verify
 //!   report` runs: every signature and proof, every state recomputed),
 //!
+//! - asks `GET /v1/drift` over TLS RUNS times for the whole fleet since
+//!   before it reported (every (host, control) changed in the window: the
+//!   largest answer the CI gate's collector mode can get), with `cells=true`,
+//!
 //! and prints the median, min and max of each, the report's size and how
 //! much of it the envelopes are.
 
@@ -111,6 +115,9 @@ async fn main() -> anyhow::Result<()> {
     let soa = annexa_checks::soa::parse_toml("soa", SOA).map_err(|e| anyhow::anyhow!("{e}"))?;
     scan.params.0.extend(soa.params());
 
+    let before_population =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let populate = Instant::now();
     for chunk in (0..args.hosts).collect::<Vec<_>>().chunks(32) {
         let mut tasks = Vec::new();
@@ -204,6 +211,35 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("build:  {}", stats(builds));
     println!("verify: {}", stats(verifies));
+
+    let mut drifts = Vec::new();
+    let mut drift_bytes = 0;
+    let mut changes = 0;
+    for _ in 0..args.runs {
+        let t = Instant::now();
+        let mut q = reqwest::Url::parse(&format!("{url}/v1/drift"))?;
+        q.query_pairs_mut()
+            .append_pair("from", &before_population)
+            .append_pair("cells", "true");
+        let body = http
+            .get(q)
+            .bearer_auth(&admin)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        let d: annexa_evidence::drift::Drift = serde_json::from_slice(&body)?;
+        drifts.push(t.elapsed());
+        drift_bytes = body.len();
+        changes = d.changes.len();
+    }
+    println!(
+        "drift:  {} ({} changes, {:.1} MB answer)",
+        stats(drifts),
+        changes,
+        drift_bytes as f64 / 1e6
+    );
     if let Some(p) = &args.out {
         std::fs::write(p, &signed)?;
     }
