@@ -120,13 +120,7 @@ fn workspace() -> Workspace {
     let marker = dir.path().join("marker");
     std::fs::write(packs.join("e2e.toml"), common::marker_pack(&marker)).unwrap();
     let c = Collector::start_with(&format!("pack_dirs = [\"{}\"]\n", packs.display()));
-    let r = c.request(
-        "POST",
-        "/v1/soa",
-        Some(&c.admin),
-        Some(soa_with_marker().into_bytes()),
-    );
-    assert!(r.status < 300, "{}", r.text());
+    c.import_soa(&soa_with_marker());
     std::fs::copy(c.ca_path(), dir.path().join("ci/collector-ca.pem")).unwrap();
     let host = Host::enrolled(&c, "[labels]\nenv = \"prod\"\n");
     std::fs::write(

@@ -44,13 +44,7 @@ fn fleet() -> Fleet {
         "pack_dirs = [\"{}\"]\nconformity_sweep_seconds = 1\n",
         packs.display()
     ));
-    let r = c.request(
-        "POST",
-        "/v1/soa",
-        Some(&c.admin),
-        Some(soa_with_marker().into_bytes()),
-    );
-    assert!(r.status < 300, "{}", r.text());
+    c.import_soa(&soa_with_marker());
     let mut hosts = Vec::new();
     for role in ["web", "db"] {
         let h = Host::enrolled(

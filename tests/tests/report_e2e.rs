@@ -145,13 +145,7 @@ fn a_report_is_signed_verified_offline_recomputed_and_rendered() {
         show(&o)
     );
 
-    let r = c.request(
-        "POST",
-        "/v1/soa",
-        Some(&c.admin),
-        Some(soa_with_marker().into_bytes()),
-    );
-    assert!(r.status < 300, "{}", r.text());
+    c.import_soa(&soa_with_marker());
     t.prod.run_once_ok();
     t.dev.run_once_ok();
     let (prod, dev) = (t.prod.agent_id(), t.dev.agent_id());

@@ -55,14 +55,7 @@ pub async fn get(
         from: q.from.filter(|f| !f.is_empty()),
         to: q.to.filter(|t| !t.is_empty()),
         selector: q.selector,
-        controls: q
-            .controls
-            .iter()
-            .flat_map(|c| c.split(','))
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_string)
-            .collect(),
+        controls: super::comma_list(q.controls.as_deref()),
         cells: q.cells.unwrap_or(false),
     };
     let d = drift::build(

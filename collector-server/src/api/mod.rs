@@ -50,6 +50,16 @@ pub struct AppState {
     pub retention: Option<String>,
 }
 
+/// A comma-separated query value as its non-empty items, trimmed.
+fn comma_list(v: Option<&str>) -> Vec<String> {
+    v.into_iter()
+        .flat_map(|c| c.split(','))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// The router with every route (tests call it without a socket).
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()

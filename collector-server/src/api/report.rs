@@ -80,14 +80,7 @@ pub async fn get(
         at: time("at", q.at.as_deref())?,
         from: time("from", q.from.as_deref())?,
         selector: q.scope.filter(|s| !s.is_empty()),
-        controls: q
-            .controls
-            .iter()
-            .flat_map(|c| c.split(','))
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_string)
-            .collect(),
+        controls: super::comma_list(q.controls.as_deref()),
     };
     let (report, signed) = report::build(
         state.store.as_ref(),

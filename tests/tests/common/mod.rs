@@ -613,6 +613,17 @@ impl Collector {
             .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}\n{}", self.log()))
     }
 
+    /// Imports an SoA (TOML) with the admin token, expecting success.
+    pub fn import_soa(&self, toml: &str) {
+        let r = self.request(
+            "POST",
+            "/v1/soa",
+            Some(&self.admin),
+            Some(toml.as_bytes().to_vec()),
+        );
+        assert!(r.status < 300, "importing the SoA: {}", r.text());
+    }
+
     /// GET with the admin token, expecting 200.
     pub fn get(&self, path: &str) -> Response {
         let r = self.request("GET", path, Some(&self.admin), None);
