@@ -61,6 +61,19 @@ pub struct CollectorConfig {
     /// results stay. Unset: kept for ever.
     #[serde(default)]
     pub retention: Option<String>,
+    /// The store: unset, the SQLite file in the data directory; or a
+    /// PostgreSQL URL (`postgres://user:password@host:5432/annexa`, with
+    /// `?sslmode=verify-full&sslrootcert=…` for TLS), which several
+    /// collectors may share. Never logged with its password.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Most connections to PostgreSQL per collector.
+    #[serde(default = "default_database_connections")]
+    pub database_max_connections: u32,
+}
+
+fn default_database_connections() -> u32 {
+    16
 }
 
 fn default_checkpoint_seconds() -> u64 {
@@ -185,6 +198,19 @@ impl CollectorConfig {
         if cfg.batch_max == 0 {
             return Err(format!("{label}: batch_max must be at least 1"));
         }
+        if let Some(u) = &cfg.database_url
+            && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+        {
+            return Err(format!(
+                "{label}: database_url `{}` is not a postgres:// URL (leave it unset for the embedded SQLite store)",
+                crate::store::postgres::redact(u)
+            ));
+        }
+        if cfg.database_max_connections == 0 {
+            return Err(format!(
+                "{label}: database_max_connections must be at least 1"
+            ));
+        }
         Ok(cfg)
     }
 }
@@ -192,6 +218,25 @@ impl CollectorConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_url_must_be_postgres_and_is_shown_without_its_password() {
+        let e =
+            CollectorConfig::parse("c.toml", "database_url = \"mysql://u:hunter2@db/annexa\"\n")
+                .unwrap_err();
+        assert!(e.contains("is not a postgres:// URL"), "{e}");
+        assert!(
+            e.contains("mysql://u:***@db/annexa") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let c = CollectorConfig::parse(
+            "c.toml",
+            "database_url = \"postgres://u:p@db:5432/annexa\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.database_max_connections, 16);
+        assert!(CollectorConfig::parse("c.toml", "database_max_connections = 0\n").is_err());
+    }
 
     #[test]
     fn defaults_and_overrides() {

@@ -79,9 +79,12 @@ pub async fn create_api_token(
 pub async fn open_store(config: &config::CollectorConfig) -> Result<Arc<dyn Store>, StoreError> {
     let dir = datadir::DataDir::new(&config.data_dir);
     dir.check().map_err(|e| StoreError::Broken(e.to_string()))?;
-    Ok(Arc::new(
-        store::sqlite::SqliteStore::open(&dir.database()).await?,
-    ))
+    Ok(match &config.database_url {
+        Some(url) => {
+            Arc::new(store::postgres::PgStore::connect(url, config.database_max_connections).await?)
+        }
+        None => Arc::new(store::sqlite::SqliteStore::open(&dir.database()).await?),
+    })
 }
 
 /// A running collector.

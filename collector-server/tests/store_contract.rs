@@ -1,13 +1,17 @@
-//! The `Store` contract: every backend must pass these (SQLite here; the
-//! PostgreSQL backend runs the same functions).
+//! The `Store` contract: every backend must pass these, the embedded SQLite
+//! store and the PostgreSQL store (on a fresh database of the server at
+//! `ANNEXA_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/postgres`,
+//! which `.ci/run` starts).
 
 use std::collections::BTreeMap;
 
+use annexa_collector::store::postgres::PgStore;
 use annexa_collector::store::sqlite::SqliteStore;
 use annexa_collector::store::{
     Accepted, CheckpointRow, ConformityChange, CurrentState, Enrolled, LatestChange, LogAppend,
     NewAgent, NewSoa, Role, StateEvent, Store, StoreError, TimelineQuery,
 };
+use annexa_tests::PgScratch;
 
 const NOW: &str = "2026-11-23T10:00:00Z";
 const NOW_UNIX: i64 = 1_795_000_000;
@@ -596,4 +600,44 @@ async fn sqlite_store_survives_reopening() {
     }
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(store.agent("ag-r").await.unwrap().unwrap().next_sequence, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_meets_the_contract() {
+    let db = PgScratch::new();
+    let store = PgStore::connect(&db.url, 8).await.unwrap();
+    run_contract(&store).await;
+    concurrent_enrollments_all_succeed(std::sync::Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn postgres_store_survives_reconnecting_and_migrates_once() {
+    let db = PgScratch::new();
+    {
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        token(&store, "t", NOW_UNIX + 60).await;
+        let a = store
+            .enroll("t", NOW_UNIX, new_agent("ag-r", "kr"))
+            .await
+            .unwrap()
+            .agent()
+            .clone();
+        append(&store, vec![accepted(a.no, 1, &[("a", "pass")])])
+            .await
+            .unwrap();
+    }
+    // A second collector on the same database: migrations already applied,
+    // the chain where the first left it.
+    let store = PgStore::connect(&db.url, 2).await.unwrap();
+    assert_eq!(store.agent("ag-r").await.unwrap().unwrap().next_sequence, 2);
+}
+
+#[tokio::test]
+async fn a_bad_database_url_is_named_without_its_password() {
+    let e = PgStore::connect("postgres://annexa:s3cret@127.0.0.1:1/annexa", 1)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("127.0.0.1:1"), "{e}");
+    assert!(!e.contains("s3cret"), "the password leaked: {e}");
 }

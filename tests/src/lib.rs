@@ -256,3 +256,62 @@ pub fn hardened_root(root: &Path) {
         0o644,
     );
 }
+
+/// A database of its own on the test PostgreSQL server, dropped when this
+/// goes out of scope, so that no test depends on what another left behind.
+/// The server is `ANNEXA_TEST_POSTGRES` (a maintenance URL), by default
+/// `postgres://postgres@127.0.0.1:5432/postgres`; `.ci/run` starts it.
+/// Databases are made and dropped with `psql`, PostgreSQL's own client.
+pub struct PgScratch {
+    admin: String,
+    name: String,
+    /// The URL of the new database.
+    pub url: String,
+}
+
+impl PgScratch {
+    /// Creates `annexa_test_<pid>_<nanoseconds>`.
+    pub fn new() -> PgScratch {
+        let admin = std::env::var("ANNEXA_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos();
+        let name = format!("annexa_test_{}_{nanos}", std::process::id());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        PgScratch {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        }
+    }
+}
+
+impl Default for PgScratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for PgScratch {
+    fn drop(&mut self) {
+        psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let o = std::process::Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .expect("psql (PostgreSQL's client; .ci/run installs and starts PostgreSQL)");
+    assert!(
+        o.status.success(),
+        "psql {url} -c {sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

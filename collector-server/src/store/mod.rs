@@ -4,6 +4,8 @@
 //! Only this module knows SQL. The ingest path writes through
 //! [`Store::append`], one transaction per batch (group commit).
 
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::collections::BTreeMap;

@@ -15,10 +15,13 @@ use sqlx::{Row, SqlitePool};
 
 use annexa_evidence::log::{RetentionRun, Unlogged};
 
+use super::rows::{
+    self, AGENT_COLUMNS, META_COLUMNS, TIMELINE_COLUMNS, chain_heads, hash32, labels_json,
+};
 use super::{
-    Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, CurrentState, Enrolled,
-    EnvelopeMeta, ExportRow, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned, Role,
-    SoaVersion, Store, StoreError, StoredState, TimelineEntry, TimelineQuery,
+    Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, Enrolled, EnvelopeMeta,
+    ExportRow, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned, Role, SoaVersion, Store,
+    StoreError, StoredState, TimelineEntry, TimelineQuery,
 };
 
 /// SQLite-backed [`Store`].
@@ -56,114 +59,12 @@ impl SqliteStore {
     }
 }
 
-fn labels_json(labels: &Labels) -> String {
-    serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
-}
-
-fn agent_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AgentRecord, StoreError> {
-    let labels: String = row.try_get("labels")?;
-    Ok(AgentRecord {
-        no: row.try_get("no")?,
-        id: row.try_get("id")?,
-        key_id: row.try_get("key_id")?,
-        public_key: row.try_get("public_key")?,
-        hostname: row.try_get("hostname")?,
-        machine_id_sha256: row.try_get("machine_id_sha256")?,
-        labels: serde_json::from_str(&labels)
-            .map_err(|e| StoreError::Broken(format!("agent labels: {e}")))?,
-        enrolled_at: row.try_get("enrolled_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        next_sequence: row.try_get::<i64, _>("next_sequence")? as u64,
-        last_digest: row.try_get("last_digest")?,
-        last_seen_at: row.try_get("last_seen_at")?,
-        run_profile: row.try_get("run_profile")?,
-    })
-}
-
-fn meta_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<EnvelopeMeta, StoreError> {
-    let parse = |col: &str| -> Result<serde_json::Value, StoreError> {
-        let s: String = row.try_get(col)?;
-        serde_json::from_str(&s).map_err(|e| StoreError::Broken(format!("envelope {col}: {e}")))
-    };
-    let gap: Option<String> = row.try_get("gap")?;
-    Ok(EnvelopeMeta {
-        sequence: row.try_get::<i64, _>("sequence")? as u64,
-        sha256: row.try_get("sha256")?,
-        received_at: row.try_get("received_at")?,
-        gap: gap.and_then(|g| serde_json::from_str(&g).ok()),
-        summary: parse("summary")?,
-        results: parse("results")?,
-        log_index: row
-            .try_get::<Option<i64>, _>("log_index")?
-            .map(|i| i as u64),
-        pruned_at: row.try_get("pruned_at")?,
-    })
-}
-
-fn hash32(v: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
-    v.try_into()
-        .map_err(|_| StoreError::Broken(format!("{what}: not a 32-byte hash")))
-}
-
 /// Rows per multi-row statement, keeping each under SQLite's limit of
 /// 32766 bound parameters.
 const ENVELOPE_ROWS_PER_STATEMENT: usize = 512;
 const HEAD_ROWS_PER_STATEMENT: usize = 1024;
 const LATEST_ROWS_PER_STATEMENT: usize = 2048;
 const LOG_ROWS_PER_STATEMENT: usize = 4096;
-
-/// One agent's chain head after a batch.
-struct Head<'a> {
-    agent_no: i64,
-    expected: u64,
-    next: u64,
-    digest: &'a str,
-    seen: &'a str,
-    profile: Option<&'a str>,
-}
-
-/// Where each agent's chain head goes in a batch (envelopes of one agent
-/// are in sequence order within it).
-fn chain_heads(batch: &[Accepted]) -> Result<Vec<Head<'_>>, StoreError> {
-    let mut heads: Vec<Head<'_>> = Vec::new();
-    let mut index: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
-    for a in batch {
-        match index.get(&a.agent_no) {
-            Some(&i) => {
-                let h = &mut heads[i];
-                if a.previous_next != h.next {
-                    return Err(StoreError::Conflict(format!(
-                        "agent #{}: envelope {} follows {} in the batch but expects the head at {}",
-                        a.agent_no,
-                        a.sequence,
-                        h.next - 1,
-                        a.previous_next
-                    )));
-                }
-                h.next = a.sequence + 1;
-                h.digest = &a.sha256;
-                h.seen = &a.received_at;
-                if a.profile.is_some() {
-                    h.profile = a.profile.as_deref();
-                }
-            }
-            None => {
-                index.insert(a.agent_no, heads.len());
-                heads.push(Head {
-                    agent_no: a.agent_no,
-                    expected: a.previous_next,
-                    next: a.sequence + 1,
-                    digest: &a.sha256,
-                    seen: &a.received_at,
-                    profile: a.profile.as_deref(),
-                });
-            }
-        }
-    }
-    Ok(heads)
-}
-
-const AGENT_COLUMNS: &str = "no, id, key_id, public_key, hostname, machine_id_sha256, labels, enrolled_at, revoked_at, next_sequence, last_digest, last_seen_at, run_profile";
 
 const CONFORMITY_ROWS_PER_STATEMENT: usize = 2048;
 
@@ -173,10 +74,7 @@ async fn write_conformity(
     tx: &mut sqlx::SqliteConnection,
     changes: &[&ConformityChange],
 ) -> Result<(), StoreError> {
-    let upserts: Vec<(&ConformityChange, &CurrentState)> = changes
-        .iter()
-        .filter_map(|c| c.current.as_ref().map(|cur| (*c, cur)))
-        .collect();
+    let (upserts, removals) = rows::current_rows(changes);
     for chunk in upserts.chunks(CONFORMITY_ROWS_PER_STATEMENT) {
         let mut q = sqlx::QueryBuilder::new(
             "INSERT INTO conformity (agent_no, control_id, state, detail, since, since_sequence, soa_version) ",
@@ -195,7 +93,7 @@ async fn write_conformity(
         );
         q.build().execute(&mut *tx).await?;
     }
-    for c in changes.iter().filter(|c| c.current.is_none()) {
+    for c in removals {
         sqlx::query("DELETE FROM conformity WHERE agent_no = ? AND control_id = ?")
             .bind(c.agent_no)
             .bind(&c.control_id)
@@ -242,18 +140,6 @@ async fn insert_checkpoint(
     Ok(())
 }
 
-fn soa_version_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<SoaVersion, StoreError> {
-    Ok(SoaVersion {
-        version: r.try_get("version")?,
-        edition: r.try_get("edition")?,
-        format: r.try_get("format")?,
-        sha256: r.try_get("sha256")?,
-        imported_by: r.try_get("imported_by")?,
-        imported_at: r.try_get("imported_at")?,
-        comment: r.try_get("comment")?,
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_enroll_token(
@@ -293,7 +179,7 @@ impl Store for SqliteStore {
         .bind(&agent.key_id)
         .fetch_optional(&mut *tx)
         .await?
-        .map(|r| agent_from_row(&r))
+        .map(|r| rows::agent(&r))
         .transpose()?;
         let Some(token) = token else {
             return Err(StoreError::Denied("unknown enrollment token".into()));
@@ -354,7 +240,7 @@ impl Store for SqliteStore {
             .bind(&agent.id)
             .fetch_one(&mut *tx)
             .await?;
-        let record = agent_from_row(&row)?;
+        let record = rows::agent(&row)?;
         tx.commit().await?;
         Ok(Enrolled::New(record))
     }
@@ -415,7 +301,7 @@ impl Store for SqliteStore {
         .bind(key_id)
         .fetch_optional(&self.pool)
         .await?
-        .map(|r| agent_from_row(&r))
+        .map(|r| rows::agent(&r))
         .transpose()
     }
 
@@ -424,7 +310,7 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .map(|r| agent_from_row(&r))
+            .map(|r| rows::agent(&r))
             .transpose()
     }
 
@@ -433,7 +319,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(agent_from_row)
+            .map(rows::agent)
             .collect()
     }
 
@@ -537,10 +423,7 @@ impl Store for SqliteStore {
                 )));
             }
         }
-        let changes: Vec<(i64, u64, &crate::store::LatestChange)> = batch
-            .iter()
-            .flat_map(|a| a.changes.iter().map(move |c| (a.agent_no, a.sequence, c)))
-            .collect();
+        let changes = rows::latest_changes(batch);
         for chunk in changes.chunks(LATEST_ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO latest_results (agent_no, check_id, status, observed, since_sequence) ",
@@ -569,12 +452,14 @@ impl Store for SqliteStore {
         agent_no: i64,
         sequence: u64,
     ) -> Result<Option<(EnvelopeMeta, Vec<u8>)>, StoreError> {
-        let row = sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results, bytes, log_index, pruned_at FROM envelopes WHERE agent_no = ? AND sequence = ?")
-            .bind(agent_no)
-            .bind(sequence as i64)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Ok((meta_from_row(&r)?, r.try_get::<Vec<u8>, _>("bytes")?)))
+        let row = sqlx::query(&format!(
+            "SELECT {META_COLUMNS}, bytes FROM envelopes WHERE agent_no = ? AND sequence = ?"
+        ))
+        .bind(agent_no)
+        .bind(sequence as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((rows::envelope_meta(&r)?, r.try_get::<Vec<u8>, _>("bytes")?)))
             .transpose()
     }
 
@@ -584,14 +469,14 @@ impl Store for SqliteStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<EnvelopeMeta>, StoreError> {
-        sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results, log_index, pruned_at FROM envelopes WHERE agent_no = ? AND sequence > ? ORDER BY sequence LIMIT ?")
+        sqlx::query(&format!("SELECT {META_COLUMNS} FROM envelopes WHERE agent_no = ? AND sequence > ? ORDER BY sequence LIMIT ?"))
             .bind(agent_no)
             .bind(after as i64)
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(meta_from_row)
+            .map(rows::envelope_meta)
             .collect()
     }
 
@@ -601,14 +486,14 @@ impl Store for SqliteStore {
         below: u64,
         limit: u32,
     ) -> Result<Vec<EnvelopeMeta>, StoreError> {
-        sqlx::query("SELECT sequence, sha256, received_at, gap, summary, results, log_index, pruned_at FROM envelopes WHERE agent_no = ? AND sequence < ? ORDER BY sequence DESC LIMIT ?")
+        sqlx::query(&format!("SELECT {META_COLUMNS} FROM envelopes WHERE agent_no = ? AND sequence < ? ORDER BY sequence DESC LIMIT ?"))
             .bind(agent_no)
             .bind(below.min(i64::MAX as u64) as i64)
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(meta_from_row)
+            .map(rows::envelope_meta)
             .collect()
     }
 
@@ -619,16 +504,7 @@ impl Store for SqliteStore {
         .bind(agent_no)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LatestRow {
-                    check_id: r.try_get("check_id")?,
-                    status: r.try_get("status")?,
-                    observed: r.try_get("observed")?,
-                    since_sequence: r.try_get::<i64, _>("sequence")? as u64,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| rows::latest(r, "sequence")).collect()
     }
 
     async fn log_size(&self) -> Result<u64, StoreError> {
@@ -681,16 +557,7 @@ impl Store for SqliteStore {
             sqlx::query("SELECT size, root, note, signed_at FROM log_checkpoints ORDER BY size")
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CheckpointRow {
-                    size: r.try_get::<i64, _>("size")? as u64,
-                    root: hash32(r.try_get("root")?, "checkpoint root")?,
-                    note: r.try_get("note")?,
-                    signed_at: r.try_get("signed_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::checkpoint).collect()
     }
 
     async fn record_checkpoint(&self, cp: &CheckpointRow) -> Result<(), StoreError> {
@@ -719,32 +586,7 @@ impl Store for SqliteStore {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let no: i64 = r.try_get("agent_no")?;
-                let pruned_at: Option<String> = r.try_get("pruned_at")?;
-                let present: Option<i64> = r.try_get("e_agent")?;
-                Ok(ExportRow {
-                    index: r.try_get::<i64, _>("idx")? as u64,
-                    agent_id: r
-                        .try_get::<Option<String>, _>("agent_id")?
-                        .unwrap_or_else(|| format!("#{no}")),
-                    key_id: r
-                        .try_get::<Option<String>, _>("key_id")?
-                        .unwrap_or_default(),
-                    sequence: r.try_get::<i64, _>("sequence")? as u64,
-                    envelope_sha256: r.try_get("envelope_sha256")?,
-                    accepted_at: r.try_get("accepted_at")?,
-                    leaf_hash: r.try_get("leaf_hash")?,
-                    bytes: if present.is_some() && pruned_at.is_none() {
-                        r.try_get("bytes")?
-                    } else {
-                        None
-                    },
-                    pruned_at,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::export).collect()
     }
 
     async fn unlogged(&self) -> Result<Vec<Unlogged>, StoreError> {
@@ -832,16 +674,7 @@ impl Store for SqliteStore {
             sqlx::query("SELECT at, cutoff, retention, pruned FROM retention_runs ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RetentionRun {
-                    at: r.try_get("at")?,
-                    cutoff: r.try_get("cutoff")?,
-                    retention: r.try_get("retention")?,
-                    pruned: r.try_get::<i64, _>("pruned")? as u64,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::retention_run).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -883,7 +716,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(soa_version_from_row)
+            .map(rows::soa_version)
             .collect()
     }
 
@@ -892,7 +725,7 @@ impl Store for SqliteStore {
             .bind(version)
             .fetch_optional(&self.pool)
             .await?
-            .map(|r| Ok((soa_version_from_row(&r)?, r.try_get("source")?)))
+            .map(|r| Ok((rows::soa_version(&r)?, r.try_get("source")?)))
             .transpose()
     }
 
@@ -901,21 +734,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| {
-                Ok(StoredState {
-                    agent_no: r.try_get("agent_no")?,
-                    control_id: r.try_get("control_id")?,
-                    soa_version: r.try_get("soa_version")?,
-                    current: CurrentState {
-                        state: r.try_get("state")?,
-                        detail: r.try_get("detail")?,
-                        since: r.try_get("since")?,
-                        since_sequence: r
-                            .try_get::<Option<i64>, _>("since_sequence")?
-                            .map(|s| s as u64),
-                    },
-                })
-            })
+            .map(rows::stored_state)
             .collect()
     }
 
@@ -934,25 +753,14 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("agent_no")?,
-                LatestRow {
-                    check_id: r.try_get("check_id")?,
-                    status: r.try_get("status")?,
-                    observed: r.try_get("observed")?,
-                    since_sequence: r.try_get::<i64, _>("since_sequence")? as u64,
-                },
-            ))
-        })
+        .map(|r| Ok((r.try_get("agent_no")?, rows::latest(r, "since_sequence")?)))
         .collect()
     }
 
     async fn timeline(&self, q: &TimelineQuery) -> Result<Vec<TimelineEntry>, StoreError> {
-        let mut b = sqlx::QueryBuilder::new(
-            "SELECT t.id, a.id AS host, a.hostname, t.control_id, t.state, t.previous, t.at, t.cause, t.sequence, t.soa_version, t.detail \
-             FROM conformity_timeline t JOIN agents a ON a.no = t.agent_no WHERE t.id > ",
-        );
+        let mut b = sqlx::QueryBuilder::new(format!(
+            "SELECT {TIMELINE_COLUMNS} FROM conformity_timeline t JOIN agents a ON a.no = t.agent_no WHERE t.id > "
+        ));
         b.push_bind(q.after_id);
         if let Some(no) = q.agent_no {
             b.push(" AND t.agent_no = ").push_bind(no);
@@ -968,7 +776,7 @@ impl Store for SqliteStore {
         }
         b.push(" ORDER BY t.id LIMIT ").push_bind(q.limit as i64);
         let rows = b.build().fetch_all(&self.pool).await?;
-        rows.iter().map(timeline_entry).collect()
+        rows.iter().map(rows::timeline_entry).collect()
     }
 
     async fn timeline_window(
@@ -976,34 +784,16 @@ impl Store for SqliteStore {
         from: &str,
         to: &str,
     ) -> Result<Vec<TimelineEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t.id, a.id AS host, a.hostname, t.control_id, t.state, t.previous, t.at, t.cause, t.sequence, t.soa_version, t.detail \
-             FROM conformity_timeline t JOIN agents a ON a.no = t.agent_no \
+        let rows = sqlx::query(&format!(
+            "SELECT {TIMELINE_COLUMNS} FROM conformity_timeline t JOIN agents a ON a.no = t.agent_no \
              WHERE t.id IN (SELECT MAX(id) FROM conformity_timeline WHERE at <= ?1 GROUP BY agent_no, control_id) \
                 OR (t.at > ?1 AND t.at <= ?2) \
-             ORDER BY t.id",
-        )
+             ORDER BY t.id"
+        ))
         .bind(from)
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(timeline_entry).collect()
+        rows.iter().map(rows::timeline_entry).collect()
     }
-}
-
-fn timeline_entry(r: &sqlx::sqlite::SqliteRow) -> Result<TimelineEntry, StoreError> {
-    let detail: String = r.try_get("detail")?;
-    Ok(TimelineEntry {
-        id: r.try_get("id")?,
-        host: r.try_get("host")?,
-        hostname: r.try_get("hostname")?,
-        control: r.try_get("control_id")?,
-        state: r.try_get("state")?,
-        previous: r.try_get("previous")?,
-        at: r.try_get("at")?,
-        cause: r.try_get("cause")?,
-        sequence: r.try_get::<Option<i64>, _>("sequence")?.map(|s| s as u64),
-        soa_version: r.try_get("soa_version")?,
-        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-    })
 }

@@ -1,0 +1,317 @@
+//! What both SQL backends share: rows turned into the store's types (the
+//! column names are the same in both schemas), and the pure parts of a
+//! batch append (where each agent's chain head goes).
+
+use std::collections::HashMap;
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{
+    Accepted, AgentRecord, CheckpointRow, ConformityChange, CurrentState, EnvelopeMeta, ExportRow,
+    Labels, LatestChange, LatestRow, SoaVersion, StoreError, StoredState, TimelineEntry,
+};
+use annexa_evidence::log::RetentionRun;
+
+/// Rows of either backend: named columns of text, integers and bytes.
+pub trait AnyRow {
+    /// A text column.
+    fn text(&self, col: &str) -> Result<String, StoreError>;
+    /// A nullable text column.
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    /// An integer column.
+    fn int(&self, col: &str) -> Result<i64, StoreError>;
+    /// A nullable integer column.
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
+    /// A byte column.
+    fn blob(&self, col: &str) -> Result<Vec<u8>, StoreError>;
+    /// A nullable byte column.
+    fn opt_blob(&self, col: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+impl<R> AnyRow for R
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, col: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn blob(&self, col: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_blob(&self, col: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+/// The columns [`agent`] reads.
+pub const AGENT_COLUMNS: &str = "no, id, key_id, public_key, hostname, machine_id_sha256, labels, enrolled_at, revoked_at, next_sequence, last_digest, last_seen_at, run_profile";
+
+/// The columns [`envelope_meta`] reads.
+pub const META_COLUMNS: &str =
+    "sequence, sha256, received_at, gap, summary, results, log_index, pruned_at";
+
+/// Labels as stored (JSON).
+pub fn labels_json(labels: &Labels) -> String {
+    serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
+}
+
+/// A stored 32-byte hash.
+pub fn hash32(v: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
+    v.try_into()
+        .map_err(|_| StoreError::Broken(format!("{what}: not a 32-byte hash")))
+}
+
+/// An `agents` row ([`AGENT_COLUMNS`]).
+pub fn agent<R: AnyRow>(row: &R) -> Result<AgentRecord, StoreError> {
+    Ok(AgentRecord {
+        no: row.int("no")?,
+        id: row.text("id")?,
+        key_id: row.text("key_id")?,
+        public_key: row.text("public_key")?,
+        hostname: row.text("hostname")?,
+        machine_id_sha256: row.text("machine_id_sha256")?,
+        labels: serde_json::from_str(&row.text("labels")?)
+            .map_err(|e| StoreError::Broken(format!("agent labels: {e}")))?,
+        enrolled_at: row.text("enrolled_at")?,
+        revoked_at: row.opt_text("revoked_at")?,
+        next_sequence: row.int("next_sequence")? as u64,
+        last_digest: row.opt_text("last_digest")?,
+        last_seen_at: row.opt_text("last_seen_at")?,
+        run_profile: row.opt_text("run_profile")?,
+    })
+}
+
+/// An `envelopes` row's metadata ([`META_COLUMNS`]).
+pub fn envelope_meta<R: AnyRow>(row: &R) -> Result<EnvelopeMeta, StoreError> {
+    let parse = |col: &str| -> Result<serde_json::Value, StoreError> {
+        serde_json::from_str(&row.text(col)?)
+            .map_err(|e| StoreError::Broken(format!("envelope {col}: {e}")))
+    };
+    Ok(EnvelopeMeta {
+        sequence: row.int("sequence")? as u64,
+        sha256: row.text("sha256")?,
+        received_at: row.text("received_at")?,
+        gap: row
+            .opt_text("gap")?
+            .and_then(|g| serde_json::from_str(&g).ok()),
+        summary: parse("summary")?,
+        results: parse("results")?,
+        log_index: row.opt_int("log_index")?.map(|i| i as u64),
+        pruned_at: row.opt_text("pruned_at")?,
+    })
+}
+
+/// A `latest_results` row, with `since_sequence` under `seq_col`.
+pub fn latest<R: AnyRow>(row: &R, seq_col: &str) -> Result<LatestRow, StoreError> {
+    Ok(LatestRow {
+        check_id: row.text("check_id")?,
+        status: row.text("status")?,
+        observed: row.opt_text("observed")?,
+        since_sequence: row.int(seq_col)? as u64,
+    })
+}
+
+/// A `log_checkpoints` row.
+pub fn checkpoint<R: AnyRow>(row: &R) -> Result<CheckpointRow, StoreError> {
+    Ok(CheckpointRow {
+        size: row.int("size")? as u64,
+        root: hash32(row.blob("root")?, "checkpoint root")?,
+        note: row.text("note")?,
+        signed_at: row.text("signed_at")?,
+    })
+}
+
+/// A row of the export join (log entry, agent, envelope).
+pub fn export<R: AnyRow>(row: &R) -> Result<ExportRow, StoreError> {
+    let no = row.int("agent_no")?;
+    let pruned_at = row.opt_text("pruned_at")?;
+    let present = row.opt_int("e_agent")?;
+    Ok(ExportRow {
+        index: row.int("idx")? as u64,
+        agent_id: row
+            .opt_text("agent_id")?
+            .unwrap_or_else(|| format!("#{no}")),
+        key_id: row.opt_text("key_id")?.unwrap_or_default(),
+        sequence: row.int("sequence")? as u64,
+        envelope_sha256: row.text("envelope_sha256")?,
+        accepted_at: row.text("accepted_at")?,
+        leaf_hash: row.blob("leaf_hash")?,
+        bytes: if present.is_some() && pruned_at.is_none() {
+            row.opt_blob("bytes")?
+        } else {
+            None
+        },
+        pruned_at,
+    })
+}
+
+/// A `retention_runs` row.
+pub fn retention_run<R: AnyRow>(row: &R) -> Result<RetentionRun, StoreError> {
+    Ok(RetentionRun {
+        at: row.text("at")?,
+        cutoff: row.text("cutoff")?,
+        retention: row.text("retention")?,
+        pruned: row.int("pruned")? as u64,
+    })
+}
+
+/// A `soa_versions` row (without its source).
+pub fn soa_version<R: AnyRow>(row: &R) -> Result<SoaVersion, StoreError> {
+    Ok(SoaVersion {
+        version: row.int("version")?,
+        edition: row.text("edition")?,
+        format: row.text("format")?,
+        sha256: row.text("sha256")?,
+        imported_by: row.text("imported_by")?,
+        imported_at: row.text("imported_at")?,
+        comment: row.opt_text("comment")?,
+    })
+}
+
+/// A `conformity` row.
+pub fn stored_state<R: AnyRow>(row: &R) -> Result<StoredState, StoreError> {
+    Ok(StoredState {
+        agent_no: row.int("agent_no")?,
+        control_id: row.text("control_id")?,
+        soa_version: row.int("soa_version")?,
+        current: CurrentState {
+            state: row.text("state")?,
+            detail: row.text("detail")?,
+            since: row.text("since")?,
+            since_sequence: row.opt_int("since_sequence")?.map(|s| s as u64),
+        },
+    })
+}
+
+/// The columns [`timeline_entry`] reads (timeline `t` joined with agents `a`).
+pub const TIMELINE_COLUMNS: &str = "t.id, a.id AS host, a.hostname, t.control_id, t.state, t.previous, t.at, t.cause, t.sequence, t.soa_version, t.detail";
+
+/// A timeline row ([`TIMELINE_COLUMNS`]).
+pub fn timeline_entry<R: AnyRow>(row: &R) -> Result<TimelineEntry, StoreError> {
+    Ok(TimelineEntry {
+        id: row.int("id")?,
+        host: row.text("host")?,
+        hostname: row.text("hostname")?,
+        control: row.text("control_id")?,
+        state: row.text("state")?,
+        previous: row.opt_text("previous")?,
+        at: row.text("at")?,
+        cause: row.text("cause")?,
+        sequence: row.opt_int("sequence")?.map(|s| s as u64),
+        soa_version: row.int("soa_version")?,
+        detail: serde_json::from_str(&row.text("detail")?).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// One agent's chain head after a batch.
+pub struct Head<'a> {
+    /// The agent.
+    pub agent_no: i64,
+    /// Where the batch expects the head to be.
+    pub expected: u64,
+    /// Where it moves to.
+    pub next: u64,
+    /// The digest of the agent's last envelope in the batch.
+    pub digest: &'a str,
+    /// When that envelope was accepted.
+    pub seen: &'a str,
+    /// Its run profile, if the batch brings one.
+    pub profile: Option<&'a str>,
+}
+
+/// Where each agent's chain head goes in a batch (envelopes of one agent
+/// are in sequence order within it).
+pub fn chain_heads(batch: &[Accepted]) -> Result<Vec<Head<'_>>, StoreError> {
+    let mut heads: Vec<Head<'_>> = Vec::new();
+    let mut index: HashMap<i64, usize> = HashMap::new();
+    for a in batch {
+        match index.get(&a.agent_no) {
+            Some(&i) => {
+                let h = &mut heads[i];
+                if a.previous_next != h.next {
+                    return Err(StoreError::Conflict(format!(
+                        "agent #{}: envelope {} follows {} in the batch but expects the head at {}",
+                        a.agent_no,
+                        a.sequence,
+                        h.next - 1,
+                        a.previous_next
+                    )));
+                }
+                h.next = a.sequence + 1;
+                h.digest = &a.sha256;
+                h.seen = &a.received_at;
+                if a.profile.is_some() {
+                    h.profile = a.profile.as_deref();
+                }
+            }
+            None => {
+                index.insert(a.agent_no, heads.len());
+                heads.push(Head {
+                    agent_no: a.agent_no,
+                    expected: a.previous_next,
+                    next: a.sequence + 1,
+                    digest: &a.sha256,
+                    seen: &a.received_at,
+                    profile: a.profile.as_deref(),
+                });
+            }
+        }
+    }
+    Ok(heads)
+}
+
+/// The last of several items with the same key, in the order of those last
+/// occurrences: one multi-row upsert may not touch a row twice (PostgreSQL
+/// refuses it; SQLite would let the later row win, which is the same).
+fn last_per_key<T, K: std::hash::Hash + Eq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut last: HashMap<K, usize> = HashMap::new();
+    for (i, it) in items.iter().enumerate() {
+        last.insert(key(it), i);
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, it)| last.get(&key(it)) == Some(i))
+        .map(|(_, it)| it)
+        .collect()
+}
+
+/// A batch's latest-result changes as (agent, sequence, change), the last
+/// per (agent, check).
+pub fn latest_changes(batch: &[Accepted]) -> Vec<(i64, u64, &LatestChange)> {
+    let all = batch
+        .iter()
+        .flat_map(|a| a.changes.iter().map(move |c| (a.agent_no, a.sequence, c)))
+        .collect();
+    last_per_key(all, |(no, _, c)| (*no, c.check_id.clone()))
+}
+
+/// Conformity changes split into the current rows to upsert and those to
+/// remove, by the last change per (agent, control).
+pub fn current_rows<'a>(
+    changes: &[&'a ConformityChange],
+) -> (
+    Vec<(&'a ConformityChange, &'a CurrentState)>,
+    Vec<&'a ConformityChange>,
+) {
+    let last = last_per_key(changes.to_vec(), |c| (c.agent_no, c.control_id.clone()));
+    let upserts = last
+        .iter()
+        .filter_map(|c| c.current.as_ref().map(|cur| (*c, cur)))
+        .collect();
+    let removals = last.into_iter().filter(|c| c.current.is_none()).collect();
+    (upserts, removals)
+}
