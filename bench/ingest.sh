@@ -19,7 +19,16 @@
 # SOA (optional): an SoA file imported (`annexa-collector soa import`) into
 # each fresh data directory before the collector starts, so ingest also
 # evaluates conformity; compare with a run without it (the default).
+#
+# DATABASE=postgres: the store is a fresh PostgreSQL database per run on the
+# server at PG (default postgres://postgres@127.0.0.1:5432), dropped after
+# the run; each run also prints the CPU seconds the collector and the
+# PostgreSQL server processes spent during the load (where the time goes).
+#
+#   DATABASE=postgres bench/ingest.sh
 set -euo pipefail
+DATABASE=${DATABASE:-sqlite}
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
 SOA=${SOA:-}
 if [ -n "$SOA" ]; then SOA=$(realpath "$SOA"); fi  # relative to the caller's directory
 cd "$(dirname "$0")/.."
@@ -31,22 +40,52 @@ cargo build --release -q -p annexa-collector -p annexa-bench
 COLLECTOR=${COLLECTOR:-target/release/annexa-collector}
 ulimit -n 65536 2>/dev/null || true
 
+# CPU seconds (user + system) of processes, from /proc.
+cpu_of() {
+  local ticks=0 p
+  for p in "$@"; do
+    if [ -r "/proc/$p/stat" ]; then
+      ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    fi
+  done
+  echo "$ticks"
+}
+hz=$(getconf CLK_TCK)
+secs() { awk -v t="$1" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }'; }
+
 for run in $(seq "$RUNS"); do
   work=$(mktemp -d)
   data="$work/data"
-  "$COLLECTOR" init --data "$data" --name 127.0.0.1 >/dev/null
-  admin=$("$COLLECTOR" api-token create --data "$data" --name bench)
+  conf=()
+  if [ "$DATABASE" = postgres ]; then
+    db="annexa_bench_$$_$run"
+    psql "$PG/postgres" -qc "CREATE DATABASE $db"
+    printf 'database_url = "%s/%s"\n' "$PG" "$db" >"$work/collector.toml"
+    conf=(--config "$work/collector.toml")
+  fi
+  "$COLLECTOR" init "${conf[@]}" --data "$data" --name 127.0.0.1 >/dev/null
+  admin=$("$COLLECTOR" api-token create "${conf[@]}" --data "$data" --name bench)
   if [ -n "$SOA" ]; then
-    "$COLLECTOR" soa import --data "$data" --by bench "$SOA" >/dev/null
+    "$COLLECTOR" soa import "${conf[@]}" --data "$data" --by bench "$SOA" >/dev/null
   fi
   port=$((20000 + RANDOM % 20000))
-  "$COLLECTOR" serve --data "$data" --listen "127.0.0.1:$port" 2>"$work/collector.log" &
+  "$COLLECTOR" serve "${conf[@]}" --data "$data" --listen "127.0.0.1:$port" 2>"$work/collector.log" &
   pid=$!
   for _ in $(seq 50); do curl -sf --cacert "$data/ca.crt" "https://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  # shellcheck disable=SC2046
+  c0=$(cpu_of "$pid"); p0=$(cpu_of $(pgrep -x postgres || true))
   target/release/ingest-load --server "https://127.0.0.1:$port" --ca "$data/ca.crt" --admin-token "$admin" --agents "$AGENTS" --per-agent "$PER_AGENT" 2>/dev/null
+  # shellcheck disable=SC2046
+  c1=$(cpu_of "$pid"); p1=$(cpu_of $(pgrep -x postgres || true))
   target/release/ingest-load --server "https://127.0.0.1:$port" --ca "$data/ca.crt" --admin-token "$admin" --agents "$AGENTS" --per-agent "$PER_AGENT" --rate "$RATE" 2>/dev/null
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   kill -TERM "$pid"; wait "$pid" || true
-  echo "run $run: collector peak RSS $((rss / 1024)) MB, database $(du -sh "$data/collector.db" | cut -f1)"
+  if [ "$DATABASE" = postgres ]; then
+    size=$(psql "$PG/postgres" -Atc "SELECT pg_size_pretty(pg_database_size('$db'))")
+    psql "$PG/postgres" -qc "DROP DATABASE $db WITH (FORCE)"
+    echo "run $run: closed loop CPU: collector $(secs $((c1 - c0))) s, PostgreSQL $(secs $((p1 - p0))) s; collector peak RSS $((rss / 1024)) MB, database $size"
+  else
+    echo "run $run: closed loop CPU: collector $(secs $((c1 - c0))) s; collector peak RSS $((rss / 1024)) MB, database $(du -sh "$data/collector.db" | cut -f1)"
+  fi
   rm -rf "$work"
 done

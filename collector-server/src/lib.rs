@@ -21,6 +21,7 @@ pub mod export;
 pub mod ingest;
 pub mod log;
 pub mod metrics;
+pub mod migrate;
 pub mod quickstart;
 pub mod report;
 pub mod soa;

@@ -31,6 +31,57 @@ async fn log_origin(
     Ok((stored.unwrap_or_else(|| cfg.origin(&key.public())), key))
 }
 
+async fn migrate_command(at: Where, from: &str, to: &str) -> anyhow::Result<()> {
+    use annexa_collector::store::{postgres, sqlite};
+    let cfg = at.load()?;
+    let path = from
+        .strip_prefix("sqlite:")
+        .with_context(|| format!("--from `{from}` is not sqlite:PATH"))?;
+    let path = std::path::Path::new(path);
+    // Opening creates a missing file: a typo must not migrate an empty store.
+    if !path.is_file() {
+        bail!("--from {}: no such SQLite file", path.display());
+    }
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        bail!("--to `{}` is not a postgres:// URL", postgres::redact(to));
+    }
+    let src = sqlite::SqliteStore::open(path).await?;
+    let dst = postgres::PgStore::connect(to, 4).await?;
+    let (origin, key) = log_origin(&cfg, &src).await?;
+    let key = std::sync::Arc::new(key);
+    let before = annexa_collector::log::Log::open(&src, key.clone(), &origin)
+        .await
+        .with_context(|| format!("the evidence log in {}", path.display()))?
+        .latest();
+    let copied = annexa_collector::migrate::copy(&src, &dst).await?;
+    for (table, n) in &copied {
+        println!("{table:<20} {n} rows");
+    }
+    let after = annexa_collector::log::Log::open(&dst, key, &origin)
+        .await
+        .with_context(|| format!("the evidence log in {}", postgres::redact(to)))?
+        .latest();
+    let hex = annexa_evidence::encoding::hex;
+    println!(
+        "log before: {} entries, root {}",
+        before.size,
+        hex(&before.root)
+    );
+    println!(
+        "log after:  {} entries, root {}",
+        after.size,
+        hex(&after.root)
+    );
+    if (before.size, before.root) != (after.size, after.root) {
+        bail!("the evidence log differs after the migration: do not use the destination");
+    }
+    println!(
+        "migrated to {}; set database_url to it and start the collector",
+        postgres::redact(to)
+    );
+    Ok(())
+}
+
 async fn log_command(command: LogCommand) -> anyhow::Result<()> {
     match command {
         LogCommand::Key { at } => {
@@ -171,6 +222,21 @@ enum Command {
     Log {
         #[command(subcommand)]
         command: LogCommand,
+    },
+    /// Move the store from the embedded SQLite file to an empty PostgreSQL
+    /// database (stop the collector first), then check that the evidence
+    /// log has the same size and root on both sides. Point `database_url`
+    /// at the database afterwards.
+    Migrate {
+        #[command(flatten)]
+        at: Where,
+        /// The source: `sqlite:PATH` (the data directory's collector.db).
+        #[arg(long, value_name = "sqlite:PATH")]
+        from: String,
+        /// The destination: `postgres://USER:PASSWORD@HOST:PORT/DATABASE`,
+        /// an empty database.
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
     /// Everything in one command, no external service: start a collector on
     /// the embedded SQLite store, enroll a local agent, scan this machine,
@@ -540,6 +606,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Soa { command } => return soa_command(command).await,
         Command::Log { command } => log_command(command).await?,
+        Command::Migrate { at, from, to } => migrate_command(at, &from, &to).await?,
         Command::Quickstart { data } => {
             let temp;
             let dir = match data {

@@ -71,6 +71,11 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// The connection pool (for `migrate`).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")

@@ -445,6 +445,13 @@ impl Collector {
         c
     }
 
+    /// Replaces `collector.toml`; the next restart and commands read it.
+    pub fn reconfigure(&mut self, config_toml: &str) {
+        let p = self.root.path().join("collector.toml");
+        std::fs::write(&p, config_toml).expect("writing collector.toml");
+        self.config = Some(p);
+    }
+
     /// Runs `annexa-collector ARGS --data DIR [--config FILE]`.
     pub fn cli(&self, args: &[&str]) -> Output {
         collector_cli(&self.data, self.config.as_deref(), args)

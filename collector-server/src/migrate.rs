@@ -1,0 +1,342 @@
+//! `annexa-collector migrate --from sqlite:PATH --to postgres://…`: moves a
+//! whole store from the embedded SQLite file to an empty PostgreSQL
+//! database, row for row (ids, bytes and times unchanged), in one
+//! PostgreSQL transaction read from one SQLite snapshot, so that a failure
+//! leaves the destination empty. The evidence log is then opened on both
+//! sides: the same size and the same root, or the migration is reported as
+//! broken.
+
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{Postgres, Row, Sqlite};
+
+use crate::store::StoreError;
+use crate::store::postgres::PgStore;
+use crate::store::sqlite::SqliteStore;
+
+/// A column's kind, to read it from SQLite and bind it in PostgreSQL.
+#[derive(Clone, Copy)]
+enum Kind {
+    Int,
+    Text,
+    Blob,
+}
+
+use Kind::{Blob, Int, Text};
+
+/// A table to copy: its columns, and how to page through it (an integer
+/// key, or the primary key's columns with offsets for the few tables
+/// without one).
+struct Table {
+    name: &'static str,
+    columns: &'static [(&'static str, Kind)],
+    order: &'static str,
+    /// The integer key to page by, if the table has one.
+    key: Option<&'static str>,
+    /// Its identity column, whose sequence must continue after the copy.
+    identity: Option<&'static str>,
+}
+
+/// In foreign-key order.
+const TABLES: &[Table] = &[
+    Table {
+        name: "agents",
+        columns: &[
+            ("no", Int),
+            ("id", Text),
+            ("key_id", Text),
+            ("public_key", Text),
+            ("hostname", Text),
+            ("machine_id_sha256", Text),
+            ("labels", Text),
+            ("facts", Text),
+            ("enrolled_at", Text),
+            ("revoked_at", Text),
+            ("next_sequence", Int),
+            ("last_digest", Text),
+            ("last_seen_at", Text),
+            ("run_profile", Text),
+        ],
+        order: "no",
+        key: Some("no"),
+        identity: Some("no"),
+    },
+    Table {
+        name: "enroll_tokens",
+        columns: &[
+            ("hash", Text),
+            ("labels", Text),
+            ("created_at", Text),
+            ("expires_at", Int),
+            ("used_at", Text),
+            ("used_by", Text),
+        ],
+        order: "hash",
+        key: None,
+        identity: None,
+    },
+    Table {
+        name: "api_tokens",
+        columns: &[
+            ("hash", Text),
+            ("name", Text),
+            ("role", Text),
+            ("created_at", Text),
+            ("expires_at", Int),
+            ("revoked_at", Text),
+        ],
+        order: "hash",
+        key: None,
+        identity: None,
+    },
+    Table {
+        name: "envelopes",
+        columns: &[
+            ("id", Int),
+            ("agent_no", Int),
+            ("sequence", Int),
+            ("sha256", Text),
+            ("received_at", Text),
+            ("gap", Text),
+            ("summary", Text),
+            ("results", Text),
+            ("bytes", Blob),
+            ("log_index", Int),
+            ("pruned_at", Text),
+        ],
+        order: "id",
+        key: Some("id"),
+        identity: Some("id"),
+    },
+    Table {
+        name: "latest_results",
+        columns: &[
+            ("agent_no", Int),
+            ("check_id", Text),
+            ("status", Text),
+            ("observed", Text),
+            ("since_sequence", Int),
+        ],
+        order: "agent_no, check_id",
+        key: None,
+        identity: None,
+    },
+    Table {
+        name: "soa_versions",
+        columns: &[
+            ("version", Int),
+            ("edition", Text),
+            ("format", Text),
+            ("source", Text),
+            ("sha256", Text),
+            ("imported_by", Text),
+            ("imported_at", Text),
+            ("comment", Text),
+        ],
+        order: "version",
+        key: Some("version"),
+        identity: None,
+    },
+    Table {
+        name: "conformity",
+        columns: &[
+            ("agent_no", Int),
+            ("control_id", Text),
+            ("state", Text),
+            ("detail", Text),
+            ("since", Text),
+            ("since_sequence", Int),
+            ("soa_version", Int),
+        ],
+        order: "agent_no, control_id",
+        key: None,
+        identity: None,
+    },
+    Table {
+        name: "conformity_timeline",
+        columns: &[
+            ("id", Int),
+            ("agent_no", Int),
+            ("control_id", Text),
+            ("state", Text),
+            ("previous", Text),
+            ("at", Text),
+            ("cause", Text),
+            ("sequence", Int),
+            ("soa_version", Int),
+            ("detail", Text),
+        ],
+        order: "id",
+        key: Some("id"),
+        identity: Some("id"),
+    },
+    Table {
+        name: "log_entries",
+        columns: &[
+            ("idx", Int),
+            ("agent_no", Int),
+            ("sequence", Int),
+            ("envelope_sha256", Text),
+            ("accepted_at", Text),
+            ("leaf_hash", Blob),
+        ],
+        order: "idx",
+        key: Some("idx"),
+        identity: None,
+    },
+    Table {
+        name: "log_tiles",
+        columns: &[("idx", Int), ("hash", Blob)],
+        order: "idx",
+        key: Some("idx"),
+        identity: None,
+    },
+    Table {
+        name: "log_checkpoints",
+        columns: &[
+            ("size", Int),
+            ("root", Blob),
+            ("note", Text),
+            ("signed_at", Text),
+        ],
+        order: "size",
+        key: Some("size"),
+        identity: None,
+    },
+    Table {
+        name: "retention_runs",
+        columns: &[
+            ("id", Int),
+            ("at", Text),
+            ("cutoff", Text),
+            ("retention", Text),
+            ("pruned", Int),
+            ("up_to", Int),
+        ],
+        order: "id",
+        key: Some("id"),
+        identity: Some("id"),
+    },
+];
+
+/// Rows per page read and per multi-row insert (envelopes are tens of KiB;
+/// a page stays a few MiB).
+const PAGE: i64 = 200;
+
+enum Value {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Blob(Option<Vec<u8>>),
+}
+
+fn read(row: &sqlx::sqlite::SqliteRow, col: &str, kind: Kind) -> Result<Value, StoreError> {
+    Ok(match kind {
+        Int => Value::Int(row.try_get(col)?),
+        Text => Value::Text(row.try_get(col)?),
+        Blob => Value::Blob(row.try_get(col)?),
+    })
+}
+
+/// Rows copied per table, in copy order.
+pub type Copied = Vec<(&'static str, u64)>;
+
+/// Copies every table of `from` into `to`, which must hold nothing yet.
+pub async fn copy(from: &SqliteStore, to: &PgStore) -> Result<Copied, StoreError> {
+    let mut src = from.pool().begin().await?;
+    let mut dst = to.pool().begin().await?;
+    for t in [
+        "agents",
+        "envelopes",
+        "log_entries",
+        "soa_versions",
+        "api_tokens",
+    ] {
+        let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {t}"))
+            .fetch_one(&mut *dst)
+            .await?
+            .try_get("n")?;
+        if n > 0 {
+            return Err(StoreError::Conflict(format!(
+                "the destination already holds data ({n} rows in {t}); migrate into an empty database"
+            )));
+        }
+    }
+    let mut copied = Vec::new();
+    for t in TABLES {
+        let names: Vec<&str> = t.columns.iter().map(|(c, _)| *c).collect();
+        let list = names.join(", ");
+        let mut total = 0u64;
+        let mut after: Option<i64> = None;
+        loop {
+            let rows = match t.key {
+                Some(k) => {
+                    sqlx::query::<Sqlite>(&format!(
+                        "SELECT {list} FROM {} WHERE {k} > ? ORDER BY {k} LIMIT ?",
+                        t.name
+                    ))
+                    .bind(after.unwrap_or(i64::MIN))
+                    .bind(PAGE)
+                    .fetch_all(&mut *src)
+                    .await?
+                }
+                None => {
+                    sqlx::query::<Sqlite>(&format!(
+                        "SELECT {list} FROM {} ORDER BY {} LIMIT ? OFFSET ?",
+                        t.name, t.order
+                    ))
+                    .bind(PAGE)
+                    .bind(total as i64)
+                    .fetch_all(&mut *src)
+                    .await?
+                }
+            };
+            if rows.is_empty() {
+                break;
+            }
+            let mut values = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let mut row = Vec::with_capacity(t.columns.len());
+                for (c, kind) in t.columns {
+                    row.push(read(r, c, *kind)?);
+                }
+                values.push(row);
+            }
+            if let Some(k) = t.key {
+                after = Some(rows[rows.len() - 1].try_get(k)?);
+            }
+            let overriding = if t.identity.is_some() {
+                " OVERRIDING SYSTEM VALUE"
+            } else {
+                ""
+            };
+            let mut q = sqlx::QueryBuilder::<Postgres>::new(format!(
+                "INSERT INTO {} ({list}){overriding} ",
+                t.name
+            ));
+            q.push_values(values, |mut b, row| {
+                for v in row {
+                    match v {
+                        Value::Int(x) => b.push_bind(x),
+                        Value::Text(x) => b.push_bind(x),
+                        Value::Blob(x) => b.push_bind(x),
+                    };
+                }
+            });
+            let built: Query<'_, Postgres, PgArguments> = q.build();
+            built.execute(&mut *dst).await?;
+            total += rows.len() as u64;
+        }
+        if let Some(col) = t.identity {
+            sqlx::query(&format!(
+                "SELECT setval(pg_get_serial_sequence('{0}', '{col}'), COALESCE(MAX({col}), 0) + 1, false) FROM {0}",
+                t.name
+            ))
+            .execute(&mut *dst)
+            .await?;
+        }
+        copied.push((t.name, total));
+    }
+    dst.commit().await?;
+    src.rollback().await?;
+    Ok(copied)
+}
