@@ -87,8 +87,10 @@ impl PgStore {
 }
 
 /// Rows per multi-row statement, keeping each under PostgreSQL's limit of
-/// 65535 bound parameters.
-const ENVELOPE_ROWS_PER_STATEMENT: usize = 512;
+/// 65535 bound parameters. Envelopes are tens of KiB each: a connection's
+/// buffers grow to its largest statement and stay so, so their statements
+/// stay a few MiB.
+const ENVELOPE_ROWS_PER_STATEMENT: usize = 64;
 const HEAD_ROWS_PER_STATEMENT: usize = 1024;
 const LATEST_ROWS_PER_STATEMENT: usize = 2048;
 const LOG_ROWS_PER_STATEMENT: usize = 4096;
