@@ -874,7 +874,28 @@ async fn process_batch(
         }
         Err(e) => {
             log.abandon(&staged);
-            tracing::error!(error = %e, envelopes = batch.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry");
+            // Another collector on the same database may have appended:
+            // take its entries in, so that the agents' retries succeed.
+            let took = match &e {
+                StoreError::Conflict(_) => log.resync(store).await,
+                _ => Ok(0),
+            };
+            match took {
+                Ok(0) => {
+                    tracing::error!(error = %e, envelopes = batch.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry")
+                }
+                Ok(n) => {
+                    tracing::warn!(
+                        entries = n,
+                        size = log.size(),
+                        envelopes = batch.len(),
+                        "another collector appended to the evidence log: took in its entries; this batch was not stored and agents will retry"
+                    )
+                }
+                Err(le) => {
+                    tracing::error!(error = %e, log = %le, envelopes = batch.len(), "committing a batch of evidence failed, and the evidence log in the store does not extend this collector's")
+                }
+            }
             // Forget what this batch did to the chains: the store is the truth.
             for no in touched.keys() {
                 chains.remove(no);

@@ -8,7 +8,10 @@
 //! the hashes the new leaves close (no recomputation of the tree).
 //!
 //! Only the writer task appends ([`Staged`], then [`Log::commit`] or
-//! [`Log::abandon`]); requests read proofs concurrently.
+//! [`Log::abandon`]); requests read proofs concurrently. Another collector
+//! on the same database may have appended meanwhile: the store then refuses
+//! the batch (it starts at the wrong index) and [`Log::resync`] takes in
+//! what the other wrote.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -340,6 +343,73 @@ impl Log {
         let keep = t.size / TILE;
         t.upper.truncate(keep);
         debug_assert_eq!(staged.first, t.size);
+    }
+
+    /// Takes in entries another collector appended to the store since this
+    /// one last looked; returns how many. The tile roots this collector
+    /// holds must be those stored (a log only grows), and the newest
+    /// stored checkpoint must hold over the new tree.
+    pub async fn resync(&self, store: &dyn Store) -> Result<u64, LogError> {
+        let size = store.log_size().await?;
+        let (held, held_tiles) = {
+            let t = self.read();
+            (t.size, t.upper.size())
+        };
+        if size == held {
+            return Ok(0);
+        }
+        if size < held {
+            return Err(LogError::Tampered(format!(
+                "the store holds {size} entries, this collector committed {held}"
+            )));
+        }
+        let tiles = store.log_tiles().await?;
+        if tiles.len() as u64 != size / TILE {
+            return Err(LogError::Tampered(format!(
+                "{size} entries need {} tile roots, the store has {}",
+                size / TILE,
+                tiles.len()
+            )));
+        }
+        let partial = store.log_leaves(size - size % TILE, size).await?;
+        let checkpoints = store.checkpoints().await?;
+        {
+            let mut t = self.write();
+            if t.size != held {
+                // The writer is the only one to move the tree; this runs
+                // on it, so nothing can have moved.
+                return Err(LogError::Tampered("the tree moved during a resync".into()));
+            }
+            for (i, h) in tiles.iter().enumerate() {
+                if (i as u64) < held_tiles {
+                    if t.upper.level(0).get(i) != Some(h) {
+                        return Err(LogError::Tampered(format!(
+                            "tile {i} was rewritten in the store"
+                        )));
+                    }
+                } else {
+                    t.upper.push(*h);
+                }
+            }
+            t.size = size;
+            t.partial = partial;
+            t.stored = checkpoints
+                .last()
+                .map_or(t.stored, |c| c.size.max(t.stored));
+        }
+        let root = self.root_at(store, size).await?;
+        if let Some(last) = checkpoints.last().filter(|c| c.size <= size) {
+            let at = self.root_at(store, last.size).await?;
+            if at != last.root {
+                return Err(LogError::Tampered(format!(
+                    "the checkpoint at size {} does not hold over the entries",
+                    last.size
+                )));
+            }
+        }
+        let signed = self.sign(size, root);
+        self.write().latest = Arc::new(signed);
+        Ok(size - held)
     }
 
     /// The newest checkpoint if it is not stored yet (the periodic tick

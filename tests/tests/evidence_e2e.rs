@@ -704,13 +704,14 @@ fn the_daemon_waits_for_enrollment_then_delivers_and_stops_on_sigterm() {
     let o = host.enroll(&c, &c.enroll_token(None));
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let id = host.agent_id();
+    // The receipt is kept before the spooled envelope is removed: wait for
+    // both.
     wait_for(
         "the first delivery",
         WAIT,
-        || host.receipts().len() == 1,
+        || host.receipts().len() == 1 && host.spooled().is_empty(),
         || daemon.log(),
     );
-    assert!(host.spooled().is_empty());
     assert_eq!(c.sequences(&id), [1]);
     // A second agent on the same state directory is refused.
     let o = host.run_once(&[]);

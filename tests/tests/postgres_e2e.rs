@@ -4,7 +4,8 @@
 //! conformity index from the database alone, and `annexa verify log` and
 //! `annexa verify report` passing on what it serves; and a SQLite store
 //! migrated to PostgreSQL with the same log, its agents' chains and
-//! checkpoints continuing.
+//! checkpoints continuing; and two collectors on one database with agents
+//! spread across them, the log one tree that `annexa verify log` accepts.
 
 mod common;
 
@@ -204,4 +205,102 @@ fn a_sqlite_store_migrates_to_postgres_with_the_same_log() {
         s(&host.state.join("checkpoint")),
     ]);
     assert_eq!(o.status.code(), Some(0), "verify log: {}", show(&o));
+}
+
+#[test]
+fn two_collectors_on_one_database_keep_one_log() {
+    let db = PgScratch::new();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    std::fs::write(&marker, "").unwrap();
+    let a = Collector::start_with(&format!(
+        "database_url = \"{}\"\ncheckpoint_seconds = 1\n",
+        db.url
+    ));
+    let b = a.sibling();
+    // Two agents on each collector, enrolled there.
+    let hosts: Vec<Host> = [&a, &a, &b, &b]
+        .iter()
+        .map(|c| {
+            let h = Host::enrolled(c, "[labels]\nenv = \"prod\"\n");
+            std::fs::write(
+                h.dir().join("checks.d").join("e2e.toml"),
+                common::marker_pack(&marker),
+            )
+            .unwrap();
+            h
+        })
+        .collect();
+    // Rounds in turn: each collector's next batch follows the other's.
+    for _ in 0..3 {
+        for h in &hosts {
+            let o = h.run_once(&[]);
+            assert!(
+                matches!(o.status.code(), Some(0 | 1)),
+                "run --once: {}",
+                show(&o)
+            );
+        }
+    }
+    // Whatever a refused batch left in a spool goes with the next run.
+    for h in &hosts {
+        for attempt in 0.. {
+            let o = h.run_once(&[]);
+            if o.status.code() == Some(0) {
+                break;
+            }
+            assert!(attempt < 5, "never delivered: {}", show(&o));
+        }
+    }
+    for h in &hosts {
+        let seqs = a.sequences(&h.agent_id());
+        assert!(seqs.len() >= 4, "{seqs:?}");
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "one unbroken chain per agent across both collectors"
+        );
+    }
+    assert!(
+        b.log()
+            .contains("another collector appended to the evidence log")
+            || a.log()
+                .contains("another collector appended to the evidence log"),
+        "a collector took in the other's entries:\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+
+    // One log: verified through either collector, each agent's held
+    // checkpoint consistent with it.
+    let o = a.cli(&["log", "key"]);
+    assert_eq!(o.status.code(), Some(0), "log key: {}", show(&o));
+    let key = dir.path().join("collector.vkey");
+    std::fs::write(&key, stdout(&o)).unwrap();
+    let token = dir.path().join("auditor.token");
+    std::fs::write(&token, a.api_token("auditor", "auditor")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    for (c, h) in [(&a, &hosts[2]), (&b, &hosts[0])] {
+        let (url, ca) = (c.url(), c.ca_path());
+        let o = common::annexa(&[
+            "verify",
+            "log",
+            "--server",
+            &url,
+            "--ca",
+            s(&ca),
+            "--token-file",
+            s(&token),
+            "--collector-key",
+            s(&key),
+            "--checkpoint",
+            s(&h.state.join("checkpoint")),
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "verify log at {url}: {}",
+            show(&o)
+        );
+    }
 }

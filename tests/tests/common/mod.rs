@@ -445,6 +445,44 @@ impl Collector {
         c
     }
 
+    /// A second collector process with this one's keys, CA, certificate and
+    /// configuration (a copy of its data directory), on a port of its own:
+    /// with `database_url`, two collectors on one store, as behind a load
+    /// balancer.
+    pub fn sibling(&self) -> Collector {
+        let root = tempfile::tempdir().expect("temporary directory");
+        let data = root.path().join("data");
+        let o = Command::new("cp")
+            .arg("-a")
+            .arg(&self.data)
+            .arg(&data)
+            .output()
+            .expect("cp");
+        assert!(
+            o.status.success(),
+            "copying the data directory: {}",
+            show(&o)
+        );
+        let config = self.config.as_ref().map(|c| {
+            let p = root.path().join("collector.toml");
+            std::fs::copy(c, &p).expect("copying collector.toml");
+            p
+        });
+        let mut c = Collector {
+            data,
+            config,
+            fingerprint: self.fingerprint.clone(),
+            admin: self.admin.clone(),
+            port: 0,
+            child: Proc(None),
+            starts: 0,
+            http: Http::new(&std::fs::read(self.ca_path()).expect("ca.crt")),
+            root,
+        };
+        c.spawn("127.0.0.1:0");
+        c
+    }
+
     /// Replaces `collector.toml`; the next restart and commands read it.
     pub fn reconfigure(&mut self, config_toml: &str) {
         let p = self.root.path().join("collector.toml");
