@@ -157,23 +157,12 @@ fn the_gate_fails_on_fleet_drift_with_the_host_control_and_envelope_named() {
 
     // A signed report at this moment, for the baseline-report mode.
     let report = f.out("baseline.json");
-    let (url, ca) = (f.c.url(), f.c.ca_path());
-    let o = common::annexa(&[
-        "report",
-        "pull",
-        "--server",
-        &url,
-        "--ca",
-        s(&ca),
-        "--token-file",
-        s(&f.token_file),
-        "--scope",
-        "env=prod",
-        "--control",
-        "A.12.4.1",
-        "--out",
-        s(&report),
-    ]);
+    let o = common::pull_report(
+        &f.c,
+        &f.token_file,
+        &report,
+        &["--scope", "env=prod", "--control", "A.12.4.1"],
+    );
     assert_eq!(code(&o), Some(0), "report pull: {}", show(&o));
     let _ = a_moment_later();
 

@@ -69,22 +69,8 @@ fn a_collector_on_postgres_keeps_evidence_log_and_conformity_across_a_kill() {
     std::fs::write(&key, stdout(&o)).unwrap();
     let token = dir.path().join("auditor.token");
     std::fs::write(&token, c.api_token("auditor", "auditor")).unwrap();
-    let (url, ca) = (c.url(), c.ca_path());
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let o = common::annexa(&[
-        "verify",
-        "log",
-        "--server",
-        &url,
-        "--ca",
-        s(&ca),
-        "--token-file",
-        s(&token),
-        "--collector-key",
-        s(&key),
-        "--checkpoint",
-        s(&hosts[0].state.join("checkpoint")),
-    ]);
+    let o = common::verify_log_online(&c, &token, &key, &hosts[0].state.join("checkpoint"));
     assert_eq!(o.status.code(), Some(0), "verify log: {}", show(&o));
     assert!(
         stdout(&o).contains("4 (4 envelopes verified"),
@@ -93,18 +79,7 @@ fn a_collector_on_postgres_keeps_evidence_log_and_conformity_across_a_kill() {
     );
 
     let report = dir.path().join("report.json");
-    let o = common::annexa(&[
-        "report",
-        "pull",
-        "--server",
-        &url,
-        "--ca",
-        s(&ca),
-        "--token-file",
-        s(&token),
-        "--out",
-        s(&report),
-    ]);
+    let o = common::pull_report(&c, &token, &report, &[]);
     assert_eq!(o.status.code(), Some(0), "report pull: {}", show(&o));
     let o = common::annexa(&["verify", "report", s(&report), "--collector-key", s(&key)]);
     assert_eq!(o.status.code(), Some(0), "verify report: {}", show(&o));
@@ -189,21 +164,7 @@ fn a_sqlite_store_migrates_to_postgres_with_the_same_log() {
     let token = dir.path().join("auditor.token");
     std::fs::write(&token, c.api_token("auditor", "auditor")).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let (url, ca) = (c.url(), c.ca_path());
-    let o = common::annexa(&[
-        "verify",
-        "log",
-        "--server",
-        &url,
-        "--ca",
-        s(&ca),
-        "--token-file",
-        s(&token),
-        "--collector-key",
-        s(&key),
-        "--checkpoint",
-        s(&host.state.join("checkpoint")),
-    ]);
+    let o = common::verify_log_online(&c, &token, &key, &host.state.join("checkpoint"));
     assert_eq!(o.status.code(), Some(0), "verify log: {}", show(&o));
 }
 
@@ -281,25 +242,12 @@ fn two_collectors_on_one_database_keep_one_log() {
     std::fs::write(&token, a.api_token("auditor", "auditor")).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1200));
     for (c, h) in [(&a, &hosts[2]), (&b, &hosts[0])] {
-        let (url, ca) = (c.url(), c.ca_path());
-        let o = common::annexa(&[
-            "verify",
-            "log",
-            "--server",
-            &url,
-            "--ca",
-            s(&ca),
-            "--token-file",
-            s(&token),
-            "--collector-key",
-            s(&key),
-            "--checkpoint",
-            s(&h.state.join("checkpoint")),
-        ]);
+        let o = common::verify_log_online(c, &token, &key, &h.state.join("checkpoint"));
         assert_eq!(
             o.status.code(),
             Some(0),
-            "verify log at {url}: {}",
+            "verify log at {}: {}",
+            c.url(),
             show(&o)
         );
     }

@@ -72,21 +72,10 @@ fn setup() -> Setup {
 impl Setup {
     fn pull(&self, name: &str, extra: &[&str]) -> (Output, PathBuf) {
         let out = self.dir.path().join(name);
-        let (url, ca) = (self.c.url(), self.c.ca_path());
-        let mut args = vec![
-            "report",
-            "pull",
-            "--server",
-            &url,
-            "--ca",
-            s(&ca),
-            "--token-file",
-            s(&self.token_file),
-            "--out",
-            s(&out),
-        ];
-        args.extend_from_slice(extra);
-        (common::annexa(&args), out)
+        (
+            common::pull_report(&self.c, &self.token_file, &out, extra),
+            out,
+        )
     }
 
     fn pull_ok(&self, name: &str, extra: &[&str]) -> (Vec<u8>, Report) {

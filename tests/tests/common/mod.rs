@@ -1164,3 +1164,52 @@ pub fn junit_valid(path: &Path) -> String {
     assert!(x.status.success(), "JUnit does not validate: {}", show(&x));
     std::fs::read_to_string(path).expect("JUnit file")
 }
+
+fn utf8(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// `annexa report pull` from `c` with the token in `token_file` into
+/// `out`, plus `extra` arguments.
+pub fn pull_report(c: &Collector, token_file: &Path, out: &Path, extra: &[&str]) -> Output {
+    let (url, ca) = (c.url(), c.ca_path());
+    let mut args = vec![
+        "report",
+        "pull",
+        "--server",
+        &url,
+        "--ca",
+        utf8(&ca),
+        "--token-file",
+        utf8(token_file),
+        "--out",
+        utf8(out),
+    ];
+    args.extend_from_slice(extra);
+    annexa(&args)
+}
+
+/// `annexa verify log` online against `c`, with the verifier key in
+/// `key_file` and an agent's held `checkpoint`.
+pub fn verify_log_online(
+    c: &Collector,
+    token_file: &Path,
+    key_file: &Path,
+    checkpoint: &Path,
+) -> Output {
+    let (url, ca) = (c.url(), c.ca_path());
+    annexa(&[
+        "verify",
+        "log",
+        "--server",
+        &url,
+        "--ca",
+        utf8(&ca),
+        "--token-file",
+        utf8(token_file),
+        "--collector-key",
+        utf8(key_file),
+        "--checkpoint",
+        utf8(checkpoint),
+    ])
+}
