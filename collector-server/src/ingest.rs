@@ -437,7 +437,7 @@ async fn run_writer(
                 None => break,
             },
             _ = sweep.tick() => {
-                if let Err(e) = housekeeping(store.as_ref(), &conf).await {
+                if let Err(e) = housekeeping(store.as_ref(), &conf, &log.log).await {
                     tracing::error!(error = %e, "conformity housekeeping failed; retrying at the next tick");
                 }
                 if let Err(e) = retention(store.as_ref(), &log).await {
@@ -622,11 +622,23 @@ fn host_entry(a: &AgentRecord) -> HostEntry {
     }
 }
 
-/// The periodic tick: an SoA version imported by another process, agents
-/// enrolled or revoked elsewhere, and states the passing of time made stale.
-async fn housekeeping(store: &dyn Store, conf: &Conformity) -> Result<(), StoreError> {
+/// The periodic tick: an SoA version imported by another process, evidence
+/// another collector on the same database accepted, agents enrolled or
+/// revoked elsewhere, and states the passing of time made stale.
+async fn housekeeping(store: &dyn Store, conf: &Conformity, log: &Log) -> Result<(), StoreError> {
     let newest = store.soa_versions().await?.last().map(|v| v.version);
-    if newest != conf.index.policy().map(|p| p.version) {
+    // Another collector's states are in the store, not in this index: take
+    // its log entries in and rebuild the index from the store (the cost of
+    // a start, paid only when another collector appended).
+    let others = store.log_size().await? != log.size();
+    if others {
+        let n = log.resync(store).await.map_err(|e| match e {
+            crate::log::LogError::Store(s) => s,
+            other => StoreError::Broken(other.to_string()),
+        })?;
+        tracing::info!(entries = n, "took in evidence another collector accepted");
+    }
+    if others || newest != conf.index.policy().map(|p| p.version) {
         reconcile_all(store, conf).await?;
         return Ok(());
     }

@@ -175,10 +175,15 @@ fn two_collectors_on_one_database_keep_one_log() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("marker");
     std::fs::write(&marker, "").unwrap();
+    let packs = dir.path().join("packs");
+    std::fs::create_dir(&packs).unwrap();
+    std::fs::write(packs.join("e2e.toml"), common::marker_pack(&marker)).unwrap();
     let a = Collector::start_with(&format!(
-        "database_url = \"{}\"\ncheckpoint_seconds = 1\n",
-        db.url
+        "database_url = \"{}\"\ncheckpoint_seconds = 1\nconformity_sweep_seconds = 1\npack_dirs = [\"{}\"]\n",
+        db.url,
+        packs.display()
     ));
+    a.import_soa(&soa_with_marker());
     let b = a.sibling();
     // Two agents on each collector, enrolled there.
     let hosts: Vec<Host> = [&a, &a, &b, &b]
@@ -232,6 +237,25 @@ fn two_collectors_on_one_database_keep_one_log() {
         a.log(),
         b.log()
     );
+
+    // Each collector's conformity takes in what the other accepted.
+    for c in [&a, &b] {
+        common::wait_for(
+            "every host conformant at both collectors",
+            common::WAIT,
+            || {
+                let v = c.get("/v1/conformity?control=A.12.4.1").json();
+                v["controls"][0]["counts"]["conformant"] == 4
+            },
+            || {
+                format!(
+                    "{}\n{}",
+                    c.get("/v1/conformity?control=A.12.4.1").json(),
+                    c.log()
+                )
+            },
+        );
+    }
 
     // One log: verified through either collector, each agent's held
     // checkpoint consistent with it.
