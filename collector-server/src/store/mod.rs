@@ -6,6 +6,7 @@
 
 pub mod postgres;
 mod rows;
+mod sql;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
