@@ -776,22 +776,18 @@ fn gate_local(args: GateArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
         GateFormat::Github => output::gate::github(&g),
         GateFormat::Markdown => output::gate::markdown(&g),
     };
-    emit_gate(args.format, &args.outputs, &render)?;
-    Ok(if verdict.failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    emit_gate(args.format, &args.outputs, &render, verdict.failed)
 }
 
 /// Writes a gate's verdict: each `--output FORMAT=FILE`, the Markdown step
 /// summary under GitHub Actions with `--format github`, then `format` on
-/// standard output.
+/// standard output; the exit status says whether it `failed`.
 fn emit_gate(
     format: GateFormat,
     outputs: &[(GateFormat, PathBuf)],
     render: &dyn Fn(GateFormat) -> String,
-) -> anyhow::Result<()> {
+    failed: bool,
+) -> anyhow::Result<ExitCode> {
     for (f, path) in outputs {
         std::fs::write(path, render(*f)).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -814,29 +810,27 @@ fn emit_gate(
     std::io::stdout()
         .lock()
         .write_all(render(format).as_bytes())?;
-    Ok(())
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `--since`: an RFC 3339 time as given, or a duration ago (`24h`, `7d`).
 fn since_time(s: &str) -> anyhow::Result<String> {
-    use time::format_description::well_known::Rfc3339;
-    if time::OffsetDateTime::parse(s, &Rfc3339).is_ok() {
+    if annexa_checks::conformity::parse_time(s).is_some() {
         return Ok(s.to_string());
     }
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let seconds: i64 = match (num.parse::<i64>(), unit) {
-        (Ok(n), "s") => n,
-        (Ok(n), "m") => n.saturating_mul(60),
-        (Ok(n), "h") => n.saturating_mul(3600),
-        (Ok(n), "d") => n.saturating_mul(86400),
-        _ => bail!(
+    let seconds = annexa_checks::expect::parse_duration_secs(s).with_context(|| {
+        format!(
             "--since `{s}` is neither an RFC 3339 time (2026-11-23T12:00:00Z) nor a duration ago (30m, 24h, 7d)"
-        ),
-    };
+        )
+    })?;
     let t = time::OffsetDateTime::now_utc()
         .checked_sub(time::Duration::seconds(seconds))
         .with_context(|| format!("--since `{s}` is out of range"))?;
-    Ok(t.format(&Rfc3339)?)
+    Ok(t.format(&time::format_description::well_known::Rfc3339)?)
 }
 
 /// Collector mode: the drift the collector records, judged.
@@ -873,8 +867,9 @@ fn gate_fleet(args: GateArgs) -> anyhow::Result<ExitCode> {
                 .context("--baseline-report needs --collector-key FILE to verify it")?;
             let verifier = read_collector_key(key)?;
             let bytes = std::fs::read(path).with_context(|| format!("reading {label}"))?;
-            let outcome = annexa_evidence::report::verify::verify(&bytes, &verifier)
+            let opened = annexa_evidence::report::open(&bytes, &verifier.key)
                 .with_context(|| label.clone())?;
+            let outcome = annexa_evidence::report::verify::verify_opened(&opened, &verifier);
             if !outcome.ok() {
                 bail!(
                     "{label}: the baseline report does not verify ({} problems; `annexa verify report` lists them), first: {}",
@@ -882,8 +877,6 @@ fn gate_fleet(args: GateArgs) -> anyhow::Result<ExitCode> {
                     outcome.problems.first().map(String::as_str).unwrap_or("")
                 );
             }
-            let opened = annexa_evidence::report::open_unverified(&bytes)
-                .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
             Some((label, opened.report))
         }
         None => None,
@@ -931,15 +924,7 @@ fn gate_fleet(args: GateArgs) -> anyhow::Result<ExitCode> {
     let (status, body) = runtime()?.block_on(client.get_with_token(&path, &token))?;
     let route = path.split('?').next().unwrap_or(&path);
     if status != 200 {
-        let e: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        bail!(
-            "{server}{route}: {status} {}: {}",
-            e["error"].as_str().unwrap_or("error"),
-            e["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
-        );
+        return Err(api_error(&server, &path, status, &body));
     }
     let drift: Drift = serde_json::from_slice(&body)
         .with_context(|| format!("{server}{route}: not a drift answer this annexa understands"))?;
@@ -962,12 +947,7 @@ fn gate_fleet(args: GateArgs) -> anyhow::Result<ExitCode> {
         GateFormat::Github => output::gate_fleet::github(&g),
         GateFormat::Markdown => output::gate_fleet::markdown(&g),
     };
-    emit_gate(args.format, &args.outputs, &render)?;
-    Ok(if verdict.failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    emit_gate(args.format, &args.outputs, &render, verdict.failed)
 }
 
 fn controls(command: ControlsCommand) -> anyhow::Result<ExitCode> {
@@ -1258,34 +1238,48 @@ fn download(
 ) -> anyhow::Result<()> {
     let (status, body) = runtime()?.block_on(client.download_with_token(path, token, dest))?;
     if status != 200 {
-        let e: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let route = path.split('?').next().unwrap_or(path);
-        bail!(
-            "{server}{route}: {status} {}: {}",
-            e["error"].as_str().unwrap_or("error"),
-            e["message"].as_str().unwrap_or("")
-        );
+        return Err(api_error(server, path, status, &body));
     }
     Ok(())
+}
+
+/// A refusal from the API, named by route (without the query): its
+/// ApiError code and message, or the body itself when it is not one.
+fn api_error(server: &str, path: &str, status: u16, body: &[u8]) -> anyhow::Error {
+    let e: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let route = path.split('?').next().unwrap_or(path);
+    anyhow::anyhow!(
+        "{server}{route}: {status} {}: {}",
+        e["error"].as_str().unwrap_or("error"),
+        e["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+    )
 }
 
 fn report_render(args: ReportRenderArgs) -> anyhow::Result<ExitCode> {
     use annexa_evidence::report::render::{self, Context, Format, Verification};
     let label = args.report.display().to_string();
     let bytes = std::fs::read(&args.report).with_context(|| format!("reading {label}"))?;
-    let verification = match &args.collector_key {
+    // Opened once: with a key, verified too.
+    let (opened, verification) = match &args.collector_key {
         Some(path) => {
             let verifier = read_collector_key(path)?;
-            let outcome = annexa_evidence::report::verify::verify(&bytes, &verifier)
+            let opened = annexa_evidence::report::open(&bytes, &verifier.key)
                 .with_context(|| label.clone())?;
-            Verification::Checked {
+            let outcome = annexa_evidence::report::verify::verify_opened(&opened, &verifier);
+            let v = Verification::Checked {
                 key: verifier.to_string(),
                 outcome: Box::new(outcome),
-            }
+            };
+            (opened, v)
         }
-        None => Verification::Unchecked,
+        None => (
+            annexa_evidence::report::open_unverified(&bytes).with_context(|| label.clone())?,
+            Verification::Unchecked,
+        ),
     };
-    let opened = annexa_evidence::report::open_unverified(&bytes).with_context(|| label.clone())?;
     let format = match args.format {
         RenderFormat::Html => Format::Html,
         RenderFormat::Oscal => Format::Oscal,
@@ -1294,18 +1288,10 @@ fn report_render(args: ReportRenderArgs) -> anyhow::Result<ExitCode> {
     let ctx = Context::new(&opened.report, &opened.digest, &verification);
     let rendered = render::render(&ctx, format);
     match &args.out {
-        Some(p) => {
-            // Like `report pull`: host inventories are not for every user.
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(p)
-                .and_then(|mut f| f.write_all(&rendered))
-                .with_context(|| format!("writing {}", p.display()))?
-        }
+        // Like `report pull`: host inventories are not for every user, and
+        // a file that exists keeps no wider mode.
+        Some(p) => annexa_agent::state::write_atomic(p, &rendered, 0o600)
+            .with_context(|| format!("writing {}", p.display()))?,
         None => std::io::stdout().lock().write_all(&rendered)?,
     }
     Ok(match &verification {

@@ -17,11 +17,11 @@ use annexa_checks::host::HostView;
 use annexa_checks::pack::PackSet;
 use annexa_checks::result::Summary;
 use annexa_evidence::api::AgentPolicy;
-use annexa_evidence::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use annexa_evidence::dsse::IN_TOTO_PAYLOAD_TYPE;
 use annexa_evidence::keys::SigningKey;
 use annexa_evidence::receipt::Receipt;
 use annexa_evidence::statement::{
-    AgentInfo, Gap, ScanPredicate, parse_scan_statement, scan_statement,
+    AgentInfo, Gap, ScanPredicate, parse_scan_envelope, scan_statement,
 };
 
 use crate::config::{AgentConfig, ConfigError};
@@ -227,10 +227,7 @@ pub fn recover_chain(state: &StateDir, spool: &Spool) -> Result<ChainHead, RunEr
                 message,
             };
             // Adopt only what this agent evidently wrote for that number.
-            let env = Envelope::from_json(&bytes).map_err(|e| corrupt(e.to_string()))?;
-            let payload = annexa_evidence::encoding::b64_decode(&env.payload)
-                .ok_or_else(|| corrupt("payload is not base64".into()))?;
-            let st = parse_scan_statement(&payload).map_err(|e| corrupt(e.to_string()))?;
+            let st = parse_scan_envelope(&bytes).map_err(corrupt)?;
             if st.predicate.sequence != *seq {
                 return Err(corrupt(format!(
                     "its predicate says sequence {}",
@@ -289,9 +286,7 @@ fn inherited_gap(spool: &Spool) -> Vec<u64> {
         return Vec::new();
     };
     let read = || -> Option<Vec<u64>> {
-        let env = Envelope::from_json(&spool.read(seq).ok()?).ok()?;
-        let payload = annexa_evidence::encoding::b64_decode(&env.payload)?;
-        let st = parse_scan_statement(&payload).ok()?;
+        let st = parse_scan_envelope(&spool.read(seq).ok()?).ok()?;
         Some(st.predicate.gap.map(|g| g.dropped).unwrap_or_default())
     };
     read().unwrap_or_default()
@@ -390,6 +385,7 @@ fn seal(
 pub(crate) mod tests {
     use super::*;
 
+    use annexa_evidence::dsse::Envelope;
     use annexa_evidence::receipt::RECEIPT_PAYLOAD_TYPE;
     use std::sync::OnceLock;
 
@@ -444,9 +440,7 @@ pub(crate) mod tests {
     }
 
     fn predicate_of(bytes: &[u8]) -> ScanPredicate {
-        let env = Envelope::from_json(bytes).unwrap();
-        let payload = annexa_evidence::encoding::b64_decode(&env.payload).unwrap();
-        parse_scan_statement(&payload).unwrap().predicate
+        parse_scan_envelope(bytes).unwrap().predicate
     }
 
     #[test]

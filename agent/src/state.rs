@@ -162,7 +162,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateErr
     f.sync_all().map_err(io_err(&tmp))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    // A bare file name's parent is "": the current directory.
+    sync_dir(
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
 }
 
 /// Makes a directory's entries (creations, renames, removals) durable.

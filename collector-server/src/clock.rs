@@ -23,12 +23,8 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-/// RFC 3339 as Unix seconds.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp())
-}
+/// RFC 3339 as Unix seconds (the conformity rules' parser).
+pub use annexa_checks::conformity::parse_time as parse_rfc3339;
 
 /// An RFC 3339 time in the form the collector records (UTC, `Z`), and its
 /// Unix seconds, so that it compares with recorded times as text.
@@ -37,6 +33,14 @@ pub fn normalize_rfc3339(s: &str) -> Option<(String, i64)> {
         .ok()?
         .to_offset(time::UtcOffset::UTC);
     Some((t.format(&Rfc3339).ok()?, t.unix_timestamp()))
+}
+
+/// A query parameter's RFC 3339 time, normalised ([`normalize_rfc3339`]),
+/// or the message that names the parameter and what is wrong.
+pub fn time_param(name: &str, v: &str) -> Result<(String, i64), String> {
+    normalize_rfc3339(v).ok_or_else(|| {
+        format!("`{name}`: `{v}` is not an RFC 3339 time such as 2026-11-23T12:00:00Z")
+    })
 }
 
 /// Parses durations like `1h`, `30m`, `7d`, `90s` (for token lifetimes).

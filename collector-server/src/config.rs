@@ -199,7 +199,7 @@ impl CollectorConfig {
             return Err(format!("{label}: batch_max must be at least 1"));
         }
         if let Some(u) = &cfg.database_url
-            && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+            && !crate::store::postgres::is_url(u)
         {
             return Err(format!(
                 "{label}: database_url `{}` is not a postgres:// URL (leave it unset for the embedded SQLite store)",

@@ -19,8 +19,9 @@ use annexa_evidence::drift::{
     Change, ChangeKind, ControlAt, DRIFT_FORMAT, Drift, EnvelopeRef, HostRef, MAX_TRANSITIONS,
     Transition,
 };
+use serde::Deserialize;
 
-use crate::conformity::index::{Filter, Index};
+use crate::conformity::index::Index;
 use crate::store::{Store, StoreError};
 use crate::{clock, report};
 
@@ -55,17 +56,7 @@ pub enum DriftError {
 }
 
 fn time(name: &str, v: &str) -> Result<(String, i64), DriftError> {
-    clock::normalize_rfc3339(v).ok_or_else(|| {
-        DriftError::Invalid(format!(
-            "`{name}`: `{v}` is not an RFC 3339 time such as 2026-11-23T12:00:00Z"
-        ))
-    })
-}
-
-/// The recorded state of a timeline entry (`None`: a name this version
-/// does not know, which is then ignored rather than guessed).
-fn state(s: &str) -> Option<State> {
-    State::parse(s)
+    clock::time_param(name, v).map_err(DriftError::Invalid)
 }
 
 /// One (host, control) as the window saw it.
@@ -147,11 +138,12 @@ pub async fn build(
         .collect();
 
     let mut cells: HashMap<(usize, usize), Cell> = HashMap::new();
-    for e in store.timeline_window(&from, &to).await? {
+    for w in store.timeline_window(&from, &to).await? {
+        let e = w.entry;
         let (Some(&h), Some(&c), Some(s)) = (
             host_at.get(e.host.as_str()),
             control_at.get(e.control.as_str()),
-            state(&e.state),
+            State::parse(&e.state),
         ) else {
             continue;
         };
@@ -164,14 +156,20 @@ pub async fn build(
         cell.transitions.push((
             Transition {
                 at: e.at,
-                previous: e.previous.as_deref().and_then(state),
+                previous: e.previous.as_deref().and_then(State::parse),
                 state: s,
                 cause: e.cause,
-                envelope: e.sequence.map(|sequence| EnvelopeRef {
-                    sequence,
-                    sha256: None,
-                    log_index: None,
-                    accepted_at: None,
+                envelope: e.sequence.map(|sequence| {
+                    let (sha256, log_index, accepted_at) = match w.envelope {
+                        Some((sha, index, at)) => (Some(sha), index, Some(at)),
+                        None => (None, None, None),
+                    };
+                    EnvelopeRef {
+                        sequence,
+                        sha256,
+                        log_index,
+                        accepted_at,
+                    }
                 }),
                 soa_version: e.soa_version,
             },
@@ -244,48 +242,38 @@ pub async fn build(
             let kind = ChangeKind::classify(cell.before, after, &between);
             let detail = if live {
                 // The reasons as the fleet's conformity gives them now.
-                let f = Filter {
-                    control: Some(soa_controls[p].id.clone()),
-                    host: Some(host.id.clone()),
-                    ..Filter::default()
-                };
                 index
-                    .cells(&f, now)
-                    .and_then(|(_, cs)| cs.into_iter().next())
+                    .cell(host.no, &soa_controls[p].id, now)
                     .map(|cell| cell.detail)
                     .unwrap_or_default()
             } else {
                 cell.transitions
                     .iter()
                     .rev()
-                    .find(|(t, d)| t.cause != "live" && !d.is_null())
-                    .and_then(|(_, d)| serde_json::from_value::<Detail>(d.clone()).ok())
+                    .find(|(_, d)| !d.is_null())
+                    .and_then(|(_, d)| Detail::deserialize(d).ok())
                     .unwrap_or_default()
             };
             let omitted = cell.transitions.len().saturating_sub(MAX_TRANSITIONS);
             let transitions = cell.transitions.drain(omitted..).map(|(t, _)| t).collect();
-            changes.push((
-                host.no,
-                Change {
-                    host: host.id.clone(),
-                    hostname: host.hostname.clone(),
-                    control: soa_controls[p].id.clone(),
-                    title: controls[c].title.clone(),
-                    before: cell.before,
-                    after,
-                    kind,
-                    detail,
-                    transitions,
-                    omitted: omitted as u64,
-                },
-            ));
+            changes.push(Change {
+                host: host.id.clone(),
+                hostname: host.hostname.clone(),
+                control: soa_controls[p].id.clone(),
+                title: controls[c].title.clone(),
+                before: cell.before,
+                after,
+                kind,
+                detail,
+                transitions,
+                omitted: omitted as u64,
+            });
         }
     }
-    resolve_envelopes(store, &mut changes).await?;
 
     let mut counts: BTreeMap<ChangeKind, u64> = BTreeMap::new();
     let mut named: BTreeSet<&str> = BTreeSet::new();
-    for (_, ch) in &changes {
+    for ch in &changes {
         *counts.entry(ch.kind).or_default() += 1;
         named.extend(ch.detail.failing.iter().map(|f| f.check.as_str()));
         named.extend(ch.detail.errors.iter().map(String::as_str));
@@ -314,38 +302,6 @@ pub async fn build(
         controls,
         checks,
         counts,
-        changes: changes.into_iter().map(|(_, c)| c).collect(),
+        changes,
     })
-}
-
-/// Fills in each causing envelope's digest, log index and acceptance time.
-async fn resolve_envelopes(
-    store: &dyn Store,
-    changes: &mut [(i64, Change)],
-) -> Result<(), DriftError> {
-    let mut known: HashMap<(i64, u64), Option<EnvelopeRef>> = HashMap::new();
-    for (no, ch) in changes.iter_mut() {
-        for t in &mut ch.transitions {
-            let Some(e) = &mut t.envelope else { continue };
-            let key = (*no, e.sequence);
-            if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(key) {
-                let found = store
-                    .envelopes_before(*no, e.sequence.saturating_add(1), 1)
-                    .await?
-                    .into_iter()
-                    .find(|m| m.sequence == e.sequence)
-                    .map(|m| EnvelopeRef {
-                        sequence: m.sequence,
-                        sha256: Some(m.sha256),
-                        log_index: m.log_index,
-                        accepted_at: Some(m.received_at),
-                    });
-                slot.insert(found);
-            }
-            if let Some(Some(r)) = known.get(&key) {
-                *e = r.clone();
-            }
-        }
-    }
-    Ok(())
 }

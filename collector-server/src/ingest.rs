@@ -628,17 +628,21 @@ fn host_entry(a: &AgentRecord) -> HostEntry {
 async fn housekeeping(store: &dyn Store, conf: &Conformity, log: &Log) -> Result<(), StoreError> {
     let newest = store.soa_versions().await?.last().map(|v| v.version);
     // Another collector's states are in the store, not in this index: take
-    // its log entries in and rebuild the index from the store (the cost of
-    // a start, paid only when another collector appended).
-    let others = store.log_size().await? != log.size();
-    if others {
-        let n = log.resync(store).await.map_err(|e| match e {
-            crate::log::LogError::Store(s) => s,
-            other => StoreError::Broken(other.to_string()),
-        })?;
-        tracing::info!(entries = n, "took in evidence another collector accepted");
+    // its log entries in (here, or earlier when a batch met them) and
+    // rebuild the index from the store (the cost of a start, paid only when
+    // another collector appended).
+    log.resync(store).await.map_err(|e| match e {
+        crate::log::LogError::Store(s) => s,
+        other => StoreError::Broken(other.to_string()),
+    })?;
+    let taken_in = log.take_taken_in();
+    if taken_in > 0 {
+        tracing::info!(
+            entries = taken_in,
+            "took in evidence another collector accepted"
+        );
     }
-    if others || newest != conf.index.policy().map(|p| p.version) {
+    if taken_in > 0 || newest != conf.index.policy().map(|p| p.version) {
         reconcile_all(store, conf).await?;
         return Ok(());
     }

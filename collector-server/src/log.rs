@@ -75,6 +75,10 @@ pub struct Log {
     verifier: Verifier,
     key: Arc<SigningKey>,
     tree: RwLock<Tree>,
+    /// Entries [`Log::resync`] took in since [`Log::take_taken_in`] last
+    /// asked: another collector's evidence, whose conformity is not yet
+    /// in this one's index.
+    taken_in: std::sync::atomic::AtomicU64,
 }
 
 /// Complete-subtree hashes from memory (levels ≥ 8), tiles read for this
@@ -190,6 +194,7 @@ impl Log {
         let log = Log {
             verifier: verifier.clone(),
             key,
+            taken_in: std::sync::atomic::AtomicU64::new(0),
             tree: RwLock::new(Tree {
                 size,
                 upper,
@@ -409,7 +414,14 @@ impl Log {
         }
         let signed = self.sign(size, root);
         self.write().latest = Arc::new(signed);
+        self.taken_in
+            .fetch_add(size - held, std::sync::atomic::Ordering::Relaxed);
         Ok(size - held)
+    }
+
+    /// How many entries resyncs took in since the last call, and resets it.
+    pub fn take_taken_in(&self) -> u64 {
+        self.taken_in.swap(0, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The newest checkpoint if it is not stored yet (the periodic tick

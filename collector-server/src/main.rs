@@ -42,7 +42,7 @@ async fn migrate_command(at: Where, from: &str, to: &str) -> anyhow::Result<()> 
     if !path.is_file() {
         bail!("--from {}: no such SQLite file", path.display());
     }
-    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+    if !postgres::is_url(to) {
         bail!("--to `{}` is not a postgres:// URL", postgres::redact(to));
     }
     let src = sqlite::SqliteStore::open(path).await?;

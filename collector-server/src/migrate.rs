@@ -24,17 +24,23 @@ enum Kind {
 
 use Kind::{Blob, Int, Text};
 
-/// A table to copy: its columns, and how to page through it (an integer
-/// key, or the primary key's columns with offsets for the few tables
-/// without one).
+/// How to page through a table.
+enum Page {
+    /// By its integer key.
+    Key(&'static str),
+    /// By offsets, in the order of these columns (its primary key): for the
+    /// few tables without an integer key.
+    Offset(&'static str),
+}
+
+/// A table to copy: its columns and how to page through it.
 struct Table {
     name: &'static str,
     columns: &'static [(&'static str, Kind)],
-    order: &'static str,
-    /// The integer key to page by, if the table has one.
-    key: Option<&'static str>,
-    /// Its identity column, whose sequence must continue after the copy.
-    identity: Option<&'static str>,
+    page: Page,
+    /// Whether its key is an identity column, whose sequence must continue
+    /// after the copy.
+    identity: bool,
 }
 
 /// In foreign-key order.
@@ -57,9 +63,8 @@ const TABLES: &[Table] = &[
             ("last_seen_at", Text),
             ("run_profile", Text),
         ],
-        order: "no",
-        key: Some("no"),
-        identity: Some("no"),
+        page: Page::Key("no"),
+        identity: true,
     },
     Table {
         name: "enroll_tokens",
@@ -71,9 +76,8 @@ const TABLES: &[Table] = &[
             ("used_at", Text),
             ("used_by", Text),
         ],
-        order: "hash",
-        key: None,
-        identity: None,
+        page: Page::Offset("hash"),
+        identity: false,
     },
     Table {
         name: "api_tokens",
@@ -85,9 +89,8 @@ const TABLES: &[Table] = &[
             ("expires_at", Int),
             ("revoked_at", Text),
         ],
-        order: "hash",
-        key: None,
-        identity: None,
+        page: Page::Offset("hash"),
+        identity: false,
     },
     Table {
         name: "envelopes",
@@ -104,9 +107,8 @@ const TABLES: &[Table] = &[
             ("log_index", Int),
             ("pruned_at", Text),
         ],
-        order: "id",
-        key: Some("id"),
-        identity: Some("id"),
+        page: Page::Key("id"),
+        identity: true,
     },
     Table {
         name: "latest_results",
@@ -117,9 +119,8 @@ const TABLES: &[Table] = &[
             ("observed", Text),
             ("since_sequence", Int),
         ],
-        order: "agent_no, check_id",
-        key: None,
-        identity: None,
+        page: Page::Offset("agent_no, check_id"),
+        identity: false,
     },
     Table {
         name: "soa_versions",
@@ -133,9 +134,8 @@ const TABLES: &[Table] = &[
             ("imported_at", Text),
             ("comment", Text),
         ],
-        order: "version",
-        key: Some("version"),
-        identity: None,
+        page: Page::Key("version"),
+        identity: false,
     },
     Table {
         name: "conformity",
@@ -148,9 +148,8 @@ const TABLES: &[Table] = &[
             ("since_sequence", Int),
             ("soa_version", Int),
         ],
-        order: "agent_no, control_id",
-        key: None,
-        identity: None,
+        page: Page::Offset("agent_no, control_id"),
+        identity: false,
     },
     Table {
         name: "conformity_timeline",
@@ -166,9 +165,8 @@ const TABLES: &[Table] = &[
             ("soa_version", Int),
             ("detail", Text),
         ],
-        order: "id",
-        key: Some("id"),
-        identity: Some("id"),
+        page: Page::Key("id"),
+        identity: true,
     },
     Table {
         name: "log_entries",
@@ -180,16 +178,14 @@ const TABLES: &[Table] = &[
             ("accepted_at", Text),
             ("leaf_hash", Blob),
         ],
-        order: "idx",
-        key: Some("idx"),
-        identity: None,
+        page: Page::Key("idx"),
+        identity: false,
     },
     Table {
         name: "log_tiles",
         columns: &[("idx", Int), ("hash", Blob)],
-        order: "idx",
-        key: Some("idx"),
-        identity: None,
+        page: Page::Key("idx"),
+        identity: false,
     },
     Table {
         name: "log_checkpoints",
@@ -199,9 +195,8 @@ const TABLES: &[Table] = &[
             ("note", Text),
             ("signed_at", Text),
         ],
-        order: "size",
-        key: Some("size"),
-        identity: None,
+        page: Page::Key("size"),
+        identity: false,
     },
     Table {
         name: "retention_runs",
@@ -213,9 +208,8 @@ const TABLES: &[Table] = &[
             ("pruned", Int),
             ("up_to", Int),
         ],
-        order: "id",
-        key: Some("id"),
-        identity: Some("id"),
+        page: Page::Key("id"),
+        identity: true,
     },
 ];
 
@@ -265,11 +259,20 @@ pub async fn copy(from: &SqliteStore, to: &PgStore) -> Result<Copied, StoreError
     for t in TABLES {
         let names: Vec<&str> = t.columns.iter().map(|(c, _)| *c).collect();
         let list = names.join(", ");
+        let insert = format!(
+            "INSERT INTO {} ({list}){} ",
+            t.name,
+            if t.identity {
+                " OVERRIDING SYSTEM VALUE"
+            } else {
+                ""
+            }
+        );
         let mut total = 0u64;
         let mut after: Option<i64> = None;
         loop {
-            let rows = match t.key {
-                Some(k) => {
+            let rows = match t.page {
+                Page::Key(k) => {
                     sqlx::query::<Sqlite>(&format!(
                         "SELECT {list} FROM {} WHERE {k} > ? ORDER BY {k} LIMIT ?",
                         t.name
@@ -279,10 +282,10 @@ pub async fn copy(from: &SqliteStore, to: &PgStore) -> Result<Copied, StoreError
                     .fetch_all(&mut *src)
                     .await?
                 }
-                None => {
+                Page::Offset(order) => {
                     sqlx::query::<Sqlite>(&format!(
-                        "SELECT {list} FROM {} ORDER BY {} LIMIT ? OFFSET ?",
-                        t.name, t.order
+                        "SELECT {list} FROM {} ORDER BY {order} LIMIT ? OFFSET ?",
+                        t.name
                     ))
                     .bind(PAGE)
                     .bind(total as i64)
@@ -301,18 +304,10 @@ pub async fn copy(from: &SqliteStore, to: &PgStore) -> Result<Copied, StoreError
                 }
                 values.push(row);
             }
-            if let Some(k) = t.key {
+            if let Page::Key(k) = t.page {
                 after = Some(rows[rows.len() - 1].try_get(k)?);
             }
-            let overriding = if t.identity.is_some() {
-                " OVERRIDING SYSTEM VALUE"
-            } else {
-                ""
-            };
-            let mut q = sqlx::QueryBuilder::<Postgres>::new(format!(
-                "INSERT INTO {} ({list}){overriding} ",
-                t.name
-            ));
+            let mut q = sqlx::QueryBuilder::<Postgres>::new(&insert);
             q.push_values(values, |mut b, row| {
                 for v in row {
                     match v {
@@ -326,7 +321,7 @@ pub async fn copy(from: &SqliteStore, to: &PgStore) -> Result<Copied, StoreError
             built.execute(&mut *dst).await?;
             total += rows.len() as u64;
         }
-        if let Some(col) = t.identity {
+        if let (true, Page::Key(col)) = (t.identity, &t.page) {
             sqlx::query(&format!(
                 "SELECT setval(pg_get_serial_sequence('{0}', '{col}'), COALESCE(MAX({col}), 0) + 1, false) FROM {0}",
                 t.name

@@ -16,7 +16,7 @@ use annexa_evidence::report::{
     CheckInfo, CollectorInfo, Enrollment, EvidenceItem, FORMAT, HostEvidence, Period, Report,
     ReportScope, SoaRecord, Withheld,
 };
-use annexa_evidence::statement::parse_scan_statement;
+use annexa_evidence::statement::parse_scan_envelope;
 use serde_json::value::RawValue;
 
 use crate::clock;
@@ -273,8 +273,12 @@ async fn host_evidence(
     let mut runs: Vec<Run> = Vec::new();
     let mut below = agent.next_sequence;
     let mut missing = BTreeSet::new();
+    // Usually the newest envelope or two decide: read few first, more per
+    // page when a report's `at` lies behind many newer envelopes.
+    let mut page_size = MAX_RUNS_PER_HOST as u32;
     'pages: loop {
-        let page = store.envelopes_before(agent.no, below, 64).await?;
+        let page = store.envelopes_before(agent.no, below, page_size).await?;
+        page_size = (page_size * 2).min(256);
         let Some(last) = page.last() else { break };
         below = last.sequence;
         for meta in page {
@@ -322,10 +326,7 @@ async fn host_evidence(
             let Some((_, bytes)) = store.envelope(agent.no, meta.sequence).await? else {
                 break 'pages;
             };
-            let payload = annexa_evidence::dsse::Envelope::from_json(&bytes)
-                .and_then(|env| env.payload_bytes())
-                .map_err(|e| StoreError::Broken(format!("stored envelope: {e}")))?;
-            let predicate = parse_scan_statement(&payload)
+            let predicate = parse_scan_envelope(&bytes)
                 .map_err(|e| {
                     StoreError::Broken(format!(
                         "stored envelope {} of agent {}: {e}",

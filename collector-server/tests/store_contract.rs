@@ -221,6 +221,7 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
             .await
             .unwrap()
             .into_iter()
+            .map(|w| w.entry)
             .filter(|e| e.host == "ag-c")
             .map(|e| (e.state, e.at))
             .collect::<Vec<_>>()
@@ -245,6 +246,18 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
         window("2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z")
             .await
             .is_empty()
+    );
+    // The entry an envelope caused comes with that envelope.
+    let caused = store
+        .timeline_window("2026-11-23T10:00:00Z", "2026-11-23T10:00:00Z")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|w| w.entry.host == "ag-c")
+        .unwrap();
+    assert_eq!(
+        caused.envelope.map(|(sha, _, _)| sha),
+        Some(format!("{:064x}", 1))
     );
 }
 

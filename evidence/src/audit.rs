@@ -302,8 +302,8 @@ fn check_envelope(e: &BundleEntry, bytes: &[u8], key: Option<PublicKey>) -> Resu
     let key = key.ok_or_else(|| format!("agent {} is not in the bundle", e.agent))?;
     let p = open_scan_envelope(bytes, key, &e.agent, e.sequence)?;
     Ok(Link {
-        previous: p.previous.clone(),
-        gap: p.gap.as_ref().map(|g| g.dropped.clone()),
+        previous: p.previous,
+        gap: p.gap.map(|g| g.dropped),
     })
 }
 

@@ -345,7 +345,13 @@ pub fn judge(drift: &Drift, baseline: Option<&Report>, t: &Thresholds) -> FleetV
             before = Some(r);
         }
         let between: Vec<State> = ch.transitions.iter().map(|t| t.state).collect();
-        let kind = ChangeKind::classify(before, ch.after, &between);
+        // The collector named it with every transition; only a baseline
+        // report's state at the start calls for naming it again.
+        let kind = if before == ch.before {
+            ch.kind
+        } else {
+            ChangeKind::classify(before, ch.after, &between)
+        };
         let fails = kind == ChangeKind::Drift;
         let message = match kind {
             ChangeKind::Drift => format!(

@@ -227,6 +227,15 @@ pub fn scan_statement(
     }
 }
 
+/// The scan statement of a DSSE envelope's bytes, its signature not
+/// checked: for envelopes verified before they were spooled or stored, or
+/// verified elsewhere.
+pub fn parse_scan_envelope(bytes: &[u8]) -> Result<Statement<ScanPredicate>, String> {
+    let env = crate::dsse::Envelope::from_json(bytes).map_err(|e| e.to_string())?;
+    let payload = env.payload_bytes().map_err(|e| e.to_string())?;
+    parse_scan_statement(&payload).map_err(|e| e.to_string())
+}
+
 /// Parses a statement and its annexa scan predicate in one pass: the
 /// predicate is first kept as raw JSON (no allocation), the statement's own
 /// rules and predicate type are checked, and only then is the predicate

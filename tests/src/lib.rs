@@ -21,6 +21,13 @@ const PACKAGES: &[(&str, &str, &str)] = &[
     ("openssl", "3.0.15-1~deb12u1", "amd64"),
 ];
 
+/// The hardened root's sshd drop-in with one setting broken: root may log
+/// in over SSH (what `ssh.permit-root-login` fails on), as (path, text).
+pub const PERMIT_ROOT: (&str, &str) = (
+    "/etc/ssh/sshd_config.d/10-hardening.conf",
+    "PermitRootLogin yes\nClientAliveInterval 300\nClientAliveCountMax 2\nMaxAuthTries 3\nLoginGraceTime 30\nBanner /etc/issue.net\nPermitEmptyPasswords no\nPasswordAuthentication no\nX11Forwarding no\n",
+);
+
 /// Writes `content` at `path` inside `root` with `mode`.
 pub fn put(root: &Path, path: &str, content: &str, mode: u32) {
     let p = root.join(path.trim_start_matches('/'));

@@ -10,7 +10,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use annexa_tests::{hardened_root, put};
+use annexa_tests::{PERMIT_ROOT, hardened_root, put};
 use common::{Collector, Host, show, soa_with_marker};
 
 const CI_MD: &str = include_str!("../../docs/ci.md");
@@ -123,11 +123,7 @@ fn workspace() -> Workspace {
     c.import_soa(&soa_with_marker());
     std::fs::copy(c.ca_path(), dir.path().join("ci/collector-ca.pem")).unwrap();
     let host = Host::enrolled(&c, "[labels]\nenv = \"prod\"\n");
-    std::fs::write(
-        host.dir().join("checks.d").join("e2e.toml"),
-        common::marker_pack(&marker),
-    )
-    .unwrap();
+    host.add_pack(&common::marker_pack(&marker));
     std::fs::write(&marker, "").unwrap();
     host.run_once_ok();
     let token = c.api_token("ci", "auditor");
@@ -188,12 +184,7 @@ fn the_documented_github_and_gitlab_examples_gate_as_documented() {
     );
 
     // The image drifts: root may log in over SSH again.
-    put(
-        &w.path("rootfs"),
-        "/etc/ssh/sshd_config.d/10-hardening.conf",
-        "PermitRootLogin yes\nClientAliveInterval 300\nClientAliveCountMax 2\nMaxAuthTries 3\nLoginGraceTime 30\nBanner /etc/issue.net\nPermitEmptyPasswords no\nPasswordAuthentication no\nX11Forwarding no\n",
-        0o644,
-    );
+    put(&w.path("rootfs"), PERMIT_ROOT.0, PERMIT_ROOT.1, 0o644);
     // The fleet drifts: the agent's checked file goes away.
     std::fs::remove_file(&w.marker).unwrap();
     let o = w.host.run_once(&[]);

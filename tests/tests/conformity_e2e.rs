@@ -29,11 +29,7 @@ fn fleet() -> Fleet {
         packs.path().display()
     ));
     let host = Host::enrolled(&c, "[labels]\nenv = \"prod\"\n");
-    std::fs::write(
-        host.dir().join("checks.d").join("e2e.toml"),
-        marker_pack(&marker),
-    )
-    .unwrap();
+    host.add_pack(&marker_pack(&marker));
     Fleet {
         c,
         host,

@@ -8,16 +8,13 @@
 
 mod common;
 
+use common::utf8 as s;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
 use common::{Collector, Host, show, soa_with_marker, stderr, stdout};
 use serde_json::Value;
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 struct Fleet {
     c: Collector,
@@ -53,20 +50,11 @@ fn fleet() -> Fleet {
         );
         let marker = dir.path().join(format!("{role}.marker"));
         std::fs::write(&marker, "").unwrap();
-        std::fs::write(
-            h.dir().join("checks.d").join("e2e.toml"),
-            common::marker_pack(&marker),
-        )
-        .unwrap();
+        h.add_pack(&common::marker_pack(&marker));
         h.run_once_ok();
         hosts.push(h);
     }
-    let token_file = dir.path().join("auditor.token");
-    std::fs::write(&token_file, c.api_token("gate", "auditor")).unwrap();
-    let o = c.cli(&["log", "key"]);
-    assert_eq!(o.status.code(), Some(0), "log key: {}", show(&o));
-    let key_file = dir.path().join("collector.vkey");
-    std::fs::write(&key_file, stdout(&o)).unwrap();
+    let (key_file, token_file) = common::auditor_files(&c, dir.path());
     let db = hosts.pop().unwrap();
     let web = hosts.pop().unwrap();
     Fleet {
@@ -83,18 +71,19 @@ fn fleet() -> Fleet {
 impl Fleet {
     /// `annexa gate --server … --ca … --token-file … ARGS`.
     fn gate(&self, args: &[&str]) -> Output {
-        let (url, ca) = (self.c.url(), self.c.ca_path());
-        let mut all = vec![
-            "gate",
-            "--server",
-            &url,
-            "--ca",
-            s(&ca),
-            "--token-file",
-            s(&self.token_file),
-        ];
-        all.extend_from_slice(args);
-        common::annexa(&all)
+        self.gate_env(args, &[])
+    }
+
+    /// [`Fleet::gate`] with environment variables set.
+    fn gate_env(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
+        common::annexa_api(
+            &["gate"],
+            &self.c.url(),
+            &self.c.ca_path(),
+            &self.token_file,
+            args,
+            env,
+        )
     }
 
     fn out(&self, name: &str) -> PathBuf {
@@ -113,15 +102,6 @@ impl Fleet {
     }
 }
 
-/// A time strictly after every change recorded so far (the timeline
-/// records times to the second or finer).
-fn a_moment_later() -> String {
-    std::thread::sleep(Duration::from_millis(1100));
-    let t = common::now_rfc3339();
-    std::thread::sleep(Duration::from_millis(1100));
-    t
-}
-
 fn code(o: &Output) -> Option<i32> {
     o.status.code()
 }
@@ -130,7 +110,7 @@ fn code(o: &Output) -> Option<i32> {
 fn the_gate_fails_on_fleet_drift_with_the_host_control_and_envelope_named() {
     let f = fleet();
     let (web, db) = (f.web.agent_id(), f.db.agent_id());
-    let t0 = a_moment_later();
+    let t0 = common::a_moment_later();
 
     // Nothing changed since t0: the gate passes, JUnit has a passing case
     // per (host, control) of A.12.4.1.
@@ -164,7 +144,7 @@ fn the_gate_fails_on_fleet_drift_with_the_host_control_and_envelope_named() {
         &["--scope", "env=prod", "--control", "A.12.4.1"],
     );
     assert_eq!(code(&o), Some(0), "report pull: {}", show(&o));
-    let _ = a_moment_later();
+    let _ = common::a_moment_later();
 
     // The db host's checked file goes away: its next run fails the check.
     std::fs::remove_file(&f.db_marker).unwrap();
@@ -288,26 +268,17 @@ fn the_gate_fails_on_fleet_drift_with_the_host_control_and_envelope_named() {
 
     // GitHub: an error annotation and the step summary.
     let summary = f.out("summary.md");
-    let (url, ca) = (f.c.url(), f.c.ca_path());
-    let o = std::process::Command::new(common::bin("annexa"))
-        .args([
-            "gate",
-            "--server",
-            &url,
-            "--ca",
-            s(&ca),
-            "--token-file",
-            s(&f.token_file),
+    let o = f.gate_env(
+        &[
             "--since",
             &t0,
             "--control",
             "A.12.4.1",
             "--format",
             "github",
-        ])
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .unwrap();
+        ],
+        &[("GITHUB_STEP_SUMMARY", &summary)],
+    );
     assert_eq!(code(&o), Some(1), "{}", show(&o));
     assert!(
         stdout(&o).contains("::error title=annexa drift%3A A.12.4.1 on "),
@@ -382,18 +353,8 @@ fn the_gate_exits_2_when_it_cannot_decide() {
     // A wrong token.
     let wrong = f.out("wrong.token");
     std::fs::write(&wrong, "annexa-api-nope").unwrap();
-    let (url, ca) = (f.c.url(), f.c.ca_path());
-    let o = common::annexa(&[
-        "gate",
-        "--server",
-        &url,
-        "--ca",
-        s(&ca),
-        "--token-file",
-        s(&wrong),
-        "--since",
-        "1h",
-    ]);
+    let ca = f.c.ca_path();
+    let o = common::annexa_api(&["gate"], &f.c.url(), &ca, &wrong, &["--since", "1h"], &[]);
     assert_eq!(code(&o), Some(2), "{}", show(&o));
     assert!(stderr(&o).contains("401"), "{}", show(&o));
 
@@ -403,17 +364,14 @@ fn the_gate_exits_2_when_it_cannot_decide() {
         .local_addr()
         .unwrap()
         .port();
-    let o = common::annexa(&[
-        "gate",
-        "--server",
+    let o = common::annexa_api(
+        &["gate"],
         &format!("https://127.0.0.1:{port}"),
-        "--ca",
-        s(&ca),
-        "--token-file",
-        s(&f.token_file),
-        "--since",
-        "1h",
-    ]);
+        &ca,
+        &f.token_file,
+        &["--since", "1h"],
+        &[],
+    );
     assert_eq!(code(&o), Some(2), "{}", show(&o));
     assert!(
         stderr(&o).contains(&format!("127.0.0.1:{port}")),

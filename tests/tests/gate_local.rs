@@ -6,22 +6,25 @@
 
 mod common;
 
+use common::utf8 as s;
+
 use std::path::Path;
 use std::process::Output;
 
-use annexa_tests::{hardened_root, put};
+use annexa_tests::{PERMIT_ROOT, hardened_root, put};
 use common::{show, stdout};
 use serde_json::Value;
 
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
+fn gate(root: &Path, args: &[&str]) -> Output {
+    gate_env(root, args, &[])
 }
 
-fn gate(root: &Path, args: &[&str]) -> Output {
+/// [`gate`] with environment variables set.
+fn gate_env(root: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
     let packs = root.join("no-extra-packs");
     let mut all = vec!["gate", "--root", s(root), "--packs", s(&packs)];
     all.extend_from_slice(args);
-    common::annexa(&all)
+    common::annexa_env(&all, env)
 }
 
 /// A hardened root, with an (empty) extra pack directory so that the host's
@@ -32,11 +35,6 @@ fn root() -> tempfile::TempDir {
     std::fs::create_dir_all(dir.path().join("no-extra-packs")).unwrap();
     dir
 }
-
-const PERMIT_ROOT: (&str, &str) = (
-    "/etc/ssh/sshd_config.d/10-hardening.conf",
-    "PermitRootLogin yes\nClientAliveInterval 300\nClientAliveCountMax 2\nMaxAuthTries 3\nLoginGraceTime 30\nBanner /etc/issue.net\nPermitEmptyPasswords no\nPasswordAuthentication no\nX11Forwarding no\n",
-);
 
 #[test]
 fn drift_from_a_recorded_baseline_fails_the_gate_with_the_check_and_control_named() {
@@ -128,18 +126,11 @@ fn drift_from_a_recorded_baseline_fails_the_gate_with_the_check_and_control_name
     // GitHub: an error annotation at the file and line, and the Markdown
     // summary appended to the step summary file.
     let summary = out.path().join("step-summary.md");
-    let o = std::process::Command::new(common::bin("annexa"))
-        .args([
-            "gate",
-            "--root",
-            s(dir.path()),
-            "--packs",
-            s(&dir.path().join("no-extra-packs")),
-        ])
-        .args(["--baseline", s(&baseline), "--format", "github"])
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .unwrap();
+    let o = gate_env(
+        dir.path(),
+        &["--baseline", s(&baseline), "--format", "github"],
+        &[("GITHUB_STEP_SUMMARY", &summary)],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let annotations = stdout(&o);
     assert!(

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::utf8 as s;
+
 use annexa_evidence::encoding::{b64_decode, hex};
 use annexa_evidence::log::LogEntry;
 use annexa_evidence::merkle::{Hash, MemoryTree, verify_consistency, verify_inclusion};
@@ -32,10 +34,6 @@ fn verify(args: &[&str]) -> Output {
     let mut all = vec!["verify", "log"];
     all.extend_from_slice(args);
     common::annexa(&all)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 fn hashes(v: &Value) -> Vec<Hash> {

@@ -9,25 +9,10 @@
 
 mod common;
 
-use std::path::Path;
+use common::utf8 as s;
 
 use annexa_tests::PgScratch;
 use common::{Collector, Host, show, soa_with_marker, stdout};
-
-/// The collector's verifier key and an auditor token, in files under `dir`.
-fn auditor_files(c: &Collector, dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let o = c.cli(&["log", "key"]);
-    assert_eq!(o.status.code(), Some(0), "log key: {}", show(&o));
-    let key = dir.join("collector.vkey");
-    std::fs::write(&key, stdout(&o)).unwrap();
-    let token = dir.join("auditor.token");
-    std::fs::write(&token, c.api_token("auditor", "auditor")).unwrap();
-    (key, token)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 #[test]
 fn a_collector_on_postgres_keeps_evidence_log_and_conformity_across_a_kill() {
@@ -46,11 +31,7 @@ fn a_collector_on_postgres_keeps_evidence_log_and_conformity_across_a_kill() {
     let hosts: Vec<Host> = (0..2)
         .map(|_| {
             let h = Host::enrolled(&c, "[labels]\nenv = \"prod\"\n");
-            std::fs::write(
-                h.dir().join("checks.d").join("e2e.toml"),
-                common::marker_pack(&marker),
-            )
-            .unwrap();
+            h.add_pack(&common::marker_pack(&marker));
             h
         })
         .collect();
@@ -74,7 +55,7 @@ fn a_collector_on_postgres_keeps_evidence_log_and_conformity_across_a_kill() {
 
     // The log verifies online against the key, with an agent's held
     // checkpoint, and a report verifies offline.
-    let (key, token) = auditor_files(&c, dir.path());
+    let (key, token) = common::auditor_files(&c, dir.path());
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let o = common::verify_log_online(&c, &token, &key, &hosts[0].state.join("checkpoint"));
     assert_eq!(o.status.code(), Some(0), "verify log: {}", show(&o));
@@ -110,11 +91,7 @@ fn a_sqlite_store_migrates_to_postgres_with_the_same_log() {
     std::fs::write(&marker, "").unwrap();
     let mut c = Collector::start();
     let host = Host::enrolled(&c, "[labels]\nenv = \"prod\"\n");
-    std::fs::write(
-        host.dir().join("checks.d").join("e2e.toml"),
-        common::marker_pack(&marker),
-    )
-    .unwrap();
+    host.add_pack(&common::marker_pack(&marker));
     host.run_once_ok();
     host.run_once_ok();
     c.stop();
@@ -163,7 +140,7 @@ fn a_sqlite_store_migrates_to_postgres_with_the_same_log() {
     c.restart();
     host.run_once_ok();
     assert_eq!(c.sequences(&host.agent_id()), vec![1, 2, 3]);
-    let (key, token) = auditor_files(&c, dir.path());
+    let (key, token) = common::auditor_files(&c, dir.path());
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let o = common::verify_log_online(&c, &token, &key, &host.state.join("checkpoint"));
     assert_eq!(o.status.code(), Some(0), "verify log: {}", show(&o));
@@ -190,11 +167,7 @@ fn two_collectors_on_one_database_keep_one_log() {
         .iter()
         .map(|c| {
             let h = Host::enrolled(c, "[labels]\nenv = \"prod\"\n");
-            std::fs::write(
-                h.dir().join("checks.d").join("e2e.toml"),
-                common::marker_pack(&marker),
-            )
-            .unwrap();
+            h.add_pack(&common::marker_pack(&marker));
             h
         })
         .collect();
@@ -259,7 +232,7 @@ fn two_collectors_on_one_database_keep_one_log() {
 
     // One log: verified through either collector, each agent's held
     // checkpoint consistent with it.
-    let (key, token) = auditor_files(&a, dir.path());
+    let (key, token) = common::auditor_files(&a, dir.path());
     std::thread::sleep(std::time::Duration::from_millis(1200));
     for (c, h) in [(&a, &hosts[2]), (&b, &hosts[0])] {
         let o = common::verify_log_online(c, &token, &key, &h.state.join("checkpoint"));

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::utf8 as s;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -18,10 +20,6 @@ use common::{Collector, Host, SOA_2013, marker_pack, show, soa_with_marker, stdo
 use serde_json::Value;
 
 const OSCAL_SCHEMA: &str = include_str!("../schemas/oscal_assessment-results_schema-1.0.4.json");
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 struct Setup {
     c: Collector,
@@ -44,19 +42,10 @@ fn setup() -> Setup {
     let prod = Host::enrolled(&c, "[labels]\nenv = \"prod\"\n");
     let dev = Host::enrolled(&c, "[labels]\nenv = \"dev\"\n");
     for h in [&prod, &dev] {
-        std::fs::write(
-            h.dir().join("checks.d").join("e2e.toml"),
-            marker_pack(&marker),
-        )
-        .unwrap();
+        h.add_pack(&marker_pack(&marker));
     }
-    let token_file = dir.path().join("auditor.token");
-    std::fs::write(&token_file, c.api_token("auditor", "auditor")).unwrap();
-    let o = c.cli(&["log", "key"]);
-    assert_eq!(o.status.code(), Some(0), "log key: {}", show(&o));
-    let key_file = dir.path().join("collector.vkey");
-    std::fs::write(&key_file, stdout(&o)).unwrap();
-    let verifier = Verifier::parse(stdout(&o).trim()).unwrap();
+    let (key_file, token_file) = common::auditor_files(&c, dir.path());
+    let verifier = Verifier::parse(std::fs::read_to_string(&key_file).unwrap().trim()).unwrap();
     Setup {
         c,
         prod,
@@ -185,9 +174,7 @@ fn a_report_is_signed_verified_offline_recomputed_and_rendered() {
     assert_eq!(first.summary.hosts, 2);
 
     // Time passes; the marker appears and only the prod host runs again.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let between = common::now_rfc3339();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let between = common::a_moment_later();
     std::fs::write(&t.marker, "x").unwrap();
     t.prod.run_once_ok();
     let (now_bytes, now) = t.pull_ok("now.json", &[]);
@@ -566,17 +553,7 @@ fn renderings(t: &Setup, signed: &[u8]) {
     let o = common::annexa(&["report", "render", s(&path), "--format", "oscal"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let schema: Value = serde_json::from_str(OSCAL_SCHEMA).unwrap();
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&doc)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .take(10)
-        .collect();
-    assert!(errors.is_empty(), "OSCAL output is not valid: {errors:#?}");
+    common::assert_schema_valid(OSCAL_SCHEMA, &doc, "OSCAL output");
     let result = &doc["assessment-results"]["results"][0];
     let findings = result["findings"].as_array().unwrap();
     let marker = findings

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use annexa_tests::{hardened_root, put};
+use annexa_tests::{PERMIT_ROOT, hardened_root, put};
 
 /// The `annexa` binary built by `cargo test --workspace` next to this test.
 fn annexa_bin() -> PathBuf {
@@ -126,12 +126,7 @@ fn every_file_source_digest_matches_the_bytes_in_the_root() {
 #[test]
 fn breaking_one_setting_fails_exactly_the_check_for_it() {
     let cases: &[(&str, &str, u32, &str)] = &[
-        (
-            "/etc/ssh/sshd_config.d/10-hardening.conf",
-            "PermitRootLogin yes\nClientAliveInterval 300\nClientAliveCountMax 2\nMaxAuthTries 3\nLoginGraceTime 30\nBanner /etc/issue.net\nPermitEmptyPasswords no\nPasswordAuthentication no\nX11Forwarding no\n",
-            0o644,
-            "ssh.permit-root-login",
-        ),
+        (PERMIT_ROOT.0, PERMIT_ROOT.1, 0o644, "ssh.permit-root-login"),
         (
             "/etc/profile.d/tmout.sh",
             "TMOUT=900\nexport TMOUT\n",

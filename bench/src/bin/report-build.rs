@@ -115,8 +115,7 @@ async fn main() -> anyhow::Result<()> {
     let soa = annexa_checks::soa::parse_toml("soa", SOA).map_err(|e| anyhow::anyhow!("{e}"))?;
     scan.params.0.extend(soa.params());
 
-    let before_population =
-        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
+    let before_population = annexa_collector::clock::now_rfc3339();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let populate = Instant::now();
     for chunk in (0..args.hosts).collect::<Vec<_>>().chunks(32) {

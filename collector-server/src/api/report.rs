@@ -49,13 +49,9 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<i64>, Error> {
     value
         .filter(|v| !v.is_empty())
         .map(|v| {
-            clock::parse_rfc3339(v).ok_or_else(|| {
-                Error::new(
-                    StatusCode::BAD_REQUEST,
-                    codes::MALFORMED,
-                    format!("`{name}`: `{v}` is not an RFC 3339 time such as 2026-11-23T12:00:00Z"),
-                )
-            })
+            clock::time_param(name, v)
+                .map(|(_, unix)| unix)
+                .map_err(|m| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, m))
         })
         .transpose()
 }

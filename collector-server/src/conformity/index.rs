@@ -316,6 +316,23 @@ impl Index {
     }
 }
 
+impl Index {
+    /// One host's cell for one control at `now`, with its reasons (`None`:
+    /// no such active host or control, or out of the control's scope).
+    pub fn cell(&self, no: i64, control: &str, now: i64) -> Option<Cell> {
+        let r = self.read();
+        let policy = r.policy.clone()?;
+        let h = r.hosts.get(&no)?;
+        let (c, &automated) = policy
+            .soa
+            .controls
+            .iter()
+            .zip(&policy.automated)
+            .find(|(c, _)| c.id == control)?;
+        cell_of(&policy, h, c, automated, now)
+    }
+}
+
 /// A host as [`Index::live`] answers it.
 #[derive(Debug, Clone)]
 pub struct LiveHost {

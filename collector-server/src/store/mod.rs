@@ -408,6 +408,15 @@ pub struct TimelineEntry {
     pub detail: serde_json::Value,
 }
 
+/// A timeline entry of a window, with its causing envelope as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowEntry {
+    /// The entry.
+    pub entry: TimelineEntry,
+    /// Its envelope's hex SHA-256, log index and acceptance time.
+    pub envelope: Option<(String, Option<u64>, String)>,
+}
+
 /// An envelope's metadata as listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnvelopeMeta {
@@ -594,6 +603,6 @@ pub trait Store: Send + Sync + 'static {
     /// control) its last entry at or before `from` (the state then), and
     /// every entry after `from` and at or before `to`. Times are RFC 3339
     /// UTC as recorded.
-    async fn timeline_window(&self, from: &str, to: &str)
-    -> Result<Vec<TimelineEntry>, StoreError>;
+    /// Each with the envelope that caused it, if one did and it is stored.
+    async fn timeline_window(&self, from: &str, to: &str) -> Result<Vec<WindowEntry>, StoreError>;
 }

@@ -24,6 +24,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// "annexa" in ASCII).
 const WRITER_LOCK: i64 = 0x616e_6e65_7861;
 
+/// Whether `url` names a PostgreSQL database (`postgres://` or
+/// `postgresql://`).
+pub fn is_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// A database URL as messages show it: the password replaced by `***`.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -9,6 +9,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use super::{
     Accepted, AgentRecord, CheckpointRow, ConformityChange, CurrentState, EnvelopeMeta, ExportRow,
     Labels, LatestChange, LatestRow, SoaVersion, StoreError, StoredState, TimelineEntry,
+    WindowEntry,
 };
 use annexa_evidence::log::RetentionRun;
 
@@ -114,13 +115,13 @@ pub fn envelope_meta<R: AnyRow>(row: &R) -> Result<EnvelopeMeta, StoreError> {
     })
 }
 
-/// A `latest_results` row, with `since_sequence` under `seq_col`.
-pub fn latest<R: AnyRow>(row: &R, seq_col: &str) -> Result<LatestRow, StoreError> {
+/// A `latest_results` row.
+pub fn latest<R: AnyRow>(row: &R) -> Result<LatestRow, StoreError> {
     Ok(LatestRow {
         check_id: row.text("check_id")?,
         status: row.text("status")?,
         observed: row.opt_text("observed")?,
-        since_sequence: row.int(seq_col)? as u64,
+        since_sequence: row.int("since_sequence")? as u64,
     })
 }
 
@@ -216,6 +217,23 @@ pub fn timeline_entry<R: AnyRow>(row: &R) -> Result<TimelineEntry, StoreError> {
     })
 }
 
+/// A timeline row with its causing envelope's `e_sha256`, `e_log_index`
+/// and `e_received_at` (null without one).
+pub fn window_entry<R: AnyRow>(row: &R) -> Result<WindowEntry, StoreError> {
+    let envelope = match row.opt_text("e_sha256")? {
+        Some(sha) => Some((
+            sha,
+            row.opt_int("e_log_index")?.map(|i| i as u64),
+            row.text("e_received_at")?,
+        )),
+        None => None,
+    };
+    Ok(WindowEntry {
+        entry: timeline_entry(row)?,
+        envelope,
+    })
+}
+
 /// One agent's chain head after a batch.
 pub struct Head<'a> {
     /// The agent.
@@ -296,7 +314,7 @@ pub fn latest_changes(batch: &[Accepted]) -> Vec<(i64, u64, &LatestChange)> {
         .iter()
         .flat_map(|a| a.changes.iter().map(move |c| (a.agent_no, a.sequence, c)))
         .collect();
-    last_per_key(all, |(no, _, c)| (*no, c.check_id.clone()))
+    last_per_key(all, |&(no, _, c)| (no, c.check_id.as_str()))
 }
 
 /// Conformity changes split into the current rows to upsert and those to
@@ -307,7 +325,7 @@ pub fn current_rows<'a>(
     Vec<(&'a ConformityChange, &'a CurrentState)>,
     Vec<&'a ConformityChange>,
 ) {
-    let last = last_per_key(changes.to_vec(), |c| (c.agent_no, c.control_id.clone()));
+    let last = last_per_key(changes.to_vec(), |&c| (c.agent_no, c.control_id.as_str()));
     let upserts = last
         .iter()
         .filter_map(|c| c.current.as_ref().map(|cur| (*c, cur)))

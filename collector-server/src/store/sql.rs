@@ -13,7 +13,7 @@ pub(super) mod prelude {
     pub(in crate::store) use super::super::{
         Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, Enrolled, EnvelopeMeta,
         ExportRow, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned, Role, SoaVersion, Store,
-        StoreError, StoredState, TimelineEntry, TimelineQuery,
+        StoreError, StoredState, TimelineEntry, TimelineQuery, WindowEntry,
     };
     pub(in crate::store) use annexa_evidence::log::{RetentionRun, Unlogged};
     pub(in crate::store) use sqlx::Row;
@@ -465,12 +465,12 @@ macro_rules! sql_store {
 
             async fn latest(&self, agent_no: i64) -> Result<Vec<LatestRow>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT check_id, status, observed, since_sequence AS sequence FROM latest_results WHERE agent_no = $1 ORDER BY check_id",
+                    "SELECT check_id, status, observed, since_sequence FROM latest_results WHERE agent_no = $1 ORDER BY check_id",
                 )
                 .bind(agent_no)
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter().map(|r| rows::latest(r, "sequence")).collect()
+                rows.iter().map(rows::latest).collect()
             }
 
             async fn log_size(&self) -> Result<u64, StoreError> {
@@ -720,7 +720,7 @@ macro_rules! sql_store {
                 .fetch_all(&self.pool)
                 .await?
                 .iter()
-                .map(|r| Ok((r.try_get("agent_no")?, rows::latest(r, "since_sequence")?)))
+                .map(|r| Ok((r.try_get("agent_no")?, rows::latest(r)?)))
                 .collect()
             }
 
@@ -750,9 +750,11 @@ macro_rules! sql_store {
                 &self,
                 from: &str,
                 to: &str,
-            ) -> Result<Vec<TimelineEntry>, StoreError> {
+            ) -> Result<Vec<WindowEntry>, StoreError> {
                 let rows = sqlx::query(&format!(
-                    "SELECT {TIMELINE_COLUMNS} FROM conformity_timeline t JOIN agents a ON a.no = t.agent_no \
+                    "SELECT {TIMELINE_COLUMNS}, e.sha256 AS e_sha256, e.log_index AS e_log_index, e.received_at AS e_received_at \
+                     FROM conformity_timeline t JOIN agents a ON a.no = t.agent_no \
+                     LEFT JOIN envelopes e ON e.agent_no = t.agent_no AND e.sequence = t.sequence \
                      WHERE t.id IN (SELECT MAX(id) FROM conformity_timeline WHERE at <= $1 GROUP BY agent_no, control_id) \
                         OR (t.at > $1 AND t.at <= $2) \
                      ORDER BY t.id"
@@ -761,7 +763,7 @@ macro_rules! sql_store {
                 .bind(to)
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter().map(rows::timeline_entry).collect()
+                rows.iter().map(rows::window_entry).collect()
             }
         }
     };

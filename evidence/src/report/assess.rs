@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use annexa_checks::catalog::catalog;
-pub use annexa_checks::conformity::parse_time;
 use annexa_checks::conformity::{
     Evaluation, Latest, Policy, RunProfile, State, from_evidence, overlay_age,
 };
@@ -69,7 +68,7 @@ pub fn controls_in_scope<'p>(policy: &'p Policy, only: &[String]) -> Vec<&'p Soa
 }
 
 /// How a control of the policy is decided.
-pub fn kind(policy: &Policy, control: &SoaControl) -> Kind {
+fn kind(policy: &Policy, control: &SoaControl) -> Kind {
     if !control.applicable {
         Kind::Excluded
     } else if policy.is_automated(&control.id) {
@@ -81,7 +80,7 @@ pub fn kind(policy: &Policy, control: &SoaControl) -> Kind {
 
 /// A host's newest result per check over its runs (newer runs override),
 /// with the sequence of the run that gave it.
-pub fn fold(runs: &[Run]) -> HashMap<&str, (&CheckResult, u64)> {
+fn fold(runs: &[Run]) -> HashMap<&str, (&CheckResult, u64)> {
     let mut out = HashMap::new();
     for run in runs {
         for r in &run.predicate.scan.results {
@@ -92,7 +91,7 @@ pub fn fold(runs: &[Run]) -> HashMap<&str, (&CheckResult, u64)> {
 }
 
 /// How the newest run was produced, as the collector recorded it.
-pub fn profile(run: &Run) -> RunProfile {
+fn profile(run: &Run) -> RunProfile {
     RunProfile::of(
         &run.predicate.scan,
         run.predicate.interval_seconds,
@@ -120,7 +119,7 @@ pub fn missing_checks(
 }
 
 /// Each in-scope automated control's state on one host at `at`.
-pub fn host_states(
+fn host_states(
     policy: &Policy,
     controls: &[&SoaControl],
     host: &HostInput<'_>,

@@ -121,6 +121,20 @@ pub struct SoaRecord {
     pub source: String,
 }
 
+impl SoaRecord {
+    /// The document, parsed in its recorded format (named `SoA version N`
+    /// in errors).
+    pub fn parse(&self) -> Result<annexa_checks::soa::Soa, String> {
+        let format = self.format.parse()?;
+        annexa_checks::soa::parse(
+            &format!("SoA version {}", self.version),
+            &self.source,
+            format,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
 /// A check as the collector's packs define it, reduced to what the
 /// conformity rules and a reader need.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,14 +11,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use annexa_checks::soa::{Scope, Soa};
 use serde::Serialize;
 
-use super::assess::{self, HostInput, Run, parse_time};
-use super::{Counts, Enrollment, EvidenceItem, HostEvidence, OpenError, Report};
+use super::assess::{self, HostInput, Run};
+use super::{Counts, Enrollment, EvidenceItem, HostEvidence, OpenError, Opened, Report};
 use crate::chain::{Step, step};
 use crate::encoding::hex_decode;
 use crate::keys::PublicKey;
 use crate::log::LogEntry;
 use crate::merkle::verify_inclusion;
 use crate::note::{Checkpoint, Verifier};
+use annexa_checks::conformity::parse_time;
 
 /// Problems listed in full; more are only counted.
 const MAX_LISTED: usize = 50;
@@ -74,7 +75,15 @@ impl Outcome {
 /// the report could not be opened at all (bad signature, not a report);
 /// anything else wrong is listed in the outcome's problems.
 pub fn verify(bytes: &[u8], collector: &Verifier) -> Result<Outcome, OpenError> {
-    let opened = super::open(bytes, &collector.key)?;
+    Ok(verify_opened(
+        &super::open(bytes, &collector.key)?,
+        collector,
+    ))
+}
+
+/// [`verify`] for a report already opened with the collector's key, for
+/// callers that go on to use the report.
+pub fn verify_opened(opened: &Opened, collector: &Verifier) -> Outcome {
     let r = &opened.report;
     let mut out = Outcome {
         id: r.id.clone(),
@@ -235,7 +244,7 @@ pub fn verify(bytes: &[u8], collector: &Verifier) -> Result<Outcome, OpenError> 
         }
         out.cells = summary.cells;
     }
-    Ok(out)
+    out
 }
 
 /// Enrollment records: keys well formed and matching their ids, enrolled
@@ -306,15 +315,7 @@ fn check_soa(out: &mut Outcome, r: &Report) -> Option<Soa> {
             r.soa.sha256
         ));
     }
-    let file = format!("SoA version {}", r.soa.version);
-    let format = match r.soa.format.parse() {
-        Ok(f) => f,
-        Err(e) => {
-            out.problem(format!("soa: {e}"));
-            return None;
-        }
-    };
-    match annexa_checks::soa::parse(&file, &r.soa.source, format) {
+    match r.soa.parse() {
         Ok(soa) => Some(soa),
         Err(e) => {
             out.problem(format!("soa: {e}"));

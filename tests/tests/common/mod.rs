@@ -202,13 +202,43 @@ impl Drop for Proc {
 
 /// Runs `annexa ARGS` (no colour, default logging, no input).
 pub fn annexa(args: &[&str]) -> Output {
-    Command::new(bin("annexa"))
-        .args(args)
+    annexa_env(args, &[])
+}
+
+/// [`annexa`] with environment variables set.
+pub fn annexa_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(bin("annexa"));
+    cmd.args(args)
         .env("NO_COLOR", "1")
         .env_remove("ANNEXA_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running annexa")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running annexa")
+}
+
+/// `annexa COMMAND… --server SERVER --ca CA --token-file TOKEN ARGS…`,
+/// with `env` set.
+pub fn annexa_api(
+    command: &[&str],
+    server: &str,
+    ca: &Path,
+    token_file: &Path,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> Output {
+    let mut all = command.to_vec();
+    all.extend([
+        "--server",
+        server,
+        "--ca",
+        utf8(ca),
+        "--token-file",
+        utf8(token_file),
+    ]);
+    all.extend_from_slice(args);
+    annexa_env(&all, env)
 }
 
 /// Runs `annexa-collector ARGS --data DIR [--config FILE]` on any data
@@ -242,9 +272,7 @@ pub fn wait_for(
     }
 }
 
-/// A random number (for kill moments); std's hasher keys are random.
 /// Now as RFC 3339 UTC, whole seconds.
-#[allow(dead_code)]
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     now.replace_nanosecond(0)
@@ -253,6 +281,17 @@ pub fn now_rfc3339() -> String {
         .expect("formatting a time")
 }
 
+/// A whole-second time strictly after everything recorded so far and
+/// strictly before anything recorded next (recorded times have seconds or
+/// finer).
+pub fn a_moment_later() -> String {
+    std::thread::sleep(Duration::from_millis(1100));
+    let t = now_rfc3339();
+    std::thread::sleep(Duration::from_millis(1100));
+    t
+}
+
+/// A random number (for kill moments); std's hasher keys are random.
 pub fn random_u64() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(Instant::now())
 }
@@ -790,6 +829,13 @@ impl Host {
         Host { dir, config, state }
     }
 
+    /// Adds a check pack (TOML) to this host's packs directory, as
+    /// `checks.d/e2e.toml`.
+    pub fn add_pack(&self, toml: &str) {
+        std::fs::write(self.dir.path().join("checks.d").join("e2e.toml"), toml)
+            .expect("writing the pack");
+    }
+
     /// The temporary directory holding everything of this host.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -1135,21 +1181,28 @@ const SARIF_SCHEMA: &str = include_str!("../../schemas/sarif-schema-2.1.0.json")
 /// The Ant JUnit XML schema (tests/schemas/README.md names its source).
 pub const JUNIT_XSD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/JUnit.xsd");
 
+/// Asserts that `doc` validates against the JSON schema `schema` (formats
+/// checked), naming `what` and the first errors.
+pub fn assert_schema_valid(schema: &str, doc: &Value, what: &str) {
+    let schema: Value = serde_json::from_str(schema).expect("schema");
+    let v = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles");
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .take(10)
+        .collect();
+    assert!(errors.is_empty(), "{what} does not validate: {errors:#?}");
+}
+
 /// Asserts that a SARIF file validates against the SARIF 2.1.0 schema;
 /// returns the document.
 pub fn sarif_valid(path: &Path) -> Value {
     let doc: Value =
         serde_json::from_slice(&std::fs::read(path).expect("SARIF file")).expect("SARIF is JSON");
-    let schema: Value = serde_json::from_str(SARIF_SCHEMA).expect("schema");
-    let v = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .expect("SARIF schema compiles");
-    let errors: Vec<String> = v
-        .iter_errors(&doc)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "SARIF does not validate: {errors:#?}");
+    assert_schema_valid(SARIF_SCHEMA, &doc, "SARIF");
     doc
 }
 
@@ -1165,28 +1218,24 @@ pub fn junit_valid(path: &Path) -> String {
     std::fs::read_to_string(path).expect("JUnit file")
 }
 
-fn utf8(p: &Path) -> &str {
+/// A path as the `&str` a command line takes.
+pub fn utf8(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
 /// `annexa report pull` from `c` with the token in `token_file` into
 /// `out`, plus `extra` arguments.
 pub fn pull_report(c: &Collector, token_file: &Path, out: &Path, extra: &[&str]) -> Output {
-    let (url, ca) = (c.url(), c.ca_path());
-    let mut args = vec![
-        "report",
-        "pull",
-        "--server",
-        &url,
-        "--ca",
-        utf8(&ca),
-        "--token-file",
-        utf8(token_file),
-        "--out",
-        utf8(out),
-    ];
+    let mut args = vec!["--out", utf8(out)];
     args.extend_from_slice(extra);
-    annexa(&args)
+    annexa_api(
+        &["report", "pull"],
+        &c.url(),
+        &c.ca_path(),
+        token_file,
+        &args,
+        &[],
+    )
 }
 
 /// `annexa verify log` online against `c`, with the verifier key in
@@ -1197,19 +1246,28 @@ pub fn verify_log_online(
     key_file: &Path,
     checkpoint: &Path,
 ) -> Output {
-    let (url, ca) = (c.url(), c.ca_path());
-    annexa(&[
-        "verify",
-        "log",
-        "--server",
-        &url,
-        "--ca",
-        utf8(&ca),
-        "--token-file",
-        utf8(token_file),
-        "--collector-key",
-        utf8(key_file),
-        "--checkpoint",
-        utf8(checkpoint),
-    ])
+    annexa_api(
+        &["verify", "log"],
+        &c.url(),
+        &c.ca_path(),
+        token_file,
+        &[
+            "--collector-key",
+            utf8(key_file),
+            "--checkpoint",
+            utf8(checkpoint),
+        ],
+        &[],
+    )
+}
+
+/// The collector's verifier key and an auditor token, in files under `dir`.
+pub fn auditor_files(c: &Collector, dir: &Path) -> (PathBuf, PathBuf) {
+    let o = c.cli(&["log", "key"]);
+    assert_eq!(o.status.code(), Some(0), "log key: {}", show(&o));
+    let key = dir.join("collector.vkey");
+    std::fs::write(&key, stdout(&o)).unwrap();
+    let token = dir.join("auditor.token");
+    std::fs::write(&token, c.api_token("auditor", "auditor")).unwrap();
+    (key, token)
 }

@@ -1,16 +1,6 @@
 //! The SoA with its status, one row per control, for spreadsheets.
 
-use annexa_checks::conformity::State;
-
-use super::{Context, overall};
-
-const STATES: [State; 5] = [
-    State::Conformant,
-    State::Nonconformant,
-    State::Stale,
-    State::NoEvidence,
-    State::Error,
-];
+use super::{Context, EVIDENCED, overall};
 
 /// Renders the CSV (RFC 4180, header row first).
 pub fn render(ctx: &Context<'_>) -> Vec<u8> {
@@ -28,7 +18,7 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
         "status",
         "hosts",
     ];
-    header.extend(STATES.iter().map(|s| s.as_str()));
+    header.extend(EVIDENCED.iter().map(|s| s.as_str()));
     // Writing to a Vec cannot fail; a failed row would only be missing.
     let _ = w.write_record(&header);
     for c in &ctx.report.controls {
@@ -46,7 +36,7 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
             c.hosts.len().to_string(),
         ];
         row.extend(
-            STATES
+            EVIDENCED
                 .iter()
                 .map(|s| c.counts.get(s).copied().unwrap_or(0).to_string()),
         );

@@ -4,9 +4,7 @@
 
 use std::fmt::Write;
 
-use annexa_checks::conformity::State;
-
-use super::{Context, Verification, overall, ratio};
+use super::{Context, EVIDENCED, Verification, overall, ratio};
 use crate::report::{ControlReport, Kind};
 
 const STYLE: &str = r#"
@@ -54,13 +52,7 @@ pub fn render(ctx: &Context<'_>) -> String {
 
 fn soa_title(ctx: &Context<'_>) -> String {
     let r = ctx.report;
-    let org = r
-        .soa
-        .format
-        .parse()
-        .ok()
-        .and_then(|f| annexa_checks::soa::parse("soa", &r.soa.source, f).ok())
-        .and_then(|s| s.organisation.or(s.title));
+    let org = r.soa.parse().ok().and_then(|s| s.organisation.or(s.title));
     match org {
         Some(o) => format!("{o}, SoA version {}", r.soa.version),
         None => format!("SoA version {}", r.soa.version),
@@ -160,19 +152,11 @@ fn badge(state: &str) -> String {
     )
 }
 
-const SHOWN: [State; 5] = [
-    State::Conformant,
-    State::Nonconformant,
-    State::Stale,
-    State::NoEvidence,
-    State::Error,
-];
-
 fn themes(h: &mut String, ctx: &Context<'_>) {
     h.push_str(
         "<h2 id=\"summary\">Summary by theme</h2>\n<table><tr><th>Theme</th><th>Controls</th>",
     );
-    for s in SHOWN {
+    for s in EVIDENCED {
         let _ = write!(h, "<th>{}</th>", s.as_str().replace('_', " "));
     }
     h.push_str("<th>Manual</th><th>Excluded</th></tr>\n");
@@ -185,7 +169,7 @@ fn themes(h: &mut String, ctx: &Context<'_>) {
             esc(&t.theme),
             t.controls
         );
-        for st in SHOWN {
+        for st in EVIDENCED {
             let _ = write!(
                 h,
                 "<td class=\"n\">{}</td>",
@@ -203,7 +187,7 @@ fn themes(h: &mut String, ctx: &Context<'_>) {
         "<tr><th>All</th><th class=\"n\">{}</th>",
         ctx.report.controls.len()
     );
-    for st in SHOWN {
+    for st in EVIDENCED {
         let _ = write!(
             h,
             "<th class=\"n\">{}</th>",

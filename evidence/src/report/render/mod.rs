@@ -15,8 +15,8 @@ use annexa_checks::result::CheckResult;
 
 use super::verify::Outcome;
 use super::{ControlReport, Enrollment, Kind, Report};
-use crate::dsse::Envelope;
-use crate::statement::{ScanPredicate, parse_scan_statement};
+
+use crate::statement::ScanPredicate;
 
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,9 +126,7 @@ impl<'r> Context<'r> {
 }
 
 fn decode(bytes: &[u8]) -> Option<ScanPredicate> {
-    let env = Envelope::from_json(bytes).ok()?;
-    let payload = env.payload_bytes().ok()?;
-    Some(parse_scan_statement(&payload).ok()?.predicate)
+    Some(crate::statement::parse_scan_envelope(bytes).ok()?.predicate)
 }
 
 /// Renders a report.
@@ -139,6 +137,16 @@ pub fn render(ctx: &Context<'_>, format: Format) -> Vec<u8> {
         Format::Csv => csv::render(ctx),
     }
 }
+
+/// The states evidence decides, in report order (manual and excluded are
+/// a control's kind, not a host's state).
+pub const EVIDENCED: [State; 5] = [
+    State::Conformant,
+    State::Nonconformant,
+    State::Stale,
+    State::NoEvidence,
+    State::Error,
+];
 
 /// A control's status over its hosts, in one word: `conformant` only when
 /// every host is; otherwise the worst state present.

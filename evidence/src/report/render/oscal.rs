@@ -112,12 +112,13 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
             }
             observations.push(o);
         }
-        let satisfied = overall(c) == "conformant";
+        let status = overall(c);
+        let satisfied = status == "conformant";
         let mut f = json!({
             "uuid": uuid(&format!("finding/{}", c.id)),
             "title": format!("{} {}", c.id, c.title),
             "description": finding_text(c),
-            "props": [prop("annexa-control", &c.id), prop("status", overall(c))],
+            "props": [prop("annexa-control", &c.id), prop("status", status)],
             "target": {
                 "type": "objective-id",
                 "target-id": control_token(&c.id),
