@@ -26,6 +26,14 @@
 # PostgreSQL server processes spent during the load (where the time goes).
 #
 #   DATABASE=postgres bench/ingest.sh
+#
+# COLLECTORS=N (with DATABASE=postgres): N collectors on the one database,
+# each with a copy of the data directory (one key, one CA), on their own
+# ports; agent i sends to collector i mod N and moves to the next when its
+# collector refuses with 503 or is unreachable. The CPU figure is then the
+# collectors' together.
+#
+#   DATABASE=postgres COLLECTORS=2 bench/ingest.sh
 set -euo pipefail
 DATABASE=${DATABASE:-sqlite}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
@@ -36,6 +44,11 @@ AGENTS=${AGENTS:-1000}
 PER_AGENT=${PER_AGENT:-9}
 RUNS=${RUNS:-3}
 RATE=${RATE:-3000}
+COLLECTORS=${COLLECTORS:-1}
+if [ "$COLLECTORS" -gt 1 ] && [ "$DATABASE" != postgres ]; then
+  echo "COLLECTORS=$COLLECTORS needs DATABASE=postgres (one SQLite file has one collector)" >&2
+  exit 2
+fi
 cargo build --release -q -p annexa-collector -p annexa-bench
 COLLECTOR=${COLLECTOR:-target/release/annexa-collector}
 ulimit -n 65536 2>/dev/null || true
@@ -68,22 +81,33 @@ for run in $(seq "$RUNS"); do
   if [ -n "$SOA" ]; then
     "$COLLECTOR" soa import "${conf[@]}" --data "$data" --by bench "$SOA" >/dev/null
   fi
-  port=$((20000 + RANDOM % 20000))
-  "$COLLECTOR" serve "${conf[@]}" --data "$data" --listen "127.0.0.1:$port" 2>"$work/collector.log" &
-  pid=$!
-  for _ in $(seq 50); do curl -sf --cacert "$data/ca.crt" "https://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  pids=()
+  servers=()
+  for k in $(seq "$COLLECTORS"); do
+    dir="$data"
+    if [ "$k" -gt 1 ]; then dir="$work/data-$k"; cp -a "$data" "$dir"; fi
+    port=$((20000 + RANDOM % 20000))
+    "$COLLECTOR" serve "${conf[@]}" --data "$dir" --listen "127.0.0.1:$port" 2>"$work/collector-$k.log" &
+    pids+=("$!")
+    servers+=(--server "https://127.0.0.1:$port")
+    for _ in $(seq 50); do curl -sf --cacert "$data/ca.crt" "https://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  done
   # shellcheck disable=SC2046
-  c0=$(cpu_of "$pid"); p0=$(cpu_of $(pgrep -x postgres || true))
-  target/release/ingest-load --server "https://127.0.0.1:$port" --ca "$data/ca.crt" --admin-token "$admin" --agents "$AGENTS" --per-agent "$PER_AGENT" 2>/dev/null
+  c0=$(cpu_of "${pids[@]}"); p0=$(cpu_of $(pgrep -x postgres || true))
+  target/release/ingest-load "${servers[@]}" --ca "$data/ca.crt" --admin-token "$admin" --agents "$AGENTS" --per-agent "$PER_AGENT" 2>/dev/null
   # shellcheck disable=SC2046
-  c1=$(cpu_of "$pid"); p1=$(cpu_of $(pgrep -x postgres || true))
-  target/release/ingest-load --server "https://127.0.0.1:$port" --ca "$data/ca.crt" --admin-token "$admin" --agents "$AGENTS" --per-agent "$PER_AGENT" --rate "$RATE" 2>/dev/null
-  rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-  kill -TERM "$pid"; wait "$pid" || true
+  c1=$(cpu_of "${pids[@]}"); p1=$(cpu_of $(pgrep -x postgres || true))
+  target/release/ingest-load "${servers[@]}" --ca "$data/ca.crt" --admin-token "$admin" --agents "$AGENTS" --per-agent "$PER_AGENT" --rate "$RATE" 2>/dev/null
+  rss=0
+  for pid in "${pids[@]}"; do
+    r=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+    if [ "$r" -gt "$rss" ]; then rss=$r; fi
+  done
+  kill -TERM "${pids[@]}"; wait "${pids[@]}" || true
   if [ "$DATABASE" = postgres ]; then
     size=$(psql "$PG/postgres" -Atc "SELECT pg_size_pretty(pg_database_size('$db'))")
     psql "$PG/postgres" -qc "DROP DATABASE $db WITH (FORCE)"
-    echo "run $run: closed loop CPU: collector $(secs $((c1 - c0))) s, PostgreSQL $(secs $((p1 - p0))) s; collector peak RSS $((rss / 1024)) MB, database $size"
+    echo "run $run: closed loop CPU: $COLLECTORS collector(s) $(secs $((c1 - c0))) s, PostgreSQL $(secs $((p1 - p0))) s; largest collector peak RSS $((rss / 1024)) MB, database $size"
   else
     echo "run $run: closed loop CPU: collector $(secs $((c1 - c0))) s; collector peak RSS $((rss / 1024)) MB, database $(du -sh "$data/collector.db" | cut -f1)"
   fi

@@ -19,7 +19,9 @@ use crate::conformity::index::{HostEntry, Index, Stored};
 use crate::conformity::{self, Cause, Policy, RunProfile, State};
 use crate::log::{Log, Signed};
 use crate::metrics::Metrics;
-use crate::store::{Accepted, AgentRecord, ConformityChange, LatestChange, Store, StoreError};
+use crate::store::{
+    Accepted, AgentRecord, ConformityChange, HostRows, LatestChange, Store, StoreError,
+};
 use annexa_checks::pack::PackSet;
 
 /// Why an envelope is refused; maps to an HTTP status and API error code.
@@ -373,6 +375,11 @@ impl Writer {
 }
 
 /// The writer's view of one agent's chain.
+/// How often a batch is tried again when other collectors appended first:
+/// each try takes their entries in, so only a busy pair racing for every
+/// batch runs out, and then the agents retry.
+const BATCH_RETRIES: u32 = 4;
+
 #[derive(Debug)]
 struct Chain {
     next: u64,
@@ -437,7 +444,7 @@ async fn run_writer(
                 None => break,
             },
             _ = sweep.tick() => {
-                if let Err(e) = housekeeping(store.as_ref(), &conf, &log.log).await {
+                if let Err(e) = housekeeping(store.as_ref(), &conf, &log.log, &mut chains).await {
                     tracing::error!(error = %e, "conformity housekeeping failed; retrying at the next tick");
                 }
                 if let Err(e) = retention(store.as_ref(), &log).await {
@@ -480,21 +487,27 @@ async fn run_writer(
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             }
         }
-        if !jobs.is_empty() {
+        let mut retries_left = BATCH_RETRIES;
+        while !jobs.is_empty() {
             let persist = last_stored.elapsed() >= log.checkpoint_every;
-            if process_batch(
+            match process_batch(
                 store.as_ref(),
                 &metrics,
-                &conf.index,
+                &conf,
                 &log.log,
                 persist,
                 &mut chains,
-                jobs,
+                std::mem::take(&mut jobs),
+                retries_left,
             )
             .await
-                && persist
             {
-                last_stored = Instant::now();
+                Outcome::Stored if persist => last_stored = Instant::now(),
+                Outcome::Retry(again) => {
+                    jobs = again;
+                    retries_left -= 1;
+                }
+                _ => {}
             }
         }
         for reply in reconcile {
@@ -510,14 +523,44 @@ async fn run_writer(
 /// envelope is being processed meanwhile.
 async fn reconcile_all(store: &dyn Store, conf: &Conformity) -> Result<Option<i64>, StoreError> {
     let policy = load_policy(store, &conf.packs).await?;
+    let rows = HostRows {
+        agents: store.agents().await?,
+        states: store.conformity_states().await?,
+        latest: store.all_latest().await?,
+    };
+    let (hosts, recorded) = evaluate_hosts(store, policy.as_deref(), rows).await?;
+    let Some(policy) = policy else {
+        conf.index.replace(None, hosts);
+        return Ok(None);
+    };
+    tracing::info!(
+        soa_version = policy.version,
+        hosts = hosts.len(),
+        changes = recorded,
+        "conformity reconciled with the Statement of Applicability"
+    );
+    let version = policy.version;
+    conf.index.replace(Some(policy), hosts);
+    Ok(Some(version))
+}
+
+/// Index entries for the active agents of `rows`, from their stored
+/// states, re-evaluated against `policy`; records what the evaluation
+/// changed (what another collector recorded first is left to it) and
+/// returns the entries with how many changes were recorded.
+async fn evaluate_hosts(
+    store: &dyn Store,
+    policy: Option<&Policy>,
+    rows: HostRows,
+) -> Result<(BTreeMap<i64, HostEntry>, usize), StoreError> {
     let mut hosts = BTreeMap::new();
-    for a in store.agents().await? {
+    for a in rows.agents {
         if a.revoked_at.is_some() {
             continue;
         }
         hosts.insert(a.no, host_entry(&a));
     }
-    for s in store.conformity_states().await? {
+    for s in rows.states {
         if let (Some(h), Some(state)) = (hosts.get_mut(&s.agent_no), State::parse(&s.current.state))
         {
             h.states.insert(
@@ -532,11 +575,10 @@ async fn reconcile_all(store: &dyn Store, conf: &Conformity) -> Result<Option<i6
         }
     }
     let Some(policy) = policy else {
-        conf.index.replace(None, hosts);
-        return Ok(None);
+        return Ok((hosts, 0));
     };
     let mut latest: HashMap<i64, conformity::Latest> = HashMap::new();
-    for (no, row) in store.all_latest().await? {
+    for (no, row) in rows.latest {
         latest
             .entry(no)
             .or_default()
@@ -546,7 +588,7 @@ async fn reconcile_all(store: &dyn Store, conf: &Conformity) -> Result<Option<i6
     let now = clock::now_unix();
     let empty = conformity::Latest::new();
     let mut pending: Vec<ConformityChange> = Vec::new();
-    let mut total = 0usize;
+    let mut recorded = 0usize;
     for (no, h) in hosts.iter_mut() {
         let Some(profile) = h.profile.clone() else {
             continue;
@@ -554,7 +596,7 @@ async fn reconcile_all(store: &dyn Store, conf: &Conformity) -> Result<Option<i6
         let states = h.states.clone();
         let prev = |c: &str| states.get(c).cloned();
         let changes = conformity::changes_for_host(
-            &policy,
+            policy,
             *no,
             &h.labels,
             latest.get(no).unwrap_or(&empty),
@@ -572,22 +614,50 @@ async fn reconcile_all(store: &dyn Store, conf: &Conformity) -> Result<Option<i6
             pending.push(change);
         }
         if pending.len() >= 20_000 {
-            total += pending.len();
-            store.record_conformity(&pending).await?;
+            recorded += store.record_conformity(&pending).await?;
             pending.clear();
         }
     }
-    total += pending.len();
-    store.record_conformity(&pending).await?;
+    recorded += store.record_conformity(&pending).await?;
+    Ok((hosts, recorded))
+}
+
+/// Takes in what other collectors on the same database appended since
+/// this one last looked: the log entries, then the hosts they came from,
+/// reloaded from the store and re-evaluated, so this collector's index
+/// and chains agree with what any collector accepted. Costs what those
+/// hosts cost, not what the fleet does. Returns how many entries.
+async fn take_in(
+    store: &dyn Store,
+    conf: &Conformity,
+    log: &Log,
+    chains: &mut HashMap<i64, Chain>,
+) -> Result<u64, StoreError> {
+    let range = log.resync(store).await.map_err(|e| match e {
+        crate::log::LogError::Store(s) => s,
+        other => StoreError::Broken(other.to_string()),
+    })?;
+    if range.is_empty() {
+        return Ok(0);
+    }
+    let rows = store.hosts_in_log(range.start, range.end).await?;
+    let mut revoked = Vec::new();
+    for a in &rows.agents {
+        chains.remove(&a.no);
+        if a.revoked_at.is_some() {
+            revoked.push(a.no);
+        }
+    }
+    let policy = conf.index.policy();
+    let (hosts, recorded) = evaluate_hosts(store, policy.as_deref(), rows).await?;
     tracing::info!(
-        soa_version = policy.version,
+        entries = range.end - range.start,
         hosts = hosts.len(),
-        changes = total,
-        "conformity reconciled with the Statement of Applicability"
+        changes = recorded,
+        "took in evidence another collector accepted"
     );
-    let version = policy.version;
-    conf.index.replace(Some(policy), hosts);
-    Ok(Some(version))
+    conf.index.put_hosts(hosts, &revoked);
+    Ok(range.end - range.start)
 }
 
 /// The newest SoA version resolved against `packs`, if one was imported.
@@ -625,24 +695,16 @@ fn host_entry(a: &AgentRecord) -> HostEntry {
 /// The periodic tick: an SoA version imported by another process, evidence
 /// another collector on the same database accepted, agents enrolled or
 /// revoked elsewhere, and states the passing of time made stale.
-async fn housekeeping(store: &dyn Store, conf: &Conformity, log: &Log) -> Result<(), StoreError> {
+async fn housekeeping(
+    store: &dyn Store,
+    conf: &Conformity,
+    log: &Log,
+    chains: &mut HashMap<i64, Chain>,
+) -> Result<(), StoreError> {
     let newest = store.soa_versions().await?.last().map(|v| v.version);
-    // Another collector's states are in the store, not in this index: take
-    // its log entries in (here, or earlier when a batch met them) and
-    // rebuild the index from the store (the cost of a start, paid only when
-    // another collector appended).
-    log.resync(store).await.map_err(|e| match e {
-        crate::log::LogError::Store(s) => s,
-        other => StoreError::Broken(other.to_string()),
-    })?;
-    let taken_in = log.take_taken_in();
-    if taken_in > 0 {
-        tracing::info!(
-            entries = taken_in,
-            "took in evidence another collector accepted"
-        );
-    }
-    if taken_in > 0 || newest != conf.index.policy().map(|p| p.version) {
+    // Another collector's states are in the store, not in this index.
+    take_in(store, conf, log, chains).await?;
+    if newest != conf.index.policy().map(|p| p.version) {
         reconcile_all(store, conf).await?;
         return Ok(());
     }
@@ -669,8 +731,11 @@ async fn housekeeping(store: &dyn Store, conf: &Conformity, log: &Log) -> Result
     if changes.is_empty() {
         return Ok(());
     }
-    store.record_conformity(&changes).await?;
-    tracing::info!(changes = changes.len(), "evidence went stale");
+    // Another collector may have recorded some of these first.
+    let recorded = store.record_conformity(&changes).await?;
+    if recorded > 0 {
+        tracing::info!(changes = recorded, "evidence went stale");
+    }
     for (no, states) in apply {
         conf.index.apply(no, None, states);
     }
@@ -711,15 +776,18 @@ async fn retention(store: &dyn Store, log: &LogSettings) -> Result<(), StoreErro
 }
 
 /// Processes one batch; whether it committed.
+#[allow(clippy::too_many_arguments)]
 async fn process_batch(
     store: &dyn Store,
     metrics: &Metrics,
-    index: &Index,
+    conf: &Conformity,
     log: &Log,
     persist: bool,
     chains: &mut HashMap<i64, Chain>,
     jobs: Vec<(Checked, Reply)>,
-) -> bool {
+    retries_left: u32,
+) -> Outcome {
+    let index = &conf.index;
     let now = clock::now_rfc3339();
     let now_unix = clock::now_unix();
     let policy = index.policy();
@@ -728,8 +796,8 @@ async fn process_batch(
     let mut pending: HashMap<(i64, String), Option<Stored>> = HashMap::new();
     let mut profiles: HashMap<i64, RunProfile> = HashMap::new();
     let mut batch: Vec<Accepted> = Vec::new();
-    // (reply, acceptance time, leaf index, agent number)
-    let mut waiting: Vec<(Reply, String, u64, i64)> = Vec::new();
+    // (job, acceptance time, leaf index)
+    let mut waiting: Vec<(Job1, String, u64)> = Vec::new();
     // Agents whose chain this batch moves, with their ids.
     let mut touched: HashMap<i64, String> = HashMap::new();
     let mut staged = log.stage();
@@ -856,14 +924,16 @@ async fn process_batch(
                     changes,
                     profile: serde_json::to_string(&c.profile).ok(),
                     conformity: conformity_changes,
-                    bytes: job.checked.bytes,
+                    // Cloned: the job is kept whole in case the batch must
+                    // be tried again after another collector's append.
+                    bytes: c.bytes.clone(),
                 });
-                waiting.push((job.reply, now.clone(), log_index, no));
+                waiting.push((job, now.clone(), log_index));
             }
         }
     }
     if batch.is_empty() {
-        return false;
+        return Outcome::Nothing;
     }
     let (signed, append) = log.seal(&staged, persist);
     match store.append(&batch, &append).await {
@@ -877,44 +947,50 @@ async fn process_batch(
             for (no, profile) in profiles {
                 index.apply(no, Some(profile), by_host.remove(&no).unwrap_or_default());
             }
-            for (reply, accepted_at, log_index, _) in waiting {
+            for (job, accepted_at, log_index) in waiting {
                 metrics.accepted.inc();
-                let _ = reply.send(Ok(Committed {
+                let _ = job.reply.send(Ok(Committed {
                     accepted_at,
                     duplicate: false,
                     log_index: Some(log_index),
                     checkpoint: signed.clone(),
                 }));
             }
-            true
+            Outcome::Stored
         }
         Err(e) => {
             log.abandon(&staged);
-            // Another collector on the same database may have appended:
-            // take its entries in, so that the agents' retries succeed.
-            let took = match &e {
-                StoreError::Conflict(_) => log.resync(store).await,
-                _ => Ok(0),
-            };
-            match took {
-                Ok(0) => {
-                    tracing::error!(error = %e, envelopes = batch.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry")
-                }
-                Ok(n) => {
-                    tracing::warn!(
-                        entries = n,
-                        size = log.size(),
-                        envelopes = batch.len(),
-                        "another collector appended to the evidence log: took in its entries; this batch was not stored and agents will retry"
-                    )
-                }
-                Err(le) => {
-                    tracing::error!(error = %e, log = %le, envelopes = batch.len(), "committing a batch of evidence failed, and the evidence log in the store does not extend this collector's")
-                }
-            }
             // Forget what this batch did to the chains: the store is the truth.
             for no in touched.keys() {
                 chains.remove(no);
+            }
+            if let StoreError::Conflict(_) = &e {
+                // Another collector on the same database appended: take
+                // its entries in and try the batch again at once, rather
+                // than refusing it to agents that would only send it again.
+                match take_in(store, conf, log, chains).await {
+                    Ok(n) if retries_left > 0 => {
+                        tracing::debug!(
+                            entries = n,
+                            envelopes = waiting.len(),
+                            "another collector appended to the evidence log: took in its entries; trying the batch again"
+                        );
+                        return Outcome::Retry(
+                            waiting
+                                .into_iter()
+                                .map(|(job, _, _)| (job.checked, job.reply))
+                                .collect(),
+                        );
+                    }
+                    Ok(n) => {
+                        tracing::warn!(entries = n, envelopes = waiting.len(), error = %e, "a batch of evidence met other collectors' appends too often; nothing of it was stored and agents will retry")
+                    }
+                    Err(le) => {
+                        tracing::error!(error = %e, log = %le, envelopes = waiting.len(), "committing a batch of evidence failed, and the evidence log in the store does not extend this collector's")
+                    }
+                }
+            } else {
+                tracing::error!(error = %e, envelopes = waiting.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry");
             }
             // The store refuses to move the chain of a revoked agent. An
             // agent revoked by another process (`annexa-collector agent
@@ -931,21 +1007,38 @@ async fn process_batch(
                 }
             }
             // Counted by the API handler, which counts every refusal.
-            for (reply, _, _, no) in waiting {
-                let _ = reply.send(Err(match revoked.get(&no) {
-                    Some(id) => {
-                        Rejection::new(403, codes::REVOKED_AGENT, format!("agent {id} is revoked"))
-                    }
-                    None => Rejection::new(
-                        503,
-                        codes::UNAVAILABLE,
-                        format!("storing evidence failed: {e}"),
-                    ),
-                }));
+            for (job, _, _) in waiting {
+                let _ = job
+                    .reply
+                    .send(Err(match revoked.get(&job.checked.agent.no) {
+                        Some(id) => Rejection::new(
+                            403,
+                            codes::REVOKED_AGENT,
+                            format!("agent {id} is revoked"),
+                        ),
+                        None => Rejection::new(
+                            503,
+                            codes::UNAVAILABLE,
+                            format!("storing evidence failed: {e}"),
+                        ),
+                    }));
             }
-            false
+            Outcome::Failed
         }
     }
+}
+
+/// What became of a batch.
+enum Outcome {
+    /// Nothing in it needed storing.
+    Nothing,
+    /// Stored and acknowledged.
+    Stored,
+    /// Refused by the store and answered with errors.
+    Failed,
+    /// Refused because another collector appended first: these jobs go
+    /// again, after its entries were taken in.
+    Retry(Vec<(Checked, Reply)>),
 }
 
 struct Job1 {

@@ -75,10 +75,6 @@ pub struct Log {
     verifier: Verifier,
     key: Arc<SigningKey>,
     tree: RwLock<Tree>,
-    /// Entries [`Log::resync`] took in since [`Log::take_taken_in`] last
-    /// asked: another collector's evidence, whose conformity is not yet
-    /// in this one's index.
-    taken_in: std::sync::atomic::AtomicU64,
 }
 
 /// Complete-subtree hashes from memory (levels ≥ 8), tiles read for this
@@ -174,7 +170,7 @@ impl Log {
         origin: &str,
     ) -> Result<Log, LogError> {
         let size = store.log_size().await?;
-        let tiles = store.log_tiles().await?;
+        let tiles = store.log_tiles(0).await?;
         if tiles.len() as u64 != size / TILE {
             return Err(LogError::Tampered(format!(
                 "{} entries need {} tile roots, the store has {}",
@@ -188,13 +184,12 @@ impl Log {
             upper.push(t);
         }
         let partial = store.log_leaves(size - size % TILE, size).await?;
-        let checkpoints = store.checkpoints().await?;
+        let newest = store.latest_checkpoint().await?;
         let verifier = Verifier::new(origin, key.public())
             .map_err(|e| LogError::Tampered(format!("origin `{origin}`: {e}")))?;
         let log = Log {
             verifier: verifier.clone(),
             key,
-            taken_in: std::sync::atomic::AtomicU64::new(0),
             tree: RwLock::new(Tree {
                 size,
                 upper,
@@ -205,10 +200,10 @@ impl Log {
                     note: String::new(),
                     signed_at: String::new(),
                 }),
-                stored: checkpoints.last().map_or(0, |c| c.size),
+                stored: newest.as_ref().map_or(0, |c| c.size),
             }),
         };
-        if let Some(last) = checkpoints.last() {
+        if let Some(last) = &newest {
             let first_line = last.note.split('\n').next().unwrap_or_default();
             if first_line != origin {
                 return Err(LogError::Origin {
@@ -351,33 +346,36 @@ impl Log {
     }
 
     /// Takes in entries another collector appended to the store since this
-    /// one last looked; returns how many. The tile roots this collector
-    /// holds must be those stored (a log only grows), and the newest
-    /// stored checkpoint must hold over the new tree.
-    pub async fn resync(&self, store: &dyn Store) -> Result<u64, LogError> {
+    /// one last looked; returns their log indices (empty if none). Only
+    /// what is new is read: the tiles beyond those held and the newest
+    /// checkpoint. The last tile root this collector holds must be the one
+    /// stored (a log only grows), and the newest stored checkpoint must
+    /// hold over the new tree.
+    pub async fn resync(&self, store: &dyn Store) -> Result<std::ops::Range<u64>, LogError> {
         let size = store.log_size().await?;
         let (held, held_tiles) = {
             let t = self.read();
             (t.size, t.upper.size())
         };
         if size == held {
-            return Ok(0);
+            return Ok(held..held);
         }
         if size < held {
             return Err(LogError::Tampered(format!(
                 "the store holds {size} entries, this collector committed {held}"
             )));
         }
-        let tiles = store.log_tiles().await?;
-        if tiles.len() as u64 != size / TILE {
+        let overlap = held_tiles.saturating_sub(1);
+        let tiles = store.log_tiles(overlap).await?;
+        if overlap + tiles.len() as u64 != size / TILE {
             return Err(LogError::Tampered(format!(
                 "{size} entries need {} tile roots, the store has {}",
                 size / TILE,
-                tiles.len()
+                overlap + tiles.len() as u64
             )));
         }
         let partial = store.log_leaves(size - size % TILE, size).await?;
-        let checkpoints = store.checkpoints().await?;
+        let newest = store.latest_checkpoint().await?;
         {
             let mut t = self.write();
             if t.size != held {
@@ -385,9 +383,10 @@ impl Log {
                 // on it, so nothing can have moved.
                 return Err(LogError::Tampered("the tree moved during a resync".into()));
             }
-            for (i, h) in tiles.iter().enumerate() {
-                if (i as u64) < held_tiles {
-                    if t.upper.level(0).get(i) != Some(h) {
+            for (k, h) in tiles.iter().enumerate() {
+                let i = overlap + k as u64;
+                if i < held_tiles {
+                    if t.upper.level(0).get(i as usize) != Some(h) {
                         return Err(LogError::Tampered(format!(
                             "tile {i} was rewritten in the store"
                         )));
@@ -398,12 +397,10 @@ impl Log {
             }
             t.size = size;
             t.partial = partial;
-            t.stored = checkpoints
-                .last()
-                .map_or(t.stored, |c| c.size.max(t.stored));
+            t.stored = newest.as_ref().map_or(t.stored, |c| c.size.max(t.stored));
         }
         let root = self.root_at(store, size).await?;
-        if let Some(last) = checkpoints.last().filter(|c| c.size <= size) {
+        if let Some(last) = newest.filter(|c| c.size <= size) {
             let at = self.root_at(store, last.size).await?;
             if at != last.root {
                 return Err(LogError::Tampered(format!(
@@ -414,14 +411,7 @@ impl Log {
         }
         let signed = self.sign(size, root);
         self.write().latest = Arc::new(signed);
-        self.taken_in
-            .fetch_add(size - held, std::sync::atomic::Ordering::Relaxed);
-        Ok(size - held)
-    }
-
-    /// How many entries resyncs took in since the last call, and resets it.
-    pub fn take_taken_in(&self) -> u64 {
-        self.taken_in.swap(0, std::sync::atomic::Ordering::Relaxed)
+        Ok(held..size)
     }
 
     /// The newest checkpoint if it is not stored yet (the periodic tick

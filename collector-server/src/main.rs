@@ -24,9 +24,8 @@ async fn log_origin(
 ) -> anyhow::Result<(String, annexa_evidence::keys::SigningKey)> {
     let key = DataDir::new(&cfg.data_dir).load_signing_key()?;
     let stored = store
-        .checkpoints()
+        .latest_checkpoint()
         .await?
-        .last()
         .and_then(|c| c.note.split('\n').next().map(str::to_string));
     Ok((stored.unwrap_or_else(|| cfg.origin(&key.public())), key))
 }
@@ -94,7 +93,7 @@ async fn log_command(command: LogCommand) -> anyhow::Result<()> {
         LogCommand::Checkpoint { at } => {
             let cfg = at.load()?;
             let store = open_store(&cfg).await?;
-            match store.checkpoints().await?.pop() {
+            match store.latest_checkpoint().await? {
                 Some(c) => print!("{}", c.note),
                 None => bail!("the log has no stored checkpoint yet"),
             }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use annexa_collector::store::postgres::PgStore;
 use annexa_collector::store::sqlite::SqliteStore;
 use annexa_collector::store::{
-    Accepted, CheckpointRow, ConformityChange, CurrentState, Enrolled, LatestChange, LogAppend,
-    NewAgent, NewSoa, Role, StateEvent, Store, StoreError, TimelineQuery,
+    Accepted, CheckpointRow, ConformityChange, CurrentState, Enrolled, HostRows, LatestChange,
+    LogAppend, NewAgent, NewSoa, Role, StateEvent, Store, StoreError, TimelineQuery,
 };
 use annexa_tests::PgScratch;
 
@@ -143,17 +143,51 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
             .as_deref(),
         Some(r#"{"evidence_at":1,"params":{}}"#)
     );
-    store
-        .record_conformity(&[change(
-            a.no,
-            "A.9.4.2",
-            "conformant",
-            Some("nonconformant"),
-            None,
-            "2026-11-23T11:00:00Z",
-        )])
-        .await
-        .unwrap();
+    let recovered = change(
+        a.no,
+        "A.9.4.2",
+        "conformant",
+        Some("nonconformant"),
+        None,
+        "2026-11-23T11:00:00Z",
+    );
+    assert_eq!(
+        store
+            .record_conformity(std::slice::from_ref(&recovered))
+            .await
+            .unwrap(),
+        1
+    );
+    // The same transition again (a second collector that saw the same
+    // thing) is not recorded twice, nor one from a state no longer stored;
+    // a change of another control in the same call still is.
+    let from_elsewhere = change(
+        a.no,
+        "A.9.4.2",
+        "stale",
+        Some("nonconformant"),
+        None,
+        "2026-11-23T11:00:01Z",
+    );
+    let mut other = change(
+        a.no,
+        "A.12.4.1",
+        "conformant",
+        None,
+        None,
+        "2026-11-23T11:00:00Z",
+    );
+    assert_eq!(
+        store
+            .record_conformity(&[recovered, from_elsewhere, other.clone()])
+            .await
+            .unwrap(),
+        1
+    );
+    other.current = None;
+    other.event.as_mut().unwrap().previous = Some("conformant".into());
+    other.event.as_mut().unwrap().state = "excluded".into();
+    assert_eq!(store.record_conformity(&[other]).await.unwrap(), 1);
     let states = store.conformity_states().await.unwrap();
     let mine: Vec<_> = states.iter().filter(|s| s.agent_no == a.no).collect();
     assert_eq!(mine.len(), 1);
@@ -213,6 +247,29 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
         all.iter()
             .any(|(no, r)| *no == a.no && r.check_id == "ssh.x" && r.status == "fail")
     );
+    // What another collector reloads for the hosts at some log indices:
+    // this one's envelope is the last entry.
+    let end = store.log_size().await.unwrap();
+    let rows = store.hosts_in_log(end - 1, end).await.unwrap();
+    assert_eq!(
+        rows.agents
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>(),
+        ["ag-c"]
+    );
+    assert!(rows.states.is_empty(), "its only state was removed");
+    assert_eq!(
+        rows.latest
+            .iter()
+            .map(|(no, r)| (*no, r.check_id.as_str(), r.status.as_str()))
+            .collect::<Vec<_>>(),
+        [(a.no, "ssh.x", "fail")]
+    );
+    assert_eq!(
+        store.hosts_in_log(end, end + 5).await.unwrap(),
+        HostRows::default()
+    );
 
     // A window: the state at its start, then the changes in it.
     let window = |from: &'static str, to: &'static str| async move {
@@ -222,7 +279,7 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
             .unwrap()
             .into_iter()
             .map(|w| w.entry)
-            .filter(|e| e.host == "ag-c")
+            .filter(|e| e.host == "ag-c" && e.control == "A.9.4.2")
             .map(|e| (e.state, e.at))
             .collect::<Vec<_>>()
     };
@@ -253,7 +310,7 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
         .await
         .unwrap()
         .into_iter()
-        .find(|w| w.entry.host == "ag-c")
+        .find(|w| w.entry.host == "ag-c" && w.entry.control == "A.9.4.2")
         .unwrap();
     assert_eq!(
         caused.envelope.map(|(sha, _, _)| sha),
@@ -542,9 +599,16 @@ async fn the_log_appends_with_its_envelopes_and_prunes_payloads_only(store: &dyn
         vec![[1; 32], [2; 32]]
     );
     assert_eq!(store.checkpoints().await.unwrap().last(), Some(&cp));
+    assert_eq!(store.latest_checkpoint().await.unwrap(), Some(cp.clone()));
     // The same size again is ignored, not an error.
     store.record_checkpoint(&cp).await.unwrap();
     assert_eq!(store.checkpoints().await.unwrap().len(), 1);
+    let smaller = CheckpointRow {
+        size: start + 1,
+        ..cp.clone()
+    };
+    store.record_checkpoint(&smaller).await.unwrap();
+    assert_eq!(store.latest_checkpoint().await.unwrap(), Some(cp.clone()));
     let meta = store.envelope(a.no, 2).await.unwrap().unwrap().0;
     assert_eq!(meta.log_index, Some(start + 1));
     let rows = store.log_export(start, start + 2, 10).await.unwrap();

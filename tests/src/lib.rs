@@ -5,6 +5,8 @@
 //! "golden image" a CI pipeline would gate. Tests then break one thing at a
 //! time and watch the matching check fail.
 
+pub mod load;
+
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 

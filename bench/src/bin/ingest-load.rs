@@ -6,6 +6,11 @@
 //! sending its envelopes in order. Prints envelopes/s durably accepted
 //! (answered with a receipt), results/s, and latency percentiles; receipts
 //! are verified after the clock stops.
+//!
+//! With several `--server`s (collectors on one database), agent i enrolls
+//! at and sends to server i mod n, and moves to the next one when its
+//! collector refuses with 503 or cannot be reached, as behind a load
+//! balancer; the failovers are counted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 
+use annexa_bench::Route;
 use annexa_evidence::api::EvidenceResponse;
 use annexa_evidence::keys::PublicKey;
 use annexa_evidence::receipt::Receipt;
@@ -20,9 +26,10 @@ use annexa_evidence::receipt::Receipt;
 #[derive(Debug, Parser)]
 #[command(about = "Load generator for annexa-collector's ingest path")]
 struct Args {
-    /// Collector URL, https://127.0.0.1:PORT.
-    #[arg(long)]
-    server: String,
+    /// Collector URL, https://127.0.0.1:PORT; repeat for several
+    /// collectors sharing one database.
+    #[arg(long, required = true)]
+    server: Vec<String>,
     /// The collector's CA certificate (PEM).
     #[arg(long)]
     ca: std::path::PathBuf,
@@ -56,22 +63,6 @@ struct Agent {
     envelopes: Vec<(Vec<u8>, String)>,
 }
 
-/// Submits one envelope; returns the status and the whole response body.
-async fn post_envelope(
-    http: &reqwest::Client,
-    url: &str,
-    bytes: Vec<u8>,
-) -> anyhow::Result<(reqwest::StatusCode, Vec<u8>)> {
-    let resp = http
-        .post(url)
-        .header("content-type", "application/json")
-        .body(bytes)
-        .send()
-        .await?;
-    let status = resp.status();
-    Ok((status, resp.bytes().await?.to_vec()))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -86,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
         let mut tasks = Vec::new();
         for &i in chunk {
             let http = http.clone();
-            let server = args.server.clone();
+            let server = args.server[i % args.server.len()].clone();
             let admin = args.admin_token.clone();
             tasks.push(tokio::spawn(async move {
                 annexa_bench::enroll(&http, &server, &admin, i, serde_json::json!({})).await
@@ -161,21 +152,26 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Warm-up (not timed): the first envelopes of every agent.
+    let servers: Arc<[String]> = args.server.clone().into();
+    // Long enough to ride out a collector's restart.
+    let patience = Duration::from_secs(120);
     let mut agents = agents;
     let mut warm_receipts: Vec<Vec<(Vec<u8>, String)>> = Vec::new();
     {
         let mut tasks = Vec::new();
-        for agent in agents.iter_mut() {
+        for (i, agent) in agents.iter_mut().enumerate() {
             let first: Vec<(Vec<u8>, String)> = agent
                 .envelopes
                 .drain(..args.warmup.min(agent.envelopes.len()))
                 .collect();
             let http = http.clone();
-            let url = format!("{}/v1/evidence", args.server);
+            let mut route = Route::new(servers.clone(), i);
             tasks.push(tokio::spawn(async move {
                 let mut out = Vec::new();
                 for (bytes, digest) in first {
-                    let (status, body) = post_envelope(&http, &url, bytes).await?;
+                    let (status, body) = route
+                        .post_envelope(&http, &bytes, Instant::now() + patience)
+                        .await?;
                     if !status.is_success() {
                         bail!("warm-up: HTTP {status}: {}", String::from_utf8_lossy(&body));
                     }
@@ -195,7 +191,7 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for (i, agent) in agents.into_iter().enumerate() {
         let http = http.clone();
-        let url = format!("{}/v1/evidence", args.server);
+        let mut route = Route::new(servers.clone(), i);
         let rate = args.rate;
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(agent.envelopes.len());
@@ -209,7 +205,9 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     Instant::now()
                 };
-                let (status, body) = post_envelope(&http, &url, bytes).await?;
+                let (status, body) = route
+                    .post_envelope(&http, &bytes, Instant::now() + patience)
+                    .await?;
                 latencies.push(t.elapsed());
                 if !status.is_success() {
                     bail!(
@@ -220,15 +218,17 @@ async fn main() -> anyhow::Result<()> {
                 }
                 receipts.push((body, digest));
             }
-            anyhow::Ok((agent.id, latencies, receipts))
+            anyhow::Ok((agent.id, latencies, receipts, route.failovers))
         }));
     }
     let mut latencies = Vec::new();
     let mut all_receipts = Vec::new();
+    let mut failovers = 0;
     for t in tasks {
-        let (id, l, r) = t.await??;
+        let (id, l, r, f) = t.await??;
         latencies.extend(l);
         all_receipts.push((id, r));
+        failovers += f;
     }
     let elapsed = started.elapsed();
 
@@ -252,7 +252,8 @@ async fn main() -> anyhow::Result<()> {
         "closed loop".to_string()
     };
     println!(
-        "ingest ({mode}): {} agents, {} envelopes ({} bytes, {} results each) in {:.2} s: {:.0} envelopes/s, {:.0} results/s, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} receipts verified",
+        "ingest ({mode}, {} collector(s)): {} agents, {} envelopes ({} bytes, {} results each) in {:.2} s: {:.0} envelopes/s, {:.0} results/s, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} receipts verified; {} failovers",
+        servers.len(),
         all_receipts.len(),
         latencies.len(),
         envelope_bytes,
@@ -263,7 +264,8 @@ async fn main() -> anyhow::Result<()> {
         pct(0.50),
         pct(0.99),
         pct(1.0),
-        verified
+        verified,
+        failovers
     );
     Ok(())
 }

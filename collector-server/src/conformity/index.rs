@@ -145,6 +145,16 @@ impl Index {
         w.hosts = hosts;
     }
 
+    /// Replaces the entries of some hosts (reloaded from the store) and
+    /// removes `gone` (revoked).
+    pub fn put_hosts(&self, hosts: BTreeMap<i64, HostEntry>, gone: &[i64]) {
+        let mut w = self.write();
+        for no in gone {
+            w.hosts.remove(no);
+        }
+        w.hosts.extend(hosts);
+    }
+
     /// Adds or refreshes a host's identity (enrollment, label changes);
     /// drops revoked hosts.
     pub fn upsert_host(&self, agent: &AgentRecord) {

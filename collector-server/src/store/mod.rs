@@ -364,6 +364,17 @@ pub struct StoredState {
     pub current: CurrentState,
 }
 
+/// Agents with their stored conformity states and latest results.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostRows {
+    /// The agents (revoked ones included).
+    pub agents: Vec<AgentRecord>,
+    /// Their stored current states.
+    pub states: Vec<StoredState>,
+    /// Their latest results, by agent number.
+    pub latest: Vec<(i64, LatestRow)>,
+}
+
 /// Which timeline entries to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TimelineQuery {
@@ -515,11 +526,15 @@ pub trait Store: Send + Sync + 'static {
     /// Stored leaf hashes of `[start, end)`, in order.
     async fn log_leaves(&self, start: u64, end: u64) -> Result<Vec<[u8; 32]>, StoreError>;
 
-    /// Every stored tile root (level-8 subtree), in order.
-    async fn log_tiles(&self) -> Result<Vec<[u8; 32]>, StoreError>;
+    /// The stored tile roots (level-8 subtrees) from tile `from` on, in
+    /// order.
+    async fn log_tiles(&self, from: u64) -> Result<Vec<[u8; 32]>, StoreError>;
 
     /// Every stored checkpoint, by size.
     async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError>;
+
+    /// The stored checkpoint of the largest size.
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>, StoreError>;
 
     /// Stores a checkpoint (a second one of the same size is ignored).
     async fn record_checkpoint(&self, cp: &CheckpointRow) -> Result<(), StoreError>;
@@ -591,7 +606,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies conformity changes in one transaction (SoA reconciliation,
     /// freshness); envelopes carry theirs in [`Store::append`].
-    async fn record_conformity(&self, changes: &[ConformityChange]) -> Result<(), StoreError>;
+    ///
+    /// A change with a timeline entry is applied only if the stored state
+    /// is still the entry's `previous` (no row for `None`), and is left out
+    /// whole otherwise: another collector on the same database moved that
+    /// state first, and applying it as well would record the same
+    /// transition twice or one that never happened. Returns how many
+    /// changes were applied.
+    async fn record_conformity(&self, changes: &[ConformityChange]) -> Result<usize, StoreError>;
+
+    /// The agents whose envelopes are at log indices `[start, end)`, with
+    /// their stored conformity states and latest results: what a collector
+    /// reloads for the hosts another collector on the same database served.
+    async fn hosts_in_log(&self, start: u64, end: u64) -> Result<HostRows, StoreError>;
 
     /// The latest results of every agent, by agent number.
     async fn all_latest(&self) -> Result<Vec<(i64, LatestRow)>, StoreError>;

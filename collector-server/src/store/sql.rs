@@ -12,11 +12,12 @@ pub(super) mod prelude {
     };
     pub(in crate::store) use super::super::{
         Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, Enrolled, EnvelopeMeta,
-        ExportRow, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned, Role, SoaVersion, Store,
-        StoreError, StoredState, TimelineEntry, TimelineQuery, WindowEntry,
+        ExportRow, HostRows, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned, Role,
+        SoaVersion, Store, StoreError, StoredState, TimelineEntry, TimelineQuery, WindowEntry,
     };
     pub(in crate::store) use annexa_evidence::log::{RetentionRun, Unlogged};
     pub(in crate::store) use sqlx::Row;
+    pub(in crate::store) use std::collections::HashMap;
 }
 
 /// Implements [`Store`] for `$store` (a struct with a `pool` field and an
@@ -32,6 +33,7 @@ macro_rules! sql_store {
         const LOG_ROWS_PER_STATEMENT: usize = 4096;
 
         const CONFORMITY_ROWS_PER_STATEMENT: usize = 2048;
+        const HOSTS_PER_STATEMENT: usize = 4096;
 
         /// Writes conformity changes inside a transaction: current rows upserted
         /// or removed, timeline entries appended.
@@ -503,15 +505,17 @@ macro_rules! sql_store {
                 Ok(out)
             }
 
-            async fn log_tiles(&self) -> Result<Vec<[u8; 32]>, StoreError> {
-                let rows = sqlx::query("SELECT idx, hash FROM log_tiles ORDER BY idx")
+            async fn log_tiles(&self, from: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+                let rows = sqlx::query("SELECT idx, hash FROM log_tiles WHERE idx >= $1 ORDER BY idx")
+                    .bind(from as i64)
                     .fetch_all(&self.pool)
                     .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for (k, r) in rows.iter().enumerate() {
                     let idx: i64 = r.try_get("idx")?;
-                    if idx as usize != k {
-                        return Err(StoreError::Broken(format!("log tile {k} is missing")));
+                    let want = from + k as u64;
+                    if idx as u64 != want {
+                        return Err(StoreError::Broken(format!("log tile {want} is missing")));
                     }
                     out.push(hash32(r.try_get("hash")?, "tile hash")?);
                 }
@@ -524,6 +528,17 @@ macro_rules! sql_store {
                         .fetch_all(&self.pool)
                         .await?;
                 rows.iter().map(rows::checkpoint).collect()
+            }
+
+            async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>, StoreError> {
+                sqlx::query(
+                    "SELECT size, root, note, signed_at FROM log_checkpoints ORDER BY size DESC LIMIT 1",
+                )
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(rows::checkpoint)
+                .transpose()
             }
 
             async fn record_checkpoint(&self, cp: &CheckpointRow) -> Result<(), StoreError> {
@@ -705,12 +720,86 @@ macro_rules! sql_store {
                     .collect()
             }
 
-            async fn record_conformity(&self, changes: &[ConformityChange]) -> Result<(), StoreError> {
+            async fn record_conformity(&self, changes: &[ConformityChange]) -> Result<usize, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let refs: Vec<&ConformityChange> = changes.iter().collect();
-                write_conformity(&mut tx, &refs).await?;
+                // Under the write lock: what is stored now for the hosts
+                // whose transitions this records.
+                let mut hosts: Vec<i64> = changes
+                    .iter()
+                    .filter(|c| c.event.is_some())
+                    .map(|c| c.agent_no)
+                    .collect();
+                hosts.sort_unstable();
+                hosts.dedup();
+                let mut stored: HashMap<(i64, String), String> = HashMap::new();
+                for chunk in hosts.chunks(HOSTS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "SELECT agent_no, control_id, state FROM conformity WHERE agent_no IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for no in chunk {
+                        list.push_bind(*no);
+                    }
+                    q.push(")");
+                    for r in q.build().fetch_all(&mut *tx).await? {
+                        stored.insert((r.try_get("agent_no")?, r.try_get("control_id")?), r.try_get("state")?);
+                    }
+                }
+                // A batch may hold several changes of one (host, control):
+                // each must follow the one before it.
+                let mut kept: Vec<&ConformityChange> = Vec::with_capacity(changes.len());
+                for c in changes {
+                    let key = (c.agent_no, c.control_id.clone());
+                    if let Some(e) = &c.event
+                        && stored.get(&key) != e.previous.as_ref()
+                    {
+                        continue;
+                    }
+                    match &c.current {
+                        Some(cur) => stored.insert(key, cur.state.clone()),
+                        None => stored.remove(&key),
+                    };
+                    kept.push(c);
+                }
+                write_conformity(&mut tx, &kept).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(kept.len())
+            }
+
+            async fn hosts_in_log(&self, start: u64, end: u64) -> Result<HostRows, StoreError> {
+                const IN_LOG: &str =
+                    "(SELECT DISTINCT agent_no FROM log_entries WHERE idx >= $1 AND idx < $2)";
+                let agents = sqlx::query(&format!(
+                    "SELECT {AGENT_COLUMNS} FROM agents WHERE no IN {IN_LOG} ORDER BY no"
+                ))
+                .bind(start as i64)
+                .bind(end as i64)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(rows::agent)
+                .collect::<Result<_, _>>()?;
+                let states = sqlx::query(&format!(
+                    "SELECT agent_no, control_id, state, detail, since, since_sequence, soa_version FROM conformity WHERE agent_no IN {IN_LOG}"
+                ))
+                .bind(start as i64)
+                .bind(end as i64)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(rows::stored_state)
+                .collect::<Result<_, _>>()?;
+                let latest = sqlx::query(&format!(
+                    "SELECT agent_no, check_id, status, observed, since_sequence FROM latest_results WHERE agent_no IN {IN_LOG}"
+                ))
+                .bind(start as i64)
+                .bind(end as i64)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("agent_no")?, rows::latest(r)?)))
+                .collect::<Result<_, StoreError>>()?;
+                Ok(HostRows { agents, states, latest })
             }
 
             async fn all_latest(&self) -> Result<Vec<(i64, LatestRow)>, StoreError> {
