@@ -111,5 +111,5 @@ for run in $(seq "$RUNS"); do
   else
     echo "run $run: closed loop CPU: collector $(secs $((c1 - c0))) s; collector peak RSS $((rss / 1024)) MB, database $(du -sh "$data/collector.db" | cut -f1)"
   fi
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 done

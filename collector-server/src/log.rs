@@ -75,6 +75,9 @@ pub struct Log {
     verifier: Verifier,
     key: Arc<SigningKey>,
     tree: RwLock<Tree>,
+    /// Entries other collectors appended that this one took into its tree
+    /// but whose hosts it has not reloaded yet ([`Log::take_behind`]).
+    behind: std::sync::Mutex<Option<std::ops::Range<u64>>>,
 }
 
 /// Complete-subtree hashes from memory (levels ≥ 8), tiles read for this
@@ -142,6 +145,11 @@ impl Staged {
     /// Adds a leaf; returns its index.
     pub fn push(&mut self, entry: &LogEntry) -> (u64, Hash) {
         let leaf = entry.leaf_hash();
+        (self.push_leaf(leaf), leaf)
+    }
+
+    /// Adds a leaf by its hash; returns its index.
+    fn push_leaf(&mut self, leaf: Hash) -> u64 {
         let index = self.end();
         self.count += 1;
         self.partial.push(leaf);
@@ -149,7 +157,7 @@ impl Staged {
             self.tiles.push((index / TILE, subtree(&self.partial)));
             self.partial.clear();
         }
-        (index, leaf)
+        index
     }
 
     /// The log's size once the batch commits.
@@ -190,6 +198,7 @@ impl Log {
         let log = Log {
             verifier: verifier.clone(),
             key,
+            behind: std::sync::Mutex::new(None),
             tree: RwLock::new(Tree {
                 size,
                 upper,
@@ -326,6 +335,32 @@ impl Log {
         (signed, append)
     }
 
+    /// The batch `staged` met `others`, leaves another collector appended
+    /// at its position (read under the store's write lock, so nothing else
+    /// can come between): stages the batch's leaves after them and seals
+    /// again. The tiles the others' leaves closed are stored already and
+    /// are left out of the append. Call in place of [`Log::abandon`].
+    pub fn restage(
+        &self,
+        staged: &Staged,
+        others: &[Hash],
+        ours: &[Hash],
+        persist: bool,
+    ) -> (Staged, Arc<Signed>, LogAppend) {
+        self.abandon(staged);
+        let mut st = self.stage();
+        for h in others {
+            st.push_leaf(*h);
+        }
+        let found = st.end();
+        for h in ours {
+            st.push_leaf(*h);
+        }
+        let (signed, mut append) = self.seal(&st, persist);
+        append.tiles.retain(|(i, _)| (i + 1) * TILE > found);
+        (st, signed, append)
+    }
+
     /// The batch committed: its leaves are the log's.
     pub fn commit(&self, staged: Staged, signed: Arc<Signed>, persisted: bool) {
         let mut t = self.write();
@@ -411,7 +446,28 @@ impl Log {
         }
         let signed = self.sign(size, root);
         self.write().latest = Arc::new(signed);
+        self.note_behind(held..size);
         Ok(held..size)
+    }
+
+    /// Notes entries other collectors appended, taken into the tree, whose
+    /// hosts are still to be reloaded.
+    pub fn note_behind(&self, range: std::ops::Range<u64>) {
+        if range.is_empty() {
+            return;
+        }
+        let mut b = self.behind.lock().unwrap_or_else(|p| p.into_inner());
+        *b = Some(match b.take() {
+            Some(r) => r.start.min(range.start)..r.end.max(range.end),
+            None => range,
+        });
+    }
+
+    /// The entries noted by [`Log::note_behind`] since the last call (one
+    /// range covering them all, with whatever of this collector's own lies
+    /// between).
+    pub fn take_behind(&self) -> Option<std::ops::Range<u64>> {
+        self.behind.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// The newest checkpoint if it is not stored yet (the periodic tick

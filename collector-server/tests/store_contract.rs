@@ -583,16 +583,59 @@ async fn the_log_appends_with_its_envelopes_and_prunes_payloads_only(store: &dyn
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.log_size().await.unwrap(), start);
+    // A batch that begins before the log's end (another collector
+    // appended): the writer is shown those leaves under the lock and may
+    // place the batch after them; refusing stores nothing.
+    if start > 0 {
+        let mut behind = batch.clone();
+        for e in &mut behind {
+            e.log_index -= 1;
+        }
+        let mut shown = Vec::new();
+        assert!(matches!(
+            store
+                .append_relog(&behind, &LogAppend::default(), &mut |size, others| {
+                    shown.push((size, others.to_vec()));
+                    None
+                })
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(shown.len(), 1);
+        assert_eq!(shown[0].0, start);
+        assert_eq!(
+            shown[0].1,
+            store.log_leaves(start - 1, start).await.unwrap()
+        );
+        assert_eq!(store.log_size().await.unwrap(), start);
+    }
+    let mut relogged = 0;
+    let behind_by = start.min(1);
+    let mut placed = batch.clone();
+    for e in &mut placed {
+        e.log_index -= behind_by;
+    }
     store
-        .append(
-            &batch,
+        .append_relog(
+            &placed,
             &LogAppend {
                 tiles: vec![],
-                checkpoint: Some(cp.clone()),
+                checkpoint: None,
+            },
+            &mut |_, _| {
+                relogged += 1;
+                Some(LogAppend {
+                    tiles: vec![],
+                    checkpoint: Some(cp.clone()),
+                })
             },
         )
         .await
         .unwrap();
+    assert_eq!(
+        relogged, behind_by,
+        "shown the others' leaves only if behind"
+    );
     assert_eq!(store.log_size().await.unwrap(), start + 2);
     assert_eq!(
         store.log_leaves(start, start + 2).await.unwrap(),

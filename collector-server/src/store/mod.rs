@@ -364,6 +364,16 @@ pub struct StoredState {
     pub current: CurrentState,
 }
 
+/// See [`Store::append_relog`]: given the log's size and the leaf hashes
+/// of the entries the batch did not expect, the batch's new tiles and
+/// checkpoint, or `None` to refuse.
+pub type Relog<'a> = &'a mut (dyn FnMut(u64, &[[u8; 32]]) -> Option<LogAppend> + Send);
+
+/// The most entries another collector may have appended for a batch to be
+/// placed after them under the lock; beyond it the collector takes them in
+/// first ([`Store::append`] fails with a conflict).
+pub const RELOG_MAX: u64 = 8192;
+
 /// Agents with their stored conformity states and latest results.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostRows {
@@ -518,7 +528,23 @@ pub trait Store: Send + Sync + 'static {
     /// agents' chain heads, and the latest-result changes. Fails whole
     /// (nothing stored) if any agent's chain head is not where the batch
     /// expects it, or if the log does not end where the batch begins.
-    async fn append(&self, batch: &[Accepted], log: &LogAppend) -> Result<(), StoreError>;
+    async fn append(&self, batch: &[Accepted], log: &LogAppend) -> Result<(), StoreError> {
+        self.append_relog(batch, log, &mut |_, _| None).await
+    }
+
+    /// [`Store::append`], except that when the log has grown by at most
+    /// [`RELOG_MAX`] entries beyond where the batch begins (another
+    /// collector on the same database appended), `relog` is called under
+    /// the write lock with those entries' leaf hashes. If it answers with
+    /// the tiles and checkpoint of the batch placed after them, the batch
+    /// is stored there (each index moved by their number); if not, the
+    /// batch fails as in [`Store::append`].
+    async fn append_relog(
+        &self,
+        batch: &[Accepted],
+        log: &LogAppend,
+        relog: Relog<'_>,
+    ) -> Result<(), StoreError>;
 
     /// Number of leaves in the log.
     async fn log_size(&self) -> Result<u64, StoreError>;

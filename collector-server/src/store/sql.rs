@@ -12,8 +12,9 @@ pub(super) mod prelude {
     };
     pub(in crate::store) use super::super::{
         Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, Enrolled, EnvelopeMeta,
-        ExportRow, HostRows, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned, Role,
-        SoaVersion, Store, StoreError, StoredState, TimelineEntry, TimelineQuery, WindowEntry,
+        ExportRow, HostRows, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned, RELOG_MAX,
+        Relog, Role, SoaVersion, Store, StoreError, StoredState, TimelineEntry, TimelineQuery,
+        WindowEntry,
     };
     pub(in crate::store) use annexa_evidence::log::{RetentionRun, Unlogged};
     pub(in crate::store) use sqlx::Row;
@@ -304,22 +305,51 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn append(&self, batch: &[Accepted], log: &LogAppend) -> Result<(), StoreError> {
+            async fn append_relog(
+                &self,
+                batch: &[Accepted],
+                log: &LogAppend,
+                relog: Relog<'_>,
+            ) -> Result<(), StoreError> {
                 // A handful of multi-row statements per batch, whatever its size:
                 // per-row statements cost a round trip to SQLite's worker each.
                 let mut tx = self.begin_write().await?;
-                // The log must end exactly where this writer thinks it does: a
-                // second writer (or rows added behind the collector) fails the batch.
+                // The log must end exactly where this writer thinks it does,
+                // or the writer must place the batch after what another
+                // writer appended; otherwise (or rows added behind the
+                // collector) the batch fails.
+                let mut moved = 0i64;
+                let relogged;
+                let mut log = log;
                 if let Some(first) = batch.first() {
                     let size: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM log_entries")
                         .fetch_one(&mut *tx)
                         .await?
                         .try_get("n")?;
-                    if size as u64 != first.log_index {
-                        return Err(StoreError::Conflict(format!(
-                            "the log holds {size} entries, this batch starts at index {}",
-                            first.log_index
-                        )));
+                    let (size, first) = (size as u64, first.log_index);
+                    if size != first {
+                        let refused = || StoreError::Conflict(format!(
+                            "the log holds {size} entries, this batch starts at index {first}"
+                        ));
+                        if size < first || size - first > RELOG_MAX {
+                            return Err(refused());
+                        }
+                        let mut others = Vec::with_capacity((size - first) as usize);
+                        for r in sqlx::query("SELECT idx, leaf_hash FROM log_entries WHERE idx >= $1 ORDER BY idx")
+                            .bind(first as i64)
+                            .fetch_all(&mut *tx)
+                            .await?
+                        {
+                            others.push(hash32(r.try_get("leaf_hash")?, "leaf hash")?);
+                        }
+                        if others.len() as u64 != size - first {
+                            return Err(StoreError::Broken(format!(
+                                "log entries {first}..{size} are not all stored"
+                            )));
+                        }
+                        relogged = relog(size, &others).ok_or_else(refused)?;
+                        log = &relogged;
+                        moved = (size - first) as i64;
                     }
                 }
                 for chunk in batch.chunks($envelope_rows) {
@@ -335,7 +365,7 @@ macro_rules! sql_store {
                             .push_bind(&a.summary)
                             .push_bind(&a.results)
                             .push_bind(&a.bytes)
-                            .push_bind(a.log_index as i64);
+                            .push_bind(a.log_index as i64 + moved);
                     });
                     q.build().execute(&mut *tx).await?;
                 }
@@ -344,7 +374,7 @@ macro_rules! sql_store {
                         "INSERT INTO log_entries (idx, agent_no, sequence, envelope_sha256, accepted_at, leaf_hash) ",
                     );
                     q.push_values(chunk, |mut row, a| {
-                        row.push_bind(a.log_index as i64)
+                        row.push_bind(a.log_index as i64 + moved)
                             .push_bind(a.agent_no)
                             .push_bind(a.sequence as i64)
                             .push_bind(&a.sha256)
@@ -721,6 +751,10 @@ macro_rules! sql_store {
             }
 
             async fn record_conformity(&self, changes: &[ConformityChange]) -> Result<usize, StoreError> {
+                if changes.is_empty() {
+                    // No write lock for nothing: it would queue behind appends.
+                    return Ok(0);
+                }
                 let mut tx = self.begin_write().await?;
                 // Under the write lock: what is stored now for the hosts
                 // whose transitions this records.
