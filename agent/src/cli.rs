@@ -106,6 +106,18 @@ enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell) to standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (annexa.1 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    Manpages {
+        /// The directory (created if missing).
+        dir: PathBuf,
+    },
     /// Verify what a collector holds, trusting only its checkpoint key.
     Verify {
         #[command(subcommand)]
@@ -591,6 +603,18 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "annexa", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpages { dir } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing manual pages into {}", dir.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Scan(args) => scan(args),
         Command::Gate(args) => gate(*args),
         Command::Controls { command } => controls(command),

@@ -175,6 +175,19 @@ impl Where {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell) to standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (annexa-collector.1 and one per subcommand)
+    /// into DIR.
+    #[command(hide = true)]
+    Manpages {
+        /// The directory (created if missing).
+        dir: PathBuf,
+    },
     /// Create the data directory (mode 0700), the receipt-signing key, and a
     /// private CA with a server certificate; print the CA fingerprint agents pin.
     Init {
@@ -603,6 +616,21 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "annexa-collector",
+                &mut std::io::stdout(),
+            );
+        }
+        Command::Manpages { dir } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing manual pages into {}", dir.display()))?;
+        }
         Command::Soa { command } => return soa_command(command).await,
         Command::Log { command } => log_command(command).await?,
         Command::Migrate { at, from, to } => migrate_command(at, &from, &to).await?,
