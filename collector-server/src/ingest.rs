@@ -20,7 +20,7 @@ use crate::conformity::{self, Cause, Policy, RunProfile, State};
 use crate::log::{Log, Signed, Staged};
 use crate::metrics::Metrics;
 use crate::store::{
-    Accepted, AgentRecord, ConformityChange, HostRows, LatestChange, Store, StoreError,
+    Accepted, AgentRecord, ConformityChange, HostRows, Hosts, LatestChange, Store, StoreError,
 };
 use annexa_checks::pack::PackSet;
 
@@ -523,11 +523,7 @@ async fn run_writer(
 /// envelope is being processed meanwhile.
 async fn reconcile_all(store: &dyn Store, conf: &Conformity) -> Result<Option<i64>, StoreError> {
     let policy = load_policy(store, &conf.packs).await?;
-    let rows = HostRows {
-        agents: store.agents().await?,
-        states: store.conformity_states().await?,
-        latest: store.all_latest().await?,
-    };
+    let rows = store.host_rows(Hosts::All).await?;
     let (hosts, recorded) = evaluate_hosts(store, policy.as_deref(), rows).await?;
     let Some(policy) = policy else {
         conf.index.replace(None, hosts);
@@ -633,57 +629,49 @@ async fn take_in(
     conf: &Conformity,
     log: &Log,
     chains: &mut HashMap<i64, Chain>,
-) -> Result<TakenIn, StoreError> {
+) -> Result<u64, StoreError> {
     let range = log.resync(store).await.map_err(|e| match e {
         crate::log::LogError::Store(s) => s,
         other => StoreError::Broken(other.to_string()),
     })?;
     // With what batches placed after others' entries left to reload.
-    let Some(behind) = log.take_behind() else {
-        return Ok(TakenIn::default());
-    };
-    let reloaded = async {
-        let rows = store.hosts_in_log(behind.start, behind.end).await?;
-        let taken_hosts: std::collections::HashSet<i64> =
-            rows.agents.iter().map(|a| a.no).collect();
-        let mut revoked = Vec::new();
-        for a in &rows.agents {
-            chains.remove(&a.no);
-            if a.revoked_at.is_some() {
-                revoked.push(a.no);
-            }
-        }
-        let policy = conf.index.policy();
-        let (hosts, recorded) = evaluate_hosts(store, policy.as_deref(), rows).await?;
-        tracing::info!(
-            entries = behind.end - behind.start,
-            hosts = hosts.len(),
-            changes = recorded,
-            "took in evidence another collector accepted"
-        );
-        conf.index.put_hosts(hosts, &revoked);
-        Ok::<_, StoreError>(taken_hosts)
+    log.note_behind(range.clone());
+    if let Some(behind) = log.take_behind()
+        && let Err(e) = reload_hosts(store, conf, chains, &behind).await
+    {
+        log.note_behind(behind);
+        return Err(e);
     }
-    .await;
-    match reloaded {
-        Ok(hosts) => Ok(TakenIn {
-            entries: range.end - range.start,
-            hosts,
-        }),
-        Err(e) => {
-            log.note_behind(behind);
-            Err(e)
-        }
-    }
+    Ok(range.end - range.start)
 }
 
-/// What [`take_in`] took in.
-#[derive(Debug, Default)]
-struct TakenIn {
-    /// Log entries.
-    entries: u64,
-    /// The agents (by number) they came from.
-    hosts: std::collections::HashSet<i64>,
+/// Reloads the hosts with envelopes at log indices `behind` from the store,
+/// re-evaluates them and replaces their index entries; forgets their
+/// cached chains.
+async fn reload_hosts(
+    store: &dyn Store,
+    conf: &Conformity,
+    chains: &mut HashMap<i64, Chain>,
+    behind: &std::ops::Range<u64>,
+) -> Result<(), StoreError> {
+    let rows = store.host_rows(Hosts::InLog(behind.clone())).await?;
+    let mut revoked = Vec::new();
+    for a in &rows.agents {
+        chains.remove(&a.no);
+        if a.revoked_at.is_some() {
+            revoked.push(a.no);
+        }
+    }
+    let policy = conf.index.policy();
+    let (hosts, recorded) = evaluate_hosts(store, policy.as_deref(), rows).await?;
+    tracing::info!(
+        entries = behind.end - behind.start,
+        hosts = hosts.len(),
+        changes = recorded,
+        "took in evidence another collector accepted"
+    );
+    conf.index.put_hosts(hosts, &revoked);
+    Ok(())
 }
 
 /// The newest SoA version resolved against `packs`, if one was imported.
@@ -924,7 +912,13 @@ async fn process_batch(
                     }
                 }
                 profiles.insert(no, c.profile.clone());
-                let (log_index, leaf_hash) = staged.push(&log_entry(c, &now));
+                let (log_index, leaf_hash) = staged.push(&annexa_evidence::log::LogEntry {
+                    agent_id: c.agent.id.clone(),
+                    key_id: c.agent.key_id.clone(),
+                    sequence: c.sequence,
+                    envelope_sha256: c.sha256.clone(),
+                    accepted_at: now.clone(),
+                });
                 batch.push(Accepted {
                     log_index,
                     leaf_hash,
@@ -953,178 +947,142 @@ async fn process_batch(
         }
     }
     if batch.is_empty() {
-        return Outcome::Nothing;
+        return Outcome::NotStored;
     }
-    let mut retries_left = retries_left;
-    loop {
-        let (signed, append) = log.seal(&staged, persist);
-        // Another collector may append between this batch's staging and
-        // its turn at the store's write lock, which it waited for. Under
-        // the lock, the store hands over what it appended, and the batch
-        // goes after it: the decisions stand (the chain heads the store
-        // checks say whether they do), only log positions move.
-        let ours: Vec<[u8; 32]> = batch.iter().map(|a| a.leaf_hash).collect();
-        let mut relogged: Option<(Staged, Arc<Signed>, u64)> = None;
-        let stored = store
-            .append_relog(&batch, &append, &mut |size, others| {
-                let (st, signed, append) = log.restage(&staged, others, &ours, persist);
-                relogged = Some((st, signed, size));
-                Some(append)
-            })
-            .await;
-        let signed = match (&stored, relogged) {
-            (Ok(()), Some((st, signed, size))) => {
-                // The positions moved by what the other collector appended.
-                let moved = size - staged.first;
-                for (_, _, index) in waiting.iter_mut() {
-                    *index += moved;
-                }
-                // Their hosts are reloaded at the next sweep, not here: under
-                // contention the writer's time goes to appends.
-                log.note_behind(staged.first..size);
-                staged = st;
-                signed
-            }
-            (Err(_), Some((st, _, _))) => {
-                log.abandon(&st);
-                signed
-            }
-            _ => signed,
-        };
-        let e = match stored {
-            Ok(()) => {
-                log.commit(staged, signed.clone(), persist);
-                metrics.batch_size.observe(batch.len() as f64);
-                let mut by_host: HashMap<i64, Vec<(String, Option<Stored>)>> = HashMap::new();
-                for ((no, control), stored) in pending {
-                    by_host.entry(no).or_default().push((control, stored));
-                }
-                for (no, profile) in profiles {
-                    index.apply(no, Some(profile), by_host.remove(&no).unwrap_or_default());
-                }
-                for (job, accepted_at, log_index) in waiting {
-                    metrics.accepted.inc();
-                    let _ = job.reply.send(Ok(Committed {
-                        accepted_at,
-                        duplicate: false,
-                        log_index: Some(log_index),
-                        checkpoint: signed.clone(),
-                    }));
-                }
-                return Outcome::Stored;
-            }
-            Err(e) => e,
-        };
-        log.abandon(&staged);
-        if let StoreError::Conflict(_) = &e {
-            // Another collector on the same database appended: take its
-            // entries in and try again at once, rather than refusing the
-            // batch to agents that would only send it again.
-            match take_in(store, conf, log, chains).await {
-                Ok(taken) if taken.entries > 0 && retries_left > 0 => {
-                    retries_left -= 1;
-                    if touched.keys().all(|no| !taken.hosts.contains(no)) {
-                        // None of this batch's agents is among them (the
-                        // usual case: a load balancer keeps an agent on
-                        // one collector), so every decision stands; only
-                        // the log positions move. Staged again in a few
-                        // microseconds, the batch goes before the other
-                        // collector's next one is ready.
-                        staged = log.stage();
-                        for (a, (job, at, index)) in batch.iter_mut().zip(waiting.iter_mut()) {
-                            let (i, leaf) = staged.push(&log_entry(&job.checked, at));
-                            (a.log_index, a.leaf_hash, *index) = (i, leaf, i);
-                        }
-                        continue;
+    let (signed, append) = log.seal(&staged, persist);
+    // Another collector may append between this batch's staging and its
+    // turn at the store's write lock, which it waited for. Under the lock,
+    // the store hands over what it appended, and the batch goes after it:
+    // the decisions stand (the chain heads the store checks say whether
+    // they do), only log positions move.
+    let ours: Vec<[u8; 32]> = batch.iter().map(|a| a.leaf_hash).collect();
+    let mut relogged: Option<(Staged, Arc<Signed>, u64)> = None;
+    let stored = store
+        .append_relog(&batch, &append, &mut |size, others| {
+            let (st, signed, append) = log.restage(&staged, others, &ours, persist);
+            relogged = Some((st, signed, size));
+            Some(append)
+        })
+        .await;
+    let e = match stored {
+        Ok(()) => {
+            let (staged, signed) = match relogged {
+                Some((st, signed, size)) => {
+                    // The positions moved by what the other collector appended.
+                    let moved = size - staged.first;
+                    for (_, _, index) in waiting.iter_mut() {
+                        *index += moved;
                     }
-                    tracing::debug!(
-                        entries = taken.entries,
-                        envelopes = waiting.len(),
-                        "another collector appended for agents in this batch: deciding the batch again"
-                    );
-                    for no in touched.keys() {
-                        chains.remove(no);
-                    }
-                    return Outcome::Retry(
-                        waiting
-                            .into_iter()
-                            .map(|(job, _, _)| (job.checked, job.reply))
-                            .collect(),
-                        retries_left,
-                    );
+                    // Their hosts are reloaded at the next sweep, not here:
+                    // under contention the writer's time goes to appends.
+                    log.note_behind(staged.first..size);
+                    (st, signed)
                 }
-                Ok(taken) if taken.entries > 0 => {
-                    tracing::warn!(entries = taken.entries, envelopes = waiting.len(), error = %e, "a batch of evidence met other collectors' appends too often; nothing of it was stored and agents will retry")
-                }
-                Ok(_) => {
-                    tracing::error!(error = %e, envelopes = waiting.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry")
-                }
-                Err(le) => {
-                    tracing::error!(error = %e, log = %le, envelopes = waiting.len(), "committing a batch of evidence failed, and the evidence log in the store does not extend this collector's")
-                }
+                None => (staged, signed),
+            };
+            log.commit(staged, signed.clone(), persist);
+            metrics.batch_size.observe(batch.len() as f64);
+            let mut by_host: HashMap<i64, Vec<(String, Option<Stored>)>> = HashMap::new();
+            for ((no, control), stored) in pending {
+                by_host.entry(no).or_default().push((control, stored));
             }
-        } else {
-            tracing::error!(error = %e, envelopes = waiting.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry");
-        }
-        // Forget what this batch did to the chains: the store is the truth.
-        for no in touched.keys() {
-            chains.remove(no);
-        }
-        // The store refuses to move the chain of a revoked agent. An agent
-        // revoked by another process (`annexa-collector agent revoke`) is
-        // still cached as active by this one, so its next envelope gets
-        // here: tell it it is revoked, not to retry.
-        let mut revoked: HashMap<i64, String> = HashMap::new();
-        if matches!(e, StoreError::Conflict(_)) {
-            for (no, id) in &touched {
-                if let Ok(Some(a)) = store.agent(id).await
-                    && a.revoked_at.is_some()
-                {
-                    revoked.insert(*no, a.id);
-                }
+            for (no, profile) in profiles {
+                index.apply(no, Some(profile), by_host.remove(&no).unwrap_or_default());
             }
-        }
-        // Counted by the API handler, which counts every refusal.
-        for (job, _, _) in waiting {
-            let _ = job
-                .reply
-                .send(Err(match revoked.get(&job.checked.agent.no) {
-                    Some(id) => {
-                        Rejection::new(403, codes::REVOKED_AGENT, format!("agent {id} is revoked"))
-                    }
-                    None => Rejection::new(
-                        503,
-                        codes::UNAVAILABLE,
-                        format!("storing evidence failed: {e}"),
-                    ),
+            for (job, accepted_at, log_index) in waiting {
+                metrics.accepted.inc();
+                let _ = job.reply.send(Ok(Committed {
+                    accepted_at,
+                    duplicate: false,
+                    log_index: Some(log_index),
+                    checkpoint: signed.clone(),
                 }));
+            }
+            return Outcome::Stored;
         }
-        return Outcome::Failed;
+        Err(e) => e,
+    };
+    // Whichever staging was tried, the tree goes back to what is committed.
+    log.abandon(&staged);
+    // Forget what this batch did to the chains: the store is the truth.
+    for no in touched.keys() {
+        chains.remove(no);
     }
-}
-
-/// The log entry of an envelope accepted at `at`.
-fn log_entry(c: &Checked, at: &str) -> annexa_evidence::log::LogEntry {
-    annexa_evidence::log::LogEntry {
-        agent_id: c.agent.id.clone(),
-        key_id: c.agent.key_id.clone(),
-        sequence: c.sequence,
-        envelope_sha256: c.sha256.clone(),
-        accepted_at: at.to_string(),
+    if let StoreError::Conflict(_) = &e {
+        // Another collector appended more than the store hands over, or
+        // for agents in this batch: take its entries in (reloading those
+        // agents' chains) and decide the batch again at once, rather than
+        // refusing it to agents that would only send it again.
+        match take_in(store, conf, log, chains).await {
+            Ok(n) if n > 0 && retries_left > 0 => {
+                tracing::debug!(
+                    entries = n,
+                    envelopes = waiting.len(),
+                    "another collector appended to the evidence log: deciding the batch again"
+                );
+                return Outcome::Retry(
+                    waiting
+                        .into_iter()
+                        .map(|(job, _, _)| (job.checked, job.reply))
+                        .collect(),
+                    retries_left - 1,
+                );
+            }
+            Ok(n) if n > 0 => {
+                tracing::warn!(entries = n, envelopes = waiting.len(), error = %e, "a batch of evidence met other collectors' appends too often; nothing of it was stored and agents will retry")
+            }
+            Ok(_) => {
+                tracing::error!(error = %e, envelopes = waiting.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry")
+            }
+            Err(le) => {
+                tracing::error!(error = %e, log = %le, envelopes = waiting.len(), "committing a batch of evidence failed, and the evidence log in the store does not extend this collector's")
+            }
+        }
+    } else {
+        tracing::error!(error = %e, envelopes = waiting.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry");
     }
+    // The store refuses to move the chain of a revoked agent. An agent
+    // revoked by another process (`annexa-collector agent revoke`) is still
+    // cached as active by this one, so its next envelope gets here: tell it
+    // it is revoked, not to retry.
+    let mut revoked: HashMap<i64, String> = HashMap::new();
+    if matches!(e, StoreError::Conflict(_)) {
+        for (no, id) in &touched {
+            if let Ok(Some(a)) = store.agent(id).await
+                && a.revoked_at.is_some()
+            {
+                revoked.insert(*no, a.id);
+            }
+        }
+    }
+    // Counted by the API handler, which counts every refusal.
+    for (job, _, _) in waiting {
+        let _ = job
+            .reply
+            .send(Err(match revoked.get(&job.checked.agent.no) {
+                Some(id) => {
+                    Rejection::new(403, codes::REVOKED_AGENT, format!("agent {id} is revoked"))
+                }
+                None => Rejection::new(
+                    503,
+                    codes::UNAVAILABLE,
+                    format!("storing evidence failed: {e}"),
+                ),
+            }));
+    }
+    Outcome::NotStored
 }
 
 /// What became of a batch.
 enum Outcome {
-    /// Nothing in it needed storing.
-    Nothing,
     /// Stored and acknowledged.
     Stored,
-    /// Refused by the store and answered with errors.
-    Failed,
-    /// Refused because another collector appended for some of its agents
-    /// first: these jobs are decided again (with the retries left), after
-    /// its entries were taken in.
+    /// Nothing stored: nothing needed storing, or the store refused and
+    /// the agents were answered with errors.
+    NotStored,
+    /// Refused because another collector appended first: these jobs are
+    /// decided again (with the retries left), after its entries were
+    /// taken in.
     Retry(Vec<(Checked, Reply)>, u32),
 }
 

@@ -177,77 +177,27 @@ impl Log {
         key: Arc<SigningKey>,
         origin: &str,
     ) -> Result<Log, LogError> {
-        let size = store.log_size().await?;
-        let tiles = store.log_tiles(0).await?;
-        if tiles.len() as u64 != size / TILE {
-            return Err(LogError::Tampered(format!(
-                "{} entries need {} tile roots, the store has {}",
-                size,
-                size / TILE,
-                tiles.len()
-            )));
-        }
-        let mut upper = MemoryTree::new();
-        for t in tiles {
-            upper.push(t);
-        }
-        let partial = store.log_leaves(size - size % TILE, size).await?;
-        let newest = store.latest_checkpoint().await?;
         let verifier = Verifier::new(origin, key.public())
             .map_err(|e| LogError::Tampered(format!("origin `{origin}`: {e}")))?;
         let log = Log {
-            verifier: verifier.clone(),
+            verifier,
             key,
             behind: std::sync::Mutex::new(None),
             tree: RwLock::new(Tree {
-                size,
-                upper,
-                partial,
+                size: 0,
+                upper: MemoryTree::new(),
+                partial: Vec::new(),
                 latest: Arc::new(Signed {
                     size: 0,
                     root: merkle::EMPTY_ROOT,
                     note: String::new(),
                     signed_at: String::new(),
                 }),
-                stored: newest.as_ref().map_or(0, |c| c.size),
+                stored: 0,
             }),
         };
-        if let Some(last) = &newest {
-            let first_line = last.note.split('\n').next().unwrap_or_default();
-            if first_line != origin {
-                return Err(LogError::Origin {
-                    stored: first_line.to_string(),
-                    configured: origin.to_string(),
-                });
-            }
-            let cp = Checkpoint::open(&last.note, &verifier).map_err(|e| {
-                LogError::Tampered(format!("the checkpoint at size {}: {e}", last.size))
-            })?;
-            if cp.size != last.size || cp.root != last.root {
-                return Err(LogError::Tampered(format!(
-                    "the checkpoint row at size {} does not hold what its note signs",
-                    last.size
-                )));
-            }
-            if cp.size > size {
-                return Err(LogError::Tampered(format!(
-                    "the checkpoint signs {} entries, the store holds {size}",
-                    cp.size
-                )));
-            }
-            let root = log.root_at(store, cp.size).await?;
-            if root != cp.root {
-                return Err(LogError::Tampered(format!(
-                    "the entries up to size {} give root {}, the checkpoint signed {}",
-                    cp.size,
-                    annexa_evidence::encoding::hex(&root),
-                    annexa_evidence::encoding::hex(&cp.root)
-                )));
-            }
-        }
-        let root = log.root_at(store, size).await?;
-        let signed = log.sign(size, root);
-        log.write().latest = Arc::new(signed);
+        // Everything the store holds, taken in as another collector's.
+        log.resync(store).await?;
         Ok(log)
     }
 
@@ -381,18 +331,33 @@ impl Log {
     }
 
     /// Takes in entries another collector appended to the store since this
-    /// one last looked; returns their log indices (empty if none). Only
-    /// what is new is read: the tiles beyond those held and the newest
-    /// checkpoint. The last tile root this collector holds must be the one
-    /// stored (a log only grows), and the newest stored checkpoint must
-    /// hold over the new tree.
+    /// one last looked (at start: all of them); returns their log indices
+    /// (empty if none). Only what is new is read: the tiles beyond those
+    /// held and the newest checkpoint. The last tile root this collector
+    /// holds must be the one stored (a log only grows), and the newest
+    /// stored checkpoint must be this log's, signed by its key, and hold
+    /// over the new tree.
     pub async fn resync(&self, store: &dyn Store) -> Result<std::ops::Range<u64>, LogError> {
+        // The checkpoint before the size: one read first cannot cover
+        // more entries than a size read after, unless entries were removed
+        // (another collector may append in between).
+        let newest = store.latest_checkpoint().await?;
         let size = store.log_size().await?;
+        if let Some(cp) = &newest
+            && cp.size > size
+        {
+            return Err(LogError::Tampered(format!(
+                "the checkpoint signs {} entries, the store holds {size}",
+                cp.size
+            )));
+        }
         let (held, held_tiles) = {
             let t = self.read();
             (t.size, t.upper.size())
         };
-        if size == held {
+        // An empty log is still gone through once, at start, so that its
+        // first checkpoint is signed.
+        if size == held && held > 0 {
             return Ok(held..held);
         }
         if size < held {
@@ -410,7 +375,6 @@ impl Log {
             )));
         }
         let partial = store.log_leaves(size - size % TILE, size).await?;
-        let newest = store.latest_checkpoint().await?;
         {
             let mut t = self.write();
             if t.size != held {
@@ -434,20 +398,45 @@ impl Log {
             t.partial = partial;
             t.stored = newest.as_ref().map_or(t.stored, |c| c.size.max(t.stored));
         }
-        let root = self.root_at(store, size).await?;
-        if let Some(last) = newest.filter(|c| c.size <= size) {
-            let at = self.root_at(store, last.size).await?;
-            if at != last.root {
-                return Err(LogError::Tampered(format!(
-                    "the checkpoint at size {} does not hold over the entries",
-                    last.size
-                )));
-            }
+        if let Some(last) = &newest {
+            self.check_stored(store, last).await?;
         }
+        let root = self.root_at(store, size).await?;
         let signed = self.sign(size, root);
         self.write().latest = Arc::new(signed);
-        self.note_behind(held..size);
         Ok(held..size)
+    }
+
+    /// A stored checkpoint must carry this log's origin, be signed by its
+    /// key, say in its row what its note signs, and hold over the entries.
+    async fn check_stored(&self, store: &dyn Store, last: &CheckpointRow) -> Result<(), LogError> {
+        let origin = self.origin();
+        let first_line = last.note.split('\n').next().unwrap_or_default();
+        if first_line != origin {
+            return Err(LogError::Origin {
+                stored: first_line.to_string(),
+                configured: origin.to_string(),
+            });
+        }
+        let cp = Checkpoint::open(&last.note, &self.verifier).map_err(|e| {
+            LogError::Tampered(format!("the checkpoint at size {}: {e}", last.size))
+        })?;
+        if cp.size != last.size || cp.root != last.root {
+            return Err(LogError::Tampered(format!(
+                "the checkpoint row at size {} does not hold what its note signs",
+                last.size
+            )));
+        }
+        let root = self.root_at(store, cp.size).await?;
+        if root != cp.root {
+            return Err(LogError::Tampered(format!(
+                "the entries up to size {} give root {}, the checkpoint signed {}",
+                cp.size,
+                annexa_evidence::encoding::hex(&root),
+                annexa_evidence::encoding::hex(&cp.root)
+            )));
+        }
+        Ok(())
     }
 
     /// Notes entries other collectors appended, taken into the tree, whose

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use annexa_collector::store::postgres::PgStore;
 use annexa_collector::store::sqlite::SqliteStore;
 use annexa_collector::store::{
-    Accepted, CheckpointRow, ConformityChange, CurrentState, Enrolled, HostRows, LatestChange,
-    LogAppend, NewAgent, NewSoa, Role, StateEvent, Store, StoreError, TimelineQuery,
+    Accepted, CheckpointRow, ConformityChange, CurrentState, Enrolled, HostRows, Hosts,
+    LatestChange, LogAppend, NewAgent, NewSoa, Role, StateEvent, Store, StoreError, TimelineQuery,
 };
 use annexa_tests::PgScratch;
 
@@ -188,7 +188,7 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
     other.event.as_mut().unwrap().previous = Some("conformant".into());
     other.event.as_mut().unwrap().state = "excluded".into();
     assert_eq!(store.record_conformity(&[other]).await.unwrap(), 1);
-    let states = store.conformity_states().await.unwrap();
+    let states = store.host_rows(Hosts::All).await.unwrap().states;
     let mine: Vec<_> = states.iter().filter(|s| s.agent_no == a.no).collect();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].current.state, "conformant");
@@ -236,13 +236,14 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
     store.record_conformity(&[gone]).await.unwrap();
     assert!(
         store
-            .conformity_states()
+            .host_rows(Hosts::All)
             .await
             .unwrap()
+            .states
             .iter()
             .all(|s| s.agent_no != a.no)
     );
-    let all = store.all_latest().await.unwrap();
+    let all = store.host_rows(Hosts::All).await.unwrap().latest;
     assert!(
         all.iter()
             .any(|(no, r)| *no == a.no && r.check_id == "ssh.x" && r.status == "fail")
@@ -250,7 +251,7 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
     // What another collector reloads for the hosts at some log indices:
     // this one's envelope is the last entry.
     let end = store.log_size().await.unwrap();
-    let rows = store.hosts_in_log(end - 1, end).await.unwrap();
+    let rows = store.host_rows(Hosts::InLog(end - 1..end)).await.unwrap();
     assert_eq!(
         rows.agents
             .iter()
@@ -267,7 +268,7 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
         [(a.no, "ssh.x", "fail")]
     );
     assert_eq!(
-        store.hosts_in_log(end, end + 5).await.unwrap(),
+        store.host_rows(Hosts::InLog(end..end + 5)).await.unwrap(),
         HostRows::default()
     );
 

@@ -369,11 +369,11 @@ async fn replay_reconcile(store: &dyn Store, packs: &PackSet) -> anyhow::Result<
         .context("no SoA")?;
     let t_policy = ms(t);
     let t = Instant::now();
-    let agents = store.agents().await?;
-    let states = store.conformity_states().await?;
-    let t_agents = ms(t);
-    let t = Instant::now();
-    let rows = store.all_latest().await?;
+    let annexa_collector::store::HostRows {
+        agents,
+        states,
+        latest: rows,
+    } = store.host_rows(annexa_collector::store::Hosts::All).await?;
     let n_rows = rows.len();
     let t_rows = ms(t);
     let t = Instant::now();
@@ -415,7 +415,7 @@ async fn replay_reconcile(store: &dyn Store, packs: &PackSet) -> anyhow::Result<
     }
     let t_eval = ms(t);
     Ok(format!(
-        "reconcile replayed without writes: load SoA policy {t_policy:.0} ms, {} agents + {} stored states {t_agents:.0} ms, all_latest ({n_rows} rows) {t_rows:.0} ms, grouping {t_group:.0} ms, evaluating {t_eval:.0} ms -> {changes} conformity rows + {events} timeline entries to write",
+        "reconcile replayed without writes: load SoA policy {t_policy:.0} ms, reading {} agents, {} stored states and {n_rows} latest results {t_rows:.0} ms, grouping {t_group:.0} ms, evaluating {t_eval:.0} ms -> {changes} conformity rows + {events} timeline entries to write",
         agents.len(),
         states.len()
     ))
@@ -580,7 +580,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let ca = std::fs::read(dir.ca_cert())?;
-    let http = annexa_bench::tls_client(&ca, 8, Duration::from_secs(300))?;
+    let http = annexa_tests::load::tls_client(&ca, 8, Duration::from_secs(300))?;
     let base = format!("https://{}", server.addr);
 
     // The fleet table.

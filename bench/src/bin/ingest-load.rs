@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 
-use annexa_bench::Route;
 use annexa_evidence::api::EvidenceResponse;
 use annexa_evidence::keys::PublicKey;
 use annexa_evidence::receipt::Receipt;
+use annexa_tests::load::Route;
 
 #[derive(Debug, Parser)]
 #[command(about = "Load generator for annexa-collector's ingest path")]
@@ -67,8 +67,8 @@ struct Agent {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let ca = std::fs::read(&args.ca).with_context(|| format!("{}", args.ca.display()))?;
-    let http = annexa_bench::tls_client(&ca, args.agents, Duration::from_secs(60))?;
-    let report = annexa_bench::realistic_scan(args.results)?;
+    let http = annexa_tests::load::tls_client(&ca, args.agents, Duration::from_secs(60))?;
+    let report = annexa_tests::load::realistic_scan(args.results)?;
 
     // Enroll every agent (not timed).
     let mut enrolled = Vec::with_capacity(args.agents);
@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
             let server = args.server[i % args.server.len()].clone();
             let admin = args.admin_token.clone();
             tasks.push(tokio::spawn(async move {
-                annexa_bench::enroll(&http, &server, &admin, i, serde_json::json!({})).await
+                annexa_tests::load::enroll(&http, &server, &admin, i, serde_json::json!({})).await
             }));
         }
         for t in tasks {

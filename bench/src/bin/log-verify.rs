@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
         None => tempfile::tempdir()?,
     };
     let path = tmp.path().join("log.bundle");
-    let report = annexa_bench::realistic_scan(args.results)?;
+    let report = annexa_tests::load::realistic_scan(args.results)?;
     let collector = SigningKey::from_seed(&[42u8; 32]).ok_or_else(|| anyhow::anyhow!("seed"))?;
     let origin = "annexa/bench";
     let verifier = Verifier::new(origin, collector.public())?;

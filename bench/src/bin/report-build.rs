@@ -108,10 +108,10 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let ca = std::fs::read(data.join("ca.crt"))?;
-    let http = annexa_bench::tls_client(&ca, 64, Duration::from_secs(60))?;
+    let http = annexa_tests::load::tls_client(&ca, 64, Duration::from_secs(60))?;
 
     // The scan every host reports, with the SoA's parameters in force.
-    let mut scan = annexa_bench::realistic_scan(args.checks)?;
+    let mut scan = annexa_tests::load::realistic_scan(args.checks)?;
     let soa = annexa_checks::soa::parse_toml("soa", SOA).map_err(|e| anyhow::anyhow!("{e}"))?;
     scan.params.0.extend(soa.params());
 
@@ -124,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
             let (http, url, admin, scan) = (http.clone(), url.clone(), admin.clone(), scan.clone());
             let history = args.history;
             tasks.push(tokio::spawn(async move {
-                let a = annexa_bench::enroll(
+                let a = annexa_tests::load::enroll(
                     &http,
                     &url,
                     &admin,

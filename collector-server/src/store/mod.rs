@@ -374,6 +374,15 @@ pub type Relog<'a> = &'a mut (dyn FnMut(u64, &[[u8; 32]]) -> Option<LogAppend> +
 /// first ([`Store::append`] fails with a conflict).
 pub const RELOG_MAX: u64 = 8192;
 
+/// Whose rows [`Store::host_rows`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hosts {
+    /// Every agent (revoked ones included).
+    All,
+    /// The agents with envelopes at these log indices.
+    InLog(std::ops::Range<u64>),
+}
+
 /// Agents with their stored conformity states and latest results.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostRows {
@@ -627,9 +636,6 @@ pub trait Store: Send + Sync + 'static {
     /// One SoA version with its source.
     async fn soa(&self, version: i64) -> Result<Option<(SoaVersion, String)>, StoreError>;
 
-    /// Every stored current state.
-    async fn conformity_states(&self) -> Result<Vec<StoredState>, StoreError>;
-
     /// Applies conformity changes in one transaction (SoA reconciliation,
     /// freshness); envelopes carry theirs in [`Store::append`].
     ///
@@ -641,13 +647,12 @@ pub trait Store: Send + Sync + 'static {
     /// changes were applied.
     async fn record_conformity(&self, changes: &[ConformityChange]) -> Result<usize, StoreError>;
 
-    /// The agents whose envelopes are at log indices `[start, end)`, with
-    /// their stored conformity states and latest results: what a collector
-    /// reloads for the hosts another collector on the same database served.
-    async fn hosts_in_log(&self, start: u64, end: u64) -> Result<HostRows, StoreError>;
-
-    /// The latest results of every agent, by agent number.
-    async fn all_latest(&self) -> Result<Vec<(i64, LatestRow)>, StoreError>;
+    /// Agents with their stored conformity states and latest results: of
+    /// the whole fleet (what a collector's conformity index is built
+    /// from), or of the agents whose envelopes are at some log indices
+    /// (what a collector reloads for the hosts another collector on the
+    /// same database served).
+    async fn host_rows(&self, which: Hosts) -> Result<HostRows, StoreError>;
 
     /// Timeline entries, oldest first.
     async fn timeline(&self, q: &TimelineQuery) -> Result<Vec<TimelineEntry>, StoreError>;

@@ -12,8 +12,8 @@ pub(super) mod prelude {
     };
     pub(in crate::store) use super::super::{
         Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, Enrolled, EnvelopeMeta,
-        ExportRow, HostRows, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned, RELOG_MAX,
-        Relog, Role, SoaVersion, Store, StoreError, StoredState, TimelineEntry, TimelineQuery,
+        ExportRow, HostRows, Hosts, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned,
+        RELOG_MAX, Relog, Role, SoaVersion, Store, StoreError, TimelineEntry, TimelineQuery,
         WindowEntry,
     };
     pub(in crate::store) use annexa_evidence::log::{RetentionRun, Unlogged};
@@ -335,7 +335,7 @@ macro_rules! sql_store {
                             return Err(refused());
                         }
                         let mut others = Vec::with_capacity((size - first) as usize);
-                        for r in sqlx::query("SELECT idx, leaf_hash FROM log_entries WHERE idx >= $1 ORDER BY idx")
+                        for r in sqlx::query("SELECT leaf_hash FROM log_entries WHERE idx >= $1 ORDER BY idx")
                             .bind(first as i64)
                             .fetch_all(&mut *tx)
                             .await?
@@ -741,15 +741,6 @@ macro_rules! sql_store {
                     .transpose()
             }
 
-            async fn conformity_states(&self) -> Result<Vec<StoredState>, StoreError> {
-                sqlx::query("SELECT agent_no, control_id, state, detail, since, since_sequence, soa_version FROM conformity")
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(rows::stored_state)
-                    .collect()
-            }
-
             async fn record_conformity(&self, changes: &[ConformityChange]) -> Result<usize, StoreError> {
                 if changes.is_empty() {
                     // No write lock for nothing: it would queue behind appends.
@@ -800,51 +791,50 @@ macro_rules! sql_store {
                 Ok(kept.len())
             }
 
-            async fn hosts_in_log(&self, start: u64, end: u64) -> Result<HostRows, StoreError> {
-                const IN_LOG: &str =
-                    "(SELECT DISTINCT agent_no FROM log_entries WHERE idx >= $1 AND idx < $2)";
-                let agents = sqlx::query(&format!(
-                    "SELECT {AGENT_COLUMNS} FROM agents WHERE no IN {IN_LOG} ORDER BY no"
+            async fn host_rows(&self, which: Hosts) -> Result<HostRows, StoreError> {
+                // The same three reads, filtered by agent number or not.
+                let (filter, range) = match which {
+                    Hosts::All => ("", None),
+                    Hosts::InLog(r) => (
+                        "IN (SELECT DISTINCT agent_no FROM log_entries WHERE idx >= $1 AND idx < $2)",
+                        Some((r.start as i64, r.end as i64)),
+                    ),
+                };
+                let fetch = |sql: String| {
+                    let pool = &self.pool;
+                    async move {
+                        let mut q = sqlx::query(&sql);
+                        if let Some((start, end)) = range {
+                            q = q.bind(start).bind(end);
+                        }
+                        q.fetch_all(pool).await
+                    }
+                };
+                let filtered = |column: &str| {
+                    if filter.is_empty() { String::new() } else { format!(" WHERE {column} {filter}") }
+                };
+                let agents = fetch(format!("SELECT {AGENT_COLUMNS} FROM agents{}", filtered("no")))
+                    .await?
+                    .iter()
+                    .map(rows::agent)
+                    .collect::<Result<_, _>>()?;
+                let states = fetch(format!(
+                    "SELECT agent_no, control_id, state, detail, since, since_sequence, soa_version FROM conformity{}",
+                    filtered("agent_no")
                 ))
-                .bind(start as i64)
-                .bind(end as i64)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(rows::agent)
-                .collect::<Result<_, _>>()?;
-                let states = sqlx::query(&format!(
-                    "SELECT agent_no, control_id, state, detail, since, since_sequence, soa_version FROM conformity WHERE agent_no IN {IN_LOG}"
-                ))
-                .bind(start as i64)
-                .bind(end as i64)
-                .fetch_all(&self.pool)
                 .await?
                 .iter()
                 .map(rows::stored_state)
                 .collect::<Result<_, _>>()?;
-                let latest = sqlx::query(&format!(
-                    "SELECT agent_no, check_id, status, observed, since_sequence FROM latest_results WHERE agent_no IN {IN_LOG}"
+                let latest = fetch(format!(
+                    "SELECT agent_no, check_id, status, observed, since_sequence FROM latest_results{}",
+                    filtered("agent_no")
                 ))
-                .bind(start as i64)
-                .bind(end as i64)
-                .fetch_all(&self.pool)
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get("agent_no")?, rows::latest(r)?)))
                 .collect::<Result<_, StoreError>>()?;
                 Ok(HostRows { agents, states, latest })
-            }
-
-            async fn all_latest(&self) -> Result<Vec<(i64, LatestRow)>, StoreError> {
-                sqlx::query(
-                    "SELECT agent_no, check_id, status, observed, since_sequence FROM latest_results",
-                )
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get("agent_no")?, rows::latest(r)?)))
-                .collect()
             }
 
             async fn timeline(&self, q: &TimelineQuery) -> Result<Vec<TimelineEntry>, StoreError> {
