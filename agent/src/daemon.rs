@@ -226,7 +226,7 @@ async fn wait_for_enrollment(
             warn!(
                 path = %state.enrollment_path().display(),
                 "not enrolled: {} does not exist. Enroll this host with `annexa enroll --server \
-                 https://HOST:PORT --token TOKEN --ca FILE` (or --ca-fingerprint SHA256:…); \
+                 https://HOST:PORT --token-file TOKEN_FILE --ca FILE` (or --ca-fingerprint SHA256:…); \
                  checking again every {} s",
                 state.enrollment_path().display(),
                 poll.as_secs()

@@ -35,7 +35,7 @@ pub enum RunError {
     /// The agent has not enrolled.
     #[error(
         "not enrolled: {path} does not exist; enroll first with \
-         `annexa enroll --server https://HOST:PORT --token TOKEN --ca FILE`"
+         `annexa enroll --server https://HOST:PORT --token-file TOKEN_FILE --ca FILE`"
     )]
     NotEnrolled {
         /// The missing enrollment.json.

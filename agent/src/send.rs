@@ -32,7 +32,7 @@ pub enum SendError {
     /// There is no enrollment in the state directory.
     #[error(
         "not enrolled: {path} does not exist; enroll first with \
-         `annexa enroll --server https://HOST:PORT --token TOKEN --ca FILE`"
+         `annexa enroll --server https://HOST:PORT --token-file TOKEN_FILE --ca FILE`"
     )]
     NotEnrolled {
         /// The missing enrollment.json.

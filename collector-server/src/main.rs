@@ -665,7 +665,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("CA certificate: {}", dir.ca_cert().display());
                 println!("CA fingerprint: {fp}");
                 println!(
-                    "agents enroll with: annexa enroll --server https://{}:{} --token TOKEN --ca-fingerprint {fp}",
+                    "agents enroll with: annexa enroll --server https://{}:{} --token-file TOKEN_FILE --ca-fingerprint {fp}",
                     names.first().map(String::as_str).unwrap_or("localhost"),
                     cfg.listen.port()
                 );

@@ -690,7 +690,8 @@ fn the_daemon_waits_for_enrollment_then_delivers_and_stops_on_sigterm() {
         serde_json::from_str(log.lines().find(|l| l.contains("not enrolled")).unwrap()).unwrap();
     let message = line["fields"]["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("annexa enroll --server https://HOST:PORT --token TOKEN --ca FILE")
+        message
+            .contains("annexa enroll --server https://HOST:PORT --token-file TOKEN_FILE --ca FILE")
             && message.contains("--ca-fingerprint")
             && message.contains("every 1 s"),
         "{line}"
