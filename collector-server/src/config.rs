@@ -29,6 +29,18 @@ pub struct CollectorConfig {
     /// is about 40 KiB).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Most connections open at once (TLS handshakes included); beyond it
+    /// new connections are closed at once, so that a flood of idle sockets
+    /// cannot exhaust the service's file descriptors.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a client has for its TLS handshake, for its first request
+    /// and for each request's headers (slow clients are dropped).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
+    /// Seconds a client has to send a request's whole body.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_seconds: u64,
     /// Most envelopes committed in one transaction.
     #[serde(default = "default_batch_max")]
     pub batch_max: usize,
@@ -93,6 +105,19 @@ fn default_listen() -> SocketAddr {
 fn default_max_body() -> usize {
     4 * 1024 * 1024
 }
+fn default_max_connections() -> usize {
+    // The unit's LimitNOFILE is 65536; the store and logs need a few.
+    16384
+}
+
+fn default_header_timeout() -> u64 {
+    10
+}
+
+fn default_body_timeout() -> u64 {
+    30
+}
+
 fn default_batch_max() -> usize {
     512
 }
@@ -197,6 +222,15 @@ impl CollectorConfig {
         }
         if cfg.batch_max == 0 {
             return Err(format!("{label}: batch_max must be at least 1"));
+        }
+        for (name, value) in [
+            ("max_connections", cfg.max_connections as u64),
+            ("header_timeout_seconds", cfg.header_timeout_seconds),
+            ("body_timeout_seconds", cfg.body_timeout_seconds),
+        ] {
+            if value == 0 {
+                return Err(format!("{label}: {name} must be at least 1"));
+            }
         }
         if let Some(u) = &cfg.database_url
             && !crate::store::postgres::is_url(u)

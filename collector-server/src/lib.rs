@@ -19,6 +19,7 @@ pub mod datadir;
 pub mod drift;
 pub mod export;
 pub mod ingest;
+pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod migrate;
@@ -168,17 +169,33 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         log: log.clone(),
         retention: config.retention.clone(),
     };
-    let app = api::router(state, config.max_body_bytes);
+    let app = api::router(
+        state,
+        limits::BodyLimits {
+            timeout: Duration::from_secs(config.body_timeout_seconds),
+            max: config.max_body_bytes,
+        },
+    );
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(
-        listener,
+    let slow = Duration::from_secs(config.header_timeout_seconds);
+    let tls = axum_server::tls_rustls::RustlsAcceptor::new(
         axum_server::tls_rustls::RustlsConfig::from_config(tls),
-    )?
-    .handle(handle.clone());
+    )
+    .handshake_timeout(slow);
+    let mut server = axum_server::from_tcp(listener)?
+        .acceptor(limits::Capped::new(tls, config.max_connections))
+        .first_request_timeout(slow)
+        .handle(handle.clone());
+    let http = server.http_builder();
+    http.http1().header_read_timeout(slow);
+    http.http2()
+        .max_concurrent_streams(64)
+        .keep_alive_interval(slow)
+        .keep_alive_timeout(slow);
     let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
     Ok(Server {
         addr,

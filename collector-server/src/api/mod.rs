@@ -61,7 +61,7 @@ fn comma_list(v: Option<&str>) -> Vec<String> {
 }
 
 /// The router with every route (tests call it without a socket).
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, body: crate::limits::BodyLimits) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
@@ -89,7 +89,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/drift", get(drift::get))
         .route("/v1/openapi.json", get(ops::openapi))
         .fallback(|| async { Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(body.max))
+        .layer(axum::middleware::from_fn(move |r, n| crate::limits::read_body(body, r, n)))
         .with_state(state)
 }
 
