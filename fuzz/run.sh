@@ -16,7 +16,7 @@ max=${MAX_SECONDS:-600}
 if [ $# -gt 0 ]; then targets=("$@"); else
   targets=($(ls fuzz_targets | sed 's/\.rs$//'))
 fi
-cargo run -q --release --manifest-path ../Cargo.toml -p annexa-fuzz --bin write-seeds -- corpus
+cargo run -q --manifest-path ../Cargo.toml -p annexa-fuzz --bin write-seeds -- corpus
 # Stable Rust: no sanitizer (annexa forbids unsafe code; libFuzzer still
 # catches panics, hangs and runaway memory); debug assertions on, so
 # integer overflow is a finding.

@@ -133,7 +133,11 @@ pub async fn read_body(limits: BodyLimits, request: Request, next: Next) -> Resp
     };
     match tokio::time::timeout(limits.timeout, reading).await {
         Ok(Ok(())) => next.run(Request::from_parts(parts, Body::from(read))).await,
-        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("reading the request body: {e}")).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::BAD_REQUEST,
+            format!("reading the request body: {e}"),
+        )
+            .into_response(),
         Err(_) => (
             StatusCode::REQUEST_TIMEOUT,
             format!(

@@ -22,7 +22,9 @@ fn tls_config(c: &Collector) -> Arc<rustls::ClientConfig> {
     let pem = std::fs::read(c.ca_path()).expect("the collector's CA");
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
-        roots.add(cert.expect("a CA certificate")).expect("a usable CA");
+        roots
+            .add(cert.expect("a CA certificate"))
+            .expect("a usable CA");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Arc::new(
@@ -38,12 +40,15 @@ type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 fn connect_tls(c: &Collector, config: &Arc<rustls::ClientConfig>) -> Tls {
     let tcp = TcpStream::connect(("127.0.0.1", c.port())).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(15))).expect("a read timeout");
+    tcp.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("a read timeout");
     let name = ServerName::try_from("127.0.0.1").expect("a server name");
     let conn = rustls::ClientConnection::new(config.clone(), name).expect("a TLS client");
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).expect("the TLS handshake");
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .expect("the TLS handshake");
     }
     tls
 }
@@ -63,12 +68,15 @@ fn trickle(tls: &mut Tls, chunks: &[&[u8]], every: Duration) -> (Duration, Strin
     }
     let mut answer = Vec::new();
     let _ = tls.read_to_end(&mut answer);
-    (started.elapsed(), String::from_utf8_lossy(&answer).into_owned())
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&answer).into_owned(),
+    )
 }
 
 /// True once the server has closed `tcp` (read gives end of file or a
 /// reset) within `within`.
-fn closed_within(tcp: &mut TcpStream, within: Duration) -> bool {
+fn closed_within(mut tcp: &TcpStream, within: Duration) -> bool {
     tcp.set_read_timeout(Some(within)).expect("a read timeout");
     let mut byte = [0u8; 1];
     match tcp.read(&mut byte) {
@@ -82,7 +90,7 @@ fn closed_within(tcp: &mut TcpStream, within: Duration) -> bool {
 fn ten_thousand_idle_connections_are_dropped_and_agents_get_through() {
     let c = Collector::start_with(LIMITS);
     let host = Host::enrolled(&c, "");
-    let mut idle: Vec<TcpStream> = (0..10_000)
+    let idle: Vec<TcpStream> = (0..10_000)
         .map(|i| {
             TcpStream::connect(("127.0.0.1", c.port()))
                 .unwrap_or_else(|e| panic!("idle connection {i}: {e} (raise ulimit -n to 20000)"))
@@ -92,11 +100,20 @@ fn ten_thousand_idle_connections_are_dropped_and_agents_get_through() {
     let started = Instant::now();
     host.run_once_ok();
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(10), "an agent's delivery took {took:?} beside 10,000 idle sockets");
+    assert!(
+        took < Duration::from_secs(10),
+        "an agent's delivery took {took:?} beside 10,000 idle sockets"
+    );
     // Nothing was sent on them: the handshake deadline (2 s) closes every one.
     std::thread::sleep(Duration::from_secs(3));
-    let open = idle.iter_mut().filter(|s| !closed_within(s, Duration::from_millis(1))).count();
-    assert_eq!(open, 0, "{open} idle connections still open after the 2 s deadline");
+    let open = idle
+        .iter()
+        .filter(|s| !closed_within(s, Duration::from_millis(1)))
+        .count();
+    assert_eq!(
+        open, 0,
+        "{open} idle connections still open after the 2 s deadline"
+    );
 }
 
 #[test]
@@ -110,22 +127,36 @@ fn slow_headers_slow_bodies_and_huge_headers_are_cut_off() {
     let mut chunks: Vec<&[u8]> = vec![b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"];
     chunks.extend(std::iter::repeat_n(&b"X"[..], 100));
     let (took, _) = trickle(&mut tls, &chunks, Duration::from_millis(300));
-    assert!(took < Duration::from_secs(6), "trickled headers held the connection for {took:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "trickled headers held the connection for {took:?}"
+    );
 
     // A connection that completes TLS and never sends a request.
     let mut tls = connect_tls(&c, &config);
     let (took, _) = trickle(&mut tls, &[], Duration::ZERO);
-    assert!(took < Duration::from_secs(6), "a silent TLS connection stayed {took:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "a silent TLS connection stayed {took:?}"
+    );
 
     // A body promised at 1000 bytes and sent a byte every 300 ms: 408.
     let mut tls = connect_tls(&c, &config);
     let mut chunks: Vec<&[u8]> = vec![
         b"POST /v1/evidence HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
     ];
-    chunks.extend(std::iter::repeat_n(&b"{"[..], 100));
+    // Five bytes in 1.5 s, then the client waits for the answer: writing
+    // on after the server answered would have the answer lost to a reset.
+    chunks.extend(std::iter::repeat_n(&b"{"[..], 5));
     let (took, answer) = trickle(&mut tls, &chunks, Duration::from_millis(300));
-    assert!(took < Duration::from_secs(6), "a trickled body held the connection for {took:?}");
-    assert!(answer.starts_with("HTTP/1.1 408"), "a trickled body was answered {answer:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "a trickled body held the connection for {took:?}"
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a trickled body was answered {answer:?}"
+    );
     assert!(answer.contains("body_timeout_seconds"), "{answer}");
 
     // A header of 1 MiB is refused, not buffered.
@@ -135,7 +166,9 @@ fn slow_headers_slow_bodies_and_huge_headers_are_cut_off() {
     request.extend_from_slice(b"\r\n\r\n");
     let (_, answer) = trickle(&mut tls, &[&request], Duration::ZERO);
     assert!(
-        answer.is_empty() || answer.starts_with("HTTP/1.1 431") || answer.starts_with("HTTP/1.1 400"),
+        answer.is_empty()
+            || answer.starts_with("HTTP/1.1 431")
+            || answer.starts_with("HTTP/1.1 400"),
         "a 1 MiB header was answered {:?}",
         answer.lines().next()
     );
@@ -148,14 +181,25 @@ fn slow_headers_slow_bodies_and_huge_headers_are_cut_off() {
 fn connections_over_max_connections_are_closed_at_once() {
     let c = Collector::start_with(&format!("{LIMITS}max_connections = 20\n"));
     let host = Host::enrolled(&c, "");
-    let mut held: Vec<TcpStream> =
-        (0..20).map(|_| TcpStream::connect(("127.0.0.1", c.port())).expect("connect")).collect();
+    let held: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(("127.0.0.1", c.port())).expect("connect"))
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let mut over = TcpStream::connect(("127.0.0.1", c.port())).expect("connect");
-    assert!(closed_within(&mut over, Duration::from_secs(1)), "the 21st connection was not closed at once");
+    let over = TcpStream::connect(("127.0.0.1", c.port())).expect("connect");
+    assert!(
+        closed_within(&over, Duration::from_secs(1)),
+        "the 21st connection was not closed at once"
+    );
     // Once the idle ones are dropped by the deadline, agents get in again.
     std::thread::sleep(Duration::from_secs(3));
-    assert!(held.iter_mut().all(|s| closed_within(s, Duration::from_millis(1))));
+    assert!(
+        held.iter()
+            .all(|s| closed_within(s, Duration::from_millis(1)))
+    );
     host.run_once_ok();
-    assert!(c.log().contains("connection refused: max_connections open"), "{}", c.log());
+    assert!(
+        c.log().contains("connection refused: max_connections open"),
+        "{}",
+        c.log()
+    );
 }

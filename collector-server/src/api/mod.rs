@@ -90,7 +90,9 @@ pub fn router(state: AppState, body: crate::limits::BodyLimits) -> Router {
         .route("/v1/openapi.json", get(ops::openapi))
         .fallback(|| async { Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(body.max))
-        .layer(axum::middleware::from_fn(move |r, n| crate::limits::read_body(body, r, n)))
+        .layer(axum::middleware::from_fn(move |r, n| {
+            crate::limits::read_body(body, r, n)
+        }))
         .with_state(state)
 }
 

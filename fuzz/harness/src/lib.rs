@@ -44,20 +44,62 @@ pub struct Target {
 
 /// Every target, in the order docs/fuzzing.md lists them.
 pub const TARGETS: &[Target] = &[
-    Target { name: "pack", run: pack },
-    Target { name: "soa", run: soa },
-    Target { name: "config", run: config },
-    Target { name: "baseline", run: baseline },
-    Target { name: "dsse", run: dsse },
-    Target { name: "statement", run: statement },
-    Target { name: "ingest", run: ingest },
-    Target { name: "note", run: note },
-    Target { name: "proofs", run: proofs },
-    Target { name: "logwatch", run: logwatch },
-    Target { name: "bundle", run: bundle },
-    Target { name: "report", run: report },
-    Target { name: "text", run: text },
-    Target { name: "host_files", run: host_files },
+    Target {
+        name: "pack",
+        run: pack,
+    },
+    Target {
+        name: "soa",
+        run: soa,
+    },
+    Target {
+        name: "config",
+        run: config,
+    },
+    Target {
+        name: "baseline",
+        run: baseline,
+    },
+    Target {
+        name: "dsse",
+        run: dsse,
+    },
+    Target {
+        name: "statement",
+        run: statement,
+    },
+    Target {
+        name: "ingest",
+        run: ingest,
+    },
+    Target {
+        name: "note",
+        run: note,
+    },
+    Target {
+        name: "proofs",
+        run: proofs,
+    },
+    Target {
+        name: "logwatch",
+        run: logwatch,
+    },
+    Target {
+        name: "bundle",
+        run: bundle,
+    },
+    Target {
+        name: "report",
+        run: report,
+    },
+    Target {
+        name: "text",
+        run: text,
+    },
+    Target {
+        name: "host_files",
+        run: host_files,
+    },
 ];
 
 /// The key the harness signs with where the input must get past a
@@ -98,11 +140,19 @@ pub fn pack(data: &[u8]) {
 /// and linting against the built-in packs never panic, and an SoA that
 /// parses comes back the same from its own TOML and CSV.
 pub fn soa(data: &[u8]) {
-    let Some((&which, rest)) = data.split_first() else { return };
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
     let Some(text) = utf8(rest) else { return };
-    let format = if which % 2 == 0 { soa::Format::Toml } else { soa::Format::Csv };
+    let format = if which % 2 == 0 {
+        soa::Format::Toml
+    } else {
+        soa::Format::Csv
+    };
     let _ = soa::lint("fuzz", text, format, builtin_packs());
-    let Ok(parsed) = soa::parse("fuzz", text, format) else { return };
+    let Ok(parsed) = soa::parse("fuzz", text, format) else {
+        return;
+    };
     let again = soa::parse_toml("fuzz.toml", &parsed.to_toml())
         .unwrap_or_else(|e| panic!("an SoA's own TOML does not parse: {e}"));
     same_soa(&parsed, &again, "TOML");
@@ -110,12 +160,30 @@ pub fn soa(data: &[u8]) {
         .unwrap_or_else(|e| panic!("an SoA's own CSV does not parse: {e}"));
     for (a, b) in parsed.controls.iter().zip(&again.controls) {
         assert_eq!(
-            (&a.id, a.applicable, &a.justification, &a.owner, &a.status, &a.scope),
-            (&b.id, b.applicable, &b.justification, &b.owner, &b.status, &b.scope),
+            (
+                &a.id,
+                a.applicable,
+                &a.justification,
+                &a.owner,
+                &a.status,
+                &a.scope
+            ),
+            (
+                &b.id,
+                b.applicable,
+                &b.justification,
+                &b.owner,
+                &b.status,
+                &b.scope
+            ),
             "a control changed through the SoA's CSV"
         );
     }
-    assert_eq!(parsed.controls.len(), again.controls.len(), "controls lost through the SoA's CSV");
+    assert_eq!(
+        parsed.controls.len(),
+        again.controls.len(),
+        "controls lost through the SoA's CSV"
+    );
 }
 
 /// The same SoA but for where each control was written (its line).
@@ -136,7 +204,9 @@ fn same_soa(a: &soa::Soa, b: &soa::Soa, through: &str) {
 
 /// agent.toml and collector.toml (first byte): errors, never panics.
 pub fn config(data: &[u8]) {
-    let Some((&which, rest)) = data.split_first() else { return };
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
     let Some(text) = utf8(rest) else { return };
     if which % 2 == 0 {
         let _ = annexa_agent::config::AgentConfig::from_toml("agent.toml", text);
@@ -158,9 +228,15 @@ pub fn baseline(data: &[u8]) {
 /// DSSE envelopes: parsing never panics, a canonical envelope is its own
 /// serialization, and nothing verifies under a key that signed nothing.
 pub fn dsse(data: &[u8]) {
-    let Ok(env) = Envelope::from_json(data) else { return };
+    let Ok(env) = Envelope::from_json(data) else {
+        return;
+    };
     if env.is_canonical(data) {
-        assert_eq!(env.to_json(), data, "a canonical envelope is not its own serialization");
+        assert_eq!(
+            env.to_json(),
+            data,
+            "a canonical envelope is not its own serialization"
+        );
     }
     let _ = env.payload_bytes();
     let stranger = stranger_key().public();
@@ -209,14 +285,23 @@ pub fn note(data: &[u8]) {
     let Some(text) = utf8(data) else { return };
     let stranger = Verifier::new("fuzz.example/log", stranger_key().public()).expect("a verifier");
     if let Ok(n) = Note::parse(text) {
-        assert!(n.verify(&stranger).is_err(), "a note verified under a key that signed nothing");
+        assert!(
+            n.verify(&stranger).is_err(),
+            "a note verified under a key that signed nothing"
+        );
     }
     let _ = Verifier::parse(text.lines().next().unwrap_or_default());
     if let Ok(c) = Checkpoint::parse_text(text) {
         let again = Checkpoint::parse_text(&c.text()).expect("a checkpoint's own text parses");
-        assert_eq!((again.origin, again.size, again.root), (c.origin, c.size, c.root));
+        assert_eq!(
+            (again.origin, again.size, again.root),
+            (c.origin, c.size, c.root)
+        );
     }
-    assert!(Checkpoint::open(text, &stranger).is_err(), "a checkpoint opened under a stranger's key");
+    assert!(
+        Checkpoint::open(text, &stranger).is_err(),
+        "a checkpoint opened under a stranger's key"
+    );
 }
 
 /// RFC 6962 proofs against a tree the input shapes: the proofs the tree
@@ -243,11 +328,16 @@ pub fn proofs(data: &[u8]) {
         let mut bad = proof.clone();
         let i = flip % (bad.len() * 256);
         bad[i / 256][(i % 256) / 8] ^= 1 << (i % 8);
-        assert!(merkle::verify_inclusion(&leaf, index, size, &bad, &root).is_err(), "a forged inclusion proof");
+        assert!(
+            merkle::verify_inclusion(&leaf, index, size, &bad, &root).is_err(),
+            "a forged inclusion proof"
+        );
     }
     let old_root = tree.root_at(old).expect("a root in range");
-    let consistency = merkle::consistency_proof(&tree, old, size).expect("a consistency proof in range");
-    merkle::verify_consistency(old, size, &consistency, &old_root, &root).expect("a true consistency proof");
+    let consistency =
+        merkle::consistency_proof(&tree, old, size).expect("a consistency proof in range");
+    merkle::verify_consistency(old, size, &consistency, &old_root, &root)
+        .expect("a true consistency proof");
     if !consistency.is_empty() {
         let mut bad = consistency.clone();
         let i = flip % (bad.len() * 256);
@@ -258,7 +348,10 @@ pub fn proofs(data: &[u8]) {
         );
     }
     // The input itself as a proof: refused or verified, never a panic.
-    let hashes: Vec<[u8; 32]> = data[4..].chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect();
+    let hashes: Vec<[u8; 32]> = data[4..]
+        .chunks_exact(32)
+        .map(|c| c.try_into().expect("32 bytes"))
+        .collect();
     let n = u64::from_be_bytes([data[0], data[1], data[2], data[3], 0, 0, 0, 0]);
     let _ = merkle::verify_inclusion(&leaf, n >> 40, n >> 36, &hashes, &root);
     let _ = merkle::verify_consistency(n >> 40, n >> 36, &hashes, &old_root, &root);
@@ -280,8 +373,15 @@ pub struct Watch {
 /// it holds, with the harness key as the collector's; nothing is accepted
 /// under a key that signed nothing.
 pub fn logwatch(data: &[u8]) {
-    let Ok(w) = serde_json::from_slice::<Watch>(data) else { return };
-    let _ = annexa_agent::logwatch::check(w.held.as_deref(), &w.state, &harness_key().public(), w.receipt_index);
+    let Ok(w) = serde_json::from_slice::<Watch>(data) else {
+        return;
+    };
+    let _ = annexa_agent::logwatch::check(
+        w.held.as_deref(),
+        &w.state,
+        &harness_key().public(),
+        w.receipt_index,
+    );
     assert!(
         annexa_agent::logwatch::check(None, &w.state, &stranger_key().public(), None).is_err(),
         "a log state accepted under a key that signed nothing"
@@ -301,11 +401,20 @@ pub fn report(data: &[u8]) {
     let verifier = Verifier::new("fuzz.example/log", harness_key().public()).expect("a verifier");
     let _ = report::verify::verify(data, &verifier);
     let signed = dsse::sign(report::PAYLOAD_TYPE, data, &harness_key()).to_json();
-    let Ok(opened) = report::open(&signed, &harness_key().public()) else { return };
+    let Ok(opened) = report::open(&signed, &harness_key().public()) else {
+        return;
+    };
     let outcome = report::verify::verify_opened(&opened, &verifier);
-    let verification = render::Verification::Checked { key: "fuzz".into(), outcome: Box::new(outcome) };
+    let verification = render::Verification::Checked {
+        key: "fuzz".into(),
+        outcome: Box::new(outcome),
+    };
     let ctx = render::Context::new(&opened.report, &opened.digest, &verification);
-    for format in [render::Format::Html, render::Format::Oscal, render::Format::Csv] {
+    for format in [
+        render::Format::Html,
+        render::Format::Oscal,
+        render::Format::Csv,
+    ] {
         let _ = render::render(&ctx, format);
     }
 }
@@ -313,7 +422,9 @@ pub fn report(data: &[u8]) {
 /// The probes' text parsers, by the first byte, and the properties a
 /// comparison must have.
 pub fn text(data: &[u8]) {
-    let Some((&which, rest)) = data.split_first() else { return };
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
     let text = String::from_utf8_lossy(rest);
     match which % 8 {
         0 => {
@@ -327,7 +438,10 @@ pub fn text(data: &[u8]) {
             chunked.feed(&rest[..split]);
             chunked.feed(&rest[split..]);
             chunked.finish();
-            assert_eq!(whole.newest, chunked.newest, "apt lists read differently in two chunks");
+            assert_eq!(
+                whole.newest, chunked.newest,
+                "apt lists read differently in two chunks"
+            );
         }
         1 => {
             let _ = passwd::parse_passwd(&text);
@@ -342,7 +456,11 @@ pub fn text(data: &[u8]) {
         }
         3 => {
             for rule in parse::audit::parse(&text) {
-                let _ = (rule.is_rule(), rule.watched_path(), rule.audits_syscall("execve"));
+                let _ = (
+                    rule.is_rule(),
+                    rule.watched_path(),
+                    rule.audits_syscall("execve"),
+                );
             }
         }
         4 => {
@@ -352,7 +470,11 @@ pub fn text(data: &[u8]) {
         5 => {
             let (a, b) = text.split_once('\n').unwrap_or((&text, ""));
             let ab = dpkg::compare_versions(a, b);
-            assert_eq!(dpkg::compare_versions(b, a), ab.reverse(), "version order not antisymmetric: {a:?} {b:?}");
+            assert_eq!(
+                dpkg::compare_versions(b, a),
+                ab.reverse(),
+                "version order not antisymmetric: {a:?} {b:?}"
+            );
         }
         6 => {
             let (p, n) = text.split_once('\n').unwrap_or((&text, ""));
@@ -420,7 +542,9 @@ pub fn host_files(data: &[u8]) {
         let (head, body) = section.split_once('\n').unwrap_or((section, ""));
         let head = head.trim();
         if let Some(link) = head.strip_prefix("link ") {
-            let Some((path, target)) = link.split_once(" -> ") else { continue };
+            let Some((path, target)) = link.split_once(" -> ") else {
+                continue;
+            };
             if HOST_PATHS.contains(&path) && make_link(root, path, target) {
                 links.push(path.to_string());
             }
@@ -428,17 +552,34 @@ pub fn host_files(data: &[u8]) {
             write_file(root, head, body.as_bytes());
         }
     }
-    let Ok(view) = HostView::root(root) else { return };
+    let Ok(view) = HostView::root(root) else {
+        return;
+    };
     let canonical = std::fs::canonicalize(root).expect("the tempdir exists");
-    for path in links.iter().map(String::as_str).chain(HOST_PATHS.iter().copied()) {
+    for path in links
+        .iter()
+        .map(String::as_str)
+        .chain(HOST_PATHS.iter().copied())
+    {
         if let Ok(Resolved::Found(real)) = resolve_in_root(&canonical, path, true) {
-            assert!(real.starts_with(&canonical), "{path} resolved outside the root: {}", real.display());
+            assert!(
+                real.starts_with(&canonical),
+                "{path} resolved outside the root: {}",
+                real.display()
+            );
         }
     }
     let params = builtin_packs()
         .params_with(&BTreeMap::new())
         .unwrap_or_else(|_| Params(BTreeMap::new()));
-    engine::scan(builtin_packs(), &view, &params, &Selection::default(), "fuzz").expect("every check selected");
+    engine::scan(
+        builtin_packs(),
+        &view,
+        &params,
+        &Selection::default(),
+        "fuzz",
+    )
+    .expect("every check selected");
 }
 
 fn write_file(root: &Path, path: &str, content: &[u8]) {
@@ -461,7 +602,11 @@ fn make_link(root: &Path, path: &str, target: &str) -> bool {
 /// Makes a signed checkpoint note for `size` and `root` with the harness
 /// key: seeds for the note, logwatch and bundle targets.
 pub fn signed_checkpoint(size: u64, root: [u8; 32]) -> String {
-    let c = Checkpoint { origin: "fuzz.example/log".into(), size, root };
+    let c = Checkpoint {
+        origin: "fuzz.example/log".into(),
+        size,
+        root,
+    };
     c.sign(&harness_key()).expect("a checkpoint signs")
 }
 

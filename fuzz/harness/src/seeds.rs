@@ -104,7 +104,10 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
     match name {
         "pack" => BUILTIN_PACKS.iter().map(|(_, t)| text(t)).collect(),
         "soa" => {
-            let mut v: Vec<Vec<u8>> = [SOA_2005, SOA_2013, SOA_2022].iter().map(|s| prefixed(0, s)).collect();
+            let mut v: Vec<Vec<u8>> = [SOA_2005, SOA_2013, SOA_2022]
+                .iter()
+                .map(|s| prefixed(0, s))
+                .collect();
             if let Ok(soa) = annexa_checks::soa::parse_toml("seed", SOA_2013) {
                 v.push(prefixed(1, &soa.to_csv()));
             }
@@ -129,11 +132,23 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         "bundle" => vec![bundle_seed()],
         "report" => vec![text("{\"format\":\"annexa/report/v1\",\"id\":\"r\"}")],
         "text" => vec![
-            prefixed(0, "Package: a\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n"),
-            prefixed(1, "root:x:0:0:root:/root:/bin/bash\nroot:$6$salt$hash:19000:0:90:7:::\n"),
+            prefixed(
+                0,
+                "Package: a\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n",
+            ),
+            prefixed(
+                1,
+                "root:x:0:0:root:/root:/bin/bash\nroot:$6$salt$hash:19000:0:90:7:::\n",
+            ),
             prefixed(2, "PASS_MAX_DAYS 90\nUMASK=027\n"),
-            prefixed(3, "-w /etc/passwd -p wa -k identity\n-a always,exit -S execve\n-e 2\n"),
-            prefixed(4, "[Login]\nStopIdleSessionSec=900\nTMOUT=600; readonly TMOUT\n"),
+            prefixed(
+                3,
+                "-w /etc/passwd -p wa -k identity\n-a always,exit -S execve\n-e 2\n",
+            ),
+            prefixed(
+                4,
+                "[Login]\nStopIdleSessionSec=900\nTMOUT=600; readonly TMOUT\n",
+            ),
             prefixed(5, "1:2.3~rc1-4\n1:2.3-4"),
             prefixed(6, "*.conf\nsshd.conf"),
             prefixed(7, "env=prod,role!=db"),
@@ -147,14 +162,27 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
 fn sample_scan() -> ScanReport {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let view = HostView::root(dir.path()).expect("an empty root");
-    let params = builtin_packs().params_with(&BTreeMap::new()).expect("default parameters");
-    engine::scan(builtin_packs(), &view, &params, &Selection::default(), "fuzz").expect("a scan")
+    let params = builtin_packs()
+        .params_with(&BTreeMap::new())
+        .expect("default parameters");
+    engine::scan(
+        builtin_packs(),
+        &view,
+        &params,
+        &Selection::default(),
+        "fuzz",
+    )
+    .expect("a scan")
 }
 
 fn statement_payload() -> Vec<u8> {
     let key = harness_key();
     let predicate = ScanPredicate {
-        agent: AgentInfo { id: "fuzz-agent".into(), version: "0.1.0".into(), key_id: key.public().key_id() },
+        agent: AgentInfo {
+            id: "fuzz-agent".into(),
+            version: "0.1.0".into(),
+            key_id: key.public().key_id(),
+        },
         sequence: 1,
         previous: None,
         labels: BTreeMap::from([("env".into(), "fuzz".into())]),
@@ -202,5 +230,9 @@ fn bundle_seed() -> Vec<u8> {
             "signed_at": "2026-01-01T00:00:00Z"}),
         serde_json::json!({"type": "end", "entries": 1}),
     ];
-    lines.iter().map(|l| format!("{l}\n")).collect::<String>().into_bytes()
+    lines
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .into_bytes()
 }

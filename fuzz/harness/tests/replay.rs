@@ -12,10 +12,14 @@ fn fuzz_dir() -> PathBuf {
 
 #[test]
 fn every_regression_input_passes_its_target() {
-    let mut replayed = 0;
+    let mut replayed = 0usize;
     for entry in std::fs::read_dir(fuzz_dir().join("regressions")).expect("fuzz/regressions") {
         let dir = entry.expect("a directory entry").path();
-        let name = dir.file_name().and_then(|n| n.to_str()).expect("a UTF-8 name").to_string();
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a UTF-8 name")
+            .to_string();
         if !dir.is_dir() {
             continue;
         }
@@ -31,7 +35,10 @@ fn every_regression_input_passes_its_target() {
             replayed += 1;
         }
     }
-    assert!(replayed > 0, "no regression inputs found under fuzz/regressions");
+    assert!(
+        replayed > 0,
+        "no regression inputs found under fuzz/regressions"
+    );
 }
 
 #[test]
@@ -60,6 +67,9 @@ fn every_target_has_its_fuzz_binary() {
     assert_eq!(binaries, names);
     let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).expect("fuzz/Cargo.toml");
     for name in &names {
-        assert!(manifest.contains(&format!("name = \"{name}\"")), "fuzz/Cargo.toml lacks [[bin]] {name}");
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "fuzz/Cargo.toml lacks [[bin]] {name}"
+        );
     }
 }
