@@ -569,17 +569,22 @@ pub fn host_files(data: &[u8]) {
             );
         }
     }
+    scan_all(&view);
+}
+
+/// Every built-in check with default parameters on `view`.
+fn scan_all(view: &HostView) -> engine::ScanReport {
     let params = builtin_packs()
         .params_with(&BTreeMap::new())
         .unwrap_or_else(|_| Params(BTreeMap::new()));
     engine::scan(
         builtin_packs(),
-        &view,
+        view,
         &params,
         &Selection::default(),
         "fuzz",
     )
-    .expect("every check selected");
+    .expect("every check selected")
 }
 
 fn write_file(root: &Path, path: &str, content: &[u8]) {

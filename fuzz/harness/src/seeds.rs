@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use annexa_checks::engine::{self, ScanReport, Selection};
+use annexa_checks::engine::ScanReport;
 use annexa_checks::gate::Baseline;
 use annexa_checks::host::HostView;
 use annexa_checks::pack::BUILTIN_PACKS;
@@ -16,7 +16,7 @@ use annexa_evidence::encoding::b64;
 use annexa_evidence::merkle::{self, MemoryTree};
 use annexa_evidence::statement::{AgentInfo, ScanPredicate, scan_statement};
 
-use crate::{Watch, builtin_packs, harness_key, signed_checkpoint, signed_note};
+use crate::{Watch, harness_key, signed_checkpoint, signed_note};
 
 const SOA_2005: &str = include_str!("../../../examples/soa/iso27001-2005.toml");
 const SOA_2013: &str = include_str!("../../../examples/soa/iso27001-2013.toml");
@@ -162,17 +162,7 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
 fn sample_scan() -> ScanReport {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let view = HostView::root(dir.path()).expect("an empty root");
-    let params = builtin_packs()
-        .params_with(&BTreeMap::new())
-        .expect("default parameters");
-    engine::scan(
-        builtin_packs(),
-        &view,
-        &params,
-        &Selection::default(),
-        "fuzz",
-    )
-    .expect("a scan")
+    crate::scan_all(&view)
 }
 
 fn statement_payload() -> Vec<u8> {
