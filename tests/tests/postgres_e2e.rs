@@ -59,13 +59,8 @@ fn a_collector_on_postgres_keeps_evidence_log_and_conformity_across_a_kill() {
     // checkpoint, and a report verifies offline.
     let (key, token) = common::auditor_files(&c, dir.path());
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let o = common::verify_log_online(&c, &token, &key, &hosts[0].state.join("checkpoint"));
-    assert_eq!(o.status.code(), Some(0), "verify log: {}", show(&o));
-    assert!(
-        stdout(&o).contains("4 (4 envelopes verified"),
-        "{}",
-        show(&o)
-    );
+    let out = common::assert_log_verifies(&c, &token, &key, &hosts[0].state.join("checkpoint"));
+    assert!(out.contains("4 (4 envelopes verified"), "{out}");
 
     let report = dir.path().join("report.json");
     let o = common::pull_report(&c, &token, &report, &[]);
@@ -144,8 +139,7 @@ fn a_sqlite_store_migrates_to_postgres_with_the_same_log() {
     assert_eq!(c.sequences(&host.agent_id()), vec![1, 2, 3]);
     let (key, token) = common::auditor_files(&c, dir.path());
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let o = common::verify_log_online(&c, &token, &key, &host.state.join("checkpoint"));
-    assert_eq!(o.status.code(), Some(0), "verify log: {}", show(&o));
+    common::assert_log_verifies(&c, &token, &key, &host.state.join("checkpoint"));
 }
 
 #[test]
@@ -223,14 +217,7 @@ fn two_collectors_on_one_database_keep_one_log() {
     let (key, token) = common::auditor_files(&a, dir.path());
     std::thread::sleep(std::time::Duration::from_millis(1200));
     for (c, h) in [(&a, &hosts[2]), (&b, &hosts[0])] {
-        let o = common::verify_log_online(c, &token, &key, &h.state.join("checkpoint"));
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "verify log at {}: {}",
-            c.url(),
-            show(&o)
-        );
+        common::assert_log_verifies(c, &token, &key, &h.state.join("checkpoint"));
     }
 }
 
@@ -377,18 +364,10 @@ fn three_collectors_under_load_lose_nothing_when_one_is_killed() {
     let (key, token) = common::auditor_files(&a, dir.path());
     std::thread::sleep(Duration::from_millis(1200));
     for c in [&a, &b, &c] {
-        let o = common::verify_log_online(c, &token, &key, &held);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "verify log at {}: {}",
-            c.url(),
-            show(&o)
-        );
+        let out = common::assert_log_verifies(c, &token, &key, &held);
         assert!(
-            stdout(&o).contains(&format!("{total} ({total} envelopes verified")),
-            "{}",
-            show(&o)
+            out.contains(&format!("{total} ({total} envelopes verified")),
+            "{out}"
         );
     }
 }

@@ -324,10 +324,7 @@ pub fn proofs(data: &[u8]) {
     let leaf = tree.level(0)[index as usize];
     let proof = merkle::inclusion_proof(&tree, index, size).expect("an inclusion proof in range");
     merkle::verify_inclusion(&leaf, index, size, &proof, &root).expect("a true inclusion proof");
-    if !proof.is_empty() {
-        let mut bad = proof.clone();
-        let i = flip % (bad.len() * 256);
-        bad[i / 256][(i % 256) / 8] ^= 1 << (i % 8);
+    if let Some(bad) = flipped(&proof, flip) {
         assert!(
             merkle::verify_inclusion(&leaf, index, size, &bad, &root).is_err(),
             "a forged inclusion proof"
@@ -338,10 +335,7 @@ pub fn proofs(data: &[u8]) {
         merkle::consistency_proof(&tree, old, size).expect("a consistency proof in range");
     merkle::verify_consistency(old, size, &consistency, &old_root, &root)
         .expect("a true consistency proof");
-    if !consistency.is_empty() {
-        let mut bad = consistency.clone();
-        let i = flip % (bad.len() * 256);
-        bad[i / 256][(i % 256) / 8] ^= 1 << (i % 8);
+    if let Some(bad) = flipped(&consistency, flip) {
         assert!(
             merkle::verify_consistency(old, size, &bad, &old_root, &root).is_err(),
             "a forged consistency proof"
@@ -355,6 +349,18 @@ pub fn proofs(data: &[u8]) {
     let n = u64::from_be_bytes([data[0], data[1], data[2], data[3], 0, 0, 0, 0]);
     let _ = merkle::verify_inclusion(&leaf, n >> 40, n >> 36, &hashes, &root);
     let _ = merkle::verify_consistency(n >> 40, n >> 36, &hashes, &old_root, &root);
+}
+
+/// `proof` with one of its bits (the `bit`-th, modulo its length) flipped;
+/// `None` for an empty proof.
+fn flipped(proof: &[merkle::Hash], bit: usize) -> Option<Vec<merkle::Hash>> {
+    if proof.is_empty() {
+        return None;
+    }
+    let mut bad = proof.to_vec();
+    let i = bit % (bad.len() * 256);
+    bad[i / 256][(i % 256) / 8] ^= 1 << (i % 8);
+    Some(bad)
 }
 
 /// What the `logwatch` target reads: the checkpoint an agent holds, the

@@ -1239,14 +1239,15 @@ pub fn pull_report(c: &Collector, token_file: &Path, out: &Path, extra: &[&str])
 }
 
 /// `annexa verify log` online against `c`, with the verifier key in
-/// `key_file` and an agent's held `checkpoint`.
-pub fn verify_log_online(
+/// `key_file` and an agent's held `checkpoint`, which must pass; its
+/// standard output.
+pub fn assert_log_verifies(
     c: &Collector,
     token_file: &Path,
     key_file: &Path,
     checkpoint: &Path,
-) -> Output {
-    annexa_api(
+) -> String {
+    let o = annexa_api(
         &["verify", "log"],
         &c.url(),
         &c.ca_path(),
@@ -1258,7 +1259,15 @@ pub fn verify_log_online(
             utf8(checkpoint),
         ],
         &[],
-    )
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "verify log at {}: {}",
+        c.url(),
+        show(&o)
+    );
+    stdout(&o)
 }
 
 /// The collector's verifier key and an auditor token, in files under `dir`.
