@@ -220,10 +220,8 @@ impl CollectorConfig {
                 "{label}: log_origin `{o}` must be non-empty, without spaces or `+` (a schema-less URL such as example.com/annexa)"
             ));
         }
-        if cfg.batch_max == 0 {
-            return Err(format!("{label}: batch_max must be at least 1"));
-        }
         for (name, value) in [
+            ("batch_max", cfg.batch_max as u64),
             ("max_connections", cfg.max_connections as u64),
             ("header_timeout_seconds", cfg.header_timeout_seconds),
             ("body_timeout_seconds", cfg.body_timeout_seconds),

@@ -159,17 +159,14 @@ pub async fn build(
                 previous: e.previous.as_deref().and_then(State::parse),
                 state: s,
                 cause: e.cause,
+                // Without its stored metadata, still named by its sequence.
                 envelope: e.sequence.map(|sequence| {
-                    let (sha256, log_index, accepted_at) = match w.envelope {
-                        Some((sha, index, at)) => (Some(sha), index, Some(at)),
-                        None => (None, None, None),
-                    };
-                    EnvelopeRef {
+                    w.envelope.unwrap_or(EnvelopeRef {
                         sequence,
-                        sha256,
-                        log_index,
-                        accepted_at,
-                    }
+                        sha256: None,
+                        log_index: None,
+                        accepted_at: None,
+                    })
                 }),
                 soa_version: e.soa_version,
             },

@@ -374,12 +374,12 @@ impl Writer {
     }
 }
 
-/// The writer's view of one agent's chain.
 /// How often a batch is tried again when other collectors appended first:
 /// each try takes their entries in, so only a busy pair racing for every
 /// batch runs out, and then the agents retry.
 const BATCH_RETRIES: u32 = 4;
 
+/// The writer's view of one agent's chain.
 #[derive(Debug)]
 struct Chain {
     next: u64,
@@ -463,9 +463,12 @@ async fn run_writer(
         };
         let mut jobs = Vec::new();
         let mut reconcile = Vec::new();
-        fn push(j: Job, jobs: &mut Vec<(Checked, Reply)>, reconcile: &mut Vec<ReconcileReply>) {
+        fn push(j: Job, jobs: &mut Vec<Job1>, reconcile: &mut Vec<ReconcileReply>) {
             match j {
-                Job::Envelope { checked, reply } => jobs.push((*checked, reply)),
+                Job::Envelope { checked, reply } => jobs.push(Job1 {
+                    checked: *checked,
+                    reply,
+                }),
                 Job::Reconcile(reply) => reconcile.push(reply),
             }
         }
@@ -498,14 +501,14 @@ async fn run_writer(
                 persist,
                 &mut chains,
                 std::mem::take(&mut jobs),
-                retries_left,
+                retries_left > 0,
             )
             .await
             {
                 Outcome::Stored if persist => last_stored = Instant::now(),
-                Outcome::Retry(again, left) => {
+                Outcome::Retry(again) => {
                     jobs = again;
-                    retries_left = left;
+                    retries_left -= 1;
                 }
                 _ => {}
             }
@@ -523,7 +526,7 @@ async fn run_writer(
 /// envelope is being processed meanwhile.
 async fn reconcile_all(store: &dyn Store, conf: &Conformity) -> Result<Option<i64>, StoreError> {
     let policy = load_policy(store, &conf.packs).await?;
-    let rows = store.host_rows(Hosts::All).await?;
+    let rows = store.host_rows(Hosts::All, policy.is_some()).await?;
     let (hosts, recorded) = evaluate_hosts(store, policy.as_deref(), rows).await?;
     let Some(policy) = policy else {
         conf.index.replace(None, hosts);
@@ -654,7 +657,10 @@ async fn reload_hosts(
     chains: &mut HashMap<i64, Chain>,
     behind: &std::ops::Range<u64>,
 ) -> Result<(), StoreError> {
-    let rows = store.host_rows(Hosts::InLog(behind.clone())).await?;
+    let policy = conf.index.policy();
+    let rows = store
+        .host_rows(Hosts::InLog(behind.clone()), policy.is_some())
+        .await?;
     let mut revoked = Vec::new();
     for a in &rows.agents {
         chains.remove(&a.no);
@@ -662,7 +668,6 @@ async fn reload_hosts(
             revoked.push(a.no);
         }
     }
-    let policy = conf.index.policy();
     let (hosts, recorded) = evaluate_hosts(store, policy.as_deref(), rows).await?;
     tracing::info!(
         entries = behind.end - behind.start,
@@ -789,7 +794,9 @@ async fn retention(store: &dyn Store, log: &LogSettings) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Processes one batch; whether it committed.
+/// Processes one batch; what became of it ([`Outcome`]). With
+/// `may_retry`, a batch refused because another collector appended first
+/// comes back to be decided again.
 #[allow(clippy::too_many_arguments)]
 async fn process_batch(
     store: &dyn Store,
@@ -798,8 +805,8 @@ async fn process_batch(
     log: &Log,
     persist: bool,
     chains: &mut HashMap<i64, Chain>,
-    jobs: Vec<(Checked, Reply)>,
-    retries_left: u32,
+    jobs: Vec<Job1>,
+    may_retry: bool,
 ) -> Outcome {
     let index = &conf.index;
     let now = clock::now_rfc3339();
@@ -815,8 +822,7 @@ async fn process_batch(
     // Agents whose chain this batch moves, with their ids.
     let mut touched: HashMap<i64, String> = HashMap::new();
     let mut staged = log.stage();
-    for (checked, reply) in jobs {
-        let job = Job1 { checked, reply };
+    for mut job in jobs {
         let c = &job.checked;
         let no = c.agent.no;
         let chain = match chains.entry(no) {
@@ -938,9 +944,9 @@ async fn process_batch(
                     changes,
                     profile: serde_json::to_string(&c.profile).ok(),
                     conformity: conformity_changes,
-                    // Cloned: the job is kept whole in case the batch must
-                    // be tried again after another collector's append.
-                    bytes: c.bytes.clone(),
+                    // Moved, not copied: a batch tried again gets them back
+                    // from here (`batch` and `waiting` line up).
+                    bytes: std::mem::take(&mut job.checked.bytes),
                 });
                 waiting.push((job, now.clone(), log_index));
             }
@@ -955,27 +961,27 @@ async fn process_batch(
     // the store hands over what it appended, and the batch goes after it:
     // the decisions stand (the chain heads the store checks say whether
     // they do), only log positions move.
-    let ours: Vec<[u8; 32]> = batch.iter().map(|a| a.leaf_hash).collect();
+    // (the staging after the others, its checkpoint, how many they were)
     let mut relogged: Option<(Staged, Arc<Signed>, u64)> = None;
     let stored = store
-        .append_relog(&batch, &append, &mut |size, others| {
+        .append_relog(&batch, &append, &mut |others| {
+            let ours: Vec<[u8; 32]> = batch.iter().map(|a| a.leaf_hash).collect();
             let (st, signed, append) = log.restage(&staged, others, &ours, persist);
-            relogged = Some((st, signed, size));
+            relogged = Some((st, signed, others.len() as u64));
             Some(append)
         })
         .await;
     let e = match stored {
         Ok(()) => {
             let (staged, signed) = match relogged {
-                Some((st, signed, size)) => {
+                Some((st, signed, moved)) => {
                     // The positions moved by what the other collector appended.
-                    let moved = size - staged.first;
                     for (_, _, index) in waiting.iter_mut() {
                         *index += moved;
                     }
                     // Their hosts are reloaded at the next sweep, not here:
                     // under contention the writer's time goes to appends.
-                    log.note_behind(staged.first..size);
+                    log.note_behind(staged.first..staged.first + moved);
                     (st, signed)
                 }
                 None => (staged, signed),
@@ -1014,7 +1020,7 @@ async fn process_batch(
         // agents' chains) and decide the batch again at once, rather than
         // refusing it to agents that would only send it again.
         match take_in(store, conf, log, chains).await {
-            Ok(n) if n > 0 && retries_left > 0 => {
+            Ok(n) if n > 0 && may_retry => {
                 tracing::debug!(
                     entries = n,
                     envelopes = waiting.len(),
@@ -1023,9 +1029,12 @@ async fn process_batch(
                 return Outcome::Retry(
                     waiting
                         .into_iter()
-                        .map(|(job, _, _)| (job.checked, job.reply))
+                        .zip(batch)
+                        .map(|((mut job, _, _), accepted)| {
+                            job.checked.bytes = accepted.bytes;
+                            job
+                        })
                         .collect(),
-                    retries_left - 1,
                 );
             }
             Ok(n) if n > 0 => {
@@ -1081,9 +1090,8 @@ enum Outcome {
     /// the agents were answered with errors.
     NotStored,
     /// Refused because another collector appended first: these jobs are
-    /// decided again (with the retries left), after its entries were
-    /// taken in.
-    Retry(Vec<(Checked, Reply)>, u32),
+    /// decided again, after its entries were taken in.
+    Retry(Vec<Job1>),
 }
 
 struct Job1 {

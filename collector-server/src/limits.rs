@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use annexa_evidence::api::codes;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -20,6 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum_server::accept::Accept;
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::api::Error;
 
 /// An acceptor that admits at most `max` connections at a time; one over
 /// is closed at once rather than queued, so the flood costs no memory.
@@ -131,20 +134,20 @@ pub async fn read_body(limits: BodyLimits, request: Request, next: Next) -> Resp
         }
         Ok::<(), axum::Error>(())
     };
+    let refused =
+        |status, message: String| Error::new(status, codes::MALFORMED, message).into_response();
     match tokio::time::timeout(limits.timeout, reading).await {
         Ok(Ok(())) => next.run(Request::from_parts(parts, Body::from(read))).await,
-        Ok(Err(e)) => (
+        Ok(Err(e)) => refused(
             StatusCode::BAD_REQUEST,
             format!("reading the request body: {e}"),
-        )
-            .into_response(),
-        Err(_) => (
+        ),
+        Err(_) => refused(
             StatusCode::REQUEST_TIMEOUT,
             format!(
                 "request body not received within body_timeout_seconds ({} s)",
                 limits.timeout.as_secs()
             ),
-        )
-            .into_response(),
+        ),
     }
 }

@@ -87,6 +87,21 @@ struct Source<'a> {
     tiles: &'a HashMap<u64, Vec<Hash>>,
 }
 
+/// The root at `size` of a tree whose complete tiles are `upper` and whose
+/// tile `size / TILE` holds `partial` (at least its first `size % TILE`
+/// leaves).
+fn root_from(upper: &MemoryTree, partial: &[Hash], size: u64) -> Hash {
+    let tiles = HashMap::from([(size / TILE, partial.to_vec())]);
+    merkle::root(
+        &Source {
+            upper,
+            tiles: &tiles,
+        },
+        size,
+    )
+    .unwrap_or(merkle::EMPTY_ROOT)
+}
+
 impl Nodes for Source<'_> {
     fn node(&self, level: u32, index: u64) -> Option<Hash> {
         if level >= TILE_HEIGHT {
@@ -265,17 +280,7 @@ impl Log {
             t.upper.push(*h);
         }
         let size = staged.end();
-        let tile = size / TILE;
-        let mut tiles = HashMap::new();
-        tiles.insert(tile, staged.partial.clone());
-        let root = merkle::root(
-            &Source {
-                upper: &t.upper,
-                tiles: &tiles,
-            },
-            size,
-        )
-        .unwrap_or(merkle::EMPTY_ROOT);
+        let root = root_from(&t.upper, &staged.partial, size);
         drop(t);
         let signed = Arc::new(self.sign(size, root));
         let append = LogAppend {
@@ -357,7 +362,7 @@ impl Log {
         };
         // An empty log is still gone through once, at start, so that its
         // first checkpoint is signed.
-        if size == held && held > 0 {
+        if size == held && !self.read().latest.note.is_empty() {
             return Ok(held..held);
         }
         if size < held {
@@ -375,7 +380,7 @@ impl Log {
             )));
         }
         let partial = store.log_leaves(size - size % TILE, size).await?;
-        {
+        let root = {
             let mut t = self.write();
             if t.size != held {
                 // The writer is the only one to move the tree; this runs
@@ -397,11 +402,11 @@ impl Log {
             t.size = size;
             t.partial = partial;
             t.stored = newest.as_ref().map_or(t.stored, |c| c.size.max(t.stored));
-        }
+            root_from(&t.upper, &t.partial, size)
+        };
         if let Some(last) = &newest {
             self.check_stored(store, last).await?;
         }
-        let root = self.root_at(store, size).await?;
         let signed = self.sign(size, root);
         self.write().latest = Arc::new(signed);
         Ok(held..size)
@@ -427,7 +432,10 @@ impl Log {
                 last.size
             )));
         }
-        let root = self.root_at(store, cp.size).await?;
+        let root = match self.root_in_memory(cp.size) {
+            Some(root) => root,
+            None => self.root_at(store, cp.size).await?,
+        };
         if root != cp.root {
             return Err(LogError::Tampered(format!(
                 "the entries up to size {} give root {}, the checkpoint signed {}",
@@ -437,6 +445,15 @@ impl Log {
             )));
         }
         Ok(())
+    }
+
+    /// The root at `size` from what the tree holds in memory: the tile
+    /// roots and the last tile's leaves. `None` if it needs leaves of an
+    /// earlier, complete tile (read from the store by [`Log::root_at`]).
+    fn root_in_memory(&self, size: u64) -> Option<Hash> {
+        let t = self.read();
+        let covered = size <= t.size && (size / TILE == t.size / TILE || size % TILE == 0);
+        covered.then(|| root_from(&t.upper, &t.partial, size))
     }
 
     /// Notes entries other collectors appended, taken into the tree, whose

@@ -26,6 +26,9 @@ use Kind::{Blob, Int, Text};
 
 /// How to page through a table.
 enum Page {
+    /// By its integer key, an identity column whose sequence must continue
+    /// after the copy.
+    Identity(&'static str),
     /// By its integer key.
     Key(&'static str),
     /// By offsets, in the order of these columns (its primary key): for the
@@ -38,9 +41,16 @@ struct Table {
     name: &'static str,
     columns: &'static [(&'static str, Kind)],
     page: Page,
-    /// Whether its key is an identity column, whose sequence must continue
-    /// after the copy.
-    identity: bool,
+}
+
+impl Page {
+    /// The integer key paged by, if any.
+    fn key(&self) -> Option<&'static str> {
+        match *self {
+            Page::Identity(k) | Page::Key(k) => Some(k),
+            Page::Offset(_) => None,
+        }
+    }
 }
 
 /// In foreign-key order.
@@ -63,8 +73,7 @@ const TABLES: &[Table] = &[
             ("last_seen_at", Text),
             ("run_profile", Text),
         ],
-        page: Page::Key("no"),
-        identity: true,
+        page: Page::Identity("no"),
     },
     Table {
         name: "enroll_tokens",
@@ -77,7 +86,6 @@ const TABLES: &[Table] = &[
             ("used_by", Text),
         ],
         page: Page::Offset("hash"),
-        identity: false,
     },
     Table {
         name: "api_tokens",
@@ -90,7 +98,6 @@ const TABLES: &[Table] = &[
             ("revoked_at", Text),
         ],
         page: Page::Offset("hash"),
-        identity: false,
     },
     Table {
         name: "envelopes",
@@ -107,8 +114,7 @@ const TABLES: &[Table] = &[
             ("log_index", Int),
             ("pruned_at", Text),
         ],
-        page: Page::Key("id"),
-        identity: true,
+        page: Page::Identity("id"),
     },
     Table {
         name: "latest_results",
@@ -120,7 +126,6 @@ const TABLES: &[Table] = &[
             ("since_sequence", Int),
         ],
         page: Page::Offset("agent_no, check_id"),
-        identity: false,
     },
     Table {
         name: "soa_versions",
@@ -135,7 +140,6 @@ const TABLES: &[Table] = &[
             ("comment", Text),
         ],
         page: Page::Key("version"),
-        identity: false,
     },
     Table {
         name: "conformity",
@@ -149,7 +153,6 @@ const TABLES: &[Table] = &[
             ("soa_version", Int),
         ],
         page: Page::Offset("agent_no, control_id"),
-        identity: false,
     },
     Table {
         name: "conformity_timeline",
@@ -165,8 +168,7 @@ const TABLES: &[Table] = &[
             ("soa_version", Int),
             ("detail", Text),
         ],
-        page: Page::Key("id"),
-        identity: true,
+        page: Page::Identity("id"),
     },
     Table {
         name: "log_entries",
@@ -179,13 +181,11 @@ const TABLES: &[Table] = &[
             ("leaf_hash", Blob),
         ],
         page: Page::Key("idx"),
-        identity: false,
     },
     Table {
         name: "log_tiles",
         columns: &[("idx", Int), ("hash", Blob)],
         page: Page::Key("idx"),
-        identity: false,
     },
     Table {
         name: "log_checkpoints",
@@ -196,7 +196,6 @@ const TABLES: &[Table] = &[
             ("signed_at", Text),
         ],
         page: Page::Key("size"),
-        identity: false,
     },
     Table {
         name: "retention_runs",
@@ -208,8 +207,7 @@ const TABLES: &[Table] = &[
             ("pruned", Int),
             ("up_to", Int),
         ],
-        page: Page::Key("id"),
-        identity: true,
+        page: Page::Identity("id"),
     },
 ];
 
@@ -262,7 +260,7 @@ pub async fn copy(from: &SqliteStore, to: &PgStore) -> Result<Copied, StoreError
         let insert = format!(
             "INSERT INTO {} ({list}){} ",
             t.name,
-            if t.identity {
+            if matches!(t.page, Page::Identity(_)) {
                 " OVERRIDING SYSTEM VALUE"
             } else {
                 ""
@@ -272,7 +270,7 @@ pub async fn copy(from: &SqliteStore, to: &PgStore) -> Result<Copied, StoreError
         let mut after: Option<i64> = None;
         loop {
             let rows = match t.page {
-                Page::Key(k) => {
+                Page::Identity(k) | Page::Key(k) => {
                     sqlx::query::<Sqlite>(&format!(
                         "SELECT {list} FROM {} WHERE {k} > ? ORDER BY {k} LIMIT ?",
                         t.name
@@ -304,7 +302,7 @@ pub async fn copy(from: &SqliteStore, to: &PgStore) -> Result<Copied, StoreError
                 }
                 values.push(row);
             }
-            if let Page::Key(k) = t.page {
+            if let Some(k) = t.page.key() {
                 after = Some(rows[rows.len() - 1].try_get(k)?);
             }
             let mut q = sqlx::QueryBuilder::<Postgres>::new(&insert);
@@ -321,7 +319,7 @@ pub async fn copy(from: &SqliteStore, to: &PgStore) -> Result<Copied, StoreError
             built.execute(&mut *dst).await?;
             total += rows.len() as u64;
         }
-        if let (true, Page::Key(col)) = (t.identity, &t.page) {
+        if let Page::Identity(col) = t.page {
             sqlx::query(&format!(
                 "SELECT setval(pg_get_serial_sequence('{0}', '{col}'), COALESCE(MAX({col}), 0) + 1, false) FROM {0}",
                 t.name

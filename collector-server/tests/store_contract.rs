@@ -188,7 +188,7 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
     other.event.as_mut().unwrap().previous = Some("conformant".into());
     other.event.as_mut().unwrap().state = "excluded".into();
     assert_eq!(store.record_conformity(&[other]).await.unwrap(), 1);
-    let states = store.host_rows(Hosts::All).await.unwrap().states;
+    let states = store.host_rows(Hosts::All, true).await.unwrap().states;
     let mine: Vec<_> = states.iter().filter(|s| s.agent_no == a.no).collect();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].current.state, "conformant");
@@ -236,22 +236,28 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
     store.record_conformity(&[gone]).await.unwrap();
     assert!(
         store
-            .host_rows(Hosts::All)
+            .host_rows(Hosts::All, true)
             .await
             .unwrap()
             .states
             .iter()
             .all(|s| s.agent_no != a.no)
     );
-    let all = store.host_rows(Hosts::All).await.unwrap().latest;
+    let all = store.host_rows(Hosts::All, true).await.unwrap().latest;
     assert!(
         all.iter()
             .any(|(no, r)| *no == a.no && r.check_id == "ssh.x" && r.status == "fail")
     );
+    // Without an SoA to evaluate, latest results are not read.
+    let without = store.host_rows(Hosts::All, false).await.unwrap();
+    assert!(without.latest.is_empty() && !without.agents.is_empty());
     // What another collector reloads for the hosts at some log indices:
     // this one's envelope is the last entry.
     let end = store.log_size().await.unwrap();
-    let rows = store.host_rows(Hosts::InLog(end - 1..end)).await.unwrap();
+    let rows = store
+        .host_rows(Hosts::InLog(end - 1..end), true)
+        .await
+        .unwrap();
     assert_eq!(
         rows.agents
             .iter()
@@ -268,7 +274,10 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
         [(a.no, "ssh.x", "fail")]
     );
     assert_eq!(
-        store.host_rows(Hosts::InLog(end..end + 5)).await.unwrap(),
+        store
+            .host_rows(Hosts::InLog(end..end + 5), true)
+            .await
+            .unwrap(),
         HostRows::default()
     );
 
@@ -314,7 +323,7 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
         .find(|w| w.entry.host == "ag-c" && w.entry.control == "A.9.4.2")
         .unwrap();
     assert_eq!(
-        caused.envelope.map(|(sha, _, _)| sha),
+        caused.envelope.and_then(|e| e.sha256),
         Some(format!("{:064x}", 1))
     );
 }
@@ -595,19 +604,17 @@ async fn the_log_appends_with_its_envelopes_and_prunes_payloads_only(store: &dyn
         let mut shown = Vec::new();
         assert!(matches!(
             store
-                .append_relog(&behind, &LogAppend::default(), &mut |size, others| {
-                    shown.push((size, others.to_vec()));
+                .append_relog(&behind, &LogAppend::default(), &mut |others| {
+                    shown.push(others.to_vec());
                     None
                 })
                 .await,
             Err(StoreError::Conflict(_))
         ));
         assert_eq!(shown.len(), 1);
-        assert_eq!(shown[0].0, start);
-        assert_eq!(
-            shown[0].1,
-            store.log_leaves(start - 1, start).await.unwrap()
-        );
+        // Shown up to the log's end: the batch began one entry before it.
+        assert_eq!(behind[0].log_index + shown[0].len() as u64, start);
+        assert_eq!(shown[0], store.log_leaves(start - 1, start).await.unwrap());
         assert_eq!(store.log_size().await.unwrap(), start);
     }
     let mut relogged = 0;
@@ -623,7 +630,7 @@ async fn the_log_appends_with_its_envelopes_and_prunes_payloads_only(store: &dyn
                 tiles: vec![],
                 checkpoint: None,
             },
-            &mut |_, _| {
+            &mut |_| {
                 relogged += 1;
                 Some(LogAppend {
                     tiles: vec![],

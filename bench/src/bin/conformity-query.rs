@@ -373,7 +373,9 @@ async fn replay_reconcile(store: &dyn Store, packs: &PackSet) -> anyhow::Result<
         agents,
         states,
         latest: rows,
-    } = store.host_rows(annexa_collector::store::Hosts::All).await?;
+    } = store
+        .host_rows(annexa_collector::store::Hosts::All, true)
+        .await?;
     let n_rows = rows.len();
     let t_rows = ms(t);
     let t = Instant::now();

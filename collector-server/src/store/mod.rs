@@ -364,10 +364,10 @@ pub struct StoredState {
     pub current: CurrentState,
 }
 
-/// See [`Store::append_relog`]: given the log's size and the leaf hashes
-/// of the entries the batch did not expect, the batch's new tiles and
-/// checkpoint, or `None` to refuse.
-pub type Relog<'a> = &'a mut (dyn FnMut(u64, &[[u8; 32]]) -> Option<LogAppend> + Send);
+/// See [`Store::append_relog`]: given the leaf hashes of the entries the
+/// batch did not expect (the log now ends after them), the batch's new
+/// tiles and checkpoint, or `None` to refuse.
+pub type Relog<'a> = &'a mut (dyn FnMut(&[[u8; 32]]) -> Option<LogAppend> + Send);
 
 /// The most entries another collector may have appended for a batch to be
 /// placed after them under the lock; beyond it the collector takes them in
@@ -443,8 +443,9 @@ pub struct TimelineEntry {
 pub struct WindowEntry {
     /// The entry.
     pub entry: TimelineEntry,
-    /// Its envelope's hex SHA-256, log index and acceptance time.
-    pub envelope: Option<(String, Option<u64>, String)>,
+    /// Its envelope (when the entry has a sequence and the envelope's
+    /// metadata is stored).
+    pub envelope: Option<annexa_evidence::drift::EnvelopeRef>,
 }
 
 /// An envelope's metadata as listed.
@@ -538,7 +539,7 @@ pub trait Store: Send + Sync + 'static {
     /// (nothing stored) if any agent's chain head is not where the batch
     /// expects it, or if the log does not end where the batch begins.
     async fn append(&self, batch: &[Accepted], log: &LogAppend) -> Result<(), StoreError> {
-        self.append_relog(batch, log, &mut |_, _| None).await
+        self.append_relog(batch, log, &mut |_| None).await
     }
 
     /// [`Store::append`], except that when the log has grown by at most
@@ -651,8 +652,9 @@ pub trait Store: Send + Sync + 'static {
     /// the whole fleet (what a collector's conformity index is built
     /// from), or of the agents whose envelopes are at some log indices
     /// (what a collector reloads for the hosts another collector on the
-    /// same database served).
-    async fn host_rows(&self, which: Hosts) -> Result<HostRows, StoreError>;
+    /// same database served). Latest results only `with_latest` (they
+    /// are what an SoA is evaluated on; without one they go unread).
+    async fn host_rows(&self, which: Hosts, with_latest: bool) -> Result<HostRows, StoreError>;
 
     /// Timeline entries, oldest first.
     async fn timeline(&self, q: &TimelineQuery) -> Result<Vec<TimelineEntry>, StoreError>;

@@ -220,18 +220,17 @@ pub fn timeline_entry<R: AnyRow>(row: &R) -> Result<TimelineEntry, StoreError> {
 /// A timeline row with its causing envelope's `e_sha256`, `e_log_index`
 /// and `e_received_at` (null without one).
 pub fn window_entry<R: AnyRow>(row: &R) -> Result<WindowEntry, StoreError> {
-    let envelope = match row.opt_text("e_sha256")? {
-        Some(sha) => Some((
-            sha,
-            row.opt_int("e_log_index")?.map(|i| i as u64),
-            row.text("e_received_at")?,
-        )),
-        None => None,
+    let entry = timeline_entry(row)?;
+    let envelope = match (entry.sequence, row.opt_text("e_sha256")?) {
+        (Some(sequence), Some(sha)) => Some(annexa_evidence::drift::EnvelopeRef {
+            sequence,
+            sha256: Some(sha),
+            log_index: row.opt_int("e_log_index")?.map(|i| i as u64),
+            accepted_at: Some(row.text("e_received_at")?),
+        }),
+        _ => None,
     };
-    Ok(WindowEntry {
-        entry: timeline_entry(row)?,
-        envelope,
-    })
+    Ok(WindowEntry { entry, envelope })
 }
 
 /// One agent's chain head after a batch.

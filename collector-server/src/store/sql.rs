@@ -16,10 +16,38 @@ pub(super) mod prelude {
         RELOG_MAX, Relog, Role, SoaVersion, Store, StoreError, TimelineEntry, TimelineQuery,
         WindowEntry,
     };
+    pub(in crate::store) use super::{HashColumn, LEAVES, TILES};
     pub(in crate::store) use annexa_evidence::log::{RetentionRun, Unlogged};
     pub(in crate::store) use sqlx::Row;
     pub(in crate::store) use std::collections::HashMap;
 }
+
+/// A table of hashes by log index, as `hashes_from` reads it; the
+/// names are for its queries and its error messages.
+pub(super) struct HashColumn {
+    pub(super) table: &'static str,
+    pub(super) column: &'static str,
+    /// What one row is, in "… N is missing".
+    pub(super) item: &'static str,
+    /// What the hash is, in "… is not 32 bytes".
+    pub(super) hash: &'static str,
+}
+
+/// The leaf hashes of the evidence log's entries.
+pub(super) const LEAVES: HashColumn = HashColumn {
+    table: "log_entries",
+    column: "leaf_hash",
+    item: "log entry",
+    hash: "leaf hash",
+};
+
+/// The stored roots of the log's full tiles.
+pub(super) const TILES: HashColumn = HashColumn {
+    table: "log_tiles",
+    column: "hash",
+    item: "log tile",
+    hash: "tile hash",
+};
 
 /// Implements [`Store`] for `$store` (a struct with a `pool` field and an
 /// async `begin_write`) on connections of type `$conn`, inserting at most
@@ -92,6 +120,71 @@ macro_rules! sql_store {
             Ok(())
         }
 
+        /// The agent whose `column` (`id` or `key_id`) is `value`.
+        async fn agent_where(
+            conn: &mut $conn,
+            column: &str,
+            value: &str,
+        ) -> Result<Option<AgentRecord>, StoreError> {
+            sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE {column} = $1"))
+                .bind(value)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|r| rows::agent(&r))
+                .transpose()
+        }
+
+        /// The rows of `sql` (binding `range` as `$1` and `$2` when given),
+        /// each through `map`.
+        async fn fetch_mapped<T>(
+            conn: &mut $conn,
+            sql: &str,
+            range: Option<(i64, i64)>,
+            map: impl Fn(&<<$conn as sqlx::Connection>::Database as sqlx::Database>::Row) -> Result<T, StoreError>,
+        ) -> Result<Vec<T>, StoreError> {
+            let mut q = sqlx::query(sql);
+            if let Some((start, end)) = range {
+                q = q.bind(start).bind(end);
+            }
+            q.fetch_all(&mut *conn).await?.iter().map(map).collect()
+        }
+
+        /// The evidence log's size: one past its highest stored index.
+        async fn log_size_on(conn: &mut $conn) -> Result<u64, StoreError> {
+            let n: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM log_entries")
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get("n")?;
+            Ok(n as u64)
+        }
+
+        /// The hashes of `of` at indices `start..end` (to the last without
+        /// `end`), in order; a gap is [`StoreError::Broken`].
+        async fn hashes_from(
+            conn: &mut $conn,
+            of: &HashColumn,
+            start: u64,
+            end: Option<u64>,
+        ) -> Result<Vec<[u8; 32]>, StoreError> {
+            let rows = sqlx::query(&format!(
+                "SELECT idx, {} AS hash FROM {} WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                of.column, of.table
+            ))
+            .bind(start as i64)
+            .bind(end.map_or(i64::MAX, |e| e as i64))
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (k, r) in rows.iter().enumerate() {
+                let want = start + k as u64;
+                if r.try_get::<i64, _>("idx")? as u64 != want {
+                    return Err(StoreError::Broken(format!("{} {want} is missing", of.item)));
+                }
+                out.push(hash32(r.try_get("hash")?, of.hash)?);
+            }
+            Ok(out)
+        }
+
         async fn insert_checkpoint(
             tx: &mut $conn,
             cp: &CheckpointRow,
@@ -141,14 +234,7 @@ macro_rules! sql_store {
                         .bind(token_hash)
                         .fetch_optional(&mut *tx)
                         .await?;
-                let existing = sqlx::query(&format!(
-                    "SELECT {AGENT_COLUMNS} FROM agents WHERE key_id = $1"
-                ))
-                .bind(&agent.key_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| rows::agent(&r))
-                .transpose()?;
+                let existing = agent_where(&mut tx, "key_id", &agent.key_id).await?;
                 let Some(token) = token else {
                     return Err(StoreError::Denied("unknown enrollment token".into()));
                 };
@@ -204,11 +290,9 @@ macro_rules! sql_store {
                         "enrollment token used concurrently".into(),
                     ));
                 }
-                let row = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1"))
-                    .bind(&agent.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let record = rows::agent(&row)?;
+                let record = agent_where(&mut tx, "id", &agent.id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("agent {}", agent.id)))?;
                 tx.commit().await?;
                 Ok(Enrolled::New(record))
             }
@@ -264,23 +348,11 @@ macro_rules! sql_store {
             }
 
             async fn agent_by_key(&self, key_id: &str) -> Result<Option<AgentRecord>, StoreError> {
-                sqlx::query(&format!(
-                    "SELECT {AGENT_COLUMNS} FROM agents WHERE key_id = $1"
-                ))
-                .bind(key_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| rows::agent(&r))
-                .transpose()
+                agent_where(&mut *self.pool.acquire().await?, "key_id", key_id).await
             }
 
             async fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
-                sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(|r| rows::agent(&r))
-                    .transpose()
+                agent_where(&mut *self.pool.acquire().await?, "id", id).await
             }
 
             async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
@@ -322,11 +394,7 @@ macro_rules! sql_store {
                 let relogged;
                 let mut log = log;
                 if let Some(first) = batch.first() {
-                    let size: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM log_entries")
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get("n")?;
-                    let (size, first) = (size as u64, first.log_index);
+                        let (size, first) = (log_size_on(&mut tx).await?, first.log_index);
                     if size != first {
                         let refused = || StoreError::Conflict(format!(
                             "the log holds {size} entries, this batch starts at index {first}"
@@ -334,20 +402,13 @@ macro_rules! sql_store {
                         if size < first || size - first > RELOG_MAX {
                             return Err(refused());
                         }
-                        let mut others = Vec::with_capacity((size - first) as usize);
-                        for r in sqlx::query("SELECT leaf_hash FROM log_entries WHERE idx >= $1 ORDER BY idx")
-                            .bind(first as i64)
-                            .fetch_all(&mut *tx)
-                            .await?
-                        {
-                            others.push(hash32(r.try_get("leaf_hash")?, "leaf hash")?);
-                        }
+                        let others = hashes_from(&mut tx, &LEAVES, first, Some(size)).await?;
                         if others.len() as u64 != size - first {
                             return Err(StoreError::Broken(format!(
                                 "log entries {first}..{size} are not all stored"
                             )));
                         }
-                        relogged = relog(size, &others).ok_or_else(refused)?;
+                        relogged = relog(&others).ok_or_else(refused)?;
                         log = &relogged;
                         moved = (size - first) as i64;
                     }
@@ -506,50 +567,15 @@ macro_rules! sql_store {
             }
 
             async fn log_size(&self) -> Result<u64, StoreError> {
-                let n: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM log_entries")
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get("n")?;
-                Ok(n as u64)
+                log_size_on(&mut *self.pool.acquire().await?).await
             }
 
             async fn log_leaves(&self, start: u64, end: u64) -> Result<Vec<[u8; 32]>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT idx, leaf_hash FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-                )
-                .bind(start as i64)
-                .bind(end as i64)
-                .fetch_all(&self.pool)
-                .await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for (k, r) in rows.iter().enumerate() {
-                    let idx: i64 = r.try_get("idx")?;
-                    if idx as u64 != start + k as u64 {
-                        return Err(StoreError::Broken(format!(
-                            "log entry {} is missing",
-                            start + k as u64
-                        )));
-                    }
-                    out.push(hash32(r.try_get("leaf_hash")?, "leaf hash")?);
-                }
-                Ok(out)
+                hashes_from(&mut *self.pool.acquire().await?, &LEAVES, start, Some(end)).await
             }
 
             async fn log_tiles(&self, from: u64) -> Result<Vec<[u8; 32]>, StoreError> {
-                let rows = sqlx::query("SELECT idx, hash FROM log_tiles WHERE idx >= $1 ORDER BY idx")
-                    .bind(from as i64)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for (k, r) in rows.iter().enumerate() {
-                    let idx: i64 = r.try_get("idx")?;
-                    let want = from + k as u64;
-                    if idx as u64 != want {
-                        return Err(StoreError::Broken(format!("log tile {want} is missing")));
-                    }
-                    out.push(hash32(r.try_get("hash")?, "tile hash")?);
-                }
-                Ok(out)
+                hashes_from(&mut *self.pool.acquire().await?, &TILES, from, None).await
             }
 
             async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
@@ -791,49 +817,50 @@ macro_rules! sql_store {
                 Ok(kept.len())
             }
 
-            async fn host_rows(&self, which: Hosts) -> Result<HostRows, StoreError> {
-                // The same three reads, filtered by agent number or not.
-                let (filter, range) = match which {
-                    Hosts::All => ("", None),
-                    Hosts::InLog(r) => (
-                        "IN (SELECT DISTINCT agent_no FROM log_entries WHERE idx >= $1 AND idx < $2)",
-                        Some((r.start as i64, r.end as i64)),
+            async fn host_rows(&self, which: Hosts, with_latest: bool) -> Result<HostRows, StoreError> {
+                // The same reads, for every agent or those in a log range.
+                let range = match which {
+                    Hosts::All => None,
+                    Hosts::InLog(r) => Some((r.start as i64, r.end as i64)),
+                };
+                let filtered = |column: &str| match range {
+                    None => String::new(),
+                    Some(_) => format!(
+                        " WHERE {column} IN (SELECT DISTINCT agent_no FROM log_entries WHERE idx >= $1 AND idx < $2)"
                     ),
                 };
-                let fetch = |sql: String| {
-                    let pool = &self.pool;
-                    async move {
-                        let mut q = sqlx::query(&sql);
-                        if let Some((start, end)) = range {
-                            q = q.bind(start).bind(end);
-                        }
-                        q.fetch_all(pool).await
-                    }
-                };
-                let filtered = |column: &str| {
-                    if filter.is_empty() { String::new() } else { format!(" WHERE {column} {filter}") }
-                };
-                let agents = fetch(format!("SELECT {AGENT_COLUMNS} FROM agents{}", filtered("no")))
+                let mut conn = self.pool.acquire().await?;
+                let agents = fetch_mapped(
+                    &mut conn,
+                    &format!("SELECT {AGENT_COLUMNS} FROM agents{}", filtered("no")),
+                    range,
+                    rows::agent,
+                )
+                .await?;
+                let states = fetch_mapped(
+                    &mut conn,
+                    &format!(
+                        "SELECT agent_no, control_id, state, detail, since, since_sequence, soa_version FROM conformity{}",
+                        filtered("agent_no")
+                    ),
+                    range,
+                    rows::stored_state,
+                )
+                .await?;
+                let latest = if with_latest {
+                    fetch_mapped(
+                        &mut conn,
+                        &format!(
+                            "SELECT agent_no, check_id, status, observed, since_sequence FROM latest_results{}",
+                            filtered("agent_no")
+                        ),
+                        range,
+                        |r| Ok((r.try_get("agent_no")?, rows::latest(r)?)),
+                    )
                     .await?
-                    .iter()
-                    .map(rows::agent)
-                    .collect::<Result<_, _>>()?;
-                let states = fetch(format!(
-                    "SELECT agent_no, control_id, state, detail, since, since_sequence, soa_version FROM conformity{}",
-                    filtered("agent_no")
-                ))
-                .await?
-                .iter()
-                .map(rows::stored_state)
-                .collect::<Result<_, _>>()?;
-                let latest = fetch(format!(
-                    "SELECT agent_no, check_id, status, observed, since_sequence FROM latest_results{}",
-                    filtered("agent_no")
-                ))
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get("agent_no")?, rows::latest(r)?)))
-                .collect::<Result<_, StoreError>>()?;
+                } else {
+                    Vec::new()
+                };
                 Ok(HostRows { agents, states, latest })
             }
 
