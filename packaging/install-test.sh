@@ -35,10 +35,9 @@ trap cleanup EXIT
 
 # A command inside the root, with a clean environment as a package
 # manager or an operator's shell there would have it.
-in_root() {
-  chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-    DEBIAN_FRONTEND=noninteractive "$@"
-}
+in_root_cmd=(chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
+  DEBIAN_FRONTEND=noninteractive)
+in_root() { "${in_root_cmd[@]}" "$@"; }
 as_collector() { in_root runuser -u annexa-collector -- "$@"; }
 mode_of() { in_root stat -c '%a %U:%G' "$1"; }
 expect_mode() {
@@ -95,7 +94,9 @@ in_root annexa scan --root / --format json -o /tmp/scan.json || status=$?
 [ "$status" -le 1 ] || fail "annexa scan --root / exited $status"
 scan=$(cat "$root/tmp/scan.json")
 grep -q '"schema": *"annexa.scan/' <<<"$scan" || fail "the scan wrote no annexa.scan report"
-in_root annexa scan --root / --format text | tail -3 || true
+summary=$(sed -n '/^  "summary": {/,/^  }/p' <<<"$scan" | tr -d ' \n')
+[ -n "$summary" ] || fail "the scan report has no summary"
+echo "$summary"
 
 step "enroll the agent with the collector and deliver"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -103,9 +104,9 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 sed -i "s|^# listen = .*|listen = \"127.0.0.1:$port\"|" "$root/etc/annexa/collector.toml"
 sed -i 's|^# splay_seconds = .*|splay_seconds = 7|' "$root/etc/annexa/agent.toml"
 start_collector() {
-  chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    runuser -u annexa-collector -- annexa-collector serve --config /etc/annexa/collector.toml \
-    >>"$work/collector.log" 2>&1 &
+  # Not through in_root: $! must be the process itself, to be stopped.
+  "${in_root_cmd[@]}" runuser -u annexa-collector -- \
+    annexa-collector serve --config /etc/annexa/collector.toml >>"$work/collector.log" 2>&1 &
   collector_pid=$!
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0

@@ -23,12 +23,21 @@ const PACKAGES: &[(&str, &str, &str)] = &[
     ("openssl", "3.0.15-1~deb12u1", "amd64"),
 ];
 
+/// The hardened root's sshd drop-in, as (path, text).
+const SSHD_HARDENING: (&str, &str) = (
+    "/etc/ssh/sshd_config.d/10-hardening.conf",
+    "PermitRootLogin no\nPermitEmptyPasswords no\nPasswordAuthentication no\nMaxAuthTries 3\nLoginGraceTime 30\nClientAliveInterval 300\nClientAliveCountMax 2\nBanner /etc/issue.net\nHostbasedAuthentication no\nIgnoreRhosts yes\nX11Forwarding no\n",
+);
+
 /// The hardened root's sshd drop-in with one setting broken: root may log
 /// in over SSH (what `ssh.permit-root-login` fails on), as (path, text).
-pub const PERMIT_ROOT: (&str, &str) = (
-    "/etc/ssh/sshd_config.d/10-hardening.conf",
-    "PermitRootLogin yes\nClientAliveInterval 300\nClientAliveCountMax 2\nMaxAuthTries 3\nLoginGraceTime 30\nBanner /etc/issue.net\nPermitEmptyPasswords no\nPasswordAuthentication no\nX11Forwarding no\n",
-);
+pub fn permit_root() -> (&'static str, String) {
+    let (path, text) = SSHD_HARDENING;
+    (
+        path,
+        text.replace("PermitRootLogin no", "PermitRootLogin yes"),
+    )
+}
 
 /// Writes `content` at `path` inside `root` with `mode`.
 pub fn put(root: &Path, path: &str, content: &str, mode: u32) {
@@ -107,12 +116,7 @@ pub fn hardened_root(root: &Path) {
         "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\nUsePAM yes\nSubsystem sftp /usr/lib/openssh/sftp-server\n",
         0o644,
     );
-    put(
-        root,
-        "/etc/ssh/sshd_config.d/10-hardening.conf",
-        "PermitRootLogin no\nPermitEmptyPasswords no\nPasswordAuthentication no\nMaxAuthTries 3\nLoginGraceTime 30\nClientAliveInterval 300\nClientAliveCountMax 2\nBanner /etc/issue.net\nHostbasedAuthentication no\nIgnoreRhosts yes\nX11Forwarding no\n",
-        0o644,
-    );
+    put(root, SSHD_HARDENING.0, SSHD_HARDENING.1, 0o644);
     put(
         root,
         "/etc/issue.net",

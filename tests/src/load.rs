@@ -6,13 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An HTTP/1.1 client over rustls (ring) that trusts only the CA
-/// certificates in `ca_pem`, keeping up to `idle_per_host` connections.
-pub fn tls_client(
-    ca_pem: &[u8],
-    idle_per_host: usize,
-    timeout: Duration,
-) -> anyhow::Result<reqwest::Client> {
+/// A rustls (ring) client configuration that trusts only the CA
+/// certificates in `ca_pem`.
+pub fn tls_config(ca_pem: &[u8]) -> anyhow::Result<rustls::ClientConfig> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -20,12 +16,21 @@ pub fn tls_client(
         roots.add(cert?)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_no_client_auth())
+}
+
+/// An HTTP/1.1 client over [`tls_config`], keeping up to `idle_per_host`
+/// connections.
+pub fn tls_client(
+    ca_pem: &[u8],
+    idle_per_host: usize,
+    timeout: Duration,
+) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
+        .use_preconfigured_tls(tls_config(ca_pem)?)
         .http1_only()
         .pool_max_idle_per_host(idle_per_host)
         .timeout(timeout)

@@ -10,7 +10,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use annexa_tests::{PERMIT_ROOT, hardened_root, put};
+use annexa_tests::{hardened_root, permit_root, put};
 use common::{Collector, Host, show, soa_with_marker};
 
 const CI_MD: &str = include_str!("../../docs/ci.md");
@@ -115,11 +115,11 @@ fn workspace() -> Workspace {
     hardened_root(&dir.path().join("rootfs"));
     std::fs::create_dir_all(dir.path().join("ci")).unwrap();
 
-    let packs = dir.path().join("collector-packs");
-    std::fs::create_dir(&packs).unwrap();
     let marker = dir.path().join("marker");
-    std::fs::write(packs.join("e2e.toml"), common::marker_pack(&marker)).unwrap();
-    let c = Collector::start_with(&format!("pack_dirs = [\"{}\"]\n", packs.display()));
+    let c = Collector::start_with(&common::collector_packs(
+        &dir.path().join("collector-packs"),
+        &marker,
+    ));
     c.import_soa(&soa_with_marker());
     std::fs::copy(c.ca_path(), dir.path().join("ci/collector-ca.pem")).unwrap();
     let host = Host::enrolled(&c, "[labels]\nenv = \"prod\"\n");
@@ -184,7 +184,8 @@ fn the_documented_github_and_gitlab_examples_gate_as_documented() {
     );
 
     // The image drifts: root may log in over SSH again.
-    put(&w.path("rootfs"), PERMIT_ROOT.0, PERMIT_ROOT.1, 0o644);
+    let (path, text) = permit_root();
+    put(&w.path("rootfs"), path, &text, 0o644);
     // The fleet drifts: the agent's checked file goes away.
     std::fs::remove_file(&w.marker).unwrap();
     let o = w.host.run_once(&[]);

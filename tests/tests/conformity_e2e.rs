@@ -23,10 +23,9 @@ struct Fleet {
 fn fleet() -> Fleet {
     let packs = tempfile::tempdir().unwrap();
     let marker = packs.path().join("marker");
-    std::fs::write(packs.path().join("e2e.toml"), marker_pack(&marker)).unwrap();
     let c = Collector::start_with(&format!(
-        "pack_dirs = [\"{}\"]\nconformity_sweep_seconds = 1\n",
-        packs.path().display()
+        "{}conformity_sweep_seconds = 1\n",
+        common::collector_packs(packs.path(), &marker)
     ));
     let host = Host::enrolled(&c, "[labels]\nenv = \"prod\"\n");
     host.add_pack(&marker_pack(&marker));

@@ -30,17 +30,8 @@ struct Fleet {
 /// check of A.12.4.1 passes while the file exists.
 fn fleet() -> Fleet {
     let dir = tempfile::tempdir().unwrap();
-    let packs = dir.path().join("packs");
-    std::fs::create_dir(&packs).unwrap();
-    std::fs::write(
-        packs.join("e2e.toml"),
-        common::marker_pack(&dir.path().join("marker")),
-    )
-    .unwrap();
-    let c = Collector::start_with(&format!(
-        "pack_dirs = [\"{}\"]\nconformity_sweep_seconds = 1\n",
-        packs.display()
-    ));
+    let packs = common::collector_packs(&dir.path().join("packs"), &dir.path().join("marker"));
+    let c = Collector::start_with(&format!("{packs}conformity_sweep_seconds = 1\n"));
     c.import_soa(&soa_with_marker());
     let mut hosts = Vec::new();
     for role in ["web", "db"] {

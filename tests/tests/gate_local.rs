@@ -11,7 +11,7 @@ use common::utf8 as s;
 use std::path::Path;
 use std::process::Output;
 
-use annexa_tests::{PERMIT_ROOT, hardened_root, put};
+use annexa_tests::{hardened_root, permit_root, put};
 use common::{show, stdout};
 use serde_json::Value;
 
@@ -55,7 +55,8 @@ fn drift_from_a_recorded_baseline_fails_the_gate_with_the_check_and_control_name
 
     // sshd lets root in now: drift, naming the check, its control, the
     // file and line, in every format.
-    put(dir.path(), PERMIT_ROOT.0, PERMIT_ROOT.1, 0o644);
+    let (path, text) = permit_root();
+    put(dir.path(), path, &text, 0o644);
     let (junit, sarif, md) = (
         out.path().join("gate.xml"),
         out.path().join("gate.sarif"),
@@ -224,7 +225,8 @@ fn excluding(ids: &[&str]) -> String {
 #[test]
 fn nonconformity_against_an_soa_fails_only_for_applicable_controls() {
     let dir = root();
-    put(dir.path(), PERMIT_ROOT.0, PERMIT_ROOT.1, 0o644);
+    let (path, text) = permit_root();
+    put(dir.path(), path, &text, 0o644);
     let out = tempfile::tempdir().unwrap();
     let applies = out.path().join("applies.toml");
     std::fs::write(&applies, SOA_2022).unwrap();

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Collector, Host};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 
 /// Deadlines short enough for a test: 2 s for handshake, first request
 /// and headers, 2 s for a body.
@@ -20,20 +19,7 @@ const LIMITS: &str = "header_timeout_seconds = 2\nbody_timeout_seconds = 2\n";
 
 fn tls_config(c: &Collector) -> Arc<rustls::ClientConfig> {
     let pem = std::fs::read(c.ca_path()).expect("the collector's CA");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        roots
-            .add(cert.expect("a CA certificate"))
-            .expect("a usable CA");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+    Arc::new(annexa_tests::load::tls_config(&pem).expect("a client trusting the CA"))
 }
 
 type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;

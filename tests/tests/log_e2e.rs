@@ -13,18 +13,9 @@ use annexa_evidence::note::{Checkpoint, Verifier};
 use annexa_evidence::statement::parse_scan_statement;
 use common::{Collector, Host, show, stdout};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
-
-/// `annexa-collector log key` for a data directory.
-fn vkey(c: &Collector, dir: &Path) -> PathBuf {
-    let o = c.cli(&["log", "key"]);
-    assert_eq!(o.status.code(), Some(0), "log key: {}", show(&o));
-    let path = dir.join("collector.vkey");
-    std::fs::write(&path, stdout(&o)).unwrap();
-    path
-}
 
 fn collector_cli(data: &Path, args: &[&str]) -> Output {
     common::collector_cli(data, None, args)
@@ -68,7 +59,7 @@ fn leaves(c: &Collector, hosts: &[&Host]) -> Vec<(u64, Hash)> {
 fn proofs_checkpoints_and_verification_online_and_offline() {
     let c = Collector::start_with("checkpoint_seconds = 1\n");
     let dir = tempfile::tempdir().unwrap();
-    let key_file = vkey(&c, dir.path());
+    let key_file = common::verifier_key_file(&c, dir.path());
     let verifier = Verifier::parse(std::fs::read_to_string(&key_file).unwrap().trim()).unwrap();
     let (a, b) = (Host::enrolled(&c, ""), Host::enrolled(&c, ""));
     for _ in 0..3 {
@@ -142,20 +133,7 @@ fn proofs_checkpoints_and_verification_online_and_offline() {
     // Online verification with the auditor's token and the pinned CA.
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, &auditor).unwrap();
-    let online = verify(&[
-        "--server",
-        &c.url(),
-        "--ca",
-        s(&c.ca_path()),
-        "--token-file",
-        s(&token_file),
-        "--collector-key",
-        s(&key_file),
-        "--checkpoint",
-        s(&a.state.join("checkpoint")),
-    ]);
-    assert_eq!(online.status.code(), Some(0), "{}", show(&online));
-    let text = stdout(&online);
+    let text = common::assert_log_verifies(&c, &token_file, &key_file, &a.state.join("checkpoint"));
     assert!(
         text.contains("entries      6 (6 envelopes verified"),
         "{text}"
@@ -249,7 +227,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn rows_changed_deleted_or_inserted_in_the_database_are_found_with_index_and_why() {
     let mut c = Collector::start();
     let dir = tempfile::tempdir().unwrap();
-    let key_file = vkey(&c, dir.path());
+    let key_file = common::verifier_key_file(&c, dir.path());
     let h = Host::enrolled(&c, "");
     for _ in 0..4 {
         h.run_once_ok();
@@ -426,7 +404,7 @@ fn an_agent_reports_a_rewritten_log_in_its_next_envelope() {
 fn retention_removes_payloads_and_the_log_still_verifies() {
     let c = Collector::start_with("retention = \"2s\"\nconformity_sweep_seconds = 1\n");
     let dir = tempfile::tempdir().unwrap();
-    let key_file = vkey(&c, dir.path());
+    let key_file = common::verifier_key_file(&c, dir.path());
     let h = Host::enrolled(&c, "");
     h.run_once_ok();
     h.run_once_ok();

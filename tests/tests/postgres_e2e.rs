@@ -20,14 +20,11 @@ use common::{Collector, Host, show, soa_with_marker, stdout};
 fn a_collector_on_postgres_keeps_evidence_log_and_conformity_across_a_kill() {
     let db = PgScratch::new();
     let dir = tempfile::tempdir().unwrap();
-    let packs = dir.path().join("packs");
-    std::fs::create_dir(&packs).unwrap();
     let marker = dir.path().join("marker");
-    std::fs::write(packs.join("e2e.toml"), common::marker_pack(&marker)).unwrap();
+    let packs = common::collector_packs(&dir.path().join("packs"), &marker);
     let mut c = Collector::start_with(&format!(
-        "database_url = \"{}\"\ndatabase_max_connections = 4\npack_dirs = [\"{}\"]\ncheckpoint_seconds = 1\n",
-        db.url,
-        packs.display()
+        "database_url = \"{}\"\ndatabase_max_connections = 4\ncheckpoint_seconds = 1\n{packs}",
+        db.url
     ));
     c.import_soa(&soa_with_marker());
     let hosts: Vec<Host> = (0..2)
@@ -57,8 +54,7 @@ fn a_collector_on_postgres_keeps_evidence_log_and_conformity_across_a_kill() {
 
     // The log verifies online against the key, with an agent's held
     // checkpoint, and a report verifies offline.
-    let (key, token) = common::auditor_files(&c, dir.path());
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (key, token) = auditor_after_checkpoint(&c, dir.path());
     let out = common::assert_log_verifies(&c, &token, &key, &hosts[0].state.join("checkpoint"));
     assert!(out.contains("4 (4 envelopes verified"), "{out}");
 
@@ -137,8 +133,7 @@ fn a_sqlite_store_migrates_to_postgres_with_the_same_log() {
     c.restart();
     host.run_once_ok();
     assert_eq!(c.sequences(&host.agent_id()), vec![1, 2, 3]);
-    let (key, token) = common::auditor_files(&c, dir.path());
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (key, token) = auditor_after_checkpoint(&c, dir.path());
     common::assert_log_verifies(&c, &token, &key, &host.state.join("checkpoint"));
 }
 
@@ -148,13 +143,10 @@ fn two_collectors_on_one_database_keep_one_log() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("marker");
     std::fs::write(&marker, "").unwrap();
-    let packs = dir.path().join("packs");
-    std::fs::create_dir(&packs).unwrap();
-    std::fs::write(packs.join("e2e.toml"), common::marker_pack(&marker)).unwrap();
+    let packs = common::collector_packs(&dir.path().join("packs"), &marker);
     let a = Collector::start_with(&format!(
-        "database_url = \"{}\"\ncheckpoint_seconds = 1\nconformity_sweep_seconds = 1\npack_dirs = [\"{}\"]\n",
-        db.url,
-        packs.display()
+        "database_url = \"{}\"\ncheckpoint_seconds = 1\nconformity_sweep_seconds = 1\n{packs}",
+        db.url
     ));
     a.import_soa(&soa_with_marker());
     let b = a.sibling();
@@ -214,8 +206,7 @@ fn two_collectors_on_one_database_keep_one_log() {
 
     // One log: verified through either collector, each agent's held
     // checkpoint consistent with it.
-    let (key, token) = common::auditor_files(&a, dir.path());
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (key, token) = auditor_after_checkpoint(&a, dir.path());
     for (c, h) in [(&a, &hosts[2]), (&b, &hosts[0])] {
         common::assert_log_verifies(c, &token, &key, &h.state.join("checkpoint"));
     }
@@ -224,7 +215,6 @@ fn two_collectors_on_one_database_keep_one_log() {
 #[test]
 fn three_collectors_under_load_lose_nothing_when_one_is_killed() {
     use annexa_evidence::api::EvidenceResponse;
-    use annexa_evidence::keys::PublicKey;
     use annexa_evidence::receipt::Receipt;
     use annexa_tests::load::{Route, enroll, realistic_scan, tls_client};
     use std::sync::Arc;
@@ -250,7 +240,6 @@ fn three_collectors_under_load_lose_nothing_when_one_is_killed() {
     // Each agent enrolls at its own collector and signs its whole chain.
     let agents = rt.block_on(async {
         let mut out = Vec::new();
-        let mut key = None;
         for i in 0..AGENTS {
             let e = enroll(&http, &servers[i % 3], &a.admin, i, serde_json::json!({}))
                 .await
@@ -263,12 +252,11 @@ fn three_collectors_under_load_lose_nothing_when_one_is_killed() {
                 chain.push((bytes, digest));
             }
             out.push((e.response.agent_id.clone(), chain));
-            key = Some(e.response.collector_public_key.clone());
         }
-        (out, key.unwrap())
+        out
     });
-    let (agents, key) = agents;
-    let collector_key = PublicKey::from_b64(&key).unwrap();
+    // One key for all three: they share the data directory's collector.key.
+    let collector_key = a.receipt_key();
 
     // Every agent sends its chain in order to its collector, moving on when
     // that one is gone, while the test kills and restarts collector b.
@@ -361,8 +349,7 @@ fn three_collectors_under_load_lose_nothing_when_one_is_killed() {
     // with a checkpoint an agent got early in the load.
     let held = dir.path().join("checkpoint");
     std::fs::write(&held, first_checkpoint.lock().unwrap().clone().unwrap()).unwrap();
-    let (key, token) = common::auditor_files(&a, dir.path());
-    std::thread::sleep(Duration::from_millis(1200));
+    let (key, token) = auditor_after_checkpoint(&a, dir.path());
     for c in [&a, &b, &c] {
         let out = common::assert_log_verifies(c, &token, &key, &held);
         assert!(
@@ -370,4 +357,16 @@ fn three_collectors_under_load_lose_nothing_when_one_is_killed() {
             "{out}"
         );
     }
+}
+
+/// The auditor's verifier key and token (in files under `dir`), once the
+/// collector has signed a checkpoint over what it holds now (the tests run
+/// with `checkpoint_seconds = 1`).
+fn auditor_after_checkpoint(
+    c: &Collector,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let files = common::auditor_files(c, dir);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    files
 }

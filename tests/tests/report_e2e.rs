@@ -34,11 +34,8 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let packs = dir.path().join("packs");
-    std::fs::create_dir(&packs).unwrap();
     let marker = dir.path().join("marker");
-    std::fs::write(packs.join("e2e.toml"), marker_pack(&marker)).unwrap();
-    let c = Collector::start_with(&format!("pack_dirs = [\"{}\"]\n", packs.display()));
+    let c = Collector::start_with(&common::collector_packs(&dir.path().join("packs"), &marker));
     let prod = Host::enrolled(&c, "[labels]\nenv = \"prod\"\n");
     let dev = Host::enrolled(&c, "[labels]\nenv = \"dev\"\n");
     for h in [&prod, &dev] {

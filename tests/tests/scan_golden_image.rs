@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use annexa_tests::{PERMIT_ROOT, hardened_root, put};
+use annexa_tests::{hardened_root, permit_root, put};
 
 /// The `annexa` binary built by `cargo test --workspace` next to this test.
 fn annexa_bin() -> PathBuf {
@@ -125,8 +125,14 @@ fn every_file_source_digest_matches_the_bytes_in_the_root() {
 
 #[test]
 fn breaking_one_setting_fails_exactly_the_check_for_it() {
+    let permit_root = permit_root();
     let cases: &[(&str, &str, u32, &str)] = &[
-        (PERMIT_ROOT.0, PERMIT_ROOT.1, 0o644, "ssh.permit-root-login"),
+        (
+            permit_root.0,
+            &permit_root.1,
+            0o644,
+            "ssh.permit-root-login",
+        ),
         (
             "/etc/profile.d/tmout.sh",
             "TMOUT=900\nexport TMOUT\n",

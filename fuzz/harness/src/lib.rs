@@ -105,14 +105,25 @@ pub const TARGETS: &[Target] = &[
 /// The key the harness signs with where the input must get past a
 /// signature to reach the parser behind it. The fuzzer sees this key's
 /// signatures only in seeds, never its private half.
-pub fn harness_key() -> SigningKey {
-    SigningKey::from_seed(&[7u8; 32]).expect("a 32-byte seed")
+pub fn harness_key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::from_seed(&[7u8; 32]).expect("a 32-byte seed"))
 }
 
 /// A key no seed and no input was ever signed with: nothing may verify
 /// against it.
-fn stranger_key() -> SigningKey {
-    SigningKey::from_seed(&[9u8; 32]).expect("a 32-byte seed")
+fn stranger_key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::from_seed(&[9u8; 32]).expect("a 32-byte seed"))
+}
+
+/// The log origin of the harness's checkpoints and notes (the name of the
+/// harness key's verifier).
+pub const ORIGIN: &str = "fuzz.example/log";
+
+/// The verifier of notes and checkpoints signed with the harness key.
+fn harness_verifier() -> Verifier {
+    Verifier::new(ORIGIN, harness_key().public()).expect("a verifier")
 }
 
 fn builtin_packs() -> &'static PackSet {
@@ -258,7 +269,7 @@ pub fn statement(data: &[u8]) {
 /// signed payload: the statement rules refuse with a status, never panic.
 pub fn ingest(data: &[u8]) {
     let key = harness_key();
-    let env = dsse::sign(IN_TOTO_PAYLOAD_TYPE, data, &key);
+    let env = dsse::sign(IN_TOTO_PAYLOAD_TYPE, data, key);
     let bytes = env.to_json();
     let agent = annexa_collector::store::AgentRecord {
         no: 1,
@@ -283,7 +294,7 @@ pub fn ingest(data: &[u8]) {
 /// that signed nothing.
 pub fn note(data: &[u8]) {
     let Some(text) = utf8(data) else { return };
-    let stranger = Verifier::new("fuzz.example/log", stranger_key().public()).expect("a verifier");
+    let stranger = Verifier::new(ORIGIN, stranger_key().public()).expect("a verifier");
     if let Ok(n) = Note::parse(text) {
         assert!(
             n.verify(&stranger).is_err(),
@@ -396,7 +407,7 @@ pub fn logwatch(data: &[u8]) {
 
 /// A log export bundle (JSON lines) through the auditor's verification.
 pub fn bundle(data: &[u8]) {
-    let verifier = Verifier::new("fuzz.example/log", harness_key().public()).expect("a verifier");
+    let verifier = harness_verifier();
     let extra: Vec<String> = Vec::new();
     let _ = audit::verify_bundle(Cursor::new(data), &verifier, &extra, 1);
 }
@@ -404,9 +415,9 @@ pub fn bundle(data: &[u8]) {
 /// A report: opened without and with a signature (the harness signs the
 /// input as the payload), verified, and rendered in every format.
 pub fn report(data: &[u8]) {
-    let verifier = Verifier::new("fuzz.example/log", harness_key().public()).expect("a verifier");
+    let verifier = harness_verifier();
     let _ = report::verify::verify(data, &verifier);
-    let signed = dsse::sign(report::PAYLOAD_TYPE, data, &harness_key()).to_json();
+    let signed = dsse::sign(report::PAYLOAD_TYPE, data, harness_key()).to_json();
     let Ok(opened) = report::open(&signed, &harness_key().public()) else {
         return;
     };
@@ -614,14 +625,14 @@ fn make_link(root: &Path, path: &str, target: &str) -> bool {
 /// key: seeds for the note, logwatch and bundle targets.
 pub fn signed_checkpoint(size: u64, root: [u8; 32]) -> String {
     let c = Checkpoint {
-        origin: "fuzz.example/log".into(),
+        origin: ORIGIN.into(),
         size,
         root,
     };
-    c.sign(&harness_key()).expect("a checkpoint signs")
+    c.sign(harness_key()).expect("a checkpoint signs")
 }
 
 /// Signs `text` as a note with the harness key.
 pub fn signed_note(text: &str) -> String {
-    note::sign(text, "fuzz.example/log", &harness_key()).expect("a note signs")
+    note::sign(text, ORIGIN, harness_key()).expect("a note signs")
 }

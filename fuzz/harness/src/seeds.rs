@@ -16,7 +16,7 @@ use annexa_evidence::encoding::b64;
 use annexa_evidence::merkle::{self, MemoryTree};
 use annexa_evidence::statement::{AgentInfo, ScanPredicate, scan_statement};
 
-use crate::{Watch, harness_key, signed_checkpoint, signed_note};
+use crate::{ORIGIN, Watch, harness_key, signed_checkpoint, signed_note};
 
 const SOA_2005: &str = include_str!("../../../examples/soa/iso27001-2005.toml");
 const SOA_2013: &str = include_str!("../../../examples/soa/iso27001-2013.toml");
@@ -114,14 +114,16 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             v
         }
         "config" => vec![prefixed(0, AGENT_TOML), prefixed(1, COLLECTOR_TOML)],
-        "baseline" => vec![text(&Baseline::of(&sample_scan()).to_text())],
+        "baseline" => vec![text(&Baseline::of(sample_scan()).to_text())],
         "dsse" => vec![signed_envelope()],
         "statement" => vec![statement_payload(), signed_envelope()],
         "ingest" => vec![statement_payload()],
         "note" => vec![
             text(&signed_checkpoint(3, [1u8; 32])),
-            text(&signed_note("fuzz.example/log\nfree text\n")),
-            text("fuzz.example/log+0a0b0c0d+AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefgh"),
+            text(&signed_note(&format!("{ORIGIN}\nfree text\n"))),
+            text(&format!(
+                "{ORIGIN}+0a0b0c0d+AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefgh"
+            )),
         ],
         "proofs" => vec![vec![7, 3, 2, 0], {
             let mut v = vec![63, 200, 17, 255];
@@ -159,10 +161,14 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
 }
 
 /// A scan of an empty root: a real report of every built-in check.
-fn sample_scan() -> ScanReport {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let view = HostView::root(dir.path()).expect("an empty root");
-    crate::scan_all(&view)
+/// Made once: several targets' seeds carry it.
+fn sample_scan() -> &'static ScanReport {
+    static SCAN: std::sync::OnceLock<ScanReport> = std::sync::OnceLock::new();
+    SCAN.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let view = HostView::root(dir.path()).expect("an empty root");
+        crate::scan_all(&view)
+    })
 }
 
 fn statement_payload() -> Vec<u8> {
@@ -179,13 +185,13 @@ fn statement_payload() -> Vec<u8> {
         gap: None,
         interval_seconds: Some(3600),
         log_alert: None,
-        scan: sample_scan(),
+        scan: sample_scan().clone(),
     };
     serde_json::to_vec(&scan_statement(predicate, &"0".repeat(64))).expect("a statement serializes")
 }
 
 fn signed_envelope() -> Vec<u8> {
-    dsse::sign(IN_TOTO_PAYLOAD_TYPE, &statement_payload(), &harness_key()).to_json()
+    dsse::sign(IN_TOTO_PAYLOAD_TYPE, &statement_payload(), harness_key()).to_json()
 }
 
 fn tree(size: u64) -> MemoryTree {
@@ -214,7 +220,7 @@ fn watch_seed() -> Vec<u8> {
 fn bundle_seed() -> Vec<u8> {
     let t = tree(1);
     let lines = [
-        serde_json::json!({"type": "header", "format": annexa_evidence::log::BUNDLE_FORMAT, "origin": "fuzz.example/log",
+        serde_json::json!({"type": "header", "format": annexa_evidence::log::BUNDLE_FORMAT, "origin": ORIGIN,
             "exported_at": "2026-01-01T00:00:00Z", "size": 1}),
         serde_json::json!({"type": "checkpoint", "note": signed_checkpoint(1, t.root()),
             "signed_at": "2026-01-01T00:00:00Z"}),

@@ -15,7 +15,6 @@ use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use annexa_evidence::api::ApiError;
@@ -361,23 +360,7 @@ pub struct Http {
 impl Http {
     /// A client trusting the CA certificates in `ca_pem`.
     pub fn new(ca_pem: &[u8]) -> Http {
-        use rustls_pki_types::CertificateDer;
-        use rustls_pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(ca_pem) {
-            roots.add(cert.expect("CA PEM")).expect("CA certificate");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .pool_max_idle_per_host(0)
-            .timeout(Duration::from_secs(30))
-            .build()
+        let client = annexa_tests::load::tls_client(ca_pem, 0, Duration::from_secs(30))
             .expect("HTTP client");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -1156,6 +1139,14 @@ pub const SOA_2013: &str = include_str!("../../../examples/soa/iso27001-2013.tom
 
 /// A pack whose only check passes once a marker file exists: a check
 /// whose outcome the test controls on the live host.
+/// Writes [`marker_pack`] for `marker` into the directory `packs` (made if
+/// missing) and returns the collector.toml line that loads it.
+pub fn collector_packs(packs: &Path, marker: &Path) -> String {
+    std::fs::create_dir_all(packs).expect("the packs directory");
+    std::fs::write(packs.join("e2e.toml"), marker_pack(marker)).expect("writing the pack");
+    format!("pack_dirs = [\"{}\"]\n", packs.display())
+}
+
 pub fn marker_pack(marker: &std::path::Path) -> String {
     format!(
         "[pack]\nid = \"e2e\"\ntitle = \"e2e\"\nversion = \"1\"\ndescription = \"test\"\n\n\
@@ -1270,12 +1261,18 @@ pub fn assert_log_verifies(
     stdout(&o)
 }
 
-/// The collector's verifier key and an auditor token, in files under `dir`.
-pub fn auditor_files(c: &Collector, dir: &Path) -> (PathBuf, PathBuf) {
+/// `annexa-collector log key` into `dir/collector.vkey`.
+pub fn verifier_key_file(c: &Collector, dir: &Path) -> PathBuf {
     let o = c.cli(&["log", "key"]);
     assert_eq!(o.status.code(), Some(0), "log key: {}", show(&o));
     let key = dir.join("collector.vkey");
     std::fs::write(&key, stdout(&o)).unwrap();
+    key
+}
+
+/// The collector's verifier key and an auditor token, in files under `dir`.
+pub fn auditor_files(c: &Collector, dir: &Path) -> (PathBuf, PathBuf) {
+    let key = verifier_key_file(c, dir);
     let token = dir.join("auditor.token");
     std::fs::write(&token, c.api_token("auditor", "auditor")).unwrap();
     (key, token)
