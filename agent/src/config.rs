@@ -301,6 +301,16 @@ impl AgentConfig {
                 message: format!("{splay_seconds} is more than a day ({MAX_SPLAY_SECONDS})"),
             });
         }
+        // The collector refuses such labels at enrollment; say so here,
+        // where the operator wrote them.
+        annexa_evidence::api::check_labels(&file.labels).map_err(|message| {
+            ConfigError::Invalid {
+                path: label.to_string(),
+                line: None,
+                key: "labels".into(),
+                message,
+            }
+        })?;
         Ok(AgentConfig {
             server,
             state_dir: file.state_dir.unwrap_or(d.state_dir),

@@ -307,17 +307,18 @@ impl CollectorClient {
         Ok((status, Vec::new()))
     }
 
-    /// POSTs JSON bytes; returns the status and body.
-    pub(crate) async fn post(
-        &self,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<(u16, Vec<u8>), SendError> {
+    /// POSTs an envelope with this host's clock in the `annexa-agent-time`
+    /// header, which the collector compares with its own and records.
+    async fn post_evidence(&self, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), SendError> {
         let url = self.url(path);
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
         let req = self
             .http
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(annexa_evidence::api::AGENT_TIME_HEADER, now)
             .body(body);
         self.exchange(&url, req).await
     }
@@ -390,7 +391,7 @@ pub(crate) async fn deliver_until(
             Some(n) => format!("/v1/evidence?log_size={n}"),
             None => "/v1/evidence".to_string(),
         };
-        let (status, body) = client.post(&path, bytes).await?;
+        let (status, body) = client.post_evidence(&path, bytes).await?;
         match status {
             200 => {
                 let resp: EvidenceResponse =

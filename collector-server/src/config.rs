@@ -41,6 +41,19 @@ pub struct CollectorConfig {
     /// Seconds a client has to send a request's whole body.
     #[serde(default = "default_body_timeout")]
     pub body_timeout_seconds: u64,
+    /// Failed authentications (any `401`: unknown, expired or revoked
+    /// token, bad enrollment token) one client address may make per
+    /// minute, as a burst that refills evenly; beyond it the address is
+    /// answered `429` on every route but evidence and the health check.
+    /// 0 turns the limit off.
+    #[serde(default = "default_auth_failures")]
+    pub auth_failures_per_minute: u32,
+    /// How far, in seconds, an agent's clock may be from the collector's
+    /// when it delivers an envelope; beyond it the envelope is refused
+    /// (`422 clock_skew`) and the agent keeps it. 0 accepts any skew. Both
+    /// clocks are recorded with every envelope either way.
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew_tolerance_seconds: u64,
     /// Most envelopes committed in one transaction.
     #[serde(default = "default_batch_max")]
     pub batch_max: usize,
@@ -116,6 +129,16 @@ fn default_header_timeout() -> u64 {
 
 fn default_body_timeout() -> u64 {
     30
+}
+
+fn default_auth_failures() -> u32 {
+    30
+}
+
+fn default_clock_skew() -> u64 {
+    // Five minutes: what Kerberos allows, far beyond a synchronised
+    // clock's error, well short of a time-zone or DST mistake.
+    300
 }
 
 fn default_batch_max() -> usize {
@@ -261,6 +284,18 @@ mod tests {
             e.contains("mysql://u:***@db/annexa") && !e.contains("hunter2"),
             "{e}"
         );
+        for (url, shown) in [
+            (
+                "postgres://u@db/annexa?password=hunter2&sslmode=require",
+                "postgres://u@db/annexa?password=***&sslmode=require",
+            ),
+            (
+                "postgres://u:hunter2@db/annexa?sslpassword=hunter2&application_name=a@b",
+                "postgres://u:***@db/annexa?sslpassword=***&application_name=a@b",
+            ),
+        ] {
+            assert_eq!(crate::store::postgres::redact(url), shown);
+        }
         let c = CollectorConfig::parse(
             "c.toml",
             "database_url = \"postgres://u:p@db:5432/annexa\"\n",

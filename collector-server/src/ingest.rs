@@ -78,6 +78,11 @@ pub struct Checked {
     pub profile: RunProfile,
     /// The bytes as received.
     pub bytes: Vec<u8>,
+    /// The agent's clock when it delivered the envelope (RFC 3339 UTC), as
+    /// it said in its `annexa-agent-time` header.
+    pub agent_time: Option<String>,
+    /// When the scan finished, by the agent's clock (signed).
+    pub finished_at: String,
 }
 
 /// Looks up the agent that signed an envelope.
@@ -86,49 +91,42 @@ pub async fn signer(
     cache: &AgentCache,
     env: &Envelope,
 ) -> Result<AgentRecord, Rejection> {
-    // Key ids are hints: try each signature's (normalised) key id until one
-    // names an enrolled agent; the signature is then verified with the key
-    // the collector holds, never with anything the envelope says.
-    let hints: Vec<String> = env
-        .signatures
-        .iter()
-        .map(|s| s.keyid.trim().to_ascii_lowercase())
-        .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
-        .collect();
-    if hints.is_empty() {
+    // The key id is a hint: it picks the enrolled agent, whose key the
+    // collector holds; the signature is then verified with that key, never
+    // with anything the envelope says. Canonical envelopes carry exactly one
+    // signature, so one lookup per envelope, however many entries it lists.
+    let [only] = env.signatures.as_slice() else {
+        return Err(Rejection::new(
+            400,
+            codes::MALFORMED,
+            format!(
+                "the envelope has {} signatures; annexa agents sign with exactly one",
+                env.signatures.len()
+            ),
+        ));
+    };
+    let key_id = only.keyid.as_str();
+    if key_id.len() != 64 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Rejection::new(
             401,
             codes::UNKNOWN_AGENT,
-            "no signature names a key id (64 hex digits); annexa agents sign with their key id",
+            "the signature names no key id (64 hex digits); annexa agents sign with their key id",
         ));
     }
-    let mut cached = None;
-    for k in &hints {
-        if let Some(a) = cache.get(k) {
-            cached = Some(a);
-            break;
-        }
-    }
-    let agent = match cached {
+    let agent = match cache.get(key_id) {
         Some(a) => a,
         None => {
-            let mut found = None;
-            for k in &hints {
-                found = store
-                    .agent_by_key(k)
-                    .await
-                    .map_err(|e| Rejection::new(503, codes::UNAVAILABLE, e.to_string()))?;
-                if found.is_some() {
-                    break;
-                }
-            }
-            let found = found.ok_or_else(|| {
-                Rejection::new(
-                    401,
-                    codes::UNKNOWN_AGENT,
-                    format!("no enrolled agent has key {}", hints[0]),
-                )
-            })?;
+            let found = store
+                .agent_by_key(key_id)
+                .await
+                .map_err(|e| Rejection::new(503, codes::UNAVAILABLE, e.to_string()))?
+                .ok_or_else(|| {
+                    Rejection::new(
+                        401,
+                        codes::UNKNOWN_AGENT,
+                        format!("no enrolled agent has key {key_id}"),
+                    )
+                })?;
             cache.put(found.clone());
             found
         }
@@ -235,6 +233,8 @@ pub fn check(agent: AgentRecord, env: &Envelope, bytes: Vec<u8>) -> Result<Check
         latest,
         bytes,
         agent,
+        agent_time: None,
+        finished_at: p.scan.finished_at.clone(),
     })
 }
 
@@ -933,6 +933,7 @@ async fn process_batch(
                     previous_next,
                     sha256: c.sha256.clone(),
                     received_at: now.clone(),
+                    agent_time: c.agent_time.clone(),
                     // Record the gap the collector observed (what it never
                     // received), not whatever the agent declared.
                     gap: (c.sequence > previous_next).then(|| {
@@ -1166,6 +1167,8 @@ mod tests {
             results: String::new(),
             latest: Vec::new(),
             bytes: Vec::new(),
+            agent_time: None,
+            finished_at: String::new(),
         }
     }
 

@@ -168,6 +168,8 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         metrics,
         log: log.clone(),
         retention: config.retention.clone(),
+        clock_skew_tolerance: (config.clock_skew_tolerance_seconds > 0)
+            .then(|| Duration::from_secs(config.clock_skew_tolerance_seconds)),
     };
     let app = api::router(
         state,
@@ -176,6 +178,10 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
             max: config.max_body_bytes,
         },
     );
+    let failures = Arc::new(limits::FailureLimit::new(config.auth_failures_per_minute));
+    let app = app.layer(axum::middleware::from_fn(move |r, n| {
+        limits::limit_failures(failures.clone(), r, n)
+    }));
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;
     listener.set_nonblocking(true)?;
@@ -196,7 +202,11 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         .max_concurrent_streams(64)
         .keep_alive_interval(slow)
         .keep_alive_timeout(slow);
-    let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    let task = tokio::spawn(async move {
+        server
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+    });
     Ok(Server {
         addr,
         store,

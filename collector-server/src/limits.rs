@@ -151,3 +151,130 @@ pub async fn read_body(limits: BodyLimits, request: Request, next: Next) -> Resp
         ),
     }
 }
+
+/// Authentication failures a client address may make: a token bucket per
+/// address (an IPv6 address counts by its /64, which one client usually
+/// holds whole) that refills at `per_minute` and is charged by each `401`.
+/// An empty bucket is answered `429` before any credential is looked at,
+/// so guessing tokens costs the guesser time, not the store.
+pub struct FailureLimit {
+    per_minute: u32,
+    buckets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Bucket>>,
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+/// Addresses tracked at most; beyond it full buckets are forgotten first.
+const MAX_TRACKED: usize = 100_000;
+
+impl FailureLimit {
+    /// A limit of `per_minute` failures (0: no limit).
+    pub fn new(per_minute: u32) -> FailureLimit {
+        FailureLimit {
+            per_minute,
+            buckets: Default::default(),
+        }
+    }
+
+    fn key(ip: std::net::IpAddr) -> std::net::IpAddr {
+        match ip {
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.into(),
+                None => std::net::Ipv6Addr::from(v6.to_bits() & !((1u128 << 64) - 1)).into(),
+            },
+            v4 => v4,
+        }
+    }
+
+    fn refilled(&self, b: Bucket, now: std::time::Instant) -> Bucket {
+        let cap = f64::from(self.per_minute);
+        let gained = now.duration_since(b.at).as_secs_f64() * cap / 60.0;
+        Bucket {
+            tokens: (b.tokens + gained).min(cap),
+            at: now,
+        }
+    }
+
+    /// How long `ip` must wait before it may try again (None: it may now).
+    pub fn wait(&self, ip: std::net::IpAddr) -> Option<Duration> {
+        if self.per_minute == 0 {
+            return None;
+        }
+        let now = std::time::Instant::now();
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = self.refilled(*buckets.get(&Self::key(ip))?, now);
+        (b.tokens < 1.0)
+            .then(|| Duration::from_secs_f64((1.0 - b.tokens) * 60.0 / f64::from(self.per_minute)))
+    }
+
+    /// Charges one failure to `ip`; true when that emptied its bucket.
+    pub fn charge(&self, ip: std::net::IpAddr) -> bool {
+        if self.per_minute == 0 {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_TRACKED {
+            let cap = f64::from(self.per_minute);
+            buckets.retain(|_, b| self.refilled(*b, now).tokens < cap);
+            if buckets.len() >= MAX_TRACKED {
+                buckets.clear();
+            }
+        }
+        let full = Bucket {
+            tokens: f64::from(self.per_minute),
+            at: now,
+        };
+        let b = buckets.entry(Self::key(ip)).or_insert(full);
+        *b = self.refilled(*b, now);
+        let was = b.tokens >= 1.0;
+        b.tokens = (b.tokens - 1.0).max(0.0);
+        was && b.tokens < 1.0
+    }
+}
+
+/// Routes the failure limit does not block: the health check, and evidence,
+/// which agents authenticate by signature — blocking an address there would
+/// let anyone behind the same NAT as a fleet hold its evidence back.
+fn exempt(path: &str) -> bool {
+    path == "/healthz" || path == "/v1/evidence"
+}
+
+/// Applies [`FailureLimit`] (axum middleware). Requests without a peer
+/// address (the router called in-process) are not limited.
+pub async fn limit_failures(limit: Arc<FailureLimit>, request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let Some(ip) = peer.filter(|_| !exempt(request.uri().path())) else {
+        return next.run(request).await;
+    };
+    if let Some(wait) = limit.wait(ip) {
+        let secs = wait.as_secs().max(1);
+        let mut response = Error::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::RATE_LIMITED,
+            format!(
+                "too many failed authentications from this address; try again in {secs} s (auth_failures_per_minute)"
+            ),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, secs.into());
+        return response;
+    }
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED && limit.charge(ip) {
+        tracing::warn!(
+            peer = %ip,
+            "authentication failures from {ip} exceed auth_failures_per_minute; it is answered 429 until its allowance refills"
+        );
+    }
+    response
+}

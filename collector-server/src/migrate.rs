@@ -107,6 +107,7 @@ const TABLES: &[Table] = &[
             ("sequence", Int),
             ("sha256", Text),
             ("received_at", Text),
+            ("agent_time", Text),
             ("gap", Text),
             ("summary", Text),
             ("results", Text),

@@ -36,6 +36,7 @@ fn accepted(agent_no: i64, seq: u64, changes: &[(&str, &str)]) -> Accepted {
         previous_next: seq,
         sha256: format!("{seq:064x}"),
         received_at: NOW.into(),
+        agent_time: Some(format!("2026-11-23T11:59:{:02}Z", seq % 60)),
         gap: None,
         summary: r#"{"pass":1,"fail":0,"error":0,"not_applicable":0}"#.into(),
         results: r#"[{"check_id":"a","status":"pass"}]"#.into(),
@@ -440,6 +441,9 @@ async fn append_moves_the_chain_and_keeps_bytes(store: &dyn Store) {
     let (meta, bytes) = store.envelope(a.no, 2).await.unwrap().unwrap();
     assert_eq!(bytes, b"envelope 2");
     assert_eq!(meta.sequence, 2);
+    // Both clocks are kept: the collector's and the agent's at delivery.
+    assert_eq!(meta.received_at, NOW);
+    assert_eq!(meta.agent_time.as_deref(), Some("2026-11-23T11:59:02Z"));
     assert_eq!(store.envelopes(a.no, 0, 10).await.unwrap().len(), 2);
     assert_eq!(store.envelopes(a.no, 1, 10).await.unwrap()[0].sequence, 2);
     // Newest first below a sequence (reports walk back from the newest).

@@ -137,4 +137,90 @@ pub mod codes {
     /// The envelope's payload was removed under the retention policy (its
     /// log entry and metadata remain).
     pub const PRUNED: &str = "pruned";
+    /// Too many failed authentications from the client's address (429,
+    /// with `Retry-After`).
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// The agent's clock differs from the collector's by more than the
+    /// collector's `clock_skew_tolerance_seconds` (422); the agent keeps the
+    /// envelope and sends it again.
+    pub const CLOCK_SKEW: &str = "clock_skew";
+}
+
+/// The request header in which an agent sends its clock when it delivers
+/// an envelope (RFC 3339 UTC), so the collector can compare clocks.
+pub const AGENT_TIME_HEADER: &str = "annexa-agent-time";
+
+/// Most labels one agent or token may carry.
+pub const MAX_LABELS: usize = 64;
+
+/// Checks labels as the collector accepts them at enrollment: at most
+/// [`MAX_LABELS`]; keys of 1 to 63 ASCII letters, digits, `.`, `_`, `-` or
+/// `/`; values of at most 256 bytes without control characters. Labels
+/// reach log lines, reports and SoA selectors, so nothing in them may
+/// break a line or a selector.
+pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
+    if labels.len() > MAX_LABELS {
+        return Err(format!(
+            "{} labels; at most {MAX_LABELS} are accepted",
+            labels.len()
+        ));
+    }
+    for (k, v) in labels {
+        let key_ok = (1..=63).contains(&k.len())
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
+        if !key_ok {
+            return Err(format!(
+                "label key {k:?}: 1 to 63 ASCII letters, digits, `.`, `_`, `-` or `/`"
+            ));
+        }
+        if v.len() > 256 || v.chars().any(char::is_control) {
+            return Err(format!(
+                "label {k}: the value must be at most 256 bytes without control characters"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a host name as the collector accepts it at enrollment: 1 to 253
+/// bytes, no whitespace or control characters (it reaches log lines and
+/// reports).
+pub fn check_hostname(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 253
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(format!(
+            "hostname {name:?}: 1 to 253 bytes without whitespace or control characters"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_host_names_that_could_break_a_log_line_are_refused() {
+        let ok: BTreeMap<String, String> = [("env".into(), "prod eu-1".into())].into();
+        assert!(check_labels(&ok).is_ok());
+        for (k, v) in [
+            ("", "x"),
+            ("a b", "x"),
+            ("env", "a\nforged=1"),
+            ("k", &"v".repeat(257)),
+        ] {
+            let bad: BTreeMap<String, String> = [(k.to_string(), v.to_string())].into();
+            assert!(check_labels(&bad).is_err(), "{k:?}={v:?}");
+        }
+        let many: BTreeMap<String, String> =
+            (0..65).map(|i| (format!("k{i}"), "v".into())).collect();
+        assert!(check_labels(&many).unwrap_err().contains("65 labels"));
+        assert!(check_hostname("web-1.example").is_ok());
+        for bad in ["", "a\nb", "a b", &"h".repeat(254)] {
+            assert!(check_hostname(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -113,14 +113,25 @@ impl Envelope {
     }
 
     /// Whether `bytes` are this envelope in the one encoding annexa emits:
-    /// compact JSON with the fields in order and standard padded base64.
-    /// (DSSE lets verifiers accept other encodings; annexa's hash chain,
-    /// which links envelopes by the digest of their bytes, needs exactly one.)
+    /// compact JSON with the fields in order, standard padded base64, and
+    /// exactly one signature whose key id is 64 lower-case hex digits.
+    /// (DSSE lets verifiers accept other encodings and extra signatures;
+    /// annexa's hash chain, which links envelopes by the digest of their
+    /// bytes, needs exactly one encoding of each signed payload, and neither
+    /// key ids nor signature entries are covered by the signature.)
     pub fn is_canonical(&self, bytes: &[u8]) -> bool {
         let canonical_b64 = |text: &str| b64_decode(text).is_some_and(|raw| b64(&raw) == text);
-        self.to_json() == bytes
+        let [only] = self.signatures.as_slice() else {
+            return false;
+        };
+        only.keyid.len() == 64
+            && only
+                .keyid
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && canonical_b64(&only.sig)
             && canonical_b64(&self.payload)
-            && self.signatures.iter().all(|s| canonical_b64(&s.sig))
+            && self.to_json() == bytes
     }
 
     /// The payload bytes, not verified (for an envelope whose signature was

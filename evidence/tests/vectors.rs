@@ -151,6 +151,22 @@ fn only_the_encoding_annexa_emits_is_canonical() {
         "the payload must contain + or / for this test"
     );
     assert!(!url_safe.is_canonical(&url_safe.to_json()));
+    // Key ids and extra signature entries are outside the signature: a copy
+    // with either changed would still verify, so neither is canonical.
+    let mut upper = env.clone();
+    upper.signatures[0].keyid = upper.signatures[0].keyid.to_ascii_uppercase();
+    assert!(!upper.is_canonical(&upper.to_json()));
+    let mut doubled = env.clone();
+    doubled.signatures.push(doubled.signatures[0].clone());
+    assert!(
+        doubled
+            .verify("application/vnd.in-toto+json", &[key.public()], 1)
+            .is_ok()
+    );
+    assert!(!doubled.is_canonical(&doubled.to_json()));
+    let mut unnamed = env.clone();
+    unnamed.signatures[0].keyid.clear();
+    assert!(!unnamed.is_canonical(&unnamed.to_json()));
     // Still a valid DSSE envelope: only annexa's ingest insists on one encoding.
     assert!(
         url_safe

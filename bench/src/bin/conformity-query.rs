@@ -276,6 +276,7 @@ async fn append_history(
                     previous_next: seq,
                     sha256,
                     received_at: received_at.clone(),
+                    agent_time: None,
                     gap: None,
                     summary,
                     results,

@@ -239,20 +239,26 @@ impl HostView {
             Resolved::Found(p) => p,
             Resolved::Missing => return Ok(None),
         };
-        let meta = std::fs::metadata(&real).map_err(|e| HostError::io(path, &e))?;
-        if meta.is_dir() {
-            return Err(HostError::Io {
-                path: path.to_string(),
-                message: "is a directory, expected a file".into(),
-            });
-        }
+        let (file, meta) = open_regular(&real, path)?;
         if meta.len() > MAX_FILE_BYTES {
             return Err(HostError::TooLarge {
                 path: path.to_string(),
                 size: meta.len(),
             });
         }
-        let bytes = std::fs::read(&real).map_err(|e| HostError::io(path, &e))?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        // Bounded again while reading: the file may grow after the fstat.
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, MAX_FILE_BYTES + 1),
+            &mut bytes,
+        )
+        .map_err(|e| HostError::io(path, &e))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(HostError::TooLarge {
+                path: path.to_string(),
+                size: bytes.len() as u64,
+            });
+        }
         let sha256 = sha256_hex(&bytes);
         Ok(Some(Arc::new(FileData {
             path: path.to_string(),
@@ -268,8 +274,7 @@ impl HostView {
             Resolved::Found(p) => p,
             Resolved::Missing => return Ok(None),
         };
-        let file = std::fs::File::open(&real).map_err(|e| HostError::io(path, &e))?;
-        let m = file.metadata().map_err(|e| HostError::io(path, &e))?;
+        let (file, m) = open_regular(&real, path)?;
         Ok(Some((file, meta_of(&m))))
     }
 
@@ -361,6 +366,35 @@ impl HostView {
     }
 }
 
+/// Opens a resolved path for reading only if it is a regular file, judged
+/// on the open descriptor itself: a device node, FIFO or socket in a root
+/// being scanned would block or stream for ever, and a symbolic link put in
+/// place of the last component after resolution is not followed out of the
+/// root (`O_NOFOLLOW`). `O_NONBLOCK` keeps the open itself from waiting on a
+/// FIFO with no writer.
+fn open_regular(real: &Path, path: &str) -> Result<(std::fs::File, std::fs::Metadata), HostError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(real)
+        .map_err(|e| HostError::io(path, &e))?;
+    let meta = file.metadata().map_err(|e| HostError::io(path, &e))?;
+    if meta.is_dir() {
+        return Err(HostError::Io {
+            path: path.to_string(),
+            message: "is a directory, expected a file".into(),
+        });
+    }
+    if !meta.is_file() {
+        return Err(HostError::Io {
+            path: path.to_string(),
+            message: "is not a regular file (a device, FIFO or socket); not read".into(),
+        });
+    }
+    Ok((file, meta))
+}
+
 fn meta_of(m: &std::fs::Metadata) -> Meta {
     Meta {
         mode: m.mode() & 0o7777,
@@ -410,6 +444,31 @@ mod tests {
         std::fs::write(dir.path().join("etc/hostname"), "changed\n").unwrap();
         assert_eq!(view.read("/etc/alias").unwrap().unwrap().bytes, b"img\n");
         assert!(view.read("/etc/missing").unwrap().is_none());
+    }
+
+    #[test]
+    fn fifos_and_device_nodes_in_a_root_are_errors_not_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        let fifo = dir.path().join("etc/login.defs");
+        // std has no mkfifo, and the crate denies unsafe code.
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo {}", fifo.display());
+        // A FIFO with no writer would block a read for ever; so, reached
+        // through a link, would it.
+        symlink("/etc/login.defs", dir.path().join("etc/zero")).unwrap();
+        let view = HostView::root(dir.path()).unwrap();
+        let started = std::time::Instant::now();
+        for path in ["/etc/login.defs", "/etc/zero"] {
+            let err = view.read(path).unwrap_err().to_string();
+            assert!(err.contains("not a regular file"), "{path}: {err}");
+            assert!(err.contains(path), "{err}");
+            assert!(view.open(path).is_err());
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -10,6 +10,9 @@ use crate::result::Source;
 
 /// OpenSSH's own limit on nested `Include`s.
 const MAX_INCLUDE_DEPTH: usize = 16;
+/// Files and directories one configuration may pull in: depth alone does
+/// not bound a file that includes itself twice (2^16 parses).
+const MAX_SOURCES: usize = 1024;
 
 /// One keyword occurrence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +105,14 @@ fn parse_file(
     depth: usize,
     cfg: &mut SshdConfig,
 ) -> Result<(), HostError> {
+    if cfg.sources.len() >= MAX_SOURCES {
+        return Err(HostError::Io {
+            path: file.path.clone(),
+            message: format!(
+                "more than {MAX_SOURCES} files and directories included; an include loop or fan-out is not followed"
+            ),
+        });
+    }
     cfg.sources.push(file.source());
     let mut current_match = inherited_match;
     for (i, line) in file.text().lines().enumerate() {
@@ -249,6 +260,30 @@ mod tests {
         let (_d, view) = root(&[("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config\n")]);
         let err = load(&view, "/etc/ssh/sshd_config").unwrap_err();
         assert!(err.to_string().contains("nested deeper"), "{err}");
+    }
+
+    #[test]
+    fn an_include_fan_out_is_an_error_not_an_exponential_parse() {
+        // Fourteen levels, each including the next twice: within the depth
+        // limit, and 2^14 parses if nothing else bounded them.
+        let files: Vec<(String, String)> = (0..14)
+            .map(|i| {
+                (
+                    format!("/etc/ssh/f{i}"),
+                    format!("Include f{0} f{0}\n", i + 1),
+                )
+            })
+            .chain([("/etc/ssh/sshd_config".into(), "Include f0\n".into())])
+            .collect();
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        let (_d, view) = root(&files);
+        let started = std::time::Instant::now();
+        let err = load(&view, "/etc/ssh/sshd_config").unwrap_err();
+        assert!(err.to_string().contains("more than 1024 files"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

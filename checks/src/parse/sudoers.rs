@@ -11,6 +11,9 @@ use crate::host::{FileData, HostError, HostView};
 use crate::result::Source;
 
 const MAX_INCLUDE_DEPTH: usize = 16;
+/// Files and directories one policy may pull in: depth alone does not
+/// bound a file that includes itself twice (2^16 parses).
+const MAX_SOURCES: usize = 1024;
 
 /// What a logical sudoers line declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +104,14 @@ fn parse_file(
     depth: usize,
     s: &mut Sudoers,
 ) -> Result<(), HostError> {
+    if s.sources.len() >= MAX_SOURCES {
+        return Err(HostError::Io {
+            path: file.path.clone(),
+            message: format!(
+                "more than {MAX_SOURCES} files and directories included; an include loop or fan-out is not followed"
+            ),
+        });
+    }
     s.sources.push(file.source());
     s.files.push(file.path.clone());
     let dir = file.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
@@ -214,6 +225,30 @@ mod tests {
                 "/etc/sudoers.d/deploy"
             ]
         );
+    }
+
+    #[test]
+    fn an_include_fan_out_is_an_error_not_an_exponential_parse() {
+        // Fourteen levels, each including the next twice: within the depth
+        // limit, and 2^14 parses if nothing else bounded them.
+        let files: Vec<(String, String)> = (0..14)
+            .map(|i| {
+                (
+                    format!("/etc/s{i}"),
+                    format!("@include s{0}\n@include s{0}\n", i + 1),
+                )
+            })
+            .chain([("/etc/sudoers".into(), "@include s0\n".into())])
+            .collect();
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        let (_d, view) = root(&files);
+        let started = std::time::Instant::now();
+        let err = load(&view, "/etc/sudoers").unwrap_err();
+        assert!(err.to_string().contains("more than 1024 files"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub async fn enroll(
             "machine_id_sha256 must be 64 hex digits",
         ));
     }
+    annexa_evidence::api::check_hostname(&req.hostname)
+        .and_then(|()| annexa_evidence::api::check_labels(&req.labels))
+        .map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e))?;
     let id = tokens::agent_id()
         .map_err(|e| Error::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, e))?;
     let new = NewAgent {
@@ -58,7 +61,7 @@ pub async fn enroll(
     state.conformity.index.upsert_host(outcome.agent());
     if let Enrolled::New(a) = &outcome {
         state.metrics.enrolled.inc();
-        tracing::info!(agent = %a.id, host = %a.hostname, key = %a.key_id, "agent enrolled");
+        tracing::info!(agent = %a.id, host = ?a.hostname, key = %a.key_id, "agent enrolled");
     }
     let a = outcome.agent();
     state.agents.put(a.clone());
@@ -102,6 +105,7 @@ pub async fn create_token(
     let Json(req) =
         body.map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.body_text()))?;
     let ttl = clock::parse_ttl(req.ttl.as_deref().unwrap_or("1h"))
+        .and_then(|ttl| annexa_evidence::api::check_labels(&req.labels).map(|()| ttl))
         .map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e))?;
     let (token, expires_at) =
         crate::create_enroll_token(state.store.as_ref(), ttl, &req.labels).await?;

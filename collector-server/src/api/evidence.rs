@@ -2,17 +2,17 @@
 
 use std::time::Instant;
 
-use annexa_evidence::api::{AgentPolicy, EvidenceResponse, LogState, codes};
+use annexa_evidence::api::{AGENT_TIME_HEADER, AgentPolicy, EvidenceResponse, LogState, codes};
 use annexa_evidence::dsse::Envelope;
 use annexa_evidence::receipt::Receipt;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 
 use super::{AppState, Error};
-use crate::ingest;
+use crate::{clock, ingest};
 
 /// `POST /v1/evidence?log_size=N`.
 #[derive(Debug, serde::Deserialize)]
@@ -28,6 +28,7 @@ pub struct SubmitQuery {
 pub async fn submit(
     State(state): State<AppState>,
     query: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EvidenceResponse>, Error> {
     let started = Instant::now();
@@ -37,7 +38,7 @@ pub async fn submit(
             codes::MALFORMED,
             e.body_text(),
         )),
-        (Ok(Query(q)), Ok(body)) => accept(&state, body, q.log_size).await,
+        (Ok(Query(q)), Ok(body)) => accept(&state, &headers, body, q.log_size).await,
         // Answered as the API's error (and counted) like every other refusal.
         (_, Err(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Error::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -62,6 +63,7 @@ pub async fn submit(
 
 async fn accept(
     state: &AppState,
+    headers: &HeaderMap,
     body: Bytes,
     log_size: Option<u64>,
 ) -> Result<Json<EvidenceResponse>, Error> {
@@ -82,7 +84,8 @@ async fn accept(
     let bytes = body.to_vec();
     // Verification is ~0.1-0.3 ms of CPU: cheaper on this worker than the
     // thread hand-off to a blocking pool would be.
-    let checked = ingest::check(agent, &env, bytes)?;
+    let mut checked = ingest::check(agent, &env, bytes)?;
+    checked.agent_time = agent_clock(state, headers, &checked)?;
     let (agent_id, sequence, digest) = (
         checked.agent.id.clone(),
         checked.sequence,
@@ -137,4 +140,71 @@ async fn accept(
             consistency,
         }),
     }))
+}
+
+/// The agent's clock as its `annexa-agent-time` header gives it, checked
+/// against the collector's within `clock_skew_tolerance_seconds`. A scan
+/// that finished later than the collector's now plus the tolerance is
+/// refused too: a fast clock shows there even without the header. The
+/// envelope is refused, not stored with a wrong time: the agent keeps it and
+/// sends it again once its clock is right.
+fn agent_clock(
+    state: &AppState,
+    headers: &HeaderMap,
+    checked: &ingest::Checked,
+) -> Result<Option<String>, Error> {
+    let said = match headers.get(AGENT_TIME_HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(clock::normalize_rfc3339)
+                .ok_or_else(|| {
+                    Error::new(
+                        StatusCode::BAD_REQUEST,
+                        codes::MALFORMED,
+                        format!(
+                            "header {AGENT_TIME_HEADER}: {:?} is not an RFC 3339 time",
+                            String::from_utf8_lossy(v.as_bytes())
+                        ),
+                    )
+                })?,
+        ),
+    };
+    let Some(tolerance) = state.clock_skew_tolerance else {
+        return Ok(said.map(|(text, _)| text));
+    };
+    let tolerance = tolerance.as_secs() as i64;
+    let now = clock::now_unix();
+    let skewed = |what: String, skew: i64| {
+        state.metrics.reject(codes::CLOCK_SKEW);
+        Error::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::CLOCK_SKEW,
+            format!(
+                "{what}, {} s {} the collector's clock ({}); clock_skew_tolerance_seconds is {tolerance}. \
+                 Synchronise the agent's clock; it keeps the envelope and sends it again",
+                skew.abs(),
+                if skew > 0 { "ahead of" } else { "behind" },
+                clock::rfc3339(now)
+            ),
+        )
+    };
+    if let Some((text, at)) = &said
+        && (at - now).abs() > tolerance
+    {
+        return Err(skewed(format!("the agent's clock reads {text}"), at - now));
+    }
+    if let Some(finished) = clock::parse_rfc3339(&checked.finished_at)
+        && finished - now > tolerance
+    {
+        return Err(skewed(
+            format!(
+                "envelope {} says its scan finished at {}",
+                checked.sequence, checked.finished_at
+            ),
+            finished - now,
+        ));
+    }
+    Ok(said.map(|(text, _)| text))
 }

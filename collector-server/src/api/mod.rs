@@ -48,6 +48,8 @@ pub struct AppState {
     pub log: Arc<crate::log::Log>,
     /// The retention period as configured, for exports.
     pub retention: Option<String>,
+    /// How far an agent's clock may be off (None: any).
+    pub clock_skew_tolerance: Option<std::time::Duration>,
 }
 
 /// A comma-separated query value as its non-empty items, trimmed.

@@ -193,6 +193,8 @@ pub struct Accepted {
     pub sha256: String,
     /// RFC 3339 acceptance time.
     pub received_at: String,
+    /// The agent's clock at delivery (RFC 3339), if it sent it.
+    pub agent_time: Option<String>,
     /// Declared gap (dropped sequences), as JSON.
     pub gap: Option<String>,
     /// Summary counts, as JSON.
@@ -455,8 +457,11 @@ pub struct EnvelopeMeta {
     pub sequence: u64,
     /// Hex SHA-256 of the bytes.
     pub sha256: String,
-    /// Acceptance time.
+    /// Acceptance time (the collector's clock).
     pub received_at: String,
+    /// The agent's clock when it delivered the envelope, if it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_time: Option<String>,
     /// Dropped sequences declared by the agent, if any.
     pub gap: Option<serde_json::Value>,
     /// Summary counts.

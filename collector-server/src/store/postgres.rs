@@ -30,18 +30,42 @@ pub fn is_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// A database URL as messages show it: the password replaced by `***`.
+/// A database URL as messages show it: the password replaced by `***`,
+/// whether it stands in the authority (`user:password@`) or in a query
+/// parameter (`?password=…`, `sslpassword=…`).
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<database_url that is not a URL>".into();
     };
-    match rest.rsplit_once('@') {
+    // The authority ends at the first `/` or `?`: an `@` in the query must
+    // not be taken for the end of the credentials.
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
         Some((auth, host)) if auth.contains(':') => {
             let user = auth.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
+            format!("{user}:***@{host}")
         }
-        _ => url.to_string(),
-    }
+        _ => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _))
+                        if k.eq_ignore_ascii_case("password")
+                            || k.eq_ignore_ascii_case("sslpassword") =>
+                    {
+                        format!("{k}=***")
+                    }
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 impl PgStore {

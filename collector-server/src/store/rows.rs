@@ -62,7 +62,7 @@ pub const AGENT_COLUMNS: &str = "no, id, key_id, public_key, hostname, machine_i
 
 /// The columns [`envelope_meta`] reads.
 pub const META_COLUMNS: &str =
-    "sequence, sha256, received_at, gap, summary, results, log_index, pruned_at";
+    "sequence, sha256, received_at, agent_time, gap, summary, results, log_index, pruned_at";
 
 /// Labels as stored (JSON).
 pub fn labels_json(labels: &Labels) -> String {
@@ -105,6 +105,7 @@ pub fn envelope_meta<R: AnyRow>(row: &R) -> Result<EnvelopeMeta, StoreError> {
         sequence: row.int("sequence")? as u64,
         sha256: row.text("sha256")?,
         received_at: row.text("received_at")?,
+        agent_time: row.opt_text("agent_time")?,
         gap: row
             .opt_text("gap")?
             .and_then(|g| serde_json::from_str(&g).ok()),

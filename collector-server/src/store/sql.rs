@@ -228,6 +228,15 @@ macro_rules! sql_store {
                 now_unix: i64,
                 agent: NewAgent,
             ) -> Result<Enrolled, StoreError> {
+                // Guessed tokens are refused on a read, before the write lock
+                // every ingest needs: a stream of them cannot stall evidence.
+                let known = sqlx::query("SELECT 1 FROM enroll_tokens WHERE hash = $1")
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if known.is_none() {
+                    return Err(StoreError::Denied("unknown enrollment token".into()));
+                }
                 let mut tx = self.begin_write().await?;
                 let token =
                     sqlx::query("SELECT labels, expires_at, used_by FROM enroll_tokens WHERE hash = $1")
@@ -415,13 +424,14 @@ macro_rules! sql_store {
                 }
                 for chunk in batch.chunks($envelope_rows) {
                     let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO envelopes (agent_no, sequence, sha256, received_at, gap, summary, results, bytes, log_index) ",
+                        "INSERT INTO envelopes (agent_no, sequence, sha256, received_at, agent_time, gap, summary, results, bytes, log_index) ",
                     );
                     q.push_values(chunk, |mut row, a| {
                         row.push_bind(a.agent_no)
                             .push_bind(a.sequence as i64)
                             .push_bind(&a.sha256)
                             .push_bind(&a.received_at)
+                            .push_bind(&a.agent_time)
                             .push_bind(&a.gap)
                             .push_bind(&a.summary)
                             .push_bind(&a.results)
