@@ -1042,14 +1042,14 @@ async fn process_batch(
                 tracing::warn!(entries = n, envelopes = waiting.len(), error = %e, "a batch of evidence met other collectors' appends too often; nothing of it was stored and agents will retry")
             }
             Ok(_) => {
-                tracing::error!(error = %e, envelopes = waiting.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry")
+                tracing::error!(error = %e, envelopes = waiting.len(), "committing a batch of evidence failed; {}", commit_hint(&e))
             }
             Err(le) => {
                 tracing::error!(error = %e, log = %le, envelopes = waiting.len(), "committing a batch of evidence failed, and the evidence log in the store does not extend this collector's")
             }
         }
     } else {
-        tracing::error!(error = %e, envelopes = waiting.len(), "committing a batch of evidence failed; nothing of it was stored and agents will retry");
+        tracing::error!(error = %e, envelopes = waiting.len(), "committing a batch of evidence failed; {}", commit_hint(&e));
     }
     // The store refuses to move the chain of a revoked agent. An agent
     // revoked by another process (`annexa-collector agent revoke`) is still
@@ -1081,6 +1081,21 @@ async fn process_batch(
             }));
     }
     Outcome::NotStored
+}
+
+/// What an operator needs to know of a failed commit: above all whether
+/// the store's file system is full (SQLite: "database or disk is full";
+/// PostgreSQL: "could not extend file … No space left on device").
+fn commit_hint(e: &StoreError) -> &'static str {
+    let text = e.to_string().to_ascii_lowercase();
+    if text.contains("disk is full")
+        || text.contains("no space left")
+        || text.contains("could not extend file")
+    {
+        "no space left on the store's file system: new evidence is refused with 503 until space returns; everything already acknowledged is kept"
+    } else {
+        "nothing of it was stored and agents will retry"
+    }
 }
 
 /// What became of a batch.

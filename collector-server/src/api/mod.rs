@@ -62,34 +62,123 @@ fn comma_list(v: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// Who may call a route. Declared beside each route for the role-matrix
+/// test (tests/tests/role_matrix.rs), which tries every route with every
+/// kind of credential and fails on a route it does not know; the handlers'
+/// extractors ([`Admin`], [`Reader`]) and the enrollment and evidence
+/// handlers enforce it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credential (health, the API description).
+    Anyone,
+    /// An unused, unexpired enrollment token in the body.
+    EnrollmentToken,
+    /// A DSSE envelope signed by an enrolled, unrevoked agent's key.
+    AgentSignature,
+    /// An admin or auditor API token.
+    Reader,
+    /// An admin API token.
+    Admin,
+}
+
+type Route = (
+    &'static str,
+    &'static str,
+    Access,
+    axum::routing::MethodRouter<AppState>,
+);
+
+/// Every route: method, path, who may call it, and its handler.
+fn routes() -> Vec<Route> {
+    use Access::*;
+    vec![
+        ("GET", "/healthz", Anyone, get(ops::healthz)),
+        ("GET", "/metrics", Admin, get(ops::metrics)),
+        ("POST", "/v1/enroll", EnrollmentToken, post(enroll::enroll)),
+        (
+            "POST",
+            "/v1/evidence",
+            AgentSignature,
+            post(evidence::submit),
+        ),
+        (
+            "POST",
+            "/v1/tokens/enroll",
+            Admin,
+            post(enroll::create_token),
+        ),
+        ("GET", "/v1/hosts", Reader, get(hosts::list)),
+        ("GET", "/v1/hosts/{id}", Reader, get(hosts::show)),
+        ("POST", "/v1/hosts/{id}/revoke", Admin, post(hosts::revoke)),
+        (
+            "GET",
+            "/v1/hosts/{id}/evidence",
+            Reader,
+            get(hosts::evidence),
+        ),
+        (
+            "GET",
+            "/v1/hosts/{id}/evidence/{seq}",
+            Reader,
+            get(hosts::envelope),
+        ),
+        ("GET", "/v1/soa", Reader, get(soa::list)),
+        ("POST", "/v1/soa", Admin, post(soa::import)),
+        ("GET", "/v1/soa/diff", Reader, get(soa::diff)),
+        ("GET", "/v1/soa/{version}", Reader, get(soa::show)),
+        ("GET", "/v1/soa/{version}/export", Reader, get(soa::export)),
+        ("GET", "/v1/conformity", Reader, get(conformity::fleet)),
+        (
+            "GET",
+            "/v1/conformity/controls/{id}",
+            Reader,
+            get(conformity::control),
+        ),
+        (
+            "GET",
+            "/v1/conformity/hosts/{id}",
+            Reader,
+            get(conformity::host),
+        ),
+        (
+            "GET",
+            "/v1/conformity/timeline",
+            Reader,
+            get(conformity::timeline),
+        ),
+        ("GET", "/v1/log/checkpoint", Reader, get(log::checkpoint)),
+        (
+            "GET",
+            "/v1/log/proof/inclusion",
+            Reader,
+            get(log::inclusion),
+        ),
+        (
+            "GET",
+            "/v1/log/proof/consistency",
+            Reader,
+            get(log::consistency),
+        ),
+        ("GET", "/v1/log/export", Reader, get(log::export)),
+        ("GET", "/v1/reports", Reader, get(report::get)),
+        ("GET", "/v1/drift", Reader, get(drift::get)),
+        ("GET", "/v1/openapi.json", Anyone, get(ops::openapi)),
+    ]
+}
+
+/// Every route as (method, path, who may call it).
+pub fn route_table() -> Vec<(&'static str, &'static str, Access)> {
+    routes().into_iter().map(|(m, p, a, _)| (m, p, a)).collect()
+}
+
 /// The router with every route (tests call it without a socket).
 pub fn router(state: AppState, body: crate::limits::BodyLimits) -> Router {
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
-        .route("/v1/enroll", post(enroll::enroll))
-        .route("/v1/evidence", post(evidence::submit))
-        .route("/v1/tokens/enroll", post(enroll::create_token))
-        .route("/v1/hosts", get(hosts::list))
-        .route("/v1/hosts/{id}", get(hosts::show))
-        .route("/v1/hosts/{id}/revoke", post(hosts::revoke))
-        .route("/v1/hosts/{id}/evidence", get(hosts::evidence))
-        .route("/v1/hosts/{id}/evidence/{seq}", get(hosts::envelope))
-        .route("/v1/soa", get(soa::list).post(soa::import))
-        .route("/v1/soa/diff", get(soa::diff))
-        .route("/v1/soa/{version}", get(soa::show))
-        .route("/v1/soa/{version}/export", get(soa::export))
-        .route("/v1/conformity", get(conformity::fleet))
-        .route("/v1/conformity/controls/{id}", get(conformity::control))
-        .route("/v1/conformity/hosts/{id}", get(conformity::host))
-        .route("/v1/conformity/timeline", get(conformity::timeline))
-        .route("/v1/log/checkpoint", get(log::checkpoint))
-        .route("/v1/log/proof/inclusion", get(log::inclusion))
-        .route("/v1/log/proof/consistency", get(log::consistency))
-        .route("/v1/log/export", get(log::export))
-        .route("/v1/reports", get(report::get))
-        .route("/v1/drift", get(drift::get))
-        .route("/v1/openapi.json", get(ops::openapi))
+    routes()
+        .into_iter()
+        // Two methods on one path merge into one method router.
+        .fold(Router::new(), |r, (_, path, _, handler)| {
+            r.route(path, handler)
+        })
         .fallback(|| async { Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(body.max))
         .layer(axum::middleware::from_fn(move |r, n| {
@@ -153,5 +242,33 @@ impl From<StoreError> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_described_in_openapi_json_and_nothing_else_is() {
+        let api: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/openapi.json")).unwrap();
+        let mut described: Vec<(String, String)> = api["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(|m| (m.to_ascii_uppercase(), path.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut routed: Vec<(String, String)> = super::route_table()
+            .into_iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .collect();
+        described.sort();
+        routed.sort();
+        assert_eq!(routed, described);
     }
 }
