@@ -261,6 +261,13 @@ impl CollectorConfig {
                 crate::store::postgres::redact(u)
             ));
         }
+        if let Some(why) = cfg
+            .database_url
+            .as_deref()
+            .and_then(crate::store::postgres::insecure_transport)
+        {
+            return Err(format!("{label}: database_url: {why}"));
+        }
         if cfg.database_max_connections == 0 {
             return Err(format!(
                 "{label}: database_max_connections must be at least 1"
@@ -296,9 +303,25 @@ mod tests {
         ] {
             assert_eq!(crate::store::postgres::redact(url), shown);
         }
+        for (url, ok) in [
+            ("postgres://u:p@db:5432/annexa", false),
+            ("postgres://u:p@db:5432/annexa?sslmode=require", false),
+            ("postgres://u:p@db:5432/annexa?sslmode=verify-full", true),
+            ("postgres://u@127.0.0.1:5432/annexa", true),
+            ("postgres://u@[::1]/annexa", true),
+            ("postgres://u@localhost/annexa", true),
+            ("postgres:///annexa?host=/run/postgresql", true),
+            ("postgres://u@[2001:db8::1]/annexa", false),
+        ] {
+            let r = CollectorConfig::parse("c.toml", &format!("database_url = \"{url}\"\n"));
+            assert_eq!(r.is_ok(), ok, "{url}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.contains("sslmode=verify-full"), "{e}");
+            }
+        }
         let c = CollectorConfig::parse(
             "c.toml",
-            "database_url = \"postgres://u:p@db:5432/annexa\"\n",
+            "database_url = \"postgres://u:p@db:5432/annexa?sslmode=verify-full\"\n",
         )
         .unwrap();
         assert_eq!(c.database_max_connections, 16);

@@ -197,8 +197,8 @@ pub fn check(agent: AgentRecord, env: &Envelope, bytes: Vec<u8>) -> Result<Check
         tracing::error!(
             agent = %agent.id,
             sequence = p.sequence,
-            error = %alert.error,
-            detected_at = %alert.detected_at,
+            error = ?alert.error,
+            detected_at = ?alert.detected_at,
             "an agent reports that this collector's evidence log is inconsistent with a checkpoint it held: investigate with `annexa verify log`"
         );
     }

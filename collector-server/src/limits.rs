@@ -218,18 +218,22 @@ impl FailureLimit {
         }
         let now = std::time::Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_TRACKED {
+        let key = Self::key(ip);
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&key) {
+            // Forget addresses whose allowance has refilled; never those
+            // still limited, so that a flood of new addresses cannot
+            // reset them. Still full: the newcomer goes untracked.
             let cap = f64::from(self.per_minute);
             buckets.retain(|_, b| self.refilled(*b, now).tokens < cap);
             if buckets.len() >= MAX_TRACKED {
-                buckets.clear();
+                return false;
             }
         }
         let full = Bucket {
             tokens: f64::from(self.per_minute),
             at: now,
         };
-        let b = buckets.entry(Self::key(ip)).or_insert(full);
+        let b = buckets.entry(key).or_insert(full);
         *b = self.refilled(*b, now);
         let was = b.tokens >= 1.0;
         b.tokens = (b.tokens - 1.0).max(0.0);
@@ -277,4 +281,36 @@ pub async fn limit_failures(limit: Arc<FailureLimit>, request: Request, next: Ne
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn failures_empty_the_bucket_of_one_address_or_one_ipv6_slash_64() {
+        let limit = FailureLimit::new(3);
+        let a = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        assert!(!limit.charge(a) && !limit.charge(a));
+        assert!(limit.wait(a).is_none());
+        assert!(limit.charge(a), "the third failure empties it");
+        let wait = limit.wait(a).expect("limited");
+        assert!(
+            wait <= Duration::from_secs(20) && wait >= Duration::from_secs(19),
+            "{wait:?}"
+        );
+        assert!(
+            limit
+                .wait(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)))
+                .is_none()
+        );
+        // Two addresses of one /64 are one client.
+        let v6 = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, last));
+        for i in 0..3 {
+            limit.charge(v6(i));
+        }
+        assert!(limit.wait(v6(99)).is_some());
+        assert!(FailureLimit::new(0).wait(a).is_none() && !FailureLimit::new(0).charge(a));
+    }
 }

@@ -44,6 +44,9 @@ async fn migrate_command(at: Where, from: &str, to: &str) -> anyhow::Result<()> 
     if !postgres::is_url(to) {
         bail!("--to `{}` is not a postgres:// URL", postgres::redact(to));
     }
+    if let Some(why) = postgres::insecure_transport(to) {
+        bail!("--to `{}`: {why}", postgres::redact(to));
+    }
     let src = sqlite::SqliteStore::open(path).await?;
     let dst = postgres::PgStore::connect(to, 4).await?;
     let (origin, key) = log_origin(&cfg, &src).await?;

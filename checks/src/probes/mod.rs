@@ -487,3 +487,41 @@ pub(crate) mod testing {
         run(&view, toml_probe)
     }
 }
+
+/// A package or unit name as packs may give it: a letter or digit, then
+/// letters, digits and `+ . _ : @ -` (Debian, RPM and systemd names fit).
+/// Such names are passed to `rpm` and `systemctl` as arguments, so one
+/// that starts with `-` or holds a space or `%` is refused when the pack
+/// loads, not run.
+fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let mut bytes = name.bytes();
+    let ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"+._:@-".contains(&b))
+        && name.len() <= 256;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} name {name:?}: a letter or digit, then letters, digits and + . _ : @ - (at most 256)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    #[test]
+    fn names_that_would_be_options_or_macros_are_refused() {
+        for ok in [
+            "openssh-server",
+            "libc6:amd64",
+            "g++",
+            "getty@tty1.service",
+            "chrony",
+        ] {
+            assert!(super::check_name("package", ok).is_ok(), "{ok}");
+        }
+        for bad in ["--eval=%(id)", "-H", "", "a b", "x%{y}", "a/../b"] {
+            assert!(super::check_name("package", bad).is_err(), "{bad:?}");
+        }
+    }
+}

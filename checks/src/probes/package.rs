@@ -47,7 +47,7 @@ pub(crate) fn installed(
                     let mut sources = Vec::new();
                     for n in names {
                         let out = live
-                            .command(&["rpm", "-q", "--qf", "%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n", n])
+                            .command(&["rpm", "-q", "--qf", "%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n", "--", n])
                             .map_err(|e| format!("rpm -q {n}: {e}"))?;
                         sources.push(out.source());
                         if out.code == Some(0) {
@@ -124,6 +124,11 @@ impl Probe for PackageProbe {
     fn validate(&self) -> Result<(), String> {
         if self.names.is_empty() {
             return Err("`names` must list at least one package".into());
+        }
+        // Names reach `rpm -q` as arguments: one that starts with `-` would
+        // be an option (`--eval=%(…)` runs a command as the agent).
+        for n in &self.names {
+            super::check_name("package", n)?;
         }
         Ok(())
     }

@@ -229,7 +229,7 @@ impl Probe for SystemdUnitProbe {
             return Outcome::not_applicable(format!("systemd is not the running init (/run/systemd/system is absent), so whether {unit} is active cannot be read; it is {}", state.describe()))
                 .sources(sources);
         }
-        let out = match live.command(&["systemctl", "is-active", &unit]) {
+        let out = match live.command(&["systemctl", "is-active", "--", &unit]) {
             Ok(o) => o,
             Err(e) => {
                 return Outcome::error(format!("systemctl is-active {unit}: {e}")).sources(sources);
@@ -250,6 +250,10 @@ impl Probe for SystemdUnitProbe {
     fn validate(&self) -> Result<(), String> {
         if self.units.is_empty() {
             return Err("`units` must name at least one unit".into());
+        }
+        // Unit names reach `systemctl` as arguments.
+        for u in &self.units {
+            super::check_name("unit", u)?;
         }
         if self.enabled.is_none() && self.active.is_none() {
             return Err("set `enabled` and/or `active`".into());

@@ -68,6 +68,47 @@ pub fn redact(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
+/// Why `url` may not be used as it stands: a database on another machine
+/// reached without a verified TLS connection. sqlx's default
+/// (`sslmode=prefer`) falls back to plain text, and whoever can then read
+/// or change that traffic holds the evidence store; the loopback address
+/// and a Unix socket (no host) need no TLS.
+pub fn insecure_transport(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => hostport.split(':').next().unwrap_or(""),
+    };
+    let query = tail.split_once('?').map_or("", |(_, q)| q);
+    let param = |name: &str| {
+        query.split('&').find_map(|p| {
+            p.split_once('=')
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v)
+        })
+    };
+    let host = if host.is_empty() {
+        param("host").unwrap_or("")
+    } else {
+        host
+    };
+    let local = host.is_empty()
+        || host.starts_with('/')
+        || host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback());
+    let verified = matches!(param("sslmode"), Some("verify-full" | "verify-ca"));
+    (!local && !verified).then(|| {
+        format!(
+            "the database at {host} is not on this machine and the URL does not ask for a verified TLS connection: add ?sslmode=verify-full&sslrootcert=FILE (or verify-ca)"
+        )
+    })
+}
+
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`,
     /// `?sslmode=require` for TLS) with at most `max_connections`, and

@@ -317,7 +317,7 @@ fn control_detail(h: &mut String, ctx: &Context<'_>, c: &ControlReport) {
                                 let _ = write!(
                                     t,
                                     " <span class=\"mono\">sha256:{}</span>",
-                                    esc(&d[..d.len().min(16)])
+                                    esc(prefix(d, 16))
                                 );
                             }
                             t
@@ -416,7 +416,7 @@ fn hosts(h: &mut String, ctx: &Context<'_>) {
             esc(&host.agent),
             esc(&os),
             esc(&labels),
-            esc(a.map_or("", |a| &a.key_id[..a.key_id.len().min(16)])),
+            esc(a.map_or("", |a| prefix(&a.key_id, 16))),
         );
     }
     h.push_str("</table>\n");
@@ -467,5 +467,25 @@ mod tests {
             super::esc("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
+    }
+}
+
+/// The first `n` characters of an identifier shown in short. Digests and
+/// key ids come from agents: cutting at a byte offset could split a
+/// character and panic.
+fn prefix(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    #[test]
+    fn a_short_form_never_splits_a_character() {
+        assert_eq!(
+            super::prefix("0123456789abcdef0123", 16),
+            "0123456789abcdef"
+        );
+        assert_eq!(super::prefix("aéééééééééééééééééé", 3), "aéé");
+        assert_eq!(super::prefix("ab", 16), "ab");
     }
 }
