@@ -100,6 +100,20 @@ enum Command {
     /// envelopes remain spooled, 2 configuration or state errors (not
     /// enrolled with --once, malformed agent.toml or pack).
     Run(RunArgs),
+    /// Rotate the agent's key: make a new key (agent.key.next, mode 0600)
+    /// that the next run declares in its envelope, signed with the current
+    /// key; from the envelope after it, the agent signs with the new key and
+    /// the old one is deleted. The collector switches keys when it accepts
+    /// the declaring envelope; evidence signed with the old key stays
+    /// verifiable (docs/security.md).
+    ///
+    /// Exit status: 0 a rotation is pending (made now or already), 2 not
+    /// enrolled or the state directory is unusable.
+    RotateKey {
+        /// Configuration file (default /etc/annexa/agent.toml, if it exists).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Evidence reports for auditors: pull a signed report from the
     /// collector, or render one as HTML, OSCAL or CSV.
     Report {
@@ -620,6 +634,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Controls { command } => controls(command),
         Command::Enroll(args) => enroll_command(args),
         Command::Run(args) => run_command(args),
+        Command::RotateKey { config } => rotate_key(config),
         Command::Status(args) => status_command(args),
         Command::Verify {
             command: VerifyCommand::Log(args),
@@ -1460,6 +1475,29 @@ fn enroll_command(args: EnrollArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         )?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rotate_key(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = AgentConfig::load_or_default(config.as_deref())?;
+    let state = annexa_agent::state::StateDir::open(&config.state_dir)?;
+    let Some(enrollment) = state.enrollment()? else {
+        bail!(
+            "not enrolled ({} is missing): enroll first with `annexa enroll`",
+            state.enrollment_path().display()
+        );
+    };
+    let (current, _) = state.signing_key()?;
+    let (next, made) = state.prepare_rotation()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{} key {} for agent {} (now {}): the next run declares it and signs with it from the envelope after",
+        if made { "made" } else { "already pending:" },
+        next.public().key_id(),
+        enrollment.agent_id,
+        current.public().key_id()
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,7 +20,7 @@ use annexa_evidence::api::AgentPolicy;
 use annexa_evidence::dsse::IN_TOTO_PAYLOAD_TYPE;
 use annexa_evidence::keys::SigningKey;
 use annexa_evidence::receipt::Receipt;
-use annexa_evidence::statement::{
+use annexa_evidence::statement::{KeyRotation, 
     AgentInfo, Gap, ScanPredicate, parse_scan_envelope, scan_statement,
 };
 
@@ -108,6 +108,8 @@ pub struct Produced {
 /// What signing needs besides the scan.
 struct Signer<'a> {
     key: &'a SigningKey,
+    /// The key to declare for the next envelopes (a pending rotation).
+    next_key: Option<&'a SigningKey>,
     enrollment: &'a Enrollment,
     machine_id_sha256: String,
     labels: BTreeMap<String, String>,
@@ -136,6 +138,9 @@ impl Signer<'_> {
             gap: gap.clone(),
             interval_seconds: self.interval_seconds,
             log_alert: self.log_alert.clone(),
+            key_rotation: self
+                .next_key
+                .map(|next| KeyRotation::new(&self.enrollment.agent_id, sequence, &self.key.public().key_id(), next)),
             scan: scan.clone(),
         };
         let statement = scan_statement(predicate, &self.machine_id_sha256);
@@ -156,13 +161,12 @@ impl Signer<'_> {
 /// ([`StateDir::try_lock`]) as [`crate::run_once`] does.
 pub fn produce(config: &AgentConfig, state: &StateDir) -> Result<Produced, RunError> {
     let enrollment = enrolled(state)?;
-    let (key, _) = state.signing_key()?;
     let spool = Spool::open(state.spool_dir())?;
     // Before scanning: a state problem should not cost a scan.
     recover_chain(state, &spool)?;
     let policy = state.policy()?;
     let report = scan_live(config, policy.as_ref())?;
-    seal(config, state, &enrollment, &key, &report)
+    seal(config, state, &enrollment, &report)
 }
 
 /// The enrollment, or the error telling how to enroll.
@@ -344,7 +348,6 @@ fn seal(
     config: &AgentConfig,
     state: &StateDir,
     enrollment: &Enrollment,
-    key: &SigningKey,
     report: &ScanReport,
 ) -> Result<Produced, RunError> {
     // Spool changes must not interleave with a delivery in progress.
@@ -353,10 +356,18 @@ fn seal(
     let spool = Spool::open(state.spool_dir())?;
     let head = recover_chain(state, &spool)?;
     forget_acknowledged(state, &spool, enrollment)?;
+    if let Some(k) = state.settle_rotation(head.last_sequence)? {
+        info!(key = %k, "key rotation completed: the agent signs with key {k}");
+    }
+    // Loaded here, under the spool lock: a rotation changes it.
+    let (key, _) = state.signing_key()?;
+    let next_key = state.next_key()?;
+    let key = &key;
     let mut labels = enrollment.labels.clone();
     labels.extend(config.labels.clone());
     let signer = Signer {
         key,
+        next_key: next_key.as_ref(),
         enrollment,
         machine_id_sha256: machine_id_sha256(),
         labels,
@@ -398,11 +409,21 @@ fn seal(
         }
     }
     let digest = annexa_evidence::sha256_hex(&bytes);
+    if let Some(next) = &next_key {
+        state.record_rotation(sequence, &next.public().key_id())?;
+    }
     let path = spool.append(sequence, &bytes)?;
     state.write_chain(&ChainHead {
         last_sequence: sequence,
         last_digest: Some(digest.clone()),
     })?;
+    if let Some(k) = state.settle_rotation(sequence)? {
+        info!(
+            sequence,
+            key = %k,
+            "envelope {sequence} declares the agent's next key {k}; later envelopes are signed with it"
+        );
+    }
     // Only now that the envelope recording the gap is durable.
     spool.drop_superseded(&dropped, config.spool_max_bytes)?;
     if let Some(alert) = &signer.log_alert {
@@ -481,12 +502,45 @@ pub(crate) mod tests {
 
     fn seal_one(config: &AgentConfig, state: &StateDir) -> Produced {
         let e = state.enrollment().unwrap().unwrap();
-        let (key, _) = state.signing_key().unwrap();
-        seal(config, state, &e, &key, &small_report()).unwrap()
+        seal(config, state, &e, &small_report()).unwrap()
     }
 
     fn predicate_of(bytes: &[u8]) -> ScanPredicate {
         parse_scan_envelope(bytes).unwrap().predicate
+    }
+
+    #[test]
+    fn a_rotation_is_declared_with_the_old_key_then_the_new_key_signs() {
+        let d = tempfile::tempdir().unwrap();
+        let (state, _) = enrolled_state(d.path());
+        let config = AgentConfig::default();
+        let old = state.signing_key().unwrap().0.public();
+        seal_one(&config, &state);
+        let (next, made) = state.prepare_rotation().unwrap();
+        assert!(made && !state.prepare_rotation().unwrap().1, "one pending key");
+        let declaring = seal_one(&config, &state);
+        let bytes = std::fs::read(&declaring.path).unwrap();
+        let env = Envelope::from_json(&bytes).unwrap();
+        env.verify(IN_TOTO_PAYLOAD_TYPE, &[old], 1).unwrap();
+        let r = predicate_of(&bytes).key_rotation.expect("declared");
+        assert_eq!(r.verify("agent-1", 2, &old.key_id()).unwrap(), next.public());
+        // From the next envelope on: the new key, no declaration, and the
+        // old key is gone from the state directory.
+        assert!(!state.next_key_path().exists());
+        assert_eq!(state.signing_key().unwrap().0.public(), next.public());
+        let after = std::fs::read(seal_one(&config, &state).path).unwrap();
+        assert!(predicate_of(&after).key_rotation.is_none());
+        Envelope::from_json(&after)
+            .unwrap()
+            .verify(IN_TOTO_PAYLOAD_TYPE, &[next.public()], 1)
+            .unwrap();
+        // A declaration that never reached the chain (a crash before the
+        // spool write) is forgotten, and the key stays pending.
+        let (third, _) = state.prepare_rotation().unwrap();
+        state.record_rotation(9, &third.public().key_id()).unwrap();
+        assert_eq!(state.settle_rotation(3).unwrap(), None);
+        assert!(state.next_key_path().exists());
+        assert_eq!(state.signing_key().unwrap().0.public(), next.public());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! | file | mode | contents |
 //! |---|---|---|
 //! | `agent.key` | 0600 | the agent's Ed25519 key (PKCS#8) |
+//! | `agent.key.next` | 0600 | the key a pending rotation switches to (`annexa rotate-key`) |
+//! | `key-rotation.json` | 0600 | `{sequence, key_id}`: the envelope that declares it, while it is being spooled |
 //! | `enrollment.json` | 0644 | agent id, server, collector key, CA path, labels |
 //! | `ca.pem` | 0644 | the pinned collector CA, PEM |
 //! | `chain.json` | 0644 | `{last_sequence, last_digest}`: the chain head |
@@ -133,6 +135,13 @@ pub struct StateDir {
 #[derive(Debug)]
 pub struct StateLock {
     _file: File,
+}
+
+/// `key-rotation.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Rotation {
+    sequence: u64,
+    key_id: String,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -297,6 +306,61 @@ impl StateDir {
     /// Loads the agent's key, creating it (mode 0600) on first use.
     pub fn signing_key(&self) -> Result<(SigningKey, bool), StateError> {
         Ok(SigningKey::load_or_create(&self.key_path())?)
+    }
+
+    /// `agent.key.next`: the key a pending rotation switches to.
+    pub fn next_key_path(&self) -> PathBuf {
+        self.root.join("agent.key.next")
+    }
+
+    fn rotation_path(&self) -> PathBuf {
+        self.root.join("key-rotation.json")
+    }
+
+    /// Makes the next key (mode 0600) for `annexa rotate-key`, or loads the
+    /// one already pending; true when it was made now.
+    pub fn prepare_rotation(&self) -> Result<(SigningKey, bool), StateError> {
+        Ok(SigningKey::load_or_create(&self.next_key_path())?)
+    }
+
+    /// The key a pending rotation switches to, if one is pending.
+    pub fn next_key(&self) -> Result<Option<SigningKey>, StateError> {
+        if !self.next_key_path().exists() {
+            return Ok(None);
+        }
+        Ok(Some(SigningKey::load_or_create(&self.next_key_path())?.0))
+    }
+
+    /// Records, before it is spooled, that envelope `sequence` declares
+    /// the next key: [`StateDir::settle_rotation`] then knows after a crash
+    /// whether the declaration reached the chain.
+    pub fn record_rotation(&self, sequence: u64, key_id: &str) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(&Rotation {
+            sequence,
+            key_id: key_id.to_string(),
+        })
+        .unwrap_or_default();
+        write_atomic(&self.rotation_path(), &bytes, 0o600)
+    }
+
+    /// Completes a declared rotation once its envelope is in the chain
+    /// (`head` at or past its sequence number): the next key becomes
+    /// `agent.key` and the old key is gone, so it signs nothing more.
+    /// A declaration that never reached the chain is forgotten; the next
+    /// run declares the key again. Returns the key id now in force after a
+    /// completed rotation.
+    pub fn settle_rotation(&self, head: u64) -> Result<Option<String>, StateError> {
+        let Some(r) = self.read_json::<Rotation>(&self.rotation_path())? else {
+            return Ok(None);
+        };
+        let done = r.sequence <= head;
+        if done && self.next_key_path().exists() {
+            std::fs::rename(self.next_key_path(), self.key_path())
+                .map_err(io_err(&self.key_path()))?;
+        }
+        std::fs::remove_file(self.rotation_path()).map_err(io_err(&self.rotation_path()))?;
+        sync_dir(&self.root)?;
+        Ok(done.then_some(r.key_id))
     }
 
     fn read_json<T: for<'de> Deserialize<'de>>(

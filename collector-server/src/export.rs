@@ -91,8 +91,10 @@ pub async fn export(
         retention,
     }))
     .await?;
+    let mut retired = store.retired_keys().await?;
     for a in store.agents().await? {
         out.record(&Record::Agent(AgentKey {
+            retired_keys: retired.remove(&a.id).unwrap_or_default(),
             id: a.id,
             key_id: a.key_id,
             public_key: a.public_key,

@@ -83,14 +83,19 @@ pub struct Checked {
     pub agent_time: Option<String>,
     /// When the scan finished, by the agent's clock (signed).
     pub finished_at: String,
+    /// The next key this envelope declares: (key id, public key).
+    pub rotate_to: Option<(String, String)>,
 }
 
-/// Looks up the agent that signed an envelope.
+/// Looks up the agent that signed an envelope. A key the agent rotated
+/// away from is found too, as the agent with that key and the last
+/// sequence number the key signed: re-sent envelopes it signed are still
+/// recognised (and answered with their receipts), nothing newer.
 pub async fn signer(
     store: &dyn Store,
     cache: &AgentCache,
     env: &Envelope,
-) -> Result<AgentRecord, Rejection> {
+) -> Result<(AgentRecord, Option<u64>), Rejection> {
     // The key id is a hint: it picks the enrolled agent, whose key the
     // collector holds; the signature is then verified with that key, never
     // with anything the envelope says. Canonical envelopes carry exactly one
@@ -113,23 +118,31 @@ pub async fn signer(
             "the signature names no key id (64 hex digits); annexa agents sign with their key id",
         ));
     }
-    let agent = match cache.get(key_id) {
-        Some(a) => a,
-        None => {
-            let found = store
-                .agent_by_key(key_id)
-                .await
-                .map_err(|e| Rejection::new(503, codes::UNAVAILABLE, e.to_string()))?
-                .ok_or_else(|| {
-                    Rejection::new(
-                        401,
-                        codes::UNKNOWN_AGENT,
-                        format!("no enrolled agent has key {key_id}"),
-                    )
-                })?;
-            cache.put(found.clone());
-            found
-        }
+    let unavailable = |e: StoreError| Rejection::new(503, codes::UNAVAILABLE, e.to_string());
+    let (agent, retired_after) = match cache.get(key_id) {
+        Some(a) => (a, None),
+        None => match store.agent_by_key(key_id).await.map_err(unavailable)? {
+            Some(found) => {
+                cache.put(found.clone());
+                (found, None)
+            }
+            None => {
+                let (mut agent, old) = store
+                    .retired_key(key_id)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| {
+                        Rejection::new(
+                            401,
+                            codes::UNKNOWN_AGENT,
+                            format!("no enrolled agent has key {key_id}"),
+                        )
+                    })?;
+                agent.key_id = old.key_id;
+                agent.public_key = old.public_key;
+                (agent, Some(old.until_sequence))
+            }
+        },
     };
     if agent.revoked_at.is_some() {
         return Err(Rejection::new(
@@ -138,7 +151,7 @@ pub async fn signer(
             format!("agent {} is revoked", agent.id),
         ));
     }
-    Ok(agent)
+    Ok((agent, retired_after))
 }
 
 /// Verifies signature and statement. CPU-bound; no I/O.
@@ -220,6 +233,15 @@ pub fn check(agent: AgentRecord, env: &Envelope, bytes: Vec<u8>) -> Result<Check
             )
         })
         .collect();
+    let rotate_to = match &p.key_rotation {
+        None => None,
+        Some(r) => {
+            let key = r
+                .verify(&agent.id, p.sequence, &agent.key_id)
+                .map_err(|m| invalid(format!("envelope {}: {m}", p.sequence)))?;
+            Some((key.key_id(), key.to_b64()))
+        }
+    };
     let now = clock::now_unix();
     let profile = RunProfile::of(&p.scan, p.interval_seconds, now);
     Ok(Checked {
@@ -235,6 +257,7 @@ pub fn check(agent: AgentRecord, env: &Envelope, bytes: Vec<u8>) -> Result<Check
         agent,
         agent_time: None,
         finished_at: p.scan.finished_at.clone(),
+        rotate_to,
     })
 }
 
@@ -384,6 +407,9 @@ const BATCH_RETRIES: u32 = 4;
 struct Chain {
     next: u64,
     last: Option<String>,
+    /// The agent's key as of this chain head: a key rotated away from
+    /// signs nothing after the envelope that declared the next one.
+    key_id: String,
     latest: HashMap<String, (String, Option<String>)>,
 }
 
@@ -401,6 +427,7 @@ async fn load_chain(store: &dyn Store, agent: &AgentRecord) -> Result<Chain, Sto
     Ok(Chain {
         next: fresh.next_sequence,
         last: fresh.last_digest,
+        key_id: fresh.key_id,
         latest,
     })
 }
@@ -839,7 +866,20 @@ async fn process_batch(
                 }
             },
         };
-        match decide(chain, c) {
+        let decision = match decide(chain, c) {
+            Decision::Accept if c.agent.key_id != chain.key_id => {
+                Decision::Reject(Rejection::new(
+                    401,
+                    codes::UNKNOWN_AGENT,
+                    format!(
+                        "envelope {} is signed with key {}, which agent {} rotated away from; its key is {}",
+                        c.sequence, c.agent.key_id, c.agent.id, chain.key_id
+                    ),
+                ))
+            }
+            d => d,
+        };
+        match decision {
             Decision::Duplicate => {
                 // The same bytes again: answer with the original acceptance.
                 let original = store.envelope(no, c.sequence).await;
@@ -892,6 +932,12 @@ async fn process_batch(
                 }
                 chain.next = c.sequence + 1;
                 chain.last = Some(c.sha256.clone());
+                let signed_with = std::mem::replace(
+                    &mut chain.key_id,
+                    c.rotate_to
+                        .as_ref()
+                        .map_or_else(|| c.agent.key_id.clone(), |(k, _)| k.clone()),
+                );
                 touched.insert(no, c.agent.id.clone());
                 let mut conformity_changes = Vec::new();
                 if !index.has_host(no) {
@@ -933,6 +979,8 @@ async fn process_batch(
                     previous_next,
                     sha256: c.sha256.clone(),
                     received_at: now.clone(),
+                    key_id: signed_with,
+                    rotate_to: c.rotate_to.clone(),
                     agent_time: c.agent_time.clone(),
                     // Record the gap the collector observed (what it never
                     // received), not whatever the agent declared.
@@ -1184,6 +1232,7 @@ mod tests {
             bytes: Vec::new(),
             agent_time: None,
             finished_at: String::new(),
+            rotate_to: None,
         }
     }
 
@@ -1191,6 +1240,7 @@ mod tests {
         Chain {
             next,
             last: last.map(str::to_string),
+            key_id: "k".into(),
             latest: HashMap::new(),
         }
     }

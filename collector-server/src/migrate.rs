@@ -118,6 +118,17 @@ const TABLES: &[Table] = &[
         page: Page::Identity("id"),
     },
     Table {
+        name: "agent_keys",
+        columns: &[
+            ("agent_no", Int),
+            ("key_id", Text),
+            ("public_key", Text),
+            ("until_sequence", Int),
+            ("retired_at", Text),
+        ],
+        page: Page::Offset("agent_no, until_sequence"),
+    },
+    Table {
         name: "latest_results",
         columns: &[
             ("agent_no", Int),

@@ -118,6 +118,7 @@ pub async fn build(
         })
         .collect();
     agents.sort_by(|a, b| (&a.hostname, &a.id).cmp(&(&b.hostname, &b.id)));
+    let mut retired = store.retired_keys().await?;
 
     let mut hosts = Vec::with_capacity(agents.len());
     let mut runs = Vec::with_capacity(agents.len());
@@ -193,6 +194,7 @@ pub async fn build(
                 labels: a.labels.clone(),
                 enrolled_at: a.enrolled_at.clone(),
                 revoked_at: a.revoked_at.clone(),
+                retired_keys: retired.remove(&a.id).unwrap_or_default(),
             })
             .collect(),
         hosts,

@@ -36,6 +36,8 @@ fn accepted(agent_no: i64, seq: u64, changes: &[(&str, &str)]) -> Accepted {
         previous_next: seq,
         sha256: format!("{seq:064x}"),
         received_at: NOW.into(),
+        key_id: String::new(), // filled in by `keyed`
+        rotate_to: None,
         agent_time: Some(format!("2026-11-23T11:59:{:02}Z", seq % 60)),
         gap: None,
         summary: r#"{"pass":1,"fail":0,"error":0,"not_applicable":0}"#.into(),
@@ -58,7 +60,18 @@ fn accepted(agent_no: i64, seq: u64, changes: &[(&str, &str)]) -> Accepted {
 
 /// Appends a batch at the end of the log (leaf hashes stand in: the store
 /// keeps what it is given; the log module computes real ones).
+/// Each envelope signed with its agent's key as the store holds it.
+async fn keyed(store: &dyn Store, batch: &mut [Accepted]) {
+    let agents = store.agents().await.unwrap();
+    for a in batch.iter_mut().filter(|a| a.key_id.is_empty()) {
+        if let Some(r) = agents.iter().find(|r| r.no == a.agent_no) {
+            a.key_id = r.key_id.clone();
+        }
+    }
+}
+
 async fn append(store: &dyn Store, mut batch: Vec<Accepted>) -> Result<(), StoreError> {
+    keyed(store, &mut batch).await;
     let mut next = store.log_size().await.unwrap();
     for a in &mut batch {
         a.log_index = next;
@@ -583,6 +596,7 @@ async fn the_log_appends_with_its_envelopes_and_prunes_payloads_only(store: &dyn
         signed_at: NOW.into(),
     };
     let mut batch = vec![first, second];
+    keyed(store, &mut batch).await;
     for (k, e) in batch.iter_mut().enumerate() {
         e.log_index = start + k as u64;
         e.leaf_hash = [k as u8 + 1; 32];
@@ -693,16 +707,46 @@ async fn the_log_appends_with_its_envelopes_and_prunes_payloads_only(store: &dyn
     assert_eq!(store.retention_runs().await.unwrap().len(), 1);
 }
 
+async fn a_key_rotation_retires_the_old_key_with_its_last_sequence(store: &dyn Store) {
+    token(store, "tk", NOW_UNIX + 60).await;
+    let a = store
+        .enroll("tk", NOW_UNIX, new_agent("ag-k", "kold"))
+        .await
+        .unwrap()
+        .agent()
+        .clone();
+    let mut declaring = accepted(a.no, 1, &[]);
+    declaring.rotate_to = Some(("knew".into(), "BBBB".into()));
+    append(store, vec![declaring]).await.unwrap();
+    let now = store.agent("ag-k").await.unwrap().unwrap();
+    assert_eq!((now.key_id.as_str(), now.public_key.as_str()), ("knew", "BBBB"));
+    assert!(store.agent_by_key("kold").await.unwrap().is_none());
+    let (who, old) = store.retired_key("kold").await.unwrap().unwrap();
+    assert_eq!((who.id.as_str(), old.until_sequence, old.public_key.as_str()), ("ag-k", 1, "AAAA"));
+    assert_eq!(store.retired_keys().await.unwrap()["ag-k"], vec![old]);
+    // The old key moves the chain no more, and cannot enroll again.
+    let mut stale = accepted(a.no, 2, &[]);
+    stale.key_id = "kold".into();
+    assert!(matches!(append(store, vec![stale]).await, Err(StoreError::Conflict(_))));
+    append(store, vec![accepted(a.no, 2, &[])]).await.unwrap();
+    token(store, "tk2", NOW_UNIX + 60).await;
+    assert!(matches!(
+        store.enroll("tk2", NOW_UNIX, new_agent("ag-k2", "kold")).await,
+        Err(StoreError::Denied(m)) if m.contains("retired")
+    ));
+}
+
 async fn run_contract(store: &dyn Store) {
     store.ping().await.unwrap();
     enrollment_is_single_use_and_idempotent_per_key(store).await;
     revoked_agents_cannot_enroll_or_append(store).await;
     append_moves_the_chain_and_keeps_bytes(store).await;
+    a_key_rotation_retires_the_old_key_with_its_last_sequence(store).await;
     a_batch_with_a_stale_chain_head_stores_nothing(store).await;
     api_tokens_by_hash_with_roles_and_revocation(store).await;
     soa_versions_and_conformity_with_their_timeline(store).await;
     the_log_appends_with_its_envelopes_and_prunes_payloads_only(store).await;
-    assert_eq!(store.agents().await.unwrap().len(), 6);
+    assert_eq!(store.agents().await.unwrap().len(), 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

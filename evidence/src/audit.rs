@@ -100,6 +100,29 @@ impl Verification {
 struct Link {
     previous: Option<String>,
     gap: Option<Vec<u64>>,
+    /// The next key this envelope declares, its proof checked.
+    rotation: Option<Result<String, String>>,
+}
+
+/// An agent's keys as the bundle gives them: each with the last sequence
+/// number it signed (`None`: the current key).
+struct AgentKeys(Vec<(String, Option<PublicKey>, Option<u64>)>);
+
+impl AgentKeys {
+    /// The key in force for `sequence`, and the key after it when this is
+    /// the last sequence number it signed.
+    fn at(&self, sequence: u64) -> (&str, Option<PublicKey>, Option<&str>) {
+        let i = self
+            .0
+            .iter()
+            .position(|(_, _, until)| until.is_none_or(|u| sequence <= u))
+            .unwrap_or(self.0.len() - 1);
+        let (id, key, until) = &self.0[i];
+        let next = (*until == Some(sequence))
+            .then(|| self.0.get(i + 1).map(|(k, _, _)| k.as_str()))
+            .flatten();
+        (id, *key, next)
+    }
 }
 
 /// An agent's chain as far as the log has gone.
@@ -146,7 +169,7 @@ pub fn verify_bundle(
             ),
         );
     }
-    let mut agents: HashMap<String, (String, Option<PublicKey>)> = HashMap::new();
+    let mut agents: HashMap<String, AgentKeys> = HashMap::new();
     let mut checkpoints: Vec<(String, String)> = Vec::new();
     let mut tree = MemoryTree::new();
     let mut chains: HashMap<String, ChainState> = HashMap::new();
@@ -184,23 +207,32 @@ pub fn verify_bundle(
         match rec {
             Record::Header(_) => return Err(malformed(line_at, "a second header".into())),
             Record::Agent(a) => {
-                let key = PublicKey::from_b64(&a.public_key).ok();
-                match key {
-                    Some(k) if k.key_id() == a.key_id => {}
-                    Some(_) => v.problem(
-                        None,
-                        format!(
-                            "agent {}: its public key does not hash to its key id {} (key replaced?)",
-                            a.id, a.key_id
+                let mut keys = Vec::new();
+                let all = a
+                    .retired_keys
+                    .iter()
+                    .map(|r| (&r.key_id, &r.public_key, Some(r.until_sequence)))
+                    .chain([(&a.key_id, &a.public_key, None)]);
+                for (key_id, public_key, until) in all {
+                    let key = PublicKey::from_b64(public_key).ok();
+                    match key {
+                        Some(k) if k.key_id() == *key_id => {}
+                        Some(_) => v.problem(
+                            None,
+                            format!(
+                                "agent {}: its public key does not hash to its key id {key_id} (key replaced?)",
+                                a.id
+                            ),
                         ),
-                    ),
-                    None => v.problem(
-                        None,
-                        format!("agent {}: the public key is not base64 of 32 bytes", a.id),
-                    ),
+                        None => v.problem(
+                            None,
+                            format!("agent {}: the public key is not base64 of 32 bytes", a.id),
+                        ),
+                    }
+                    keys.push((key_id.clone(), key, until));
                 }
                 v.agents += 1;
-                agents.insert(a.id, (a.key_id, key));
+                agents.insert(a.id, AgentKeys(keys));
             }
             Record::Checkpoint(c) => {
                 checkpoints.push((c.note, format!("stored checkpoint signed {}", c.signed_at)))
@@ -247,7 +279,7 @@ fn check_chunk(
     v: &mut Verification,
     tree: &mut MemoryTree,
     chains: &mut HashMap<String, ChainState>,
-    agents: &HashMap<String, (String, Option<PublicKey>)>,
+    agents: &HashMap<String, AgentKeys>,
     lines: &[(u64, String)],
     threads: usize,
 ) -> Result<(), BundleError> {
@@ -263,8 +295,8 @@ fn check_chunk(
             }
         };
         let link = e.envelope.as_ref().map(|raw| {
-            let key = agents.get(&e.agent).and_then(|(_, k)| *k);
-            check_envelope(&e, raw.get().as_bytes(), key)
+            let key = agents.get(&e.agent).map(|k| k.at(e.sequence));
+            check_envelope(&e, raw.get().as_bytes(), key.and_then(|(id, k, _)| Some((id, k?))))
         });
         Ok((e, link))
     };
@@ -291,7 +323,11 @@ fn check_chunk(
 }
 
 /// Digest, signature and statement of one envelope.
-fn check_envelope(e: &BundleEntry, bytes: &[u8], key: Option<PublicKey>) -> Result<Link, String> {
+fn check_envelope(
+    e: &BundleEntry,
+    bytes: &[u8],
+    key: Option<(&str, PublicKey)>,
+) -> Result<Link, String> {
     let digest = crate::sha256_hex(bytes);
     if digest != e.envelope_sha256 {
         return Err(format!(
@@ -299,11 +335,14 @@ fn check_envelope(e: &BundleEntry, bytes: &[u8], key: Option<PublicKey>) -> Resu
             e.envelope_sha256
         ));
     }
-    let key = key.ok_or_else(|| format!("agent {} is not in the bundle", e.agent))?;
+    let (key_id, key) = key.ok_or_else(|| format!("agent {} is not in the bundle", e.agent))?;
     let p = open_scan_envelope(bytes, key, &e.agent, e.sequence)?;
     Ok(Link {
         previous: p.previous,
         gap: p.gap.map(|g| g.dropped),
+        rotation: p
+            .key_rotation
+            .map(|r| r.verify(&e.agent, e.sequence, key_id).map(|k| k.key_id())),
     })
 }
 
@@ -338,7 +377,7 @@ fn apply_entry(
     v: &mut Verification,
     tree: &mut MemoryTree,
     chains: &mut HashMap<String, ChainState>,
-    agents: &HashMap<String, (String, Option<PublicKey>)>,
+    agents: &HashMap<String, AgentKeys>,
     e: BundleEntry,
     link: Option<Result<Link, String>>,
 ) {
@@ -364,16 +403,47 @@ fn apply_entry(
     }
     tree.push(leaf);
     v.entries += 1;
-    match agents.get(&e.agent) {
+    match agents.get(&e.agent).map(|k| k.at(e.sequence)) {
         None => v.problem(at, format!("agent {} is not enrolled", e.agent)),
-        Some((key_id, _)) if *key_id != e.key_id => v.problem(
+        Some((key_id, _, _)) if *key_id != e.key_id => v.problem(
             at,
             format!(
-                "the entry names key {} but agent {} has key {key_id}",
-                e.key_id, e.agent
+                "the entry names key {} but agent {}'s key for sequence {} is {key_id}",
+                e.key_id, e.agent, e.sequence
             ),
         ),
-        Some(_) => {}
+        Some((_, _, next)) => {
+            // Every change of key is declared, with proof, by the last
+            // envelope the old key signed; and only there.
+            let declared = link.as_ref().and_then(|l| l.as_ref().ok()).map(|l| &l.rotation);
+            match (next, declared) {
+                (_, None) => {}
+                (Some(n), Some(Some(Ok(k)))) if k == n => {}
+                (Some(n), Some(d)) => v.problem(
+                    at,
+                    format!(
+                        "agent {}'s key changes to {n} after sequence {}, but that envelope {}",
+                        e.agent,
+                        e.sequence,
+                        match d {
+                            None => "declares no rotation".to_string(),
+                            Some(Ok(k)) => format!("declares key {k}"),
+                            Some(Err(why)) => format!("declares it without valid proof: {why}"),
+                        }
+                    ),
+                ),
+                (None, Some(Some(declared))) => v.problem(
+                    at,
+                    format!(
+                        "agent {} sequence {} declares a new key ({}) but the agent's key does not change there",
+                        e.agent,
+                        e.sequence,
+                        declared.as_deref().unwrap_or_else(|why| why)
+                    ),
+                ),
+                (None, Some(None)) => {}
+            }
+        }
     }
     let link = match (link, &e.pruned_at) {
         (Some(Ok(l)), _) => {

@@ -98,6 +98,35 @@ pub struct AgentKey {
     /// Revocation time, if revoked.
     #[serde(default)]
     pub revoked_at: Option<String>,
+    /// Keys it rotated away from, oldest first: `key_id` is its key from
+    /// the sequence number after the last of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_keys: Vec<RetiredKey>,
+}
+
+/// A key an agent signed with before it rotated to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredKey {
+    /// Its key id.
+    pub key_id: String,
+    /// Standard base64 of the public key.
+    pub public_key: String,
+    /// The last sequence number it signed: the envelope that declared the
+    /// next key.
+    pub until_sequence: u64,
+    /// When the collector accepted that envelope.
+    pub retired_at: String,
+}
+
+impl AgentKey {
+    /// The key id in force for the agent's envelope `sequence`.
+    pub fn key_id_at(&self, sequence: u64) -> &str {
+        self.retired_keys
+            .iter()
+            .find(|k| sequence <= k.until_sequence)
+            .map_or(self.key_id.as_str(), |k| k.key_id.as_str())
+    }
 }
 
 /// A checkpoint as stored.

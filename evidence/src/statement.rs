@@ -183,8 +183,81 @@ pub struct ScanPredicate {
     /// saw before, reported once in the next envelope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_alert: Option<LogAlert>,
+    /// The agent's next key: from the next sequence number on, its
+    /// envelopes are signed with this key, not with the one that signed
+    /// this envelope (docs/security.md, "Rotating an agent's key").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_rotation: Option<KeyRotation>,
     /// The scan itself.
     pub scan: ScanReport,
+}
+
+/// An agent's declaration of its next key, inside an envelope signed with
+/// its current key (which so vouches for the new one), with the new key's
+/// own signature as proof that the agent holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotation {
+    /// The new key's id (hex SHA-256 of the raw public key).
+    pub key_id: String,
+    /// The new Ed25519 public key, standard base64.
+    pub public_key: String,
+    /// Standard base64 of the new key's signature over
+    /// [`KeyRotation::message`].
+    pub proof: String,
+}
+
+impl KeyRotation {
+    /// What the new key signs: the agent, the sequence number of the
+    /// declaring envelope and both key ids, so the proof cannot be moved to
+    /// another agent, envelope or key.
+    pub fn message(agent_id: &str, sequence: u64, old_key_id: &str, new_key_id: &str) -> Vec<u8> {
+        format!("annexa key rotation v1\n{agent_id}\n{sequence}\n{old_key_id}\n{new_key_id}\n")
+            .into_bytes()
+    }
+
+    /// The declaration of `next` in envelope `sequence` of `agent_id`, whose
+    /// current key is `old_key_id`.
+    pub fn new(agent_id: &str, sequence: u64, old_key_id: &str, next: &crate::keys::SigningKey) -> KeyRotation {
+        let key_id = next.public().key_id();
+        let proof = next.sign(&Self::message(agent_id, sequence, old_key_id, &key_id));
+        KeyRotation {
+            public_key: next.public().to_b64(),
+            proof: crate::encoding::b64(&proof),
+            key_id,
+        }
+    }
+
+    /// The new key, when the declaration is well-formed and its proof
+    /// verifies for this agent, envelope and old key.
+    pub fn verify(
+        &self,
+        agent_id: &str,
+        sequence: u64,
+        old_key_id: &str,
+    ) -> Result<crate::keys::PublicKey, String> {
+        let key = crate::keys::PublicKey::from_b64(&self.public_key)
+            .map_err(|e| format!("key_rotation.public_key: {e}"))?;
+        if key.key_id() != self.key_id {
+            return Err(format!(
+                "key_rotation: the public key hashes to {}, not to key_id {}",
+                key.key_id(),
+                self.key_id
+            ));
+        }
+        if self.key_id == old_key_id {
+            return Err("key_rotation names the key that signed it".into());
+        }
+        let proof = crate::encoding::b64_decode(&self.proof)
+            .ok_or_else(|| "key_rotation.proof is not base64".to_string())?;
+        if !key.verify(&Self::message(agent_id, sequence, old_key_id, &self.key_id), &proof) {
+            return Err(format!(
+                "key_rotation.proof is not the new key's signature over agent {agent_id}, sequence {sequence}, keys {old_key_id} -> {}",
+                self.key_id
+            ));
+        }
+        Ok(key)
+    }
 }
 
 /// Evidence that the collector's log was rewritten: two signed checkpoints
@@ -259,4 +332,27 @@ pub fn parse_scan_statement(bytes: &[u8]) -> Result<Statement<ScanPredicate>, St
         predicate_type: st.predicate_type,
         predicate,
     })
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::KeyRotation;
+    use crate::keys::SigningKey;
+
+    #[test]
+    fn a_rotation_proof_binds_agent_sequence_and_both_keys() {
+        let old = SigningKey::from_seed(&[1; 32]).unwrap().public().key_id();
+        let next = SigningKey::from_seed(&[2; 32]).unwrap();
+        let r = KeyRotation::new("ag-1", 7, &old, &next);
+        assert_eq!(r.verify("ag-1", 7, &old).unwrap(), next.public());
+        assert!(r.verify("ag-2", 7, &old).is_err());
+        assert!(r.verify("ag-1", 8, &old).is_err());
+        assert!(r.verify("ag-1", 7, &"0".repeat(64)).is_err());
+        let mut other = r.clone();
+        other.public_key = SigningKey::from_seed(&[3; 32]).unwrap().public().to_b64();
+        assert!(other.verify("ag-1", 7, &old).unwrap_err().contains("hashes to"));
+        assert!(KeyRotation::new("ag-1", 7, &next.public().key_id(), &next)
+            .verify("ag-1", 7, &next.public().key_id())
+            .is_err());
+    }
 }

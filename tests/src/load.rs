@@ -134,6 +134,7 @@ impl Enrolled {
             sequence,
             interval_seconds,
             log_alert: None,
+            key_rotation: None,
             previous,
             labels: Default::default(),
             gap: None,

@@ -276,6 +276,8 @@ async fn append_history(
                     previous_next: seq,
                     sha256,
                     received_at: received_at.clone(),
+                    key_id: h.key_id.clone(),
+                    rotate_to: None,
                     agent_time: None,
                     gap: None,
                     summary,

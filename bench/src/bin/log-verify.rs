@@ -97,6 +97,7 @@ fn main() -> anyhow::Result<()> {
                 hostname: id.clone(),
                 enrolled_at: "2026-01-01T00:00:00Z".into(),
                 revoked_at: None,
+                retired_keys: Vec::new(),
             }),
         )?;
     }
@@ -128,6 +129,7 @@ fn main() -> anyhow::Result<()> {
                                     gap: None,
                                     interval_seconds: None,
                                     log_alert: None,
+                                    key_rotation: None,
                                     scan: report.clone(),
                                 };
                                 let st = serde_json::to_vec(&scan_statement(predicate, machine))

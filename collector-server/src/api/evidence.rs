@@ -80,17 +80,30 @@ async fn accept(
             "envelope is not in canonical form (compact JSON with payload, payloadType, signatures in that order; standard padded base64)",
         ));
     }
-    let agent = ingest::signer(state.store.as_ref(), &state.agents, &env).await?;
+    let (agent, retired_after) = ingest::signer(state.store.as_ref(), &state.agents, &env).await?;
     let bytes = body.to_vec();
     // Verification is ~0.1-0.3 ms of CPU: cheaper on this worker than the
     // thread hand-off to a blocking pool would be.
     let mut checked = ingest::check(agent, &env, bytes)?;
+    if let Some(last) = retired_after
+        && checked.sequence > last
+    {
+        return Err(Error::new(
+            StatusCode::UNAUTHORIZED,
+            codes::UNKNOWN_AGENT,
+            format!(
+                "key {} of agent {} was retired after sequence {last}; envelope {} must be signed with its current key",
+                checked.agent.key_id, checked.agent.id, checked.sequence
+            ),
+        ));
+    }
     checked.agent_time = agent_clock(state, headers, &checked)?;
     let (agent_id, sequence, digest) = (
         checked.agent.id.clone(),
         checked.sequence,
         checked.sha256.clone(),
     );
+    let rotated = checked.rotate_to.is_some();
     let committed = match state.writer.submit(checked).await {
         Ok(c) => c,
         Err(r) => {
@@ -102,6 +115,12 @@ async fn accept(
             return Err(r.into());
         }
     };
+    if rotated && !committed.duplicate {
+        // The cache maps the old key to the agent: from now on it is the
+        // new key's.
+        state.agents.forget(&agent_id);
+        tracing::info!(agent = %agent_id, sequence, "agent key rotated");
+    }
     let receipt = Receipt {
         envelope_sha256: digest,
         agent_id,

@@ -180,6 +180,8 @@ pub struct LatestChange {
     pub observed: Option<String>,
 }
 
+pub use annexa_evidence::log::RetiredKey;
+
 /// An envelope the ingest path accepted, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
@@ -193,6 +195,13 @@ pub struct Accepted {
     pub sha256: String,
     /// RFC 3339 acceptance time.
     pub received_at: String,
+    /// The key id that signed it: the agent's chain head moves only while
+    /// that is still the agent's key (another collector may have rotated
+    /// it).
+    pub key_id: String,
+    /// The agent's next key, when this envelope declares a rotation:
+    /// (key id, public key).
+    pub rotate_to: Option<(String, String)>,
     /// The agent's clock at delivery (RFC 3339), if it sent it.
     pub agent_time: Option<String>,
     /// Declared gap (dropped sequences), as JSON.
@@ -526,7 +535,19 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes API tokens by name; returns how many.
     async fn revoke_api_token(&self, name: &str, now: &str) -> Result<u64, StoreError>;
 
-    /// An agent by its signing key id.
+    /// The agent that once signed with `key_id`, and that key, if it has
+    /// rotated away from it.
+    async fn retired_key(
+        &self,
+        key_id: &str,
+    ) -> Result<Option<(AgentRecord, RetiredKey)>, StoreError>;
+
+    /// Every retired key, by agent id, oldest first.
+    async fn retired_keys(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<RetiredKey>>, StoreError>;
+
+    /// An agent by its (current) signing key id.
     async fn agent_by_key(&self, key_id: &str) -> Result<Option<AgentRecord>, StoreError>;
 
     /// An agent by id.

@@ -248,6 +248,8 @@ pub struct Head<'a> {
     pub seen: &'a str,
     /// Its run profile, if the batch brings one.
     pub profile: Option<&'a str>,
+    /// The key the batch's first envelope of the agent was signed with.
+    pub key_id: &'a str,
 }
 
 /// Where each agent's chain head goes in a batch (envelopes of one agent
@@ -284,6 +286,7 @@ pub fn chain_heads(batch: &[Accepted]) -> Result<Vec<Head<'_>>, StoreError> {
                     digest: &a.sha256,
                     seen: &a.received_at,
                     profile: a.profile.as_deref(),
+                    key_id: &a.key_id,
                 });
             }
         }
@@ -332,4 +335,14 @@ pub fn current_rows<'a>(
         .collect();
     let removals = last.into_iter().filter(|c| c.current.is_none()).collect();
     (upserts, removals)
+}
+
+/// An `agent_keys` row (`key_id, public_key, until_sequence, retired_at`).
+pub fn retired_key<R: AnyRow>(row: &R) -> Result<super::RetiredKey, StoreError> {
+    Ok(super::RetiredKey {
+        key_id: row.text("key_id")?,
+        public_key: row.text("public_key")?,
+        until_sequence: row.int("until_sequence")? as u64,
+        retired_at: row.text("retired_at")?,
+    })
 }

@@ -13,7 +13,7 @@ pub(super) mod prelude {
     pub(in crate::store) use super::super::{
         Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, Enrolled, EnvelopeMeta,
         ExportRow, HostRows, Hosts, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned,
-        RELOG_MAX, Relog, Role, SoaVersion, Store, StoreError, TimelineEntry, TimelineQuery,
+        RELOG_MAX, Relog, RetiredKey, Role, SoaVersion, Store, StoreError, TimelineEntry, TimelineQuery,
         WindowEntry,
     };
     pub(in crate::store) use super::{HashColumn, LEAVES, TILES};
@@ -237,6 +237,16 @@ macro_rules! sql_store {
                 if known.is_none() {
                     return Err(StoreError::Denied("unknown enrollment token".into()));
                 }
+                let retired = sqlx::query("SELECT 1 FROM agent_keys WHERE key_id = $1")
+                    .bind(&agent.key_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if retired.is_some() {
+                    return Err(StoreError::Denied(format!(
+                        "key {} was retired by a key rotation; a retired key cannot enroll again",
+                        agent.key_id
+                    )));
+                }
                 let mut tx = self.begin_write().await?;
                 let token =
                     sqlx::query("SELECT labels, expires_at, used_by FROM enroll_tokens WHERE hash = $1")
@@ -360,6 +370,43 @@ macro_rules! sql_store {
                 agent_where(&mut *self.pool.acquire().await?, "key_id", key_id).await
             }
 
+            async fn retired_key(
+                &self,
+                key_id: &str,
+            ) -> Result<Option<(AgentRecord, RetiredKey)>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                let Some(row) = sqlx::query(
+                    "SELECT a.id AS agent_id, k.key_id, k.public_key, k.until_sequence, k.retired_at \
+                     FROM agent_keys k JOIN agents a ON a.no = k.agent_no WHERE k.key_id = $1",
+                )
+                .bind(key_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let id: String = row.try_get("agent_id")?;
+                let key = rows::retired_key(&row)?;
+                Ok(agent_where(&mut conn, "id", &id).await?.map(|a| (a, key)))
+            }
+
+            async fn retired_keys(
+                &self,
+            ) -> Result<std::collections::BTreeMap<String, Vec<RetiredKey>>, StoreError> {
+                let mut out: std::collections::BTreeMap<String, Vec<RetiredKey>> = Default::default();
+                let found = sqlx::query(
+                    "SELECT a.id AS agent_id, k.key_id, k.public_key, k.until_sequence, k.retired_at \
+                     FROM agent_keys k JOIN agents a ON a.no = k.agent_no ORDER BY a.id, k.until_sequence",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                for row in found {
+                    let id: String = row.try_get("agent_id")?;
+                    out.entry(id).or_default().push(rows::retired_key(&row)?);
+                }
+                Ok(out)
+            }
+
             async fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
                 agent_where(&mut *self.pool.acquire().await?, "id", id).await
             }
@@ -470,18 +517,19 @@ macro_rules! sql_store {
                 let heads = chain_heads(batch)?;
                 for chunk in heads.chunks(HEAD_ROWS_PER_STATEMENT) {
                     let mut q =
-                        sqlx::QueryBuilder::new("WITH v(no, expected, next, digest, seen, profile) AS (");
+                        sqlx::QueryBuilder::new("WITH v(no, expected, next, digest, seen, profile, key) AS (");
                     q.push_values(chunk, |mut row, h| {
                         row.push_bind(h.agent_no)
                             .push_bind(h.expected as i64)
                             .push_bind(h.next as i64)
                             .push_bind(h.digest)
                             .push_bind(h.seen)
-                            .push_bind(h.profile);
+                            .push_bind(h.profile)
+                            .push_bind(h.key_id);
                     });
                     q.push(
                         ") UPDATE agents SET next_sequence = v.next, last_digest = v.digest, last_seen_at = v.seen, run_profile = COALESCE(v.profile, agents.run_profile) \
-                         FROM v WHERE agents.no = v.no AND agents.next_sequence = v.expected AND agents.revoked_at IS NULL",
+                         FROM v WHERE agents.no = v.no AND agents.next_sequence = v.expected AND agents.revoked_at IS NULL AND agents.key_id = v.key",
                     );
                     let moved = q.build().execute(&mut *tx).await?;
                     if moved.rows_affected() != chunk.len() as u64 {
@@ -491,6 +539,26 @@ macro_rules! sql_store {
                             chunk.len()
                         )));
                     }
+                }
+                // Key rotations, after the heads: the old key is kept, with the
+                // last sequence number it signed, so what it signed verifies.
+                for a in batch {
+                    let Some((key_id, public_key)) = &a.rotate_to else { continue };
+                    sqlx::query(
+                        "INSERT INTO agent_keys (agent_no, key_id, public_key, until_sequence, retired_at) \
+                         SELECT no, key_id, public_key, $2, $3 FROM agents WHERE no = $1",
+                    )
+                    .bind(a.agent_no)
+                    .bind(a.sequence as i64)
+                    .bind(&a.received_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("UPDATE agents SET key_id = $2, public_key = $3 WHERE no = $1")
+                        .bind(a.agent_no)
+                        .bind(key_id)
+                        .bind(public_key)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 let changes = rows::latest_changes(batch);
                 for chunk in changes.chunks(LATEST_ROWS_PER_STATEMENT) {
@@ -621,7 +689,13 @@ macro_rules! sql_store {
                 limit: u32,
             ) -> Result<Vec<ExportRow>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT l.idx, l.agent_no, a.id AS agent_id, a.key_id, l.sequence, l.envelope_sha256, l.accepted_at, l.leaf_hash, \
+                    // The key an entry names is the agent's key at its
+                    // sequence number: a retired key up to the last number
+                    // it signed, the current key after.
+                    "SELECT l.idx, l.agent_no, a.id AS agent_id, \
+                            COALESCE((SELECT k.key_id FROM agent_keys k WHERE k.agent_no = l.agent_no AND k.until_sequence >= l.sequence \
+                                      ORDER BY k.until_sequence LIMIT 1), a.key_id) AS key_id, \
+                            l.sequence, l.envelope_sha256, l.accepted_at, l.leaf_hash, \
                             e.bytes, e.pruned_at, e.agent_no AS e_agent \
                      FROM log_entries l \
                      LEFT JOIN agents a ON a.no = l.agent_no \

@@ -176,6 +176,23 @@ pub struct Enrollment {
     /// When it was revoked, if it was (after `period.at`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
+    /// Keys it rotated away from, oldest first (docs/security.md): an
+    /// envelope is verified with the key in force at its sequence number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_keys: Vec<crate::log::RetiredKey>,
+}
+
+impl Enrollment {
+    /// The (key id, public key) in force for the agent's envelope
+    /// `sequence`.
+    pub fn key_at(&self, sequence: u64) -> (&str, &str) {
+        self.retired_keys
+            .iter()
+            .find(|k| sequence <= k.until_sequence)
+            .map_or((self.key_id.as_str(), self.public_key.as_str()), |k| {
+                (k.key_id.as_str(), k.public_key.as_str())
+            })
+    }
 }
 
 /// One host's evidence.

@@ -272,6 +272,16 @@ fn check_agents<'r>(
             ));
             continue;
         }
+        for old in &a.retired_keys {
+            if PublicKey::from_b64(&old.public_key).map(|k| k.key_id()).ok().as_deref()
+                != Some(old.key_id.as_str())
+            {
+                out.problem(format!(
+                    "{here}: retired key {} is not the SHA-256 of its public key",
+                    old.key_id
+                ));
+            }
+        }
         match parse_time(&a.enrolled_at) {
             None => out.problem(format!(
                 "{here}: enrolled_at {:?} is not an RFC 3339 time",
@@ -341,6 +351,14 @@ fn check_item(
             item.sha256
         ));
     }
+    // A rotated agent's older envelopes verify with the key they were
+    // signed with (its digest was checked with the agent's record).
+    let (key_id, public_key) = enrollment.key_at(item.sequence);
+    let key = if key_id == enrollment.key_id {
+        key
+    } else {
+        PublicKey::from_b64(public_key).map_err(|e| format!("retired key {key_id}: {e}"))?
+    };
     let p = crate::audit::open_scan_envelope(bytes, key, &enrollment.id, item.sequence)?;
     let accepted = parse_time(&item.accepted_at)
         .ok_or_else(|| format!("accepted_at {:?} is not an RFC 3339 time", item.accepted_at))?;
@@ -358,7 +376,7 @@ fn check_item(
     }
     let leaf = LogEntry {
         agent_id: enrollment.id.clone(),
-        key_id: enrollment.key_id.clone(),
+        key_id: key_id.to_string(),
         sequence: item.sequence,
         envelope_sha256: item.sha256.clone(),
         accepted_at: item.accepted_at.clone(),

@@ -185,6 +185,7 @@ fn statement_payload() -> Vec<u8> {
         gap: None,
         interval_seconds: Some(3600),
         log_alert: None,
+        key_rotation: None,
         scan: sample_scan().clone(),
     };
     serde_json::to_vec(&scan_statement(predicate, &"0".repeat(64))).expect("a statement serializes")

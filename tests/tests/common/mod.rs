@@ -829,7 +829,7 @@ impl Host {
         annexa(args)
     }
 
-    fn cfg(&self) -> &str {
+    pub fn cfg(&self) -> &str {
         self.config.to_str().expect("UTF-8 path")
     }
 
