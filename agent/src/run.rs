@@ -20,8 +20,8 @@ use annexa_evidence::api::AgentPolicy;
 use annexa_evidence::dsse::IN_TOTO_PAYLOAD_TYPE;
 use annexa_evidence::keys::SigningKey;
 use annexa_evidence::receipt::Receipt;
-use annexa_evidence::statement::{KeyRotation, 
-    AgentInfo, Gap, ScanPredicate, parse_scan_envelope, scan_statement,
+use annexa_evidence::statement::{
+    AgentInfo, Gap, KeyRotation, ScanPredicate, parse_scan_envelope, scan_statement,
 };
 
 use crate::config::{AgentConfig, ConfigError};
@@ -138,9 +138,14 @@ impl Signer<'_> {
             gap: gap.clone(),
             interval_seconds: self.interval_seconds,
             log_alert: self.log_alert.clone(),
-            key_rotation: self
-                .next_key
-                .map(|next| KeyRotation::new(&self.enrollment.agent_id, sequence, &self.key.public().key_id(), next)),
+            key_rotation: self.next_key.map(|next| {
+                KeyRotation::new(
+                    &self.enrollment.agent_id,
+                    sequence,
+                    &self.key.public().key_id(),
+                    next,
+                )
+            }),
             scan: scan.clone(),
         };
         let statement = scan_statement(predicate, &self.machine_id_sha256);
@@ -517,13 +522,19 @@ pub(crate) mod tests {
         let old = state.signing_key().unwrap().0.public();
         seal_one(&config, &state);
         let (next, made) = state.prepare_rotation().unwrap();
-        assert!(made && !state.prepare_rotation().unwrap().1, "one pending key");
+        assert!(
+            made && !state.prepare_rotation().unwrap().1,
+            "one pending key"
+        );
         let declaring = seal_one(&config, &state);
         let bytes = std::fs::read(&declaring.path).unwrap();
         let env = Envelope::from_json(&bytes).unwrap();
         env.verify(IN_TOTO_PAYLOAD_TYPE, &[old], 1).unwrap();
         let r = predicate_of(&bytes).key_rotation.expect("declared");
-        assert_eq!(r.verify("agent-1", 2, &old.key_id()).unwrap(), next.public());
+        assert_eq!(
+            r.verify("agent-1", 2, &old.key_id()).unwrap(),
+            next.public()
+        );
         // From the next envelope on: the new key, no declaration, and the
         // old key is gone from the state directory.
         assert!(!state.next_key_path().exists());

@@ -867,16 +867,14 @@ async fn process_batch(
             },
         };
         let decision = match decide(chain, c) {
-            Decision::Accept if c.agent.key_id != chain.key_id => {
-                Decision::Reject(Rejection::new(
-                    401,
-                    codes::UNKNOWN_AGENT,
-                    format!(
-                        "envelope {} is signed with key {}, which agent {} rotated away from; its key is {}",
-                        c.sequence, c.agent.key_id, c.agent.id, chain.key_id
-                    ),
-                ))
-            }
+            Decision::Accept if c.agent.key_id != chain.key_id => Decision::Reject(Rejection::new(
+                401,
+                codes::UNKNOWN_AGENT,
+                format!(
+                    "envelope {} is signed with key {}, which agent {} rotated away from; its key is {}",
+                    c.sequence, c.agent.key_id, c.agent.id, chain.key_id
+                ),
+            )),
             d => d,
         };
         match decision {

@@ -719,15 +719,24 @@ async fn a_key_rotation_retires_the_old_key_with_its_last_sequence(store: &dyn S
     declaring.rotate_to = Some(("knew".into(), "BBBB".into()));
     append(store, vec![declaring]).await.unwrap();
     let now = store.agent("ag-k").await.unwrap().unwrap();
-    assert_eq!((now.key_id.as_str(), now.public_key.as_str()), ("knew", "BBBB"));
+    assert_eq!(
+        (now.key_id.as_str(), now.public_key.as_str()),
+        ("knew", "BBBB")
+    );
     assert!(store.agent_by_key("kold").await.unwrap().is_none());
     let (who, old) = store.retired_key("kold").await.unwrap().unwrap();
-    assert_eq!((who.id.as_str(), old.until_sequence, old.public_key.as_str()), ("ag-k", 1, "AAAA"));
+    assert_eq!(
+        (who.id.as_str(), old.until_sequence, old.public_key.as_str()),
+        ("ag-k", 1, "AAAA")
+    );
     assert_eq!(store.retired_keys().await.unwrap()["ag-k"], vec![old]);
     // The old key moves the chain no more, and cannot enroll again.
     let mut stale = accepted(a.no, 2, &[]);
     stale.key_id = "kold".into();
-    assert!(matches!(append(store, vec![stale]).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        append(store, vec![stale]).await,
+        Err(StoreError::Conflict(_))
+    ));
     append(store, vec![accepted(a.no, 2, &[])]).await.unwrap();
     token(store, "tk2", NOW_UNIX + 60).await;
     assert!(matches!(

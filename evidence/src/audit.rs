@@ -296,7 +296,11 @@ fn check_chunk(
         };
         let link = e.envelope.as_ref().map(|raw| {
             let key = agents.get(&e.agent).map(|k| k.at(e.sequence));
-            check_envelope(&e, raw.get().as_bytes(), key.and_then(|(id, k, _)| Some((id, k?))))
+            check_envelope(
+                &e,
+                raw.get().as_bytes(),
+                key.and_then(|(id, k, _)| Some((id, k?))),
+            )
         });
         Ok((e, link))
     };
@@ -415,7 +419,10 @@ fn apply_entry(
         Some((_, _, next)) => {
             // Every change of key is declared, with proof, by the last
             // envelope the old key signed; and only there.
-            let declared = link.as_ref().and_then(|l| l.as_ref().ok()).map(|l| &l.rotation);
+            let declared = link
+                .as_ref()
+                .and_then(|l| l.as_ref().ok())
+                .map(|l| &l.rotation);
             match (next, declared) {
                 (_, None) => {}
                 (Some(n), Some(Some(Ok(k)))) if k == n => {}

@@ -218,7 +218,12 @@ impl KeyRotation {
 
     /// The declaration of `next` in envelope `sequence` of `agent_id`, whose
     /// current key is `old_key_id`.
-    pub fn new(agent_id: &str, sequence: u64, old_key_id: &str, next: &crate::keys::SigningKey) -> KeyRotation {
+    pub fn new(
+        agent_id: &str,
+        sequence: u64,
+        old_key_id: &str,
+        next: &crate::keys::SigningKey,
+    ) -> KeyRotation {
         let key_id = next.public().key_id();
         let proof = next.sign(&Self::message(agent_id, sequence, old_key_id, &key_id));
         KeyRotation {
@@ -250,7 +255,10 @@ impl KeyRotation {
         }
         let proof = crate::encoding::b64_decode(&self.proof)
             .ok_or_else(|| "key_rotation.proof is not base64".to_string())?;
-        if !key.verify(&Self::message(agent_id, sequence, old_key_id, &self.key_id), &proof) {
+        if !key.verify(
+            &Self::message(agent_id, sequence, old_key_id, &self.key_id),
+            &proof,
+        ) {
             return Err(format!(
                 "key_rotation.proof is not the new key's signature over agent {agent_id}, sequence {sequence}, keys {old_key_id} -> {}",
                 self.key_id
@@ -350,9 +358,16 @@ mod rotation_tests {
         assert!(r.verify("ag-1", 7, &"0".repeat(64)).is_err());
         let mut other = r.clone();
         other.public_key = SigningKey::from_seed(&[3; 32]).unwrap().public().to_b64();
-        assert!(other.verify("ag-1", 7, &old).unwrap_err().contains("hashes to"));
-        assert!(KeyRotation::new("ag-1", 7, &next.public().key_id(), &next)
-            .verify("ag-1", 7, &next.public().key_id())
-            .is_err());
+        assert!(
+            other
+                .verify("ag-1", 7, &old)
+                .unwrap_err()
+                .contains("hashes to")
+        );
+        assert!(
+            KeyRotation::new("ag-1", 7, &next.public().key_id(), &next)
+                .verify("ag-1", 7, &next.public().key_id())
+                .is_err()
+        );
     }
 }

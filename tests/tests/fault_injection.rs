@@ -487,6 +487,6 @@ fn an_agent_an_hour_off_is_refused_within_the_tolerance_and_both_clocks_are_reco
     let stored = statement_of(&c.envelope(&id, 3));
     assert_eq!(
         stored["predicate"]["scan"]["finished_at"],
-        serde_json::Value::from(statement_of(&three)["predicate"]["scan"]["finished_at"].clone())
+        statement_of(&three)["predicate"]["scan"]["finished_at"]
     );
 }

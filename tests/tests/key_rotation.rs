@@ -50,9 +50,10 @@ fn an_agent_rotates_its_key_and_its_old_evidence_still_verifies() {
     assert_eq!(declared["key_id"], new.public().key_id().as_str());
     let signer = |seq: u64| {
         let env = annexa_evidence::dsse::Envelope::from_json(&c.envelope(&id, seq)).unwrap();
-        [old.public(), new.public()]
-            .into_iter()
-            .position(|k| env.verify(annexa_evidence::dsse::IN_TOTO_PAYLOAD_TYPE, &[k], 1).is_ok())
+        [old.public(), new.public()].into_iter().position(|k| {
+            env.verify(annexa_evidence::dsse::IN_TOTO_PAYLOAD_TYPE, &[k], 1)
+                .is_ok()
+        })
     };
     assert_eq!(
         (1..=4).map(signer).collect::<Vec<_>>(),
@@ -77,7 +78,11 @@ fn an_agent_rotates_its_key_and_its_old_evidence_still_verifies() {
         "{}",
         r.text()
     );
-    assert!(r.text().contains("retired after sequence 3"), "{}", r.text());
+    assert!(
+        r.text().contains("retired after sequence 3"),
+        "{}",
+        r.text()
+    );
 
     // The whole log verifies, each entry under the key in force at its
     // sequence number, and so does a signed report.

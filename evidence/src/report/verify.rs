@@ -273,7 +273,10 @@ fn check_agents<'r>(
             continue;
         }
         for old in &a.retired_keys {
-            if PublicKey::from_b64(&old.public_key).map(|k| k.key_id()).ok().as_deref()
+            if PublicKey::from_b64(&old.public_key)
+                .map(|k| k.key_id())
+                .ok()
+                .as_deref()
                 != Some(old.key_id.as_str())
             {
                 out.problem(format!(
