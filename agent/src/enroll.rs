@@ -237,14 +237,14 @@ pub async fn enroll(opts: EnrollOptions) -> Result<EnrollOutcome, EnrollError> {
     })
     .await
     .unwrap_or_default();
-    let request = EnrollRequest {
+    let request = EnrollRequest::new(
         token,
-        public_key: key.public().to_b64(),
-        hostname: hostname(),
-        machine_id_sha256: machine_id_sha256(),
-        labels: opts.labels.clone(),
+        &key,
+        hostname(),
+        machine_id_sha256(),
+        opts.labels.clone(),
         facts,
-    };
+    );
     let url = format!("{server}/v1/enroll");
     let sent = http.post(&url).json(&request).send().await;
     let resp = match sent {

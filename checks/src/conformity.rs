@@ -177,6 +177,12 @@ pub type Latest = HashMap<String, (String, Option<String>)>;
 /// default hourly schedule).
 pub const DEFAULT_FRESHNESS_SECONDS: u64 = 2 * 3600;
 
+/// The longest window an agent's own declared schedule can give (7 days):
+/// the interval is signed by the agent, and a compromised host that
+/// declared an interval of years and then went silent must still go stale.
+/// An SoA that wants longer says so with `freshness`.
+pub const MAX_DECLARED_FRESHNESS_SECONDS: u64 = 7 * 86400;
+
 /// An SoA version resolved against the collector's check packs.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -263,7 +269,7 @@ impl Policy {
             .or_else(|| {
                 profile
                     .and_then(|p| p.interval_seconds)
-                    .map(|i| i.saturating_mul(2))
+                    .map(|i| i.saturating_mul(2).min(MAX_DECLARED_FRESHNESS_SECONDS))
             })
             .unwrap_or(DEFAULT_FRESHNESS_SECONDS)
     }

@@ -25,6 +25,64 @@ pub struct EnrollRequest {
     /// Host inventory facts at enrollment.
     #[serde(default)]
     pub facts: serde_json::Value,
+    /// Standard base64 of the agent key's signature over
+    /// [`EnrollRequest::proof_message`]: that the agent holds the key it
+    /// enrolls (nobody can enroll another host's public key as theirs).
+    pub proof: String,
+}
+
+impl EnrollRequest {
+    /// What the agent's key signs: the SHA-256 of the (trimmed) token, the
+    /// key id and the machine identity, so the proof serves this token,
+    /// key and host only.
+    pub fn proof_message(token: &str, key_id: &str, machine_id_sha256: &str) -> Vec<u8> {
+        format!(
+            "annexa enroll v1\n{}\n{key_id}\n{machine_id_sha256}\n",
+            crate::sha256_hex(token.trim().as_bytes())
+        )
+        .into_bytes()
+    }
+
+    /// A request for `key`, with its proof.
+    pub fn new(
+        token: String,
+        key: &crate::keys::SigningKey,
+        hostname: String,
+        machine_id_sha256: String,
+        labels: BTreeMap<String, String>,
+        facts: serde_json::Value,
+    ) -> EnrollRequest {
+        let public = key.public();
+        let proof = key.sign(&Self::proof_message(
+            &token,
+            &public.key_id(),
+            &machine_id_sha256,
+        ));
+        EnrollRequest {
+            token,
+            public_key: public.to_b64(),
+            hostname,
+            machine_id_sha256,
+            labels,
+            facts,
+            proof: crate::encoding::b64(&proof),
+        }
+    }
+
+    /// The enrolling key, if `proof` is its signature over this request.
+    pub fn proven_key(&self) -> Result<crate::keys::PublicKey, String> {
+        let key = crate::keys::PublicKey::from_b64(&self.public_key).map_err(|e| e.to_string())?;
+        let sig = crate::encoding::b64_decode(&self.proof)
+            .ok_or_else(|| "proof is not base64".to_string())?;
+        let message = Self::proof_message(&self.token, &key.key_id(), &self.machine_id_sha256);
+        if !key.verify(&message, &sig) {
+            return Err(
+                "proof is not the enrolling key's signature over this token, key and machine: the agent must hold the key it enrolls"
+                    .into(),
+            );
+        }
+        Ok(key)
+    }
 }
 
 /// `POST /v1/enroll` response.
@@ -201,6 +259,37 @@ pub fn check_hostname(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_enrollment_proves_the_key_for_this_token_and_machine() {
+        let key = crate::keys::SigningKey::from_seed(&[5; 32]).unwrap();
+        let other = crate::keys::SigningKey::from_seed(&[6; 32]).unwrap();
+        let req = EnrollRequest::new(
+            "annexa-enroll-x".into(),
+            &key,
+            "h".into(),
+            "ab".repeat(32),
+            BTreeMap::new(),
+            serde_json::Value::Null,
+        );
+        assert_eq!(req.proven_key().unwrap(), key.public());
+        // Someone else's public key, with a proof they cannot make.
+        let mut stolen = req.clone();
+        stolen.public_key = other.public().to_b64();
+        assert!(
+            stolen
+                .proven_key()
+                .unwrap_err()
+                .contains("must hold the key")
+        );
+        // The proof does not carry over to another token or machine.
+        let mut moved = req.clone();
+        moved.token = "annexa-enroll-y".into();
+        assert!(moved.proven_key().is_err());
+        let mut host = req;
+        host.machine_id_sha256 = "cd".repeat(32);
+        assert!(host.proven_key().is_err());
+    }
 
     #[test]
     fn labels_and_host_names_that_could_break_a_log_line_are_refused() {

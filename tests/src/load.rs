@@ -94,14 +94,14 @@ pub async fn enroll(
     let machine = annexa_evidence::sha256_hex(format!("bench-machine-{i}").as_bytes());
     let response: EnrollResponse = http
         .post(format!("{server}/v1/enroll"))
-        .json(&EnrollRequest {
-            token: token["token"].as_str().unwrap_or_default().to_string(),
-            public_key: key.public().to_b64(),
-            hostname: format!("bench-{i:05}"),
-            machine_id_sha256: machine.clone(),
-            labels: Default::default(),
-            facts: serde_json::json!({}),
-        })
+        .json(&EnrollRequest::new(
+            token["token"].as_str().unwrap_or_default().to_string(),
+            &key,
+            format!("bench-{i:05}"),
+            machine.clone(),
+            Default::default(),
+            serde_json::json!({}),
+        ))
         .send()
         .await?
         .error_for_status()?

@@ -306,13 +306,45 @@ fn attempt(
 }
 
 fn enroll_body(token: &str, key: &SigningKey) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "token": token,
-        "public_key": key.public().to_b64(),
-        "hostname": "matrix",
-        "machine_id_sha256": sha256_hex(key.public().to_b64().as_bytes()),
-    }))
+    serde_json::to_vec(&annexa_evidence::api::EnrollRequest::new(
+        token.to_string(),
+        key,
+        "matrix".into(),
+        sha256_hex(key.public().to_b64().as_bytes()),
+        Default::default(),
+        serde_json::json!({}),
+    ))
     .unwrap()
+}
+
+#[test]
+fn nobody_can_enroll_a_public_key_they_do_not_hold() {
+    let c = Collector::start();
+    let victim = SigningKey::generate().unwrap().0;
+    let attacker = SigningKey::generate().unwrap().0;
+    let mut req = annexa_evidence::api::EnrollRequest::new(
+        c.enroll_token(None),
+        &attacker,
+        "squatter".into(),
+        "ab".repeat(32),
+        Default::default(),
+        serde_json::json!({}),
+    );
+    req.public_key = victim.public().to_b64();
+    let r = c.request(
+        "POST",
+        "/v1/enroll",
+        None,
+        Some(serde_json::to_vec(&req).unwrap()),
+    );
+    assert_eq!(
+        (r.status, r.error().error.as_str()),
+        (400, codes::MALFORMED),
+        "{}",
+        r.text()
+    );
+    assert!(r.text().contains("must hold the key"), "{}", r.text());
+    assert!(c.hosts().is_empty());
 }
 
 #[test]

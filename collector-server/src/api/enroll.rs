@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use annexa_evidence::api::{EnrollRequest, EnrollResponse, codes};
-use annexa_evidence::keys::PublicKey;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -21,8 +20,9 @@ pub async fn enroll(
 ) -> Result<Json<EnrollResponse>, Error> {
     let Json(req) =
         body.map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.body_text()))?;
-    let key = PublicKey::from_b64(&req.public_key)
-        .map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e.to_string()))?;
+    let key = req
+        .proven_key()
+        .map_err(|e| Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, e))?;
     if req.machine_id_sha256.len() != 64
         || !req.machine_id_sha256.bytes().all(|b| b.is_ascii_hexdigit())
     {

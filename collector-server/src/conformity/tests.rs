@@ -129,6 +129,13 @@ fn freshness_windows() {
     let mut prof2 = prof.clone();
     prof2.interval_seconds = Some(600);
     assert_eq!(p2.freshness("A.9.4.2", Some(&prof2)), 1200);
+    // What an agent declares is capped: a host that claims to run once a
+    // century still goes stale within a week of its last evidence.
+    prof2.interval_seconds = Some(u64::MAX);
+    assert_eq!(p2.freshness("A.9.4.2", Some(&prof2)), 7 * 86400);
+    // The SoA itself may ask for longer.
+    let p3 = policy(&E2013.replace("freshness = \"2h\"", "freshness = \"30d\""));
+    assert_eq!(p3.freshness("A.9.4.2", Some(&prof2)), 30 * 86400);
 }
 
 #[test]
