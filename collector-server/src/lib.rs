@@ -170,6 +170,9 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         retention: config.retention.clone(),
         clock_skew_tolerance: (config.clock_skew_tolerance_seconds > 0)
             .then(|| Duration::from_secs(config.clock_skew_tolerance_seconds)),
+        reports: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+        )),
     };
     let app = api::router(
         state,

@@ -122,12 +122,21 @@ pub struct BodyLimits {
 /// Reads the body within [`BodyLimits`] (axum middleware).
 pub async fn read_body(limits: BodyLimits, request: Request, next: Next) -> Response {
     let (parts, mut body) = request.into_parts();
+    // No read route takes a body: one byte is enough to refuse it, so a
+    // GET cannot make the collector buffer `max_body_bytes` before its
+    // token is even looked at.
+    let max = if parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD
+    {
+        0
+    } else {
+        limits.max
+    };
     let mut read = Vec::new();
     let reading = async {
         while let Some(frame) = body.frame().await {
             if let Ok(data) = frame?.into_data() {
                 read.extend_from_slice(&data);
-                if read.len() > limits.max {
+                if read.len() > max {
                     break;
                 }
             }
@@ -137,6 +146,10 @@ pub async fn read_body(limits: BodyLimits, request: Request, next: Next) -> Resp
     let refused =
         |status, message: String| Error::new(status, codes::MALFORMED, message).into_response();
     match tokio::time::timeout(limits.timeout, reading).await {
+        Ok(Ok(())) if max == 0 && !read.is_empty() => refused(
+            StatusCode::BAD_REQUEST,
+            format!("{} requests take no body", parts.method),
+        ),
         Ok(Ok(())) => next.run(Request::from_parts(parts, Body::from(read))).await,
         Ok(Err(e)) => refused(
             StatusCode::BAD_REQUEST,

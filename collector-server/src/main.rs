@@ -315,8 +315,9 @@ enum ApiTokenCommand {
         /// A name for the token's holder (used to revoke it).
         #[arg(long)]
         name: String,
-        /// admin (tokens, agents) or auditor (read-only).
-        #[arg(long, default_value = "admin", value_parser = parse_role)]
+        /// auditor (read-only, the default: least privilege) or admin
+        /// (tokens, agents, SoA import, metrics).
+        #[arg(long, default_value = "auditor", value_parser = parse_role)]
         role: Role,
         /// Lifetime (default: until revoked).
         #[arg(long)]

@@ -189,3 +189,19 @@ fn connections_over_max_connections_are_closed_at_once() {
         c.log()
     );
 }
+
+#[test]
+fn a_get_with_a_body_is_refused_before_its_token_is_looked_at() {
+    let c = Collector::start();
+    let r = c.request("GET", "/v1/hosts", Some(&c.admin), Some(vec![b'x'; 1024]));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("GET requests take no body"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        c.request("GET", "/v1/hosts", Some(&c.admin), None).status,
+        200
+    );
+}

@@ -50,6 +50,10 @@ pub struct AppState {
     pub retention: Option<String>,
     /// How far an agent's clock may be off (None: any).
     pub clock_skew_tolerance: Option<std::time::Duration>,
+    /// Reports built at once: building, verifying and rendering one is
+    /// seconds of CPU on a request's task, so however many readers ask
+    /// (or one stolen token asks often), ingest keeps the other cores.
+    pub reports: Arc<tokio::sync::Semaphore>,
 }
 
 /// A comma-separated query value as its non-empty items, trimmed.

@@ -78,6 +78,15 @@ pub async fn get(
         selector: q.scope.filter(|s| !s.is_empty()),
         controls: super::comma_list(q.controls.as_deref()),
     };
+    // Queued, not refused: a report asked for is built, one core's worth at
+    // a time.
+    let _turn = state.reports.acquire().await.map_err(|_| {
+        Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            "the collector is shutting down",
+        )
+    })?;
     let (report, signed) = report::build(
         state.store.as_ref(),
         &state.log,
