@@ -181,51 +181,6 @@ pub(crate) fn enrolled(state: &StateDir) -> Result<Enrollment, RunError> {
     })
 }
 
-/// Refuses a packs directory, or a file in it, that someone other than root
-/// or the agent's own user owns or that group or others may write: a pack
-/// decides what a check looks at and what passes, so whoever can write one
-/// can make the agent sign a clean bill of health.
-fn trusted_packs_dir(dir: &std::path::Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let me = effective_uid();
-    let check = |path: &std::path::Path| -> Result<(), String> {
-        let m = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if m.mode() & 0o022 != 0 {
-            return Err(format!(
-                "{}: mode {:04o} lets group or others write packs the agent signs results of (chmod go-w)",
-                path.display(),
-                m.mode() & 0o7777
-            ));
-        }
-        if m.uid() != 0 && m.uid() != me {
-            return Err(format!(
-                "{}: owned by uid {}, neither root nor the agent's user (uid {me})",
-                path.display(),
-                m.uid()
-            ));
-        }
-        Ok(())
-    };
-    match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("{}: {e}", dir.display())),
-        Ok(_) => check(dir)?,
-    }
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-        check(&entry.path())?;
-    }
-    Ok(())
-}
-
-/// The effective user id: the owner of `/proc/self` (std has no safe
-/// accessor, and the crate denies unsafe code).
-fn effective_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
-}
-
 /// Scans the running host with the configuration's parameters, overridden
 /// by those the collector's SoA sets (the organisation's SoA decides what
 /// evidence counts; a parameter no loaded pack declares is left out).
@@ -233,7 +188,7 @@ pub fn scan_live(
     config: &AgentConfig,
     policy: Option<&AgentPolicy>,
 ) -> Result<ScanReport, RunError> {
-    trusted_packs_dir(&config.packs_dir).map_err(RunError::Packs)?;
+    annexa_checks::pack::check_trusted_dir(&config.packs_dir).map_err(RunError::Packs)?;
     let set = PackSet::load(true, std::slice::from_ref(&config.packs_dir), true)
         .map_err(|e| RunError::Packs(e.to_string().trim_end().to_string()))?;
     let mut overrides = config.param_overrides();

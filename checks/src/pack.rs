@@ -638,3 +638,74 @@ fn pack_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     files.sort();
     Ok(files)
 }
+
+/// Refuses a pack directory, or a file in it, that group or others may
+/// write, or that neither root nor this process's user owns: a pack decides
+/// what a check looks at and what passes, so whoever can write one can make
+/// an agent sign a clean bill of health, or a collector map checks to
+/// controls as they like. A missing directory is fine (nothing is loaded).
+/// For the daemons' configured directories, not for a CI run's `--packs`.
+pub fn check_trusted_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    // std has no safe geteuid; /proc/self belongs to the effective user.
+    let me = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    let check = |path: &std::path::Path| -> Result<(), String> {
+        let m = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if m.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{}: mode {:04o} lets group or others write check packs (chmod go-w)",
+                path.display(),
+                m.mode() & 0o7777
+            ));
+        }
+        if m.uid() != 0 && m.uid() != me {
+            return Err(format!(
+                "{}: owned by uid {}, neither root nor this process's user (uid {me})",
+                path.display(),
+                m.uid()
+            ));
+        }
+        Ok(())
+    };
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+        Ok(_) => check(dir)?,
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        check(&entry.path())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod trusted_dir_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_pack_directory_others_can_write_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let packs = d.path().join("packs");
+        std::fs::create_dir(&packs).unwrap();
+        std::fs::set_permissions(&packs, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(packs.join("a.toml"), "").unwrap();
+        std::fs::set_permissions(packs.join("a.toml"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        super::check_trusted_dir(&packs).unwrap();
+        super::check_trusted_dir(&d.path().join("missing")).unwrap();
+        std::fs::set_permissions(packs.join("a.toml"), std::fs::Permissions::from_mode(0o666))
+            .unwrap();
+        let e = super::check_trusted_dir(&packs).unwrap_err();
+        assert!(e.contains("a.toml") && e.contains("0666"), "{e}");
+        std::fs::set_permissions(packs.join("a.toml"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        std::fs::set_permissions(&packs, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(
+            super::check_trusted_dir(&packs)
+                .unwrap_err()
+                .contains("0777")
+        );
+    }
+}

@@ -177,6 +177,9 @@ impl CollectorConfig {
     /// The check packs the collector maps checks to controls with: the
     /// built-in ones and those of `pack_dirs`.
     pub fn packs(&self) -> Result<annexa_checks::pack::PackSet, String> {
+        for dir in &self.pack_dirs {
+            annexa_checks::pack::check_trusted_dir(dir)?;
+        }
         annexa_checks::pack::PackSet::load(true, &self.pack_dirs, false)
             .map_err(|e| e.to_string().trim_end().to_string())
     }

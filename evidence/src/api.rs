@@ -232,23 +232,29 @@ pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
                 "label key {k:?}: 1 to 63 ASCII letters, digits, `.`, `_`, `-` or `/`"
             ));
         }
-        if v.len() > 256 || v.chars().any(char::is_control) {
+        if v.len() > 256 || v.chars().any(|c| unseen(c) || ";,|=".contains(c)) || v.trim() != v {
             return Err(format!(
-                "label {k}: the value must be at most 256 bytes without control characters"
+                "label {k}: the value must be at most 256 bytes, without control or invisible characters, \
+                 without `; , | =` (they separate selector terms) and without leading or trailing spaces"
             ));
         }
     }
     Ok(())
 }
 
+/// Characters that change how text reads without being seen: controls,
+/// bidirectional overrides, zero-width characters, line and paragraph
+/// separators, soft hyphens.
+fn unseen(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{00ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
 /// Checks a host name as the collector accepts it at enrollment: 1 to 253
 /// bytes, no whitespace or control characters (it reaches log lines and
 /// reports).
 pub fn check_hostname(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || name.len() > 253
-        || name.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
+    if name.is_empty() || name.len() > 253 || name.chars().any(|c| unseen(c) || c.is_whitespace()) {
         return Err(format!(
             "hostname {name:?}: 1 to 253 bytes without whitespace or control characters"
         ));
@@ -299,6 +305,11 @@ mod tests {
             ("", "x"),
             ("a b", "x"),
             ("env", "a\nforged=1"),
+            ("env", "prod|dev"),
+            ("env", "prod;role=db"),
+            ("env", " prod"),
+            ("env", "dev\u{202e}dorp"),
+            ("env", "pr\u{200b}od"),
             ("k", &"v".repeat(257)),
         ] {
             let bad: BTreeMap<String, String> = [(k.to_string(), v.to_string())].into();
