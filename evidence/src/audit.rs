@@ -40,6 +40,12 @@ pub enum BundleError {
         /// What is wrong.
         why: String,
     },
+    /// A verification worker stopped without an answer for its entries.
+    #[error("verifying entries from bundle line {line}: a worker thread panicked; the bundle is not verified")]
+    Worker {
+        /// The first line of its share.
+        line: u64,
+    },
 }
 
 /// Something the verification found wrong.
@@ -311,11 +317,19 @@ fn check_chunk(
         std::thread::scope(|s| {
             let handles: Vec<_> = lines
                 .chunks(per)
-                .map(|part| s.spawn(move || part.iter().map(work).collect::<Vec<_>>()))
+                .map(|part| {
+                    let first = part.first().map_or(0, |(line, _)| *line);
+                    (first, s.spawn(move || part.iter().map(work).collect::<Vec<_>>()))
+                })
                 .collect();
+            // A share whose worker panicked is an error, never a gap in
+            // what was checked.
             handles
                 .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
+                .flat_map(|(line, h)| {
+                    h.join()
+                        .unwrap_or_else(|_| vec![Err(BundleError::Worker { line })])
+                })
                 .collect()
         })
     };
