@@ -1487,6 +1487,16 @@ fn rotate_key(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             state.enrollment_path().display()
         );
     };
+    // No state lock: the daemon holds it while it runs, and it reads
+    // agent.key.next (written whole, atomically) only at its next run.
+    if let Some(n) = state.undropable()?
+        && !state.next_key_path().exists()
+    {
+        bail!(
+            "the key declared in envelope {n} is in use but the collector has not acknowledged that envelope yet; \
+             rotate again once it is delivered (`annexa run --once`)"
+        );
+    }
     let (current, _) = state.signing_key()?;
     let (next, made) = state.prepare_rotation()?;
     let mut out = std::io::stdout().lock();

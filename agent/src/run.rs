@@ -287,19 +287,15 @@ fn forget_acknowledged(
     Ok(())
 }
 
-/// The sequence numbers an envelope about to be dropped had itself
-/// declared as a gap. A gap-carrying envelope is always the lowest pending
-/// one (it was spooled into an emptied spool); if it is dropped unsent,
-/// its gap is still skipped from the collector's point of view.
-fn inherited_gap(spool: &Spool) -> Vec<u64> {
-    let Some((seq, _)) = spool.pending().ok().and_then(|p| p.into_iter().next()) else {
-        return Vec::new();
-    };
-    let read = || -> Option<Vec<u64>> {
-        let st = parse_scan_envelope(&spool.read(seq).ok()?).ok()?;
-        Some(st.predicate.gap.map(|g| g.dropped).unwrap_or_default())
-    };
-    read().unwrap_or_default()
+/// The sequence numbers the envelopes about to be dropped had themselves
+/// declared as gaps: if they are dropped unsent, those are still skipped
+/// from the collector's point of view.
+fn inherited_gap(spool: &Spool, dropped: &[u64]) -> Vec<u64> {
+    dropped
+        .iter()
+        .filter_map(|seq| parse_scan_envelope(&spool.read(*seq).ok()?).ok())
+        .flat_map(|st| st.predicate.gap.map(|g| g.dropped).unwrap_or_default())
+        .collect()
 }
 
 /// Signs a scan as the next envelope and makes it durable: the spool file
@@ -340,8 +336,13 @@ fn seal(
     let mut bytes = signer.envelope(sequence, &head.last_digest, &gap, report);
     // The gap is signed, so the drop is decided before the final signature.
     if !spool.fits(bytes.len() as u64, config.spool_max_bytes)? {
-        let inherited = inherited_gap(&spool);
         dropped = spool.plan_room(bytes.len() as u64, config.spool_max_bytes)?;
+        // An envelope declaring a key the collector has not acknowledged
+        // stays, and so does everything before it (its chain link).
+        if let Some(keep) = state.undropable()? {
+            dropped.retain(|s| *s > keep);
+        }
+        let inherited = inherited_gap(&spool, &dropped);
         if !dropped.is_empty() {
             let all: BTreeSet<u64> = inherited
                 .into_iter()
@@ -617,6 +618,42 @@ pub(crate) mod tests {
         seal_one(&tight, &state);
         let sixth = seal_one(&tight, &state);
         assert_eq!(sixth.gap.unwrap().dropped, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_full_spool_never_drops_an_unacknowledged_key_declaration() {
+        let d = tempfile::tempdir().unwrap();
+        let (state, _) = enrolled_state(d.path());
+        let roomy = AgentConfig::default();
+        let one = seal_one(&roomy, &state);
+        state.prepare_rotation().unwrap();
+        let declaring = seal_one(&roomy, &state);
+        seal_one(&roomy, &state);
+        let tight = AgentConfig {
+            spool_max_bytes: one.size * 3,
+            ..AgentConfig::default()
+        };
+        // Envelopes 1 and 2 stay (2 declares the key that signs 3 on, and
+        // needs 1 before it); only what follows the declaration is dropped.
+        let fourth = seal_one(&tight, &state);
+        assert_eq!(fourth.gap.clone().unwrap().dropped, [3]);
+        let fifth = seal_one(&tight, &state);
+        assert_eq!(fifth.gap.clone().unwrap().dropped, [3, 4]);
+        let spool = Spool::open(state.spool_dir()).unwrap();
+        let seqs: Vec<u64> = spool.pending().unwrap().iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [1, 2, 5]);
+        assert_eq!(state.undropable().unwrap(), Some(declaring.sequence));
+        // Delivered and acknowledged, the declaration is no longer held.
+        spool.remove(1).unwrap();
+        spool.remove(2).unwrap();
+        state.acknowledged(2).unwrap();
+        assert_eq!(state.undropable().unwrap(), None);
+        let tighter = AgentConfig {
+            spool_max_bytes: one.size + 1,
+            ..AgentConfig::default()
+        };
+        let sixth = seal_one(&tighter, &state);
+        assert_eq!(sixth.gap.unwrap().dropped, [3, 4, 5]);
     }
 
     #[test]

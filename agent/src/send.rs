@@ -415,6 +415,7 @@ pub(crate) async fn deliver_until(
                 // in between re-sends the envelope, which the collector
                 // answers with a duplicate receipt.
                 state.append_receipt(&resp.receipt)?;
+                state.acknowledged(seq)?;
                 spool.remove(seq)?;
                 if let Some(log) = &resp.log {
                     crate::logwatch::observe(state, log, &collector, receipt.log_index)?;

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `agent.key` | 0600 | the agent's Ed25519 key (PKCS#8) |
 //! | `agent.key.next` | 0600 | the key a pending rotation switches to (`annexa rotate-key`) |
-//! | `key-rotation.json` | 0600 | `{sequence, key_id}`: the envelope that declares it, while it is being spooled |
+//! | `key-rotation.json` | 0600 | `{sequence, key_id}`: the envelope that declares the next key, until the collector acknowledges it |
 //! | `enrollment.json` | 0644 | agent id, server, collector key, CA path, labels |
 //! | `ca.pem` | 0644 | the pinned collector CA, PEM |
 //! | `chain.json` | 0644 | `{last_sequence, last_digest}`: the chain head |
@@ -332,8 +332,10 @@ impl StateDir {
     }
 
     /// Records, before it is spooled, that envelope `sequence` declares
-    /// the next key: [`StateDir::settle_rotation`] then knows after a crash
-    /// whether the declaration reached the chain.
+    /// the next key. The record stays until the collector acknowledges that
+    /// envelope: [`StateDir::settle_rotation`] knows after a crash whether
+    /// the declaration reached the chain, and the spool never drops the
+    /// declaring envelope ([`StateDir::undropable`]).
     pub fn record_rotation(&self, sequence: u64, key_id: &str) -> Result<(), StateError> {
         let bytes = serde_json::to_vec(&Rotation {
             sequence,
@@ -343,24 +345,53 @@ impl StateDir {
         write_atomic(&self.rotation_path(), &bytes, 0o600)
     }
 
-    /// Completes a declared rotation once its envelope is in the chain
-    /// (`head` at or past its sequence number): the next key becomes
-    /// `agent.key` and the old key is gone, so it signs nothing more.
-    /// A declaration that never reached the chain is forgotten; the next
-    /// run declares the key again. Returns the key id now in force after a
-    /// completed rotation.
+    /// Switches keys once the declaring envelope is in the chain (`head` at
+    /// or past its sequence number): the declared next key becomes
+    /// `agent.key` and the old key is gone, so it signs nothing more. Only
+    /// the key that was declared is installed. A declaration that never
+    /// reached the chain is forgotten; the next run declares the key again.
+    /// Returns the key id now in force when the switch happened now.
     pub fn settle_rotation(&self, head: u64) -> Result<Option<String>, StateError> {
         let Some(r) = self.read_json::<Rotation>(&self.rotation_path())? else {
             return Ok(None);
         };
-        let done = r.sequence <= head;
-        if done && self.next_key_path().exists() {
-            std::fs::rename(self.next_key_path(), self.key_path())
-                .map_err(io_err(&self.key_path()))?;
+        if r.sequence > head {
+            std::fs::remove_file(self.rotation_path()).map_err(io_err(&self.rotation_path()))?;
+            sync_dir(&self.root)?;
+            return Ok(None);
         }
-        std::fs::remove_file(self.rotation_path()).map_err(io_err(&self.rotation_path()))?;
-        sync_dir(&self.root)?;
-        Ok(done.then_some(r.key_id))
+        match self.next_key()? {
+            Some(next) if next.public().key_id() == r.key_id => {
+                std::fs::rename(self.next_key_path(), self.key_path())
+                    .map_err(io_err(&self.key_path()))?;
+                sync_dir(&self.root)?;
+                Ok(Some(r.key_id))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The sequence number of an envelope declaring a key that the
+    /// collector has not acknowledged yet: a full spool must not drop it,
+    /// or the envelopes after it, signed with the new key, would be refused
+    /// for ever.
+    pub fn undropable(&self) -> Result<Option<u64>, StateError> {
+        Ok(self
+            .read_json::<Rotation>(&self.rotation_path())?
+            .map(|r| r.sequence))
+    }
+
+    /// Notes a verified receipt for `sequence`: once the declaring envelope
+    /// is acknowledged the rotation is complete.
+    pub fn acknowledged(&self, sequence: u64) -> Result<(), StateError> {
+        if let Some(r) = self.read_json::<Rotation>(&self.rotation_path())?
+            && sequence >= r.sequence
+            && !self.next_key_path().exists()
+        {
+            std::fs::remove_file(self.rotation_path()).map_err(io_err(&self.rotation_path()))?;
+            sync_dir(&self.root)?;
+        }
+        Ok(())
     }
 
     fn read_json<T: for<'de> Deserialize<'de>>(

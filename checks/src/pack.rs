@@ -650,7 +650,8 @@ pub fn check_trusted_dir(dir: &std::path::Path) -> Result<(), String> {
     // std has no safe geteuid; /proc/self belongs to the effective user.
     let me = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
     let check = |path: &std::path::Path| -> Result<(), String> {
-        let m = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // What is loaded is what a link points to: judge that.
+        let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
         if m.mode() & 0o022 != 0 {
             return Err(format!(
                 "{}: mode {:04o} lets group or others write check packs (chmod go-w)",
@@ -667,7 +668,7 @@ pub fn check_trusted_dir(dir: &std::path::Path) -> Result<(), String> {
         }
         Ok(())
     };
-    match std::fs::symlink_metadata(dir) {
+    match std::fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(format!("{}: {e}", dir.display())),
         Ok(_) => check(dir)?,

@@ -256,6 +256,12 @@ impl CollectorConfig {
                 return Err(format!("{label}: {name} must be at least 1"));
             }
         }
+        if cfg.clock_skew_tolerance_seconds > 365 * 86400 {
+            return Err(format!(
+                "{label}: clock_skew_tolerance_seconds = {} is more than a year; use 0 to accept any skew",
+                cfg.clock_skew_tolerance_seconds
+            ));
+        }
         if let Some(u) = &cfg.database_url
             && !crate::store::postgres::is_url(u)
         {
@@ -315,6 +321,13 @@ mod tests {
             ("postgres://u@localhost/annexa", true),
             ("postgres:///annexa?host=/run/postgresql", true),
             ("postgres://u@[2001:db8::1]/annexa", false),
+            ("postgres://u@localhost/annexa?host=db.example", false),
+            ("postgres://u@localhost/annexa?hostaddr=192.0.2.7", false),
+            (
+                "postgres://u@db/annexa?sslmode=verify-full&sslmode=prefer",
+                false,
+            ),
+            ("postgres://u@db/annexa?ssl-mode=verify-ca", true),
         ] {
             let r = CollectorConfig::parse("c.toml", &format!("database_url = \"{url}\"\n"));
             assert_eq!(r.is_ok(), ok, "{url}: {r:?}");

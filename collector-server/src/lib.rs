@@ -43,6 +43,8 @@ pub async fn create_enroll_token(
     ttl_seconds: i64,
     labels: &Labels,
 ) -> Result<(String, i64), StoreError> {
+    // The labels every agent enrolled with it gets: checked as theirs are.
+    annexa_evidence::api::check_labels(labels).map_err(StoreError::Denied)?;
     let token = tokens::generate(tokens::ENROLL_PREFIX).map_err(StoreError::Broken)?;
     let expires_at = clock::now_unix() + ttl_seconds;
     store

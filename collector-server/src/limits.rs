@@ -212,45 +212,58 @@ impl FailureLimit {
         }
     }
 
-    /// How long `ip` must wait before it may try again (None: it may now).
-    pub fn wait(&self, ip: std::net::IpAddr) -> Option<Duration> {
+    /// Takes one failure's worth from `ip`'s bucket before its request is
+    /// handled (so that requests in flight together cannot all pass);
+    /// `Err(wait)` when the bucket is empty. A request that does not fail
+    /// gets it back ([`FailureLimit::refund`]).
+    pub fn take(&self, ip: std::net::IpAddr) -> Result<(), Duration> {
         if self.per_minute == 0 {
-            return None;
+            return Ok(());
         }
         let now = std::time::Instant::now();
-        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let b = self.refilled(*buckets.get(&Self::key(ip))?, now);
-        (b.tokens < 1.0)
-            .then(|| Duration::from_secs_f64((1.0 - b.tokens) * 60.0 / f64::from(self.per_minute)))
-    }
-
-    /// Charges one failure to `ip`; true when that emptied its bucket.
-    pub fn charge(&self, ip: std::net::IpAddr) -> bool {
-        if self.per_minute == 0 {
-            return false;
-        }
-        let now = std::time::Instant::now();
+        let cap = f64::from(self.per_minute);
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let key = Self::key(ip);
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&key) {
             // Forget addresses whose allowance has refilled; never those
-            // still limited, so that a flood of new addresses cannot
-            // reset them. Still full: the newcomer goes untracked.
-            let cap = f64::from(self.per_minute);
+            // still limited, so that a flood of new addresses cannot reset
+            // them. Still full: the newcomer goes untracked.
             buckets.retain(|_, b| self.refilled(*b, now).tokens < cap);
             if buckets.len() >= MAX_TRACKED {
-                return false;
+                return Ok(());
             }
         }
-        let full = Bucket {
-            tokens: f64::from(self.per_minute),
+        let b = buckets.entry(key).or_insert(Bucket {
+            tokens: cap,
             at: now,
-        };
-        let b = buckets.entry(key).or_insert(full);
+        });
         *b = self.refilled(*b, now);
-        let was = b.tokens >= 1.0;
-        b.tokens = (b.tokens - 1.0).max(0.0);
-        was && b.tokens < 1.0
+        if b.tokens < 1.0 {
+            return Err(Duration::from_secs_f64((1.0 - b.tokens) * 60.0 / cap));
+        }
+        b.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Gives back what [`FailureLimit::take`] took, for a request that did
+    /// not fail authentication.
+    pub fn refund(&self, ip: std::net::IpAddr) {
+        if self.per_minute == 0 {
+            return;
+        }
+        let cap = f64::from(self.per_minute);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = buckets.get_mut(&Self::key(ip)) {
+            b.tokens = (b.tokens + 1.0).min(cap);
+        }
+    }
+
+    /// Whether `ip` has used up its allowance (for the log line).
+    fn exhausted(&self, ip: std::net::IpAddr) -> bool {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets
+            .get(&Self::key(ip))
+            .is_some_and(|b| self.refilled(*b, std::time::Instant::now()).tokens < 1.0)
     }
 }
 
@@ -271,7 +284,7 @@ pub async fn limit_failures(limit: Arc<FailureLimit>, request: Request, next: Ne
     let Some(ip) = peer.filter(|_| !exempt(request.uri().path())) else {
         return next.run(request).await;
     };
-    if let Some(wait) = limit.wait(ip) {
+    if let Err(wait) = limit.take(ip) {
         let secs = wait.as_secs().max(1);
         let mut response = Error::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -287,7 +300,9 @@ pub async fn limit_failures(limit: Arc<FailureLimit>, request: Request, next: Ne
         return response;
     }
     let response = next.run(request).await;
-    if response.status() == StatusCode::UNAUTHORIZED && limit.charge(ip) {
+    if response.status() != StatusCode::UNAUTHORIZED {
+        limit.refund(ip);
+    } else if limit.exhausted(ip) {
         tracing::warn!(
             peer = %ip,
             "authentication failures from {ip} exceed auth_failures_per_minute; it is answered 429 until its allowance refills"
@@ -305,25 +320,26 @@ mod tests {
     fn failures_empty_the_bucket_of_one_address_or_one_ipv6_slash_64() {
         let limit = FailureLimit::new(3);
         let a = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-        assert!(!limit.charge(a) && !limit.charge(a));
-        assert!(limit.wait(a).is_none());
-        assert!(limit.charge(a), "the third failure empties it");
-        let wait = limit.wait(a).expect("limited");
+        // Requests in flight together each take a share before any fails.
+        for _ in 0..3 {
+            limit.take(a).unwrap();
+        }
+        let wait = limit.take(a).expect_err("limited");
         assert!(
             wait <= Duration::from_secs(20) && wait >= Duration::from_secs(19),
             "{wait:?}"
         );
-        assert!(
-            limit
-                .wait(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)))
-                .is_none()
-        );
+        assert!(limit.exhausted(a));
+        // Requests that succeed give their share back.
+        limit.refund(a);
+        limit.take(a).unwrap();
+        assert!(limit.take(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))).is_ok());
         // Two addresses of one /64 are one client.
         let v6 = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, last));
         for i in 0..3 {
-            limit.charge(v6(i));
+            limit.take(v6(i)).unwrap();
         }
-        assert!(limit.wait(v6(99)).is_some());
-        assert!(FailureLimit::new(0).wait(a).is_none() && !FailureLimit::new(0).charge(a));
+        assert!(limit.take(v6(99)).is_err());
+        assert!(FailureLimit::new(0).take(a).is_ok());
     }
 }

@@ -41,7 +41,9 @@ pub enum BundleError {
         why: String,
     },
     /// A verification worker stopped without an answer for its entries.
-    #[error("verifying entries from bundle line {line}: a worker thread panicked; the bundle is not verified")]
+    #[error(
+        "verifying entries from bundle line {line}: a worker thread panicked; the bundle is not verified"
+    )]
     Worker {
         /// The first line of its share.
         line: u64,
@@ -179,6 +181,8 @@ pub fn verify_bundle(
     let mut checkpoints: Vec<(String, String)> = Vec::new();
     let mut tree = MemoryTree::new();
     let mut chains: HashMap<String, ChainState> = HashMap::new();
+    // (agent, sequence) of envelopes seen declaring the agent's next key.
+    let mut declared = std::collections::HashSet::new();
     let mut pending: Vec<(u64, String)> = Vec::new();
     let mut end = None;
     let threads = threads.max(1);
@@ -201,13 +205,29 @@ pub fn verify_bundle(
         let Some(rec) = rec else {
             pending.push((line_at, line));
             if pending.len() == CHUNK {
-                check_chunk(&mut v, &mut tree, &mut chains, &agents, &pending, threads)?;
+                check_chunk(
+                    &mut v,
+                    &mut tree,
+                    &mut chains,
+                    &agents,
+                    &mut declared,
+                    &pending,
+                    threads,
+                )?;
                 pending.clear();
             }
             continue;
         };
         if !pending.is_empty() {
-            check_chunk(&mut v, &mut tree, &mut chains, &agents, &pending, threads)?;
+            check_chunk(
+                &mut v,
+                &mut tree,
+                &mut chains,
+                &agents,
+                &mut declared,
+                &pending,
+                threads,
+            )?;
             pending.clear();
         }
         match rec {
@@ -255,7 +275,15 @@ pub fn verify_bundle(
         }
     }
     if !pending.is_empty() {
-        check_chunk(&mut v, &mut tree, &mut chains, &agents, &pending, threads)?;
+        check_chunk(
+            &mut v,
+            &mut tree,
+            &mut chains,
+            &agents,
+            &mut declared,
+            &pending,
+            threads,
+        )?;
     }
     match end {
         None => v.problem(
@@ -275,6 +303,25 @@ pub fn verify_bundle(
     for (i, note) in extra.iter().enumerate() {
         checkpoints.push((note.clone(), format!("checkpoint {} given", i + 1)));
     }
+    // Every change of an agent's key must have been seen declared, with a
+    // valid proof, by the last envelope of the old key: a key history an
+    // insider wrote into the database declares nothing.
+    let mut ids: Vec<&String> = agents.keys().collect();
+    ids.sort();
+    for id in ids {
+        for (key_id, _, until) in &agents[id].0 {
+            if let Some(n) = until
+                && !declared.contains(&(id.clone(), *n))
+            {
+                v.problem(
+                    None,
+                    format!(
+                        "agent {id}: key {key_id} is recorded as retired after sequence {n}, but the log holds no envelope {n} declaring the next key (missing, pruned or never declared)"
+                    ),
+                );
+            }
+        }
+    }
     check_checkpoints(&mut v, &tree, collector, &checkpoints);
     Ok(v)
 }
@@ -286,6 +333,7 @@ fn check_chunk(
     tree: &mut MemoryTree,
     chains: &mut HashMap<String, ChainState>,
     agents: &HashMap<String, AgentKeys>,
+    declared: &mut std::collections::HashSet<(String, u64)>,
     lines: &[(u64, String)],
     threads: usize,
 ) -> Result<(), BundleError> {
@@ -319,7 +367,10 @@ fn check_chunk(
                 .chunks(per)
                 .map(|part| {
                     let first = part.first().map_or(0, |(line, _)| *line);
-                    (first, s.spawn(move || part.iter().map(work).collect::<Vec<_>>()))
+                    (
+                        first,
+                        s.spawn(move || part.iter().map(work).collect::<Vec<_>>()),
+                    )
                 })
                 .collect();
             // A share whose worker panicked is an error, never a gap in
@@ -335,7 +386,7 @@ fn check_chunk(
     };
     for r in results {
         let (e, link) = r?;
-        apply_entry(v, tree, chains, agents, e, link);
+        apply_entry(v, tree, chains, agents, declared, e, link);
     }
     Ok(())
 }
@@ -396,6 +447,7 @@ fn apply_entry(
     tree: &mut MemoryTree,
     chains: &mut HashMap<String, ChainState>,
     agents: &HashMap<String, AgentKeys>,
+    declared: &mut std::collections::HashSet<(String, u64)>,
     e: BundleEntry,
     link: Option<Result<Link, String>>,
 ) {
@@ -433,13 +485,15 @@ fn apply_entry(
         Some((_, _, next)) => {
             // Every change of key is declared, with proof, by the last
             // envelope the old key signed; and only there.
-            let declared = link
+            let declaration = link
                 .as_ref()
                 .and_then(|l| l.as_ref().ok())
                 .map(|l| &l.rotation);
-            match (next, declared) {
+            match (next, declaration) {
                 (_, None) => {}
-                (Some(n), Some(Some(Ok(k)))) if k == n => {}
+                (Some(n), Some(Some(Ok(k)))) if k == n => {
+                    declared.insert((e.agent.clone(), e.sequence));
+                }
                 (Some(n), Some(d)) => v.problem(
                     at,
                     format!(

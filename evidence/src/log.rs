@@ -119,16 +119,6 @@ pub struct RetiredKey {
     pub retired_at: String,
 }
 
-impl AgentKey {
-    /// The key id in force for the agent's envelope `sequence`.
-    pub fn key_id_at(&self, sequence: u64) -> &str {
-        self.retired_keys
-            .iter()
-            .find(|k| sequence <= k.until_sequence)
-            .map_or(self.key_id.as_str(), |k| k.key_id.as_str())
-    }
-}
-
 /// A checkpoint as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

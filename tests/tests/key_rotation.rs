@@ -119,6 +119,38 @@ fn an_agent_rotates_its_key_and_its_old_evidence_still_verifies() {
         "{}",
         show(&o)
     );
+
+    // Nor can an insider write a key history of their own: a retired key
+    // whose last envelope declares nothing is found.
+    let forged = SigningKey::generate().unwrap().0.public();
+    c.stop();
+    tamper(
+        &c.data,
+        &format!(
+            "INSERT INTO agent_keys (agent_no, key_id, public_key, until_sequence, retired_at) \
+             SELECT no, '{}', '{}', 2, '2026-01-01T00:00:00Z' FROM agents",
+            forged.key_id(),
+            forged.to_b64()
+        ),
+    );
+    c.restart();
+    let o = common::annexa_api(
+        &["verify", "log"],
+        &c.url(),
+        &c.ca_path(),
+        &token,
+        &["--collector-key", s(&key), "--checkpoint", s(&held)],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "key {} is recorded as retired after sequence 2, but the log holds no envelope 2 declaring the next key",
+            forged.key_id()
+        )),
+        "{}",
+        show(&o)
+    );
 }
 
 #[test]

@@ -103,6 +103,35 @@ async fn accept(
         checked.sequence,
         checked.sha256.clone(),
     );
+    if let Some((new_key, _)) = &checked.rotate_to {
+        // A key already enrolled or retired would fail the whole batch it
+        // lands in at the store's unique index: refuse this envelope alone.
+        let unavailable = |e: crate::store::StoreError| Error::from(e);
+        // The agent's own current key is the declaring envelope sent again
+        // (the writer answers it as a duplicate).
+        let known = state
+            .store
+            .agent_by_key(new_key)
+            .await
+            .map_err(unavailable)?
+            .is_some_and(|a| a.id != checked.agent.id)
+            || state
+                .store
+                .retired_key(new_key)
+                .await
+                .map_err(unavailable)?
+                .is_some();
+        if known {
+            return Err(Error::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                codes::INVALID_STATEMENT,
+                format!(
+                    "envelope {} declares key {new_key}, which is already in use or retired; a rotation needs a new key",
+                    checked.sequence
+                ),
+            ));
+        }
+    }
     let rotated = checked.rotate_to.is_some();
     let committed = match state.writer.submit(checked).await {
         Ok(c) => c,
@@ -214,7 +243,11 @@ fn agent_clock(
     {
         return Err(skewed(format!("the agent's clock reads {text}"), at - now));
     }
-    if let Some(finished) = clock::parse_rfc3339(&checked.finished_at)
+    // Only without the header: an agent whose clock is right now may still
+    // hold envelopes it signed while it was wrong, and refusing those would
+    // block its chain until real time caught up with them.
+    if said.is_none()
+        && let Some(finished) = clock::parse_rfc3339(&checked.finished_at)
         && finished - now > tolerance
     {
         return Err(skewed(

@@ -77,34 +77,40 @@ pub fn insecure_transport(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match hostport.strip_prefix('[') {
+    let url_host = match hostport.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => hostport.split(':').next().unwrap_or(""),
     };
     let query = tail.split_once('?').map_or("", |(_, q)| q);
-    let param = |name: &str| {
-        query.split('&').find_map(|p| {
-            p.split_once('=')
-                .filter(|(k, _)| *k == name)
-                .map(|(_, v)| v)
-        })
+    let params = || query.split('&').filter_map(|p| p.split_once('='));
+    // The driver lets `host` and `hostaddr` replace the URL's host, and
+    // reads the last `sslmode` (or `ssl-mode`): judge what it will use.
+    let mut hosts: Vec<&str> = params()
+        .filter(|(k, _)| *k == "host" || *k == "hostaddr")
+        .flat_map(|(_, v)| v.split(','))
+        .collect();
+    if hosts.is_empty() {
+        hosts.push(url_host);
+    }
+    let local = |h: &str| {
+        h.is_empty()
+            || h.starts_with('/')
+            || h.starts_with("%2F")
+            || h == "localhost"
+            || h == "::1"
+            || h.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|a| a.is_loopback())
     };
-    let host = if host.is_empty() {
-        param("host").unwrap_or("")
-    } else {
-        host
-    };
-    let local = host.is_empty()
-        || host.starts_with('/')
-        || host == "localhost"
-        || host == "::1"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|a| a.is_loopback());
-    let verified = matches!(param("sslmode"), Some("verify-full" | "verify-ca"));
-    (!local && !verified).then(|| {
+    let mode = params()
+        .filter(|(k, _)| *k == "sslmode" || *k == "ssl-mode")
+        .map(|(_, v)| v)
+        .next_back();
+    let verified = matches!(mode, Some("verify-full" | "verify-ca"));
+    let remote: Vec<&str> = hosts.into_iter().filter(|h| !local(h)).collect();
+    (!remote.is_empty() && !verified).then(|| {
         format!(
-            "the database at {host} is not on this machine and the URL does not ask for a verified TLS connection: add ?sslmode=verify-full&sslrootcert=FILE (or verify-ca)"
+            "the database at {} is not on this machine and the URL does not ask for a verified TLS connection: add ?sslmode=verify-full&sslrootcert=FILE (or verify-ca)",
+            remote.join(",")
         )
     })
 }

@@ -764,7 +764,10 @@ macro_rules! sql_store {
                         break;
                     }
                     let done = sqlx::query(
-                        "UPDATE envelopes SET bytes = $1, pruned_at = $2 WHERE agent_no = $3 AND sequence = $4 AND pruned_at IS NULL",
+                        // An envelope that declared a key rotation is kept: it is
+                        // what proves the agent's next key was its own.
+                        "UPDATE envelopes SET bytes = $1, pruned_at = $2 WHERE agent_no = $3 AND sequence = $4 AND pruned_at IS NULL \
+                         AND NOT EXISTS (SELECT 1 FROM agent_keys k WHERE k.agent_no = $3 AND k.until_sequence = $4)",
                     )
                     .bind(Vec::<u8>::new())
                     .bind(now)
