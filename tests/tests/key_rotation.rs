@@ -100,17 +100,20 @@ fn an_agent_rotates_its_key_and_its_old_evidence_still_verifies() {
     // Without the retired key on record, the entries it signed no longer
     // verify: an insider cannot quietly drop a host's key history.
     c.stop();
-    tamper(&c.data, "DELETE FROM agent_keys");
+    common::tamper(&c.data, &["DELETE FROM agent_keys".to_string()]);
     c.restart();
     let held = host.state.join("checkpoint");
-    let o = common::annexa_api(
-        &["verify", "log"],
-        &c.url(),
-        &c.ca_path(),
-        &token,
-        &["--collector-key", s(&key), "--checkpoint", s(&held)],
-        &[],
-    );
+    let verify = |c: &Collector| {
+        common::annexa_api(
+            &["verify", "log"],
+            &c.url(),
+            &c.ca_path(),
+            &token,
+            &["--collector-key", s(&key), "--checkpoint", s(&held)],
+            &[],
+        )
+    };
+    let o = verify(&c);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let out = stdout(&o);
     assert!(
@@ -124,24 +127,17 @@ fn an_agent_rotates_its_key_and_its_old_evidence_still_verifies() {
     // whose last envelope declares nothing is found.
     let forged = SigningKey::generate().unwrap().0.public();
     c.stop();
-    tamper(
+    common::tamper(
         &c.data,
-        &format!(
+        &[format!(
             "INSERT INTO agent_keys (agent_no, key_id, public_key, until_sequence, retired_at) \
              SELECT no, '{}', '{}', 2, '2026-01-01T00:00:00Z' FROM agents",
             forged.key_id(),
             forged.to_b64()
-        ),
+        )],
     );
     c.restart();
-    let o = common::annexa_api(
-        &["verify", "log"],
-        &c.url(),
-        &c.ca_path(),
-        &token,
-        &["--collector-key", s(&key), "--checkpoint", s(&held)],
-        &[],
-    );
+    let o = verify(&c);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(
         stdout(&o).contains(&format!(
@@ -178,21 +174,4 @@ fn a_rotation_declared_without_a_valid_proof_is_refused() {
     assert!(r.text().contains("key_rotation.proof"), "{}", r.text());
     assert_eq!(c.sequences(&id), vec![1]);
     assert_eq!(c.host(&id)["key_id"], key.public().key_id().as_str());
-}
-
-/// Runs SQL against a stopped collector's database.
-fn tamper(data: &Path, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::ConnectOptions;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(data.join("collector.db"))
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query(sql).execute(&mut conn).await.unwrap();
-    });
 }

@@ -188,26 +188,6 @@ fn proofs_checkpoints_and_verification_online_and_offline() {
     assert!(common::stderr(&o).contains("line 1"), "{}", show(&o));
 }
 
-/// Runs SQL against a stopped collector's database.
-fn tamper(data: &Path, sql: &[String]) {
-    let db = data.join("collector.db");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::ConnectOptions;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&db)
-            .connect()
-            .await
-            .unwrap();
-        for q in sql {
-            sqlx::query(q).execute(&mut conn).await.unwrap();
-        }
-    });
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(to).unwrap();
@@ -299,7 +279,7 @@ fn rows_changed_deleted_or_inserted_in_the_database_are_found_with_index_and_why
     for (what, sql, expect) in cases {
         let data = dir.path().join(what.replace(' ', "-"));
         copy_dir(&c.data, &data);
-        tamper(&data, &sql);
+        common::tamper(&data, &sql);
         let bundle = data.join("log.bundle");
         let o = collector_cli(&data, &["log", "export", "--out", s(&bundle)]);
         assert_eq!(o.status.code(), Some(0), "{what}: export: {}", show(&o));
@@ -324,7 +304,7 @@ fn rows_changed_deleted_or_inserted_in_the_database_are_found_with_index_and_why
     // root refuses to start (it would sign checkpoints over the rewrite).
     let data = dir.path().join("refuse");
     copy_dir(&c.data, &data);
-    tamper(
+    common::tamper(
         &data,
         &[format!(
             "UPDATE log_entries SET accepted_at = '2020-01-01T00:00:00Z', leaf_hash = X'{}' WHERE idx = 2",
@@ -360,7 +340,7 @@ fn an_agent_reports_a_rewritten_log_in_its_next_envelope() {
         envelope_sha256: sha,
         accepted_at: "2020-01-01T00:00:00Z".into(),
     };
-    tamper(
+    common::tamper(
         &c.data,
         &[
             format!(

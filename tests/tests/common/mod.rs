@@ -1277,3 +1277,23 @@ pub fn auditor_files(c: &Collector, dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::write(&token, c.api_token("auditor", "auditor")).unwrap();
     (key, token)
 }
+
+/// Runs SQL against a stopped collector's database.
+pub fn tamper(data: &Path, sql: &[String]) {
+    let db = data.join("collector.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .connect()
+            .await
+            .unwrap();
+        for q in sql {
+            sqlx::query(q).execute(&mut conn).await.unwrap();
+        }
+    });
+}
