@@ -690,7 +690,13 @@ async fn the_log_appends_with_its_envelopes_and_prunes_payloads_only(store: &dyn
     // this store up to and including sequence 1 here) and nothing else.
     let cutoff = "2026-11-23T12:00:00Z";
     let before = store.prune(cutoff, NOW, "1y", 1000).await.unwrap();
-    assert_eq!(before.pruned, start + 1);
+    // All but one: the envelope that declared agent ag-k's key rotation
+    // is kept, as what proves its next key was its own.
+    assert_eq!(before.pruned, start);
+    let rotated = store.agent("ag-k").await.unwrap().unwrap();
+    let declaring = store.envelope(rotated.no, 1).await.unwrap().unwrap();
+    assert_eq!(declaring.0.pruned_at, None);
+    assert!(!declaring.1.is_empty());
     let pruned = store.envelope(a.no, 1).await.unwrap().unwrap();
     assert_eq!(pruned.0.pruned_at.as_deref(), Some(NOW));
     assert!(pruned.1.is_empty());
@@ -701,7 +707,7 @@ async fn the_log_appends_with_its_envelopes_and_prunes_payloads_only(store: &dyn
     assert!(rows[1].bytes.is_some());
     assert_eq!(store.log_size().await.unwrap(), start + 2);
     let runs = store.retention_runs().await.unwrap();
-    assert_eq!((runs.len(), runs[0].pruned), (1, start + 1));
+    assert_eq!((runs.len(), runs[0].pruned), (1, start));
     // Nothing more to do: no new run is recorded.
     store.prune(cutoff, NOW, "1y", 1000).await.unwrap();
     assert_eq!(store.retention_runs().await.unwrap().len(), 1);
