@@ -47,6 +47,22 @@ impl SqliteStore {
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A commit that failed because the disk was full leaves its
+            // connection unusable: SQLite rolled the transaction back by
+            // itself, and the driver's own rollback then fails on every use.
+            // Such a connection is closed when released, not reused, so that
+            // the store works again as soon as space returns.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // A deferred BEGIN takes no lock; the driver refuses it
+                    // (rather than nesting a savepoint) only on such a
+                    // connection.
+                    match sqlx::Connection::begin_with(conn, "BEGIN").await {
+                        Ok(tx) => Ok(tx.rollback().await.is_ok()),
+                        Err(_) => Ok(false),
+                    }
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Broken(format!("{}: {e}", path.display())))?;
