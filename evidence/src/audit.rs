@@ -9,7 +9,7 @@
 //! threads, a chunk of entries at a time; everything order-dependent runs on
 //! the calling thread.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 
 use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
@@ -133,6 +133,36 @@ impl AgentKeys {
     }
 }
 
+/// What replaying the entries in order builds, and the entry lines read
+/// but not yet checked.
+struct Replay {
+    tree: MemoryTree,
+    chains: HashMap<String, ChainState>,
+    /// (agent, sequence) of envelopes seen declaring the agent's next key.
+    declared: HashSet<(String, u64)>,
+    /// Entry lines (with their line numbers) waiting to be checked.
+    pending: Vec<(u64, String)>,
+    threads: usize,
+}
+
+impl Replay {
+    /// Checks the pending entry lines, if any.
+    fn flush(
+        &mut self,
+        v: &mut Verification,
+        agents: &HashMap<String, AgentKeys>,
+    ) -> Result<(), BundleError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut lines = std::mem::take(&mut self.pending);
+        check_chunk(v, self, agents, &lines)?;
+        lines.clear();
+        self.pending = lines;
+        Ok(())
+    }
+}
+
 /// An agent's chain as far as the log has gone.
 struct ChainState {
     next: u64,
@@ -179,13 +209,14 @@ pub fn verify_bundle(
     }
     let mut agents: HashMap<String, AgentKeys> = HashMap::new();
     let mut checkpoints: Vec<(String, String)> = Vec::new();
-    let mut tree = MemoryTree::new();
-    let mut chains: HashMap<String, ChainState> = HashMap::new();
-    // (agent, sequence) of envelopes seen declaring the agent's next key.
-    let mut declared = std::collections::HashSet::new();
-    let mut pending: Vec<(u64, String)> = Vec::new();
+    let mut replay = Replay {
+        tree: MemoryTree::new(),
+        chains: HashMap::new(),
+        declared: HashSet::new(),
+        pending: Vec::new(),
+        threads: threads.max(1),
+    };
     let mut end = None;
-    let threads = threads.max(1);
     for (line, line_at) in lines {
         let line = line?;
         if end.is_some() {
@@ -203,33 +234,13 @@ pub fn verify_bundle(
             }
         };
         let Some(rec) = rec else {
-            pending.push((line_at, line));
-            if pending.len() == CHUNK {
-                check_chunk(
-                    &mut v,
-                    &mut tree,
-                    &mut chains,
-                    &agents,
-                    &mut declared,
-                    &pending,
-                    threads,
-                )?;
-                pending.clear();
+            replay.pending.push((line_at, line));
+            if replay.pending.len() == CHUNK {
+                replay.flush(&mut v, &agents)?;
             }
             continue;
         };
-        if !pending.is_empty() {
-            check_chunk(
-                &mut v,
-                &mut tree,
-                &mut chains,
-                &agents,
-                &mut declared,
-                &pending,
-                threads,
-            )?;
-            pending.clear();
-        }
+        replay.flush(&mut v, &agents)?;
         match rec {
             Record::Header(_) => return Err(malformed(line_at, "a second header".into())),
             Record::Agent(a) => {
@@ -274,17 +285,7 @@ pub fn verify_bundle(
             Record::End(e) => end = Some(e),
         }
     }
-    if !pending.is_empty() {
-        check_chunk(
-            &mut v,
-            &mut tree,
-            &mut chains,
-            &agents,
-            &mut declared,
-            &pending,
-            threads,
-        )?;
-    }
+    replay.flush(&mut v, &agents)?;
     match end {
         None => v.problem(
             None,
@@ -299,7 +300,7 @@ pub fn verify_bundle(
         ),
         Some(_) => {}
     }
-    v.root = hex(&tree.root());
+    v.root = hex(&replay.tree.root());
     for (i, note) in extra.iter().enumerate() {
         checkpoints.push((note.clone(), format!("checkpoint {} given", i + 1)));
     }
@@ -311,7 +312,7 @@ pub fn verify_bundle(
     for id in ids {
         for (key_id, _, until) in &agents[id].0 {
             if let Some(n) = until
-                && !declared.contains(&(id.clone(), *n))
+                && !replay.declared.contains(&(id.clone(), *n))
             {
                 v.problem(
                     None,
@@ -322,7 +323,7 @@ pub fn verify_bundle(
             }
         }
     }
-    check_checkpoints(&mut v, &tree, collector, &checkpoints);
+    check_checkpoints(&mut v, &replay.tree, collector, &checkpoints);
     Ok(v)
 }
 
@@ -330,13 +331,11 @@ pub fn verify_bundle(
 /// order, chains and the tree in order.
 fn check_chunk(
     v: &mut Verification,
-    tree: &mut MemoryTree,
-    chains: &mut HashMap<String, ChainState>,
+    replay: &mut Replay,
     agents: &HashMap<String, AgentKeys>,
-    declared: &mut std::collections::HashSet<(String, u64)>,
     lines: &[(u64, String)],
-    threads: usize,
 ) -> Result<(), BundleError> {
+    let threads = replay.threads;
     type Checked = Result<(BundleEntry, Option<Result<Link, String>>), BundleError>;
     let work = |(line, text): &(u64, String)| -> Checked {
         let e = match serde_json::from_str::<BundleEntry>(text) {
@@ -386,7 +385,7 @@ fn check_chunk(
     };
     for r in results {
         let (e, link) = r?;
-        apply_entry(v, tree, chains, agents, declared, e, link);
+        apply_entry(v, replay, agents, e, link);
     }
     Ok(())
 }
@@ -444,14 +443,12 @@ pub fn open_scan_envelope(
 
 fn apply_entry(
     v: &mut Verification,
-    tree: &mut MemoryTree,
-    chains: &mut HashMap<String, ChainState>,
+    replay: &mut Replay,
     agents: &HashMap<String, AgentKeys>,
-    declared: &mut std::collections::HashSet<(String, u64)>,
     e: BundleEntry,
     link: Option<Result<Link, String>>,
 ) {
-    let i = tree.size();
+    let i = replay.tree.size();
     if e.index != i {
         v.problem(
             Some(i),
@@ -471,7 +468,7 @@ fn apply_entry(
                 .into(),
         );
     }
-    tree.push(leaf);
+    replay.tree.push(leaf);
     v.entries += 1;
     match agents.get(&e.agent).map(|k| k.at(e.sequence)) {
         None => v.problem(at, format!("agent {} is not enrolled", e.agent)),
@@ -492,7 +489,7 @@ fn apply_entry(
             match (next, declaration) {
                 (_, None) => {}
                 (Some(n), Some(Some(Ok(k)))) if k == n => {
-                    declared.insert((e.agent.clone(), e.sequence));
+                    replay.declared.insert((e.agent.clone(), e.sequence));
                 }
                 (Some(n), Some(d)) => v.problem(
                     at,
@@ -541,7 +538,7 @@ fn apply_entry(
             None
         }
     };
-    let chain = chains.entry(e.agent.clone()).or_insert(ChainState {
+    let chain = replay.chains.entry(e.agent.clone()).or_insert(ChainState {
         next: 1,
         last: None,
     });
