@@ -264,22 +264,9 @@ mod tests {
 
     #[test]
     fn an_include_fan_out_is_an_error_not_an_exponential_parse() {
-        // Fourteen levels, each including the next twice: within the depth
-        // limit, and 2^14 parses if nothing else bounded them.
-        let files: Vec<(String, String)> = (0..14)
-            .map(|i| {
-                (
-                    format!("/etc/ssh/f{i}"),
-                    format!("Include f{0} f{0}\n", i + 1),
-                )
-            })
-            .chain([("/etc/ssh/sshd_config".into(), "Include f0\n".into())])
-            .collect();
-        let files: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(p, t)| (p.as_str(), t.as_str()))
-            .collect();
-        let (_d, view) = root(&files);
+        let (_d, view) = crate::probes::testing::fan_out("/etc/ssh/sshd_config", "/etc/ssh", |n| {
+            format!("Include {n} {n}\n")
+        });
         let started = std::time::Instant::now();
         let err = load(&view, "/etc/ssh/sshd_config").unwrap_err();
         assert!(err.to_string().contains("more than 1024 files"), "{err}");

@@ -229,22 +229,9 @@ mod tests {
 
     #[test]
     fn an_include_fan_out_is_an_error_not_an_exponential_parse() {
-        // Fourteen levels, each including the next twice: within the depth
-        // limit, and 2^14 parses if nothing else bounded them.
-        let files: Vec<(String, String)> = (0..14)
-            .map(|i| {
-                (
-                    format!("/etc/s{i}"),
-                    format!("@include s{0}\n@include s{0}\n", i + 1),
-                )
-            })
-            .chain([("/etc/sudoers".into(), "@include s0\n".into())])
-            .collect();
-        let files: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(p, t)| (p.as_str(), t.as_str()))
-            .collect();
-        let (_d, view) = root(&files);
+        let (_d, view) = crate::probes::testing::fan_out("/etc/sudoers", "/etc", |n| {
+            format!("@include {n}\n@include {n}\n")
+        });
         let started = std::time::Instant::now();
         let err = load(&view, "/etc/sudoers").unwrap_err();
         assert!(err.to_string().contains("more than 1024 files"), "{err}");

@@ -449,6 +449,26 @@ pub(crate) mod testing {
         (dir, view)
     }
 
+    /// A root whose file `top` starts a chain of 14 files `f0`…`f13` in
+    /// `dir`, each including the next twice (`include(next)` gives the
+    /// lines): within the include parsers' depth limit, and 2^14 parses if
+    /// nothing else bounded them.
+    pub fn fan_out(
+        top: &str,
+        dir: &str,
+        include: impl Fn(&str) -> String,
+    ) -> (tempfile::TempDir, HostView) {
+        let files: Vec<(String, String)> = (0..14)
+            .map(|i| (format!("{dir}/f{i}"), include(&format!("f{}", i + 1))))
+            .chain([(top.to_string(), include("f0"))])
+            .collect();
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        root(&refs)
+    }
+
     /// Enables `unit_path` (a unit file inside the root) for `target` the
     /// way `systemctl enable` does: a link in /etc/systemd/system/TARGET.wants.
     pub fn wants(root: &std::path::Path, target: &str, unit_path: &str) {
