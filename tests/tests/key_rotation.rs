@@ -7,16 +7,11 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use annexa_evidence::api::codes;
 use annexa_evidence::keys::SigningKey;
 use annexa_evidence::sha256_hex;
-use common::{Collector, Host, SOA_2013, show, sign_statement, statement_of, stdout};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{Collector, Host, SOA_2013, show, sign_statement, statement_of, stdout, utf8 as s};
 
 #[test]
 fn an_agent_rotates_its_key_and_its_old_evidence_still_verifies() {
@@ -91,11 +86,7 @@ fn an_agent_rotates_its_key_and_its_old_evidence_still_verifies() {
     let (key, token) = common::auditor_files(&c, dir.path());
     let out = common::assert_log_verifies(&c, &token, &key, &host.state.join("checkpoint"));
     assert!(out.contains("4 (4 envelopes verified"), "{out}");
-    let report = dir.path().join("report.json");
-    let o = common::pull_report(&c, &token, &report, &[]);
-    assert_eq!(o.status.code(), Some(0), "report pull: {}", show(&o));
-    let o = common::annexa(&["verify", "report", s(&report), "--collector-key", s(&key)]);
-    assert_eq!(o.status.code(), Some(0), "verify report: {}", show(&o));
+    common::assert_report_verifies(&c, &token, &key, dir.path());
 
     // Without the retired key on record, the entries it signed no longer
     // verify: an insider cannot quietly drop a host's key history.

@@ -11,8 +11,6 @@
 
 mod common;
 
-use common::utf8 as s;
-
 use annexa_tests::PgScratch;
 use common::{Collector, Host, show, soa_with_marker, stdout};
 
@@ -58,11 +56,7 @@ fn a_collector_on_postgres_keeps_evidence_log_and_conformity_across_a_kill() {
     let out = common::assert_log_verifies(&c, &token, &key, &hosts[0].state.join("checkpoint"));
     assert!(out.contains("4 (4 envelopes verified"), "{out}");
 
-    let report = dir.path().join("report.json");
-    let o = common::pull_report(&c, &token, &report, &[]);
-    assert_eq!(o.status.code(), Some(0), "report pull: {}", show(&o));
-    let o = common::annexa(&["verify", "report", s(&report), "--collector-key", s(&key)]);
-    assert_eq!(o.status.code(), Some(0), "verify report: {}", show(&o));
+    common::assert_report_verifies(&c, &token, &key, dir.path());
 }
 
 /// The size and root lines `migrate` prints for the log before and after.

@@ -1229,6 +1229,28 @@ pub fn pull_report(c: &Collector, token_file: &Path, out: &Path, extra: &[&str])
     )
 }
 
+/// Pulls a report from `c` into `dir` and verifies it offline with the
+/// verifier key in `key_file`; both must succeed. Returns the report file.
+pub fn assert_report_verifies(
+    c: &Collector,
+    token_file: &Path,
+    key_file: &Path,
+    dir: &Path,
+) -> PathBuf {
+    let report = dir.join("report.json");
+    let o = pull_report(c, token_file, &report, &[]);
+    assert_eq!(o.status.code(), Some(0), "report pull: {}", show(&o));
+    let o = annexa(&[
+        "verify",
+        "report",
+        utf8(&report),
+        "--collector-key",
+        utf8(key_file),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "verify report: {}", show(&o));
+    report
+}
+
 /// `annexa verify log` online against `c`, with the verifier key in
 /// `key_file` and an agent's held `checkpoint`, which must pass; its
 /// standard output.
