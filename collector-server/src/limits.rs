@@ -214,11 +214,12 @@ impl FailureLimit {
 
     /// Takes one failure's worth from `ip`'s bucket before its request is
     /// handled (so that requests in flight together cannot all pass);
-    /// `Err(wait)` when the bucket is empty. A request that does not fail
-    /// gets it back ([`FailureLimit::refund`]).
-    pub fn take(&self, ip: std::net::IpAddr) -> Result<(), Duration> {
+    /// `Err(wait)` when the bucket is empty; `Ok(true)` when this took its
+    /// last share. A request that does not fail gets it back
+    /// ([`FailureLimit::refund`]).
+    pub fn take(&self, ip: std::net::IpAddr) -> Result<bool, Duration> {
         if self.per_minute == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let now = std::time::Instant::now();
         let cap = f64::from(self.per_minute);
@@ -230,7 +231,7 @@ impl FailureLimit {
             // them. Still full: the newcomer goes untracked.
             buckets.retain(|_, b| self.refilled(*b, now).tokens < cap);
             if buckets.len() >= MAX_TRACKED {
-                return Ok(());
+                return Ok(false);
             }
         }
         let b = buckets.entry(key).or_insert(Bucket {
@@ -242,7 +243,7 @@ impl FailureLimit {
             return Err(Duration::from_secs_f64((1.0 - b.tokens) * 60.0 / cap));
         }
         b.tokens -= 1.0;
-        Ok(())
+        Ok(b.tokens < 1.0)
     }
 
     /// Gives back what [`FailureLimit::take`] took, for a request that did
@@ -256,14 +257,6 @@ impl FailureLimit {
         if let Some(b) = buckets.get_mut(&Self::key(ip)) {
             b.tokens = (b.tokens + 1.0).min(cap);
         }
-    }
-
-    /// Whether `ip` has used up its allowance (for the log line).
-    fn exhausted(&self, ip: std::net::IpAddr) -> bool {
-        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        buckets
-            .get(&Self::key(ip))
-            .is_some_and(|b| self.refilled(*b, std::time::Instant::now()).tokens < 1.0)
     }
 }
 
@@ -284,25 +277,28 @@ pub async fn limit_failures(limit: Arc<FailureLimit>, request: Request, next: Ne
     let Some(ip) = peer.filter(|_| !exempt(request.uri().path())) else {
         return next.run(request).await;
     };
-    if let Err(wait) = limit.take(ip) {
-        let secs = wait.as_secs().max(1);
-        let mut response = Error::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            codes::RATE_LIMITED,
-            format!(
-                "too many failed authentications from this address; try again in {secs} s (auth_failures_per_minute)"
-            ),
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, secs.into());
-        return response;
-    }
+    let last = match limit.take(ip) {
+        Ok(last) => last,
+        Err(wait) => {
+            let secs = wait.as_secs().max(1);
+            let mut response = Error::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::RATE_LIMITED,
+                format!(
+                    "too many failed authentications from this address; try again in {secs} s (auth_failures_per_minute)"
+                ),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+            return response;
+        }
+    };
     let response = next.run(request).await;
     if response.status() != StatusCode::UNAUTHORIZED {
         limit.refund(ip);
-    } else if limit.exhausted(ip) {
+    } else if last {
         tracing::warn!(
             peer = %ip,
             "authentication failures from {ip} exceed auth_failures_per_minute; it is answered 429 until its allowance refills"
@@ -321,15 +317,16 @@ mod tests {
         let limit = FailureLimit::new(3);
         let a = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
         // Requests in flight together each take a share before any fails.
-        for _ in 0..3 {
-            limit.take(a).unwrap();
-        }
+        assert_eq!(
+            (0..3).map(|_| limit.take(a).unwrap()).collect::<Vec<_>>(),
+            [false, false, true],
+            "the third takes the last share"
+        );
         let wait = limit.take(a).expect_err("limited");
         assert!(
             wait <= Duration::from_secs(20) && wait >= Duration::from_secs(19),
             "{wait:?}"
         );
-        assert!(limit.exhausted(a));
         // Requests that succeed give their share back.
         limit.refund(a);
         limit.take(a).unwrap();
@@ -340,6 +337,6 @@ mod tests {
             limit.take(v6(i)).unwrap();
         }
         assert!(limit.take(v6(99)).is_err());
-        assert!(FailureLimit::new(0).take(a).is_ok());
+        assert_eq!(FailureLimit::new(0).take(a), Ok(false));
     }
 }

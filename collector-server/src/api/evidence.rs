@@ -106,21 +106,14 @@ async fn accept(
     if let Some((new_key, _)) = &checked.rotate_to {
         // A key already enrolled or retired would fail the whole batch it
         // lands in at the store's unique index: refuse this envelope alone.
-        let unavailable = |e: crate::store::StoreError| Error::from(e);
         // The agent's own current key is the declaring envelope sent again
         // (the writer answers it as a duplicate).
         let known = state
             .store
             .agent_by_key(new_key)
-            .await
-            .map_err(unavailable)?
+            .await?
             .is_some_and(|a| a.id != checked.agent.id)
-            || state
-                .store
-                .retired_key(new_key)
-                .await
-                .map_err(unavailable)?
-                .is_some();
+            || state.store.retired_key(new_key).await?.is_some();
         if known {
             return Err(Error::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -8,7 +8,7 @@
 //! other's commit. Reads never take it.
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 use super::sql::prelude::*;
 
@@ -74,43 +74,24 @@ pub fn redact(url: &str) -> String {
 /// or change that traffic holds the evidence store; the loopback address
 /// and a Unix socket (no host) need no TLS.
 pub fn insecure_transport(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let url_host = match hostport.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => hostport.split(':').next().unwrap_or(""),
-    };
-    let query = tail.split_once('?').map_or("", |(_, q)| q);
-    let params = || query.split('&').filter_map(|p| p.split_once('='));
-    // The driver lets `host` and `hostaddr` replace the URL's host, and
-    // reads the last `sslmode` (or `ssl-mode`): judge what it will use.
-    let mut hosts: Vec<&str> = params()
-        .filter(|(k, _)| *k == "host" || *k == "hostaddr")
-        .flat_map(|(_, v)| v.split(','))
-        .collect();
-    if hosts.is_empty() {
-        hosts.push(url_host);
-    }
-    let local = |h: &str| {
-        h.is_empty()
-            || h.starts_with('/')
-            || h.starts_with("%2F")
-            || h == "localhost"
-            || h == "::1"
-            || h.parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|a| a.is_loopback())
-    };
-    let mode = params()
-        .filter(|(k, _)| *k == "sslmode" || *k == "ssl-mode")
-        .map(|(_, v)| v)
-        .next_back();
-    let verified = matches!(mode, Some("verify-full" | "verify-ca"));
-    let remote: Vec<&str> = hosts.into_iter().filter(|h| !local(h)).collect();
-    (!remote.is_empty() && !verified).then(|| {
+    // Judged on what the driver itself makes of the URL (its `host` and
+    // `hostaddr` parameters, the last `sslmode`, the environment); a URL
+    // it cannot parse is refused when connecting, with the driver's reason.
+    let options: PgConnectOptions = url.parse().ok()?;
+    let host = options.get_host();
+    let local = options.get_socket().is_some()
+        || host.starts_with('/')
+        || matches!(host, "localhost" | "::1" | "[::1]")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback());
+    let verified = matches!(
+        options.get_ssl_mode(),
+        PgSslMode::VerifyFull | PgSslMode::VerifyCa
+    );
+    (!local && !verified).then(|| {
         format!(
-            "the database at {} is not on this machine and the URL does not ask for a verified TLS connection: add ?sslmode=verify-full&sslrootcert=FILE (or verify-ca)",
-            remote.join(",")
+            "the database at {host} is not on this machine and the URL does not ask for a verified TLS connection: add ?sslmode=verify-full&sslrootcert=FILE (or verify-ca)"
         )
     })
 }
