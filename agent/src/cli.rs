@@ -906,9 +906,9 @@ fn gate_fleet(args: GateArgs) -> anyhow::Result<ExitCode> {
                 .context("--baseline-report needs --collector-key FILE to verify it")?;
             let verifier = read_collector_key(key)?;
             let bytes = std::fs::read(path).with_context(|| format!("reading {label}"))?;
-            let opened = annexa_evidence::report::open(&bytes, &verifier.key)
+            let (opened, keys) = annexa_evidence::report::open_trusting(&bytes, &verifier)
                 .with_context(|| label.clone())?;
-            let outcome = annexa_evidence::report::verify::verify_opened(&opened, &verifier);
+            let outcome = annexa_evidence::report::verify::verify_opened(&opened, &keys);
             if !outcome.ok() {
                 bail!(
                     "{label}: the baseline report does not verify ({} problems; `annexa verify report` lists them), first: {}",
@@ -1305,9 +1305,9 @@ fn report_render(args: ReportRenderArgs) -> anyhow::Result<ExitCode> {
     let (opened, verification) = match &args.collector_key {
         Some(path) => {
             let verifier = read_collector_key(path)?;
-            let opened = annexa_evidence::report::open(&bytes, &verifier.key)
+            let (opened, keys) = annexa_evidence::report::open_trusting(&bytes, &verifier)
                 .with_context(|| label.clone())?;
-            let outcome = annexa_evidence::report::verify::verify_opened(&opened, &verifier);
+            let outcome = annexa_evidence::report::verify::verify_opened(&opened, &keys);
             let v = Verification::Checked {
                 key: verifier.to_string(),
                 outcome: Box::new(outcome),

@@ -329,6 +329,8 @@ pub async fn enroll(opts: EnrollOptions) -> Result<EnrollOutcome, EnrollError> {
         enrolled_at: OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_default(),
+        // The next evidence response carries the collector's transitions.
+        collector_key_transitions: Vec::new(),
     })?;
     info!(
         agent_id = %answer.agent_id,
@@ -526,6 +528,7 @@ mod tests {
             ca_path: "ca.pem".into(),
             labels: BTreeMap::new(),
             enrolled_at: String::new(),
+            collector_key_transitions: Vec::new(),
         };
         let h = settle_chain(&state, Some(&prev), &answer("new", 1, None)).unwrap();
         assert_eq!(h, ChainHead::default());

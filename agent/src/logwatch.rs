@@ -6,21 +6,87 @@
 //! both in its next envelope ([`LogAlert`]).
 
 use annexa_evidence::api::LogState;
+use annexa_evidence::collector_keys::{KeyHistory, Transition};
 use annexa_evidence::encoding::b64_decode;
 use annexa_evidence::keys::PublicKey;
 use annexa_evidence::merkle::{Hash, verify_consistency};
 use annexa_evidence::note::{Checkpoint, Note, Verifier};
 use annexa_evidence::statement::LogAlert;
 
-use crate::state::{StateDir, StateError};
+use crate::state::{Enrollment, StateDir, StateError};
 
-/// Opens a checkpoint signed by the collector's key under the origin it
-/// names.
-fn open(note: &str, collector: &PublicKey) -> Result<Checkpoint, String> {
+/// The collector's keys as this agent follows them: the key in force and
+/// the transitions that led to it from the key it enrolled with.
+#[derive(Debug, Clone, Copy)]
+pub struct CollectorKeys<'a> {
+    /// The key in force.
+    pub current: PublicKey,
+    /// The transitions followed, oldest first.
+    pub transitions: &'a [String],
+}
+
+impl CollectorKeys<'_> {
+    /// The key history of the log `origin`.
+    fn history(&self, origin: &str) -> Result<KeyHistory, String> {
+        let current = Verifier::new(origin, self.current).map_err(|e| e.to_string())?;
+        KeyHistory::follow(&current, self.transitions).map_err(|e| e.to_string())
+    }
+}
+
+/// Opens a checkpoint under the origin it names, signed by the collector's
+/// key in force at its size.
+fn open(note: &str, collector: &CollectorKeys) -> Result<Checkpoint, String> {
     let parsed = Note::parse(note).map_err(|e| e.to_string())?;
     let origin = parsed.text.split('\n').next().unwrap_or_default();
-    let verifier = Verifier::new(origin, *collector).map_err(|e| e.to_string())?;
-    Checkpoint::open(note, &verifier).map_err(|e| e.to_string())
+    collector
+        .history(origin)?
+        .open_checkpoint(note)
+        .map_err(|e| e.to_string())
+}
+
+/// Follows the collector's key transitions a response carries from the
+/// key this agent holds, and records the key they lead to (with the
+/// transitions) in `enrollment.json`. Returns the key in force. A list
+/// the held key is not part of, or any transition not signed by both its
+/// keys, is refused: the agent keeps its key, and the receipt signed by
+/// the unknown key then fails to verify.
+pub fn adopt(
+    state: &StateDir,
+    enrollment: &mut Enrollment,
+    transitions: &[String],
+) -> Result<PublicKey, String> {
+    let held = enrollment
+        .collector_key()
+        .map_err(|e| format!("collector_public_key: {e}"))?;
+    if transitions.is_empty() || transitions == enrollment.collector_key_transitions.as_slice() {
+        return Ok(held);
+    }
+    let first = Transition::open(&transitions[0])
+        .map_err(|e| format!("the collector's key transition 1: {e}"))?;
+    let trusted = Verifier::new(&first.origin, held).map_err(|e| e.to_string())?;
+    let history = KeyHistory::follow(&trusted, transitions).map_err(|e| {
+        format!(
+            "the collector's key transitions do not lead from the key this agent holds ({}): {e}",
+            held.key_id()
+        )
+    })?;
+    let current = history.current().key;
+    if current != held {
+        tracing::warn!(
+            previous_key_id = %held.key_id(),
+            collector_key_id = %current.key_id(),
+            "the collector's signing key was rotated; following its transition, signed by the key \
+             this agent held and the new one, from now on receipts and checkpoints are verified \
+             with the new key"
+        );
+    }
+    enrollment.collector_public_key = current.to_b64();
+    enrollment.collector_key_id = current.key_id();
+    enrollment.collector_key_transitions = transitions.to_vec();
+    state
+        .write_enrollment(enrollment)
+        .map_err(|e| format!("recording the collector's new key: {e}"))?;
+    Ok(current)
 }
 
 /// Checks the checkpoint a response carries against the one held.
@@ -30,7 +96,7 @@ fn open(note: &str, collector: &PublicKey) -> Result<Checkpoint, String> {
 pub fn check(
     held: Option<&str>,
     new: &LogState,
-    collector: &PublicKey,
+    collector: &CollectorKeys,
     receipt_index: Option<u64>,
 ) -> Result<bool, String> {
     let cp = open(&new.checkpoint, collector)
@@ -104,7 +170,7 @@ pub fn held_size(state: &StateDir) -> Option<u64> {
 pub fn observe(
     state: &StateDir,
     new: &LogState,
-    collector: &PublicKey,
+    collector: &CollectorKeys,
     receipt_index: Option<u64>,
 ) -> Result<(), StateError> {
     let held = state.checkpoint()?;
@@ -170,7 +236,10 @@ mod tests {
     #[test]
     fn growth_with_a_proof_is_accepted_and_anything_else_is_an_alert() {
         let key = SigningKey::from_seed(&[3u8; 32]).unwrap();
-        let pk = key.public();
+        let pk = CollectorKeys {
+            current: key.public(),
+            transitions: &[],
+        };
         let t = tree(20);
         let held = note(&key, 7, t.root_at(7).unwrap());
         let proof: Vec<String> = consistency_proof(&t, 7, 20)
@@ -223,5 +292,44 @@ mod tests {
             ..grown
         };
         assert!(check(Some(&held), &foreign, &pk, None).is_err());
+    }
+
+    #[test]
+    fn a_rotated_key_is_followed_only_through_its_transition() {
+        let (old, new) = (
+            SigningKey::from_seed(&[3u8; 32]).unwrap(),
+            SigningKey::from_seed(&[5u8; 32]).unwrap(),
+        );
+        let t = tree(20);
+        let held = note(&old, 7, t.root_at(7).unwrap());
+        let proof: Vec<String> = consistency_proof(&t, 7, 20)
+            .unwrap()
+            .iter()
+            .map(|h| b64(h))
+            .collect();
+        let grown = LogState {
+            checkpoint: note(&new, 20, t.root()),
+            consistency_from: Some(7),
+            consistency: proof,
+        };
+        let transitions = vec![Transition::sign("annexa/test", 10, &old, &new).unwrap()];
+        let rotated = CollectorKeys {
+            current: new.public(),
+            transitions: &transitions,
+        };
+        assert_eq!(check(Some(&held), &grown, &rotated, Some(19)), Ok(true));
+        // Without the transition the held checkpoint is a stranger's.
+        let bare = CollectorKeys {
+            current: new.public(),
+            transitions: &[],
+        };
+        assert!(check(Some(&held), &grown, &bare, None).is_err());
+        // The retired key signs nothing beyond the size it was retired at.
+        let late = LogState {
+            checkpoint: note(&old, 20, t.root()),
+            ..grown
+        };
+        let e = check(Some(&held), &late, &rotated, None).unwrap_err();
+        assert!(e.contains("signs sizes 0 to 10 only"), "{e}");
     }
 }

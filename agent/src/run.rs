@@ -455,6 +455,7 @@ pub(crate) mod tests {
                 ca_path: "ca.pem".into(),
                 labels: [("env".to_string(), "test".to_string())].into(),
                 enrolled_at: "2026-01-01T00:00:00Z".into(),
+                collector_key_transitions: Vec::new(),
             })
             .unwrap();
         state.write_chain(&ChainHead::default()).unwrap();

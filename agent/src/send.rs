@@ -66,6 +66,17 @@ pub enum SendError {
         /// Why.
         source: KeyError,
     },
+    /// The response's collector key transitions do not lead from the key
+    /// this agent holds: the receipt cannot be trusted.
+    #[error(
+        "envelope {sequence}: the collector's signing key changed and {message}; the envelope is kept and sent again"
+    )]
+    KeyTransition {
+        /// The envelope's sequence number.
+        sequence: u64,
+        /// Why.
+        message: String,
+    },
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Client(String),
@@ -360,10 +371,10 @@ pub(crate) async fn deliver_until(
     stop: Option<&watch::Receiver<bool>>,
     delivered: &mut usize,
 ) -> Result<(), SendError> {
-    let enrollment = state.enrollment()?.ok_or_else(|| SendError::NotEnrolled {
+    let mut enrollment = state.enrollment()?.ok_or_else(|| SendError::NotEnrolled {
         path: state.enrollment_path().display().to_string(),
     })?;
-    let collector = enrollment
+    enrollment
         .collector_key()
         .map_err(|source| SendError::CollectorKey {
             path: state.enrollment_path().display().to_string(),
@@ -400,6 +411,13 @@ pub(crate) async fn deliver_until(
                         status,
                         message: format!("not an evidence response: {e}"),
                     })?;
+                // Before the receipt: a rotated collector signed it with
+                // a key this agent adopts only through the transitions.
+                let collector = crate::logwatch::adopt(state, &mut enrollment, &resp.key_transitions)
+                    .map_err(|message| SendError::KeyTransition {
+                        sequence: seq,
+                        message,
+                    })?;
                 let receipt = Receipt::verify(
                     &resp.receipt,
                     &collector,
@@ -418,7 +436,11 @@ pub(crate) async fn deliver_until(
                 state.acknowledged(seq)?;
                 spool.remove(seq)?;
                 if let Some(log) = &resp.log {
-                    crate::logwatch::observe(state, log, &collector, receipt.log_index)?;
+                    let keys = crate::logwatch::CollectorKeys {
+                        current: collector,
+                        transitions: &enrollment.collector_key_transitions,
+                    };
+                    crate::logwatch::observe(state, log, &keys, receipt.log_index)?;
                 }
                 if let Some(policy) = &resp.policy
                     && state.policy().ok().flatten().as_ref() != Some(policy)

@@ -104,10 +104,16 @@ pub struct Enrollment {
     pub labels: BTreeMap<String, String>,
     /// When enrollment completed (RFC 3339 UTC).
     pub enrolled_at: String,
+    /// The collector's key transitions this agent followed from the key it
+    /// enrolled with to `collector_public_key`, oldest first
+    /// ([`annexa_evidence::collector_keys`]): the held checkpoint may be
+    /// signed by a key they retired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collector_key_transitions: Vec<String>,
 }
 
 impl Enrollment {
-    /// The collector's receipt key.
+    /// The collector's key in force, as this agent follows it.
     pub fn collector_key(&self) -> Result<PublicKey, KeyError> {
         PublicKey::from_b64(&self.collector_public_key)
     }

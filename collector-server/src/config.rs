@@ -160,8 +160,9 @@ impl Default for CollectorConfig {
 
 impl CollectorConfig {
     /// The log's origin: configured, or derived from the collector's key
-    /// (`annexa/collector-<first 12 hex digits of its key id>`), which stays
-    /// the same for the life of the data directory.
+    /// (`annexa/collector-<first 12 hex digits of its key id>`). A log keeps
+    /// its origin for life: once it has checkpoints, theirs is used
+    /// ([`crate::log_origin`]), so a rotated key does not change it.
     pub fn origin(&self, key: &annexa_evidence::keys::PublicKey) -> String {
         self.log_origin
             .clone()

@@ -12,7 +12,7 @@
 //! ```
 
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use annexa_evidence::keys::{SigningKey, write_private};
@@ -41,6 +41,14 @@ pub enum DataDirError {
         path: String,
         /// Its mode.
         mode: u32,
+    },
+    /// Another process holds the directory's lock.
+    #[error(
+        "{path}: a collector is running on this data directory (collector.lock is held); stop it first"
+    )]
+    Busy {
+        /// The directory.
+        path: String,
     },
     /// Certificate generation failed.
     #[error("generating certificates: {0}")]
@@ -72,6 +80,15 @@ impl DataDir {
     /// Receipt-signing key.
     pub fn signing_key(&self) -> PathBuf {
         self.root.join("collector.key")
+    }
+    /// The key a rotation brings in, until the rotation is complete.
+    pub fn next_signing_key(&self) -> PathBuf {
+        self.root.join("collector.key.next")
+    }
+    /// Held (flock) by the collector serving from the directory and by a
+    /// key rotation.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("collector.lock")
     }
     /// CA certificate (PEM).
     pub fn ca_cert(&self) -> PathBuf {
@@ -107,24 +124,63 @@ impl DataDir {
         Ok(())
     }
 
+    /// Takes the directory's lock: only one collector serves from a data
+    /// directory, and its key is not rotated under it.
+    pub fn try_lock(&self) -> Result<DirLock, DataDirError> {
+        let path = self.lock_file();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(DataDirError::Busy {
+                path: self.root.display().to_string(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(&path, e)),
+        }
+    }
+
     /// The receipt-signing key.
     pub fn load_signing_key(&self) -> Result<SigningKey, DataDirError> {
-        let path = self.signing_key();
-        let der = std::fs::read(&path).map_err(|e| io(&path, e))?;
-        let mode = std::fs::metadata(&path)
-            .map_err(|e| io(&path, e))?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(annexa_evidence::keys::KeyError::Exposed {
-                path: path.display().to_string(),
-                mode,
-            }
-            .into());
-        }
-        Ok(SigningKey::from_pkcs8(&path.display().to_string(), &der)?)
+        load_private(&self.signing_key())
     }
+
+    /// The key an interrupted rotation created, if there is one.
+    pub fn load_next_signing_key(&self) -> Result<Option<SigningKey>, DataDirError> {
+        let path = self.next_signing_key();
+        if !path.exists() {
+            return Ok(None);
+        }
+        load_private(&path).map(Some)
+    }
+}
+
+/// The data directory's lock, released when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+/// An Ed25519 PKCS#8 key file that only its owner may read.
+fn load_private(path: &Path) -> Result<SigningKey, DataDirError> {
+    let der = std::fs::read(path).map_err(|e| io(path, e))?;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| io(path, e))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(annexa_evidence::keys::KeyError::Exposed {
+            path: path.display().to_string(),
+            mode,
+        }
+        .into());
+    }
+    Ok(SigningKey::from_pkcs8(&path.display().to_string(), &der)?)
 }
 
 /// What `init` produced.

@@ -4,7 +4,8 @@
 
 use annexa_evidence::encoding::hex;
 use annexa_evidence::log::{
-    AgentKey, BUNDLE_FORMAT, BundleEntry, End, EntryTag, Header, Record, StoredCheckpoint,
+    AgentKey, BUNDLE_FORMAT, BundleEntry, End, EntryTag, Header, KeyTransition, Record,
+    StoredCheckpoint,
 };
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -91,6 +92,13 @@ pub async fn export(
         retention,
     }))
     .await?;
+    for t in store.key_transitions().await? {
+        out.record(&Record::KeyTransition(KeyTransition {
+            note: t.note,
+            rotated_at: t.rotated_at,
+        }))
+        .await?;
+    }
     let mut retired = store.retired_keys().await?;
     for a in store.agents().await? {
         out.record(&Record::Agent(AgentKey {

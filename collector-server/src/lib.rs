@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod quickstart;
 pub mod report;
+pub mod rotate;
 pub mod soa;
 pub mod store;
 pub mod tls;
@@ -79,6 +80,24 @@ pub async fn create_api_token(
     Ok(token)
 }
 
+/// The evidence log's origin: configured, else the one its stored
+/// checkpoints carry (a rotated key keeps the origin the first key gave
+/// the log), else derived from `key`.
+pub async fn log_origin(
+    config: &config::CollectorConfig,
+    store: &dyn Store,
+    key: &annexa_evidence::keys::PublicKey,
+) -> Result<String, StoreError> {
+    if let Some(o) = &config.log_origin {
+        return Ok(o.clone());
+    }
+    let stored = store
+        .latest_checkpoint()
+        .await?
+        .and_then(|c| c.note.split('\n').next().map(str::to_string));
+    Ok(stored.unwrap_or_else(|| config.origin(key)))
+}
+
 /// Opens the store a configuration names.
 pub async fn open_store(config: &config::CollectorConfig) -> Result<Arc<dyn Store>, StoreError> {
     let dir = datadir::DataDir::new(&config.data_dir);
@@ -103,6 +122,8 @@ pub struct Server {
     pub log: Arc<log::Log>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Held while serving: no second collector, no key rotation.
+    _lock: datadir::DirLock,
 }
 
 impl Server {
@@ -123,6 +144,7 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
     use anyhow::Context;
     let dir = datadir::DataDir::new(&config.data_dir);
     dir.check()?;
+    let lock = dir.try_lock()?;
     let key = Arc::new(dir.load_signing_key()?);
     let store = open_store(config).await?;
     let (cert, tls_key) = match (&config.tls_cert, &config.tls_key) {
@@ -137,7 +159,7 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         packs,
         sweep_every: Duration::from_secs(config.conformity_sweep_seconds),
     };
-    let origin = config.origin(&key.public());
+    let origin = log_origin(config, store.as_ref(), &key.public()).await?;
     let log = Arc::new(
         log::Log::open(store.as_ref(), key.clone(), &origin)
             .await
@@ -219,5 +241,6 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         log,
         handle,
         task,
+        _lock: lock,
     })
 }

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use annexa_evidence::collector_keys::KeyHistory;
 use annexa_evidence::keys::SigningKey;
 use annexa_evidence::log::LogEntry;
 use annexa_evidence::merkle::{self, Hash, MemoryTree, Nodes, ProofError};
@@ -50,6 +51,9 @@ pub enum LogError {
     /// What is stored does not add up to what the collector signed.
     #[error("the evidence log does not match its last signed checkpoint: {0}")]
     Tampered(String),
+    /// The collector's key is not the newest of the log's key history.
+    #[error("the collector's key: {0}")]
+    Key(String),
 }
 
 /// A checkpoint the collector signed: size, root, the signed note and
@@ -70,14 +74,41 @@ struct Tree {
     stored: u64,
 }
 
-/// The log: its key (with the origin as key name) and tree.
+/// The log: its key (with the origin as key name), the keys it had
+/// before, and its tree.
 pub struct Log {
     verifier: Verifier,
+    history: KeyHistory,
     key: Arc<SigningKey>,
     tree: RwLock<Tree>,
     /// Entries other collectors appended that this one took into its tree
     /// but whose hosts it has not reloaded yet ([`Log::take_behind`]).
     behind: std::sync::Mutex<Option<std::ops::Range<u64>>>,
+}
+
+/// The log's key history from the stored transitions; `current` must be
+/// its newest key (the one `annexa-collector key rotate` brought in).
+pub async fn key_history(store: &dyn Store, current: &Verifier) -> Result<KeyHistory, LogError> {
+    let notes: Vec<String> = store
+        .key_transitions()
+        .await?
+        .into_iter()
+        .map(|t| t.note)
+        .collect();
+    let history = KeyHistory::follow(current, &notes).map_err(|e| {
+        LogError::Key(format!(
+            "{e}; collector.key must be the key the last `annexa-collector key rotate` brought in"
+        ))
+    })?;
+    if history.current() != current {
+        return Err(LogError::Key(format!(
+            "collector.key (key {:08x}) was retired by a later rotation to key {:08x}: restore the \
+             newest key, or run `annexa-collector key rotate` again if it was interrupted",
+            current.id,
+            history.current().id
+        )));
+    }
+    Ok(history)
 }
 
 /// Complete-subtree hashes from memory (levels ≥ 8), tiles read for this
@@ -194,8 +225,10 @@ impl Log {
     ) -> Result<Log, LogError> {
         let verifier = Verifier::new(origin, key.public())
             .map_err(|e| LogError::Tampered(format!("origin `{origin}`: {e}")))?;
+        let history = key_history(store, &verifier).await?;
         let log = Log {
             verifier,
+            history,
             key,
             behind: std::sync::Mutex::new(None),
             tree: RwLock::new(Tree {
@@ -232,6 +265,11 @@ impl Log {
     /// The verifier key auditors and agents check checkpoints with.
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
+    }
+
+    /// Every key the log has had, with the transitions between them.
+    pub fn history(&self) -> &KeyHistory {
+        &self.history
     }
 
     /// Committed leaves.
@@ -423,7 +461,7 @@ impl Log {
                 configured: origin.to_string(),
             });
         }
-        let cp = Checkpoint::open(&last.note, &self.verifier).map_err(|e| {
+        let cp = self.history.open_checkpoint(&last.note).map_err(|e| {
             LogError::Tampered(format!("the checkpoint at size {}: {e}", last.size))
         })?;
         if cp.size != last.size || cp.root != last.root {

@@ -212,6 +212,11 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
+    /// The collector's signing key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Enrollment tokens for agents.
     Token {
         #[command(subcommand)]
@@ -288,6 +293,19 @@ enum LogCommand {
         /// The bundle file to create (mode 0600).
         #[arg(long, short, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Replace the signing key (checkpoints, receipts, reports) with a new
+    /// one, with the collector stopped. A transition signed by both keys is
+    /// stored: agents adopt the new key by it, and auditors holding either
+    /// verifier key follow it. Everything signed before stays verifiable.
+    /// Run it again to finish a rotation that was interrupted.
+    Rotate {
+        #[command(flatten)]
+        at: Where,
     },
 }
 
@@ -689,6 +707,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             shutdown_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
             server.shutdown(Duration::from_secs(10)).await;
+        }
+        Command::Key {
+            command: KeyCommand::Rotate { at },
+        } => {
+            let cfg = at.load()?;
+            let r = annexa_collector::rotate::rotate(&cfg).await?;
+            if r.resumed {
+                println!("finished the rotation an earlier run began");
+            }
+            println!("log:       {}", r.origin);
+            println!("at size:   {}", r.size);
+            println!("retired:   {}", r.old);
+            println!("in force:  {}", r.new);
+            println!(
+                "agents adopt the new key at their next delivery; give auditors the new verifier key (the old one still verifies everything, through the transition)"
+            );
         }
         Command::Token {
             command: TokenCommand::Create { at, ttl, labels },

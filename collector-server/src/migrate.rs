@@ -210,6 +210,16 @@ const TABLES: &[Table] = &[
         page: Page::Key("size"),
     },
     Table {
+        name: "log_key_transitions",
+        columns: &[
+            ("id", Int),
+            ("size", Int),
+            ("note", Text),
+            ("rotated_at", Text),
+        ],
+        page: Page::Key("id"),
+    },
+    Table {
         name: "retention_runs",
         columns: &[
             ("id", Int),

@@ -172,6 +172,7 @@ pub async fn build(
             origin: log.origin().to_string(),
             key: log.verifier().to_string(),
             version: env!("CARGO_PKG_VERSION").into(),
+            key_transitions: log.history().notes().to_vec(),
         },
         period: Period {
             from: req.from.map(clock::rfc3339),

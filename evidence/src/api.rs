@@ -116,6 +116,13 @@ pub struct EvidenceResponse {
     /// The evidence log after the envelope was committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<LogState>,
+    /// Every rotation of the collector's key, oldest first: transition
+    /// notes ([`crate::collector_keys::Transition`]), each signed by the key
+    /// it retires and the key it brings in. The receipt and checkpoint are
+    /// signed by the newest key; an agent that pinned an older one adopts
+    /// it only by following these from the key it holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_transitions: Vec<String>,
 }
 
 /// The collector's evidence log as an agent sees it in a response: the

@@ -17,7 +17,8 @@ use crate::encoding::hex;
 use crate::keys::PublicKey;
 use crate::log::{BUNDLE_FORMAT, BundleEntry, Header, Record, RetentionRun};
 use crate::merkle::{MemoryTree, consistency_proof, verify_consistency};
-use crate::note::{Checkpoint, Verifier};
+use crate::collector_keys::KeyHistory;
+use crate::note::Verifier;
 use crate::statement::{ScanPredicate, parse_scan_statement, subject_name};
 
 /// Entries read and checked per parallel chunk.
@@ -74,6 +75,9 @@ pub struct Verification {
     pub agents: usize,
     /// Checkpoints whose signature and root were checked.
     pub checkpoints_verified: usize,
+    /// The collector's keys, oldest first, each with the checkpoint sizes
+    /// it signs (more than one once the key was rotated).
+    pub collector_keys: Vec<String>,
     /// The newest verified checkpoint: (size, hex root).
     pub latest_checkpoint: Option<(u64, String)>,
     /// Entries after the newest signed checkpoint (not yet covered by one).
@@ -209,6 +213,7 @@ pub fn verify_bundle(
     }
     let mut agents: HashMap<String, AgentKeys> = HashMap::new();
     let mut checkpoints: Vec<(String, String)> = Vec::new();
+    let mut transitions: Vec<String> = Vec::new();
     let mut replay = Replay {
         tree: MemoryTree::new(),
         chains: HashMap::new(),
@@ -243,6 +248,7 @@ pub fn verify_bundle(
         replay.flush(&mut v, &agents)?;
         match rec {
             Record::Header(_) => return Err(malformed(line_at, "a second header".into())),
+            Record::KeyTransition(t) => transitions.push(t.note),
             Record::Agent(a) => {
                 let mut keys = Vec::new();
                 let all = a
@@ -323,7 +329,21 @@ pub fn verify_bundle(
             }
         }
     }
-    check_checkpoints(&mut v, &replay.tree, collector, &checkpoints);
+    // The key given may be any of the log's keys: the transitions, each
+    // signed by both its keys, say which signs which sizes.
+    let history = KeyHistory::follow(collector, &transitions).unwrap_or_else(|e| {
+        v.problem(None, format!("the collector key's transitions: {e}"));
+        KeyHistory::single(collector.clone())
+    });
+    v.collector_keys = history
+        .spans()
+        .iter()
+        .map(|s| match s.until {
+            Some(u) => format!("{} signs sizes {} to {u}", s.verifier, s.from),
+            None => format!("{} signs sizes from {}", s.verifier, s.from),
+        })
+        .collect();
+    check_checkpoints(&mut v, &replay.tree, &history, &checkpoints);
     Ok(v)
 }
 
@@ -590,13 +610,13 @@ fn apply_entry(
 fn check_checkpoints(
     v: &mut Verification,
     tree: &MemoryTree,
-    collector: &Verifier,
+    keys: &KeyHistory,
     notes: &[(String, String)],
 ) {
     let mut good: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
     let mut opened = Vec::new();
     for (note, what) in notes {
-        match Checkpoint::open(note, collector) {
+        match keys.open_checkpoint(note) {
             Ok(cp) => opened.push((cp, what)),
             Err(e) => v.problem(None, format!("{what}: {e}")),
         }

@@ -11,7 +11,8 @@
 //!   run, and its annexa predicate.
 //! - [`receipt`]: the collector's signed acknowledgement of an envelope.
 //! - [`merkle`]: RFC 6962 / 9162 Merkle trees, inclusion and consistency
-//!   proofs; [`note`]: C2SP signed notes and tlog checkpoints.
+//!   proofs; [`note`]: C2SP signed notes and tlog checkpoints;
+//!   [`collector_keys`]: rotation of the collector's key.
 //! - [`chain`]: the rule linking an agent's envelopes (ingest and audit).
 //! - [`log`]: the evidence log's leaf entry and export bundle;
 //!   [`audit`]: verification of a whole log from its bundle.
@@ -26,6 +27,7 @@
 pub mod api;
 pub mod audit;
 pub mod chain;
+pub mod collector_keys;
 pub mod drift;
 pub mod dsse;
 pub mod encoding;

@@ -43,8 +43,9 @@ impl LogEntry {
     }
 }
 
-/// One line of a bundle (JSON Lines, in this order: the header, agents,
-/// checkpoints, entries by index, unlogged envelopes, retention runs, end).
+/// One line of a bundle (JSON Lines, in this order: the header, the
+/// collector key's transitions, agents, checkpoints, entries by index,
+/// unlogged envelopes, retention runs, end).
 /// Entries are [`BundleEntry`] lines (`"type":"entry"`): they carry the
 /// envelope as raw JSON, which an internally tagged enum cannot hold.
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +53,8 @@ impl LogEntry {
 pub enum Record {
     /// What the bundle is.
     Header(Header),
+    /// A rotation of the collector's key, oldest first.
+    KeyTransition(KeyTransition),
     /// An enrolled agent and its key.
     Agent(AgentKey),
     /// A signed checkpoint the collector stored.
@@ -79,6 +82,17 @@ pub struct Header {
     /// The retention period in force when exported, if any (`400d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<String>,
+}
+
+/// A rotation of the collector's key as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyTransition {
+    /// The transition note ([`crate::collector_keys::Transition`]), signed
+    /// by the key it retires and the key it brings in.
+    pub note: String,
+    /// When the key was rotated (not covered by the signatures).
+    pub rotated_at: String,
 }
 
 /// An agent's key.

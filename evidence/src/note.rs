@@ -238,6 +238,12 @@ impl Note {
 
 /// Signs `text` (which must end in a newline) as a note by `name`.
 pub fn sign(text: &str, name: &str, key: &SigningKey) -> Result<String, NoteError> {
+    sign_all(text, &[(name, key)])
+}
+
+/// Signs `text` as a note by several keys, one signature line each, in
+/// the order given.
+pub fn sign_all(text: &str, signers: &[(&str, &SigningKey)]) -> Result<String, NoteError> {
     if !text.ends_with('\n') {
         return Err(NoteError::Malformed(
             "the text must end in a newline".into(),
@@ -248,10 +254,30 @@ pub fn sign(text: &str, name: &str, key: &SigningKey) -> Result<String, NoteErro
             "the text contains an ASCII control character".into(),
         ));
     }
-    let v = Verifier::new(name, key.public())?;
-    let mut raw = v.id.to_be_bytes().to_vec();
-    raw.extend_from_slice(&key.sign(text.as_bytes()));
-    Ok(format!("{text}\n{SIG_PREFIX}{name} {}\n", b64(&raw)))
+    if signers.is_empty() || signers.len() > MAX_SIGNATURES {
+        return Err(NoteError::Malformed(format!(
+            "a note has 1 to {MAX_SIGNATURES} signatures"
+        )));
+    }
+    let mut note = format!("{text}\n");
+    for (name, key) in signers {
+        let v = Verifier::new(name, key.public())?;
+        let mut raw = v.id.to_be_bytes().to_vec();
+        raw.extend_from_slice(&key.sign(text.as_bytes()));
+        note.push_str(&format!("{SIG_PREFIX}{name} {}\n", b64(&raw)));
+    }
+    Ok(note)
+}
+
+/// A tree size as notes write it: a decimal without leading zeros.
+pub(crate) fn parse_size(size: &str) -> Result<u64, String> {
+    let size_ok = !size.is_empty()
+        && size.bytes().all(|b| b.is_ascii_digit())
+        && (size == "0" || !size.starts_with('0'));
+    size.parse()
+        .ok()
+        .filter(|_| size_ok)
+        .ok_or_else(|| format!("tree size `{size}` is not a decimal without leading zeros"))
 }
 
 /// A transparency-log checkpoint: the tree head at one size.
@@ -286,14 +312,7 @@ impl Checkpoint {
         if origin.is_empty() {
             return Err(bad("the origin line is empty".into()));
         }
-        let size_ok = !size.is_empty()
-            && size.bytes().all(|b| b.is_ascii_digit())
-            && (size == "0" || !size.starts_with('0'));
-        let size: u64 = size.parse().ok().filter(|_| size_ok).ok_or_else(|| {
-            bad(format!(
-                "tree size `{size}` is not a decimal without leading zeros"
-            ))
-        })?;
+        let size = parse_size(size).map_err(bad)?;
         let root: [u8; 32] = b64_decode_strict(root)
             .and_then(|r| r.try_into().ok())
             .ok_or_else(|| bad(format!("root hash `{root}` is not base64 of 32 bytes")))?;

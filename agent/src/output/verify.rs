@@ -19,6 +19,12 @@ pub fn render(
         v.entries, v.envelopes_verified, v.pruned
     )?;
     writeln!(out, "agents       {}", v.agents)?;
+    // One key needs no listing; after a rotation, which signs what.
+    if v.collector_keys.len() > 1 {
+        for k in &v.collector_keys {
+            writeln!(out, "collector    {k}")?;
+        }
+    }
     match &v.latest_checkpoint {
         Some((size, root)) => writeln!(
             out,

@@ -180,6 +180,7 @@ async fn accept(
             consistency_from: from,
             consistency,
         }),
+        key_transitions: state.log.history().notes().to_vec(),
     }))
 }
 

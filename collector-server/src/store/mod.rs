@@ -237,6 +237,18 @@ pub struct CheckpointRow {
     pub signed_at: String,
 }
 
+/// A rotation of the collector's key as stored: the transition note
+/// (signed by both keys) and when it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyTransitionRow {
+    /// The log size it takes effect at.
+    pub size: u64,
+    /// The signed note ([`annexa_evidence::collector_keys::Transition`]).
+    pub note: String,
+    /// When the key was rotated.
+    pub rotated_at: String,
+}
+
 /// What a batch adds to the log besides its leaves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogAppend {
@@ -600,6 +612,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a checkpoint (a second one of the same size is ignored).
     async fn record_checkpoint(&self, cp: &CheckpointRow) -> Result<(), StoreError>;
+
+    /// The collector key's transitions, oldest first.
+    async fn key_transitions(&self) -> Result<Vec<KeyTransitionRow>, StoreError>;
+
+    /// Records a rotation of the collector's key with the retiring key's
+    /// checkpoint at the same size, in one transaction; refused with
+    /// `Conflict` unless the log holds exactly `t.size` entries.
+    async fn record_key_transition(
+        &self,
+        t: &KeyTransitionRow,
+        last_checkpoint: &CheckpointRow,
+    ) -> Result<(), StoreError>;
 
     /// Log entries `[from, to)` with their envelopes, at most `limit`.
     async fn log_export(

@@ -8,7 +8,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{
     Accepted, AgentRecord, CheckpointRow, ConformityChange, CurrentState, EnvelopeMeta, ExportRow,
-    Labels, LatestChange, LatestRow, SoaVersion, StoreError, StoredState, TimelineEntry,
+    KeyTransitionRow, Labels, LatestChange, LatestRow, SoaVersion, StoreError, StoredState, TimelineEntry,
     WindowEntry,
 };
 use annexa_evidence::log::RetentionRun;
@@ -133,6 +133,15 @@ pub fn checkpoint<R: AnyRow>(row: &R) -> Result<CheckpointRow, StoreError> {
         root: hash32(row.blob("root")?, "checkpoint root")?,
         note: row.text("note")?,
         signed_at: row.text("signed_at")?,
+    })
+}
+
+/// A `log_key_transitions` row.
+pub fn key_transition<R: AnyRow>(row: &R) -> Result<KeyTransitionRow, StoreError> {
+    Ok(KeyTransitionRow {
+        size: row.int("size")? as u64,
+        note: row.text("note")?,
+        rotated_at: row.text("rotated_at")?,
     })
 }
 

@@ -12,7 +12,7 @@ pub(super) mod prelude {
     };
     pub(in crate::store) use super::super::{
         Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, Enrolled, EnvelopeMeta,
-        ExportRow, HostRows, Hosts, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned,
+        ExportRow, HostRows, Hosts, KeyTransitionRow, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned,
         RELOG_MAX, Relog, RetiredKey, Role, SoaVersion, Store, StoreError, TimelineEntry,
         TimelineQuery, WindowEntry,
     };
@@ -678,6 +678,43 @@ macro_rules! sql_store {
             async fn record_checkpoint(&self, cp: &CheckpointRow) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
                 insert_checkpoint(&mut tx, cp).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn key_transitions(&self) -> Result<Vec<KeyTransitionRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT size, note, rotated_at FROM log_key_transitions ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(rows::key_transition).collect()
+            }
+
+            async fn record_key_transition(
+                &self,
+                t: &KeyTransitionRow,
+                last_checkpoint: &CheckpointRow,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let size = log_size_on(&mut tx).await?;
+                if size != t.size || last_checkpoint.size != t.size {
+                    return Err(StoreError::Conflict(format!(
+                        "the log holds {size} entries, the key transition is at size {} (is another collector running on this database?)",
+                        t.size
+                    )));
+                }
+                insert_checkpoint(&mut tx, last_checkpoint).await?;
+                // Explicit ids keep the order the same in both backends.
+                sqlx::query(
+                    "INSERT INTO log_key_transitions (id, size, note, rotated_at) \
+                     SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3 FROM log_key_transitions",
+                )
+                .bind(t.size as i64)
+                .bind(&t.note)
+                .bind(&t.rotated_at)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 Ok(())
             }

@@ -20,7 +20,9 @@ use annexa_checks::conformity::{Detail, State};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::collector_keys::KeyHistory;
 use crate::dsse::{self, Envelope};
+use crate::note::Verifier;
 use crate::keys::{PublicKey, SigningKey};
 
 /// The DSSE payload type of a signed report.
@@ -74,6 +76,11 @@ pub struct CollectorInfo {
     pub key: String,
     /// The collector's version.
     pub version: String,
+    /// The rotations of the collector's key, oldest first (transition
+    /// notes, [`crate::collector_keys`]): an auditor holding any of the
+    /// log's keys follows them to `key`, which signed the report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_transitions: Vec<String>,
 }
 
 /// The report's time.
@@ -384,6 +391,20 @@ pub fn open(bytes: &[u8], key: &PublicKey) -> Result<Opened, OpenError> {
         .verify(PAYLOAD_TYPE, &[*key], 1)
         .map_err(|e| OpenError::Signature(e.to_string()))?;
     parse(&verified.payload)
+}
+
+/// Opens a signed report with any key of the collector's log: the
+/// report's key transitions, each signed by both its keys, must lead from
+/// `trusted` to the key that signed it. Returns the key history too, for
+/// checking the report's checkpoint with the key in force at its size.
+pub fn open_trusting(bytes: &[u8], trusted: &Verifier) -> Result<(Opened, KeyHistory), OpenError> {
+    // The transitions vouch for themselves; the payload they come from is
+    // only trusted once the key they lead to verifies it.
+    let unverified = open_unverified(bytes)?;
+    let history = KeyHistory::follow(trusted, &unverified.report.collector.key_transitions)
+        .map_err(|e| OpenError::Signature(format!("the collector's key transitions: {e}")))?;
+    let opened = open(bytes, &history.current().key)?;
+    Ok((opened, history))
 }
 
 /// Opens a signed report without checking its signature (for rendering a

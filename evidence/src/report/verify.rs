@@ -18,6 +18,7 @@ use crate::encoding::hex_decode;
 use crate::keys::PublicKey;
 use crate::log::LogEntry;
 use crate::merkle::verify_inclusion;
+use crate::collector_keys::KeyHistory;
 use crate::note::{Checkpoint, Verifier};
 use annexa_checks::conformity::parse_time;
 
@@ -74,16 +75,17 @@ impl Outcome {
 /// Verifies a signed report against the collector's key. An error means
 /// the report could not be opened at all (bad signature, not a report);
 /// anything else wrong is listed in the outcome's problems.
+/// The key may be any of the log's keys: the report's key transitions
+/// lead from it to the key that signed the report.
 pub fn verify(bytes: &[u8], collector: &Verifier) -> Result<Outcome, OpenError> {
-    Ok(verify_opened(
-        &super::open(bytes, &collector.key)?,
-        collector,
-    ))
+    let (opened, keys) = super::open_trusting(bytes, collector)?;
+    Ok(verify_opened(&opened, &keys))
 }
 
-/// [`verify`] for a report already opened with the collector's key, for
+/// [`verify`] for a report already opened ([`super::open_trusting`]), for
 /// callers that go on to use the report.
-pub fn verify_opened(opened: &Opened, collector: &Verifier) -> Outcome {
+pub fn verify_opened(opened: &Opened, keys: &KeyHistory) -> Outcome {
+    let collector = keys.current();
     let r = &opened.report;
     let mut out = Outcome {
         id: r.id.clone(),
@@ -109,7 +111,7 @@ pub fn verify_opened(opened: &Opened, collector: &Verifier) -> Outcome {
             r.collector.origin, collector.name
         ));
     }
-    let checkpoint = match Checkpoint::open(&r.checkpoint, collector) {
+    let checkpoint = match keys.open_checkpoint(&r.checkpoint) {
         Ok(cp) => Some(cp),
         Err(e) => {
             out.problem(format!("checkpoint: {e}"));

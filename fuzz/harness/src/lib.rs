@@ -384,6 +384,9 @@ pub struct Watch {
     pub state: LogState,
     /// Where the receipt put the agent's envelope.
     pub receipt_index: Option<u64>,
+    /// The collector key's transitions the agent followed.
+    #[serde(default)]
+    pub transitions: Vec<String>,
 }
 
 /// The agent's check of the collector's log state against the checkpoint
@@ -393,14 +396,18 @@ pub fn logwatch(data: &[u8]) {
     let Ok(w) = serde_json::from_slice::<Watch>(data) else {
         return;
     };
-    let _ = annexa_agent::logwatch::check(
-        w.held.as_deref(),
-        &w.state,
-        &harness_key().public(),
-        w.receipt_index,
-    );
+    use annexa_agent::logwatch::{CollectorKeys, check};
+    let keys = CollectorKeys {
+        current: harness_key().public(),
+        transitions: &w.transitions,
+    };
+    let _ = check(w.held.as_deref(), &w.state, &keys, w.receipt_index);
+    let stranger = CollectorKeys {
+        current: stranger_key().public(),
+        transitions: &[],
+    };
     assert!(
-        annexa_agent::logwatch::check(None, &w.state, &stranger_key().public(), None).is_err(),
+        check(None, &w.state, &stranger, None).is_err(),
         "a log state accepted under a key that signed nothing"
     );
 }
@@ -421,7 +428,8 @@ pub fn report(data: &[u8]) {
     let Ok(opened) = report::open(&signed, &harness_key().public()) else {
         return;
     };
-    let outcome = report::verify::verify_opened(&opened, &verifier);
+    let keys = annexa_evidence::collector_keys::KeyHistory::single(verifier);
+    let outcome = report::verify::verify_opened(&opened, &keys);
     let verification = render::Verification::Checked {
         key: "fuzz".into(),
         outcome: Box::new(outcome),

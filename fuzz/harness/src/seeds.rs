@@ -214,6 +214,7 @@ fn watch_seed() -> Vec<u8> {
             consistency: proof.iter().map(|h| b64(h)).collect(),
         },
         receipt_index: Some(5),
+        transitions: Vec::new(),
     };
     serde_json::to_vec(&w).expect("a watch serializes")
 }
