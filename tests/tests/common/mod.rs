@@ -410,7 +410,8 @@ pub struct Collector {
     root: tempfile::TempDir,
     /// The data directory.
     pub data: PathBuf,
-    config: Option<PathBuf>,
+    /// `collector.toml`, if the test gave one.
+    pub config: Option<PathBuf>,
     /// The fingerprint `init` printed.
     pub fingerprint: String,
     /// An admin API token (`api-token create --name admin`).
