@@ -413,11 +413,13 @@ pub(crate) async fn deliver_until(
                     })?;
                 // Before the receipt: a rotated collector signed it with
                 // a key this agent adopts only through the transitions.
-                let collector = crate::logwatch::adopt(state, &mut enrollment, &resp.key_transitions)
-                    .map_err(|message| SendError::KeyTransition {
-                        sequence: seq,
-                        message,
-                    })?;
+                let collector =
+                    crate::logwatch::adopt(state, &mut enrollment, &resp.key_transitions).map_err(
+                        |message| SendError::KeyTransition {
+                            sequence: seq,
+                            message,
+                        },
+                    )?;
                 let receipt = Receipt::verify(
                     &resp.receipt,
                     &collector,

@@ -9,7 +9,8 @@ use annexa_collector::store::postgres::PgStore;
 use annexa_collector::store::sqlite::SqliteStore;
 use annexa_collector::store::{
     Accepted, CheckpointRow, ConformityChange, CurrentState, Enrolled, HostRows, Hosts,
-    LatestChange, LogAppend, NewAgent, NewSoa, Role, StateEvent, Store, StoreError, TimelineQuery,
+    KeyTransitionRow, LatestChange, LogAppend, NewAgent, NewSoa, Role, StateEvent, Store,
+    StoreError, TimelineQuery,
 };
 use annexa_tests::PgScratch;
 
@@ -751,6 +752,49 @@ async fn a_key_rotation_retires_the_old_key_with_its_last_sequence(store: &dyn S
     ));
 }
 
+async fn collector_key_transitions_are_kept_in_order_at_the_log_size(store: &dyn Store) {
+    let size = store.log_size().await.unwrap();
+    let cp = |size: u64| CheckpointRow {
+        size,
+        root: [size as u8; 32],
+        note: format!("origin\n{size}\nroot\n\n— origin old\n"),
+        signed_at: NOW.into(),
+    };
+    let row = |n: u64, size: u64| KeyTransitionRow {
+        size,
+        note: format!("transition {n}\n"),
+        rotated_at: NOW.into(),
+    };
+    // Only at the size the log holds: another collector may have appended.
+    assert!(matches!(
+        store.record_key_transition(&row(0, size + 1), &cp(size + 1)).await,
+        Err(StoreError::Conflict(m)) if m.contains("another collector")
+    ));
+    assert!(store.key_transitions().await.unwrap().is_empty());
+    store
+        .record_key_transition(&row(1, size), &cp(size))
+        .await
+        .unwrap();
+    store
+        .record_key_transition(&row(2, size), &cp(size))
+        .await
+        .unwrap();
+    let notes: Vec<String> = store
+        .key_transitions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.note)
+        .collect();
+    assert_eq!(notes, ["transition 1\n", "transition 2\n"]);
+    // A checkpoint at that size is stored with the transition (one stored
+    // before at the same size is kept).
+    assert_eq!(
+        store.latest_checkpoint().await.unwrap().map(|c| c.size),
+        Some(size)
+    );
+}
+
 async fn run_contract(store: &dyn Store) {
     store.ping().await.unwrap();
     enrollment_is_single_use_and_idempotent_per_key(store).await;
@@ -761,6 +805,7 @@ async fn run_contract(store: &dyn Store) {
     api_tokens_by_hash_with_roles_and_revocation(store).await;
     soa_versions_and_conformity_with_their_timeline(store).await;
     the_log_appends_with_its_envelopes_and_prunes_payloads_only(store).await;
+    collector_key_transitions_are_kept_in_order_at_the_log_size(store).await;
     assert_eq!(store.agents().await.unwrap().len(), 7);
 }
 

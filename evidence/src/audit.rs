@@ -12,12 +12,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 
+use crate::collector_keys::KeyHistory;
 use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::encoding::hex;
 use crate::keys::PublicKey;
 use crate::log::{BUNDLE_FORMAT, BundleEntry, Header, Record, RetentionRun};
 use crate::merkle::{MemoryTree, consistency_proof, verify_consistency};
-use crate::collector_keys::KeyHistory;
 use crate::note::Verifier;
 use crate::statement::{ScanPredicate, parse_scan_statement, subject_name};
 

@@ -190,7 +190,8 @@ impl KeyHistory {
         let mut chain: Vec<Transition> = Vec::with_capacity(notes.len());
         for (i, note) in notes.iter().enumerate() {
             let index = i + 1;
-            let t = Transition::open(note).map_err(|source| TransitionError::Note { index, source })?;
+            let t =
+                Transition::open(note).map_err(|source| TransitionError::Note { index, source })?;
             if t.origin != trusted.name {
                 return Err(TransitionError::Note {
                     index,
@@ -299,7 +300,8 @@ impl KeyHistory {
                 )));
             }
         }
-        Err(first_err.unwrap_or_else(|| NoteError::Unsigned(format!("the key in force at size {size}"))))
+        Err(first_err
+            .unwrap_or_else(|| NoteError::Unsigned(format!("the key in force at size {size}"))))
     }
 }
 

@@ -8,8 +8,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{
     Accepted, AgentRecord, CheckpointRow, ConformityChange, CurrentState, EnvelopeMeta, ExportRow,
-    KeyTransitionRow, Labels, LatestChange, LatestRow, SoaVersion, StoreError, StoredState, TimelineEntry,
-    WindowEntry,
+    KeyTransitionRow, Labels, LatestChange, LatestRow, SoaVersion, StoreError, StoredState,
+    TimelineEntry, WindowEntry,
 };
 use annexa_evidence::log::RetentionRun;
 

@@ -12,9 +12,9 @@ pub(super) mod prelude {
     };
     pub(in crate::store) use super::super::{
         Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, Enrolled, EnvelopeMeta,
-        ExportRow, HostRows, Hosts, KeyTransitionRow, Labels, LatestRow, LogAppend, NewAgent, NewSoa, Pruned,
-        RELOG_MAX, Relog, RetiredKey, Role, SoaVersion, Store, StoreError, TimelineEntry,
-        TimelineQuery, WindowEntry,
+        ExportRow, HostRows, Hosts, KeyTransitionRow, Labels, LatestRow, LogAppend, NewAgent,
+        NewSoa, Pruned, RELOG_MAX, Relog, RetiredKey, Role, SoaVersion, Store, StoreError,
+        TimelineEntry, TimelineQuery, WindowEntry,
     };
     pub(in crate::store) use super::{HashColumn, LEAVES, TILES};
     pub(in crate::store) use annexa_evidence::log::{RetentionRun, Unlogged};

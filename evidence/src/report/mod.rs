@@ -22,8 +22,8 @@ use serde_json::value::RawValue;
 
 use crate::collector_keys::KeyHistory;
 use crate::dsse::{self, Envelope};
-use crate::note::Verifier;
 use crate::keys::{PublicKey, SigningKey};
+use crate::note::Verifier;
 
 /// The DSSE payload type of a signed report.
 pub const PAYLOAD_TYPE: &str = "application/vnd.annexa.report+json";

@@ -14,11 +14,11 @@ use serde::Serialize;
 use super::assess::{self, HostInput, Run};
 use super::{Counts, Enrollment, EvidenceItem, HostEvidence, OpenError, Opened, Report};
 use crate::chain::{Step, step};
+use crate::collector_keys::KeyHistory;
 use crate::encoding::hex_decode;
 use crate::keys::PublicKey;
 use crate::log::LogEntry;
 use crate::merkle::verify_inclusion;
-use crate::collector_keys::KeyHistory;
 use crate::note::{Checkpoint, Verifier};
 use annexa_checks::conformity::parse_time;
 
