@@ -59,7 +59,7 @@ where
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             let n = self.refused.fetch_add(1, Ordering::Relaxed);
             // One line per 1000 refusals: a flood must not flood the log.
-            if n % 1000 == 0 {
+            if n.is_multiple_of(1000) {
                 tracing::warn!(
                     refused = n + 1,
                     "connection refused: max_connections open (collector.toml)"

@@ -490,7 +490,7 @@ impl Log {
     /// earlier, complete tile (read from the store by [`Log::root_at`]).
     fn root_in_memory(&self, size: u64) -> Option<Hash> {
         let t = self.read();
-        let covered = size <= t.size && (size / TILE == t.size / TILE || size % TILE == 0);
+        let covered = size <= t.size && (size / TILE == t.size / TILE || size.is_multiple_of(TILE));
         covered.then(|| root_from(&t.upper, &t.partial, size))
     }
 
