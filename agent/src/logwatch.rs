@@ -233,6 +233,20 @@ mod tests {
         .unwrap()
     }
 
+    /// The log of `t` grown from size 7 to 20, with its proof, signed by
+    /// `key`.
+    fn grown_from_7(t: &MemoryTree, key: &SigningKey) -> LogState {
+        LogState {
+            checkpoint: note(key, 20, t.root()),
+            consistency_from: Some(7),
+            consistency: consistency_proof(t, 7, 20)
+                .unwrap()
+                .iter()
+                .map(|h| b64(h))
+                .collect(),
+        }
+    }
+
     #[test]
     fn growth_with_a_proof_is_accepted_and_anything_else_is_an_alert() {
         let key = SigningKey::from_seed(&[3u8; 32]).unwrap();
@@ -242,16 +256,8 @@ mod tests {
         };
         let t = tree(20);
         let held = note(&key, 7, t.root_at(7).unwrap());
-        let proof: Vec<String> = consistency_proof(&t, 7, 20)
-            .unwrap()
-            .iter()
-            .map(|h| b64(h))
-            .collect();
-        let grown = LogState {
-            checkpoint: note(&key, 20, t.root()),
-            consistency_from: Some(7),
-            consistency: proof.clone(),
-        };
+        let grown = grown_from_7(&t, &key);
+        let proof = grown.consistency.clone();
         assert_eq!(check(Some(&held), &grown, &pk, Some(19)), Ok(true));
         assert_eq!(check(None, &grown, &pk, None), Ok(true));
         // The receipt's leaf must be inside the checkpoint.
@@ -302,16 +308,7 @@ mod tests {
         );
         let t = tree(20);
         let held = note(&old, 7, t.root_at(7).unwrap());
-        let proof: Vec<String> = consistency_proof(&t, 7, 20)
-            .unwrap()
-            .iter()
-            .map(|h| b64(h))
-            .collect();
-        let grown = LogState {
-            checkpoint: note(&new, 20, t.root()),
-            consistency_from: Some(7),
-            consistency: proof,
-        };
+        let grown = grown_from_7(&t, &new);
         let transitions = vec![Transition::sign("annexa/test", 10, &old, &new).unwrap()];
         let rotated = CollectorKeys {
             current: new.public(),
