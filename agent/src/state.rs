@@ -331,10 +331,7 @@ impl StateDir {
 
     /// The key a pending rotation switches to, if one is pending.
     pub fn next_key(&self) -> Result<Option<SigningKey>, StateError> {
-        if !self.next_key_path().exists() {
-            return Ok(None);
-        }
-        Ok(Some(SigningKey::load_or_create(&self.next_key_path())?.0))
+        Ok(SigningKey::load_if_present(&self.next_key_path())?)
     }
 
     /// Records, before it is spooled, that envelope `sequence` declares

@@ -146,16 +146,12 @@ impl DataDir {
 
     /// The receipt-signing key.
     pub fn load_signing_key(&self) -> Result<SigningKey, DataDirError> {
-        load_private(&self.signing_key())
+        Ok(SigningKey::load(&self.signing_key())?)
     }
 
     /// The key an interrupted rotation created, if there is one.
     pub fn load_next_signing_key(&self) -> Result<Option<SigningKey>, DataDirError> {
-        let path = self.next_signing_key();
-        if !path.exists() {
-            return Ok(None);
-        }
-        load_private(&path).map(Some)
+        Ok(SigningKey::load_if_present(&self.next_signing_key())?)
     }
 }
 
@@ -163,24 +159,6 @@ impl DataDir {
 #[derive(Debug)]
 pub struct DirLock {
     _file: std::fs::File,
-}
-
-/// An Ed25519 PKCS#8 key file that only its owner may read.
-fn load_private(path: &Path) -> Result<SigningKey, DataDirError> {
-    let der = std::fs::read(path).map_err(|e| io(path, e))?;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| io(path, e))?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(annexa_evidence::keys::KeyError::Exposed {
-            path: path.display().to_string(),
-            mode,
-        }
-        .into());
-    }
-    Ok(SigningKey::from_pkcs8(&path.display().to_string(), &der)?)
 }
 
 /// What `init` produced.

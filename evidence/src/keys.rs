@@ -151,25 +151,40 @@ impl SigningKey {
     /// and synced before it is used) if the file does not exist. Returns
     /// whether it was created. A key file readable by others is refused.
     pub fn load_or_create(path: &Path) -> Result<(SigningKey, bool), KeyError> {
+        if let Some(key) = SigningKey::load_if_present(path)? {
+            return Ok((key, false));
+        }
+        let (key, der) = SigningKey::generate()?;
+        write_private(path, &der).map_err(|source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok((key, true))
+    }
+
+    /// Loads the key at `path`. A key file readable by others is refused.
+    pub fn load(path: &Path) -> Result<SigningKey, KeyError> {
         let label = path.display().to_string();
         let io = |source| KeyError::Io {
             path: label.clone(),
             source,
         };
-        match std::fs::read(path) {
-            Ok(der) => {
-                let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(KeyError::Exposed { path: label, mode });
-                }
-                Ok((SigningKey::from_pkcs8(&label, &der)?, false))
+        let der = std::fs::read(path).map_err(io)?;
+        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed { path: label, mode });
+        }
+        SigningKey::from_pkcs8(&label, &der)
+    }
+
+    /// [`SigningKey::load`], or `None` when there is no file at `path`.
+    pub fn load_if_present(path: &Path) -> Result<Option<SigningKey>, KeyError> {
+        match SigningKey::load(path) {
+            Ok(key) => Ok(Some(key)),
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let (key, der) = SigningKey::generate()?;
-                write_private(path, &der).map_err(io)?;
-                Ok((key, true))
-            }
-            Err(e) => Err(io(e)),
+            Err(e) => Err(e),
         }
     }
 }
@@ -202,6 +217,8 @@ mod tests {
     fn created_keys_are_private_and_reloaded_identically() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.key");
+        assert!(SigningKey::load_if_present(&path).unwrap().is_none());
+        assert!(matches!(SigningKey::load(&path), Err(KeyError::Io { .. })));
         let (k1, created) = SigningKey::load_or_create(&path).unwrap();
         assert!(created);
         assert_eq!(
