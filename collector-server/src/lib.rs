@@ -80,6 +80,14 @@ pub async fn create_api_token(
     Ok(token)
 }
 
+/// The origin the log's stored checkpoints carry, if it has any.
+pub async fn stored_origin(store: &dyn Store) -> Result<Option<String>, StoreError> {
+    Ok(store
+        .latest_checkpoint()
+        .await?
+        .and_then(|c| c.note.split('\n').next().map(str::to_string)))
+}
+
 /// The evidence log's origin: configured, else the one its stored
 /// checkpoints carry (a rotated key keeps the origin the first key gave
 /// the log), else derived from `key`.
@@ -91,11 +99,9 @@ pub async fn log_origin(
     if let Some(o) = &config.log_origin {
         return Ok(o.clone());
     }
-    let stored = store
-        .latest_checkpoint()
+    Ok(stored_origin(store)
         .await?
-        .and_then(|c| c.note.split('\n').next().map(str::to_string));
-    Ok(stored.unwrap_or_else(|| config.origin(key)))
+        .unwrap_or_else(|| config.origin(key)))
 }
 
 /// Opens the store a configuration names.

@@ -77,7 +77,7 @@ struct Tree {
 /// The log: its key (with the origin as key name), the keys it had
 /// before, and its tree.
 pub struct Log {
-    verifier: Verifier,
+    /// Its newest key is `key`'s verifier.
     history: KeyHistory,
     key: Arc<SigningKey>,
     tree: RwLock<Tree>,
@@ -227,7 +227,6 @@ impl Log {
             .map_err(|e| LogError::Tampered(format!("origin `{origin}`: {e}")))?;
         let history = key_history(store, &verifier).await?;
         let log = Log {
-            verifier,
             history,
             key,
             behind: std::sync::Mutex::new(None),
@@ -259,12 +258,12 @@ impl Log {
 
     /// The log's origin (checkpoint first line and key name).
     pub fn origin(&self) -> &str {
-        &self.verifier.name
+        &self.verifier().name
     }
 
     /// The verifier key auditors and agents check checkpoints with.
     pub fn verifier(&self) -> &Verifier {
-        &self.verifier
+        self.history.current()
     }
 
     /// Every key the log has had, with the transitions between them.
@@ -284,7 +283,7 @@ impl Log {
 
     fn sign(&self, size: u64, root: Hash) -> Signed {
         let cp = Checkpoint {
-            origin: self.verifier.name.clone(),
+            origin: self.origin().to_string(),
             size,
             root,
         };

@@ -23,10 +23,7 @@ async fn log_origin(
     store: &dyn annexa_collector::store::Store,
 ) -> anyhow::Result<(String, annexa_evidence::keys::SigningKey)> {
     let key = DataDir::new(&cfg.data_dir).load_signing_key()?;
-    let stored = store
-        .latest_checkpoint()
-        .await?
-        .and_then(|c| c.note.split('\n').next().map(str::to_string));
+    let stored = annexa_collector::stored_origin(store).await?;
     Ok((stored.unwrap_or_else(|| cfg.origin(&key.public())), key))
 }
 
