@@ -33,15 +33,15 @@ impl CollectorKeys<'_> {
     }
 }
 
-/// Opens a checkpoint under the origin it names, signed by the collector's
-/// key in force at its size.
-fn open(note: &str, collector: &CollectorKeys) -> Result<Checkpoint, String> {
+/// The origin a signed checkpoint names (its first line), unverified.
+fn origin_of(note: &str) -> Result<String, String> {
     let parsed = Note::parse(note).map_err(|e| e.to_string())?;
-    let origin = parsed.text.split('\n').next().unwrap_or_default();
-    collector
-        .history(origin)?
-        .open_checkpoint(note)
-        .map_err(|e| e.to_string())
+    Ok(parsed
+        .text
+        .split('\n')
+        .next()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// Follows the collector's key transitions a response carries from the
@@ -61,7 +61,9 @@ pub fn adopt(
     if transitions.is_empty() || transitions == enrollment.collector_key_transitions.as_slice() {
         return Ok(held);
     }
-    let first = Transition::open(&transitions[0])
+    // Only its origin is read here: following the chain verifies them all.
+    let first = Note::parse(&transitions[0])
+        .and_then(|n| Transition::parse_text(&n.text))
         .map_err(|e| format!("the collector's key transition 1: {e}"))?;
     let trusted = Verifier::new(&first.origin, held).map_err(|e| e.to_string())?;
     let history = KeyHistory::follow(&trusted, transitions).map_err(|e| {
@@ -99,8 +101,15 @@ pub fn check(
     collector: &CollectorKeys,
     receipt_index: Option<u64>,
 ) -> Result<bool, String> {
-    let cp = open(&new.checkpoint, collector)
-        .map_err(|e| format!("the new checkpoint does not verify with the collector's key: {e}"))?;
+    // The key history is followed once, for the new checkpoint's log; the
+    // held one must be of the same log.
+    let unverified =
+        |e: String| format!("the new checkpoint does not verify with the collector's key: {e}");
+    let origin = origin_of(&new.checkpoint).map_err(unverified)?;
+    let keys = collector.history(&origin).map_err(unverified)?;
+    let cp = keys
+        .open_checkpoint(&new.checkpoint)
+        .map_err(|e| unverified(e.to_string()))?;
     if let Some(i) = receipt_index
         && i >= cp.size
     {
@@ -112,14 +121,16 @@ pub fn check(
     let Some(held) = held else {
         return Ok(true);
     };
-    let old = open(held, collector)
-        .map_err(|e| format!("the held checkpoint no longer verifies: {e}"))?;
-    if old.origin != cp.origin {
+    let no_longer = |e: String| format!("the held checkpoint no longer verifies: {e}");
+    let held_origin = origin_of(held).map_err(no_longer)?;
+    if held_origin != origin {
         return Err(format!(
-            "the log's origin changed from `{}` to `{}`",
-            old.origin, cp.origin
+            "the log's origin changed from `{held_origin}` to `{origin}`"
         ));
     }
+    let old = keys
+        .open_checkpoint(held)
+        .map_err(|e| no_longer(e.to_string()))?;
     if cp.size < old.size {
         return Err(format!(
             "the log shrank from {} to {} entries",

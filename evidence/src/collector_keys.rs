@@ -270,11 +270,6 @@ impl KeyHistory {
         &self.notes
     }
 
-    /// Whether `key` is one of the log's keys.
-    pub fn contains(&self, key: &crate::keys::PublicKey) -> bool {
-        self.spans.iter().any(|s| s.verifier.key == *key)
-    }
-
     /// Opens a signed checkpoint with a key in force at its size. One
     /// signed by a key of the log outside that key's span is refused: a
     /// retired key signs nothing beyond its last size.

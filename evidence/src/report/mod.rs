@@ -398,23 +398,46 @@ pub fn open(bytes: &[u8], key: &PublicKey) -> Result<Opened, OpenError> {
 /// `trusted` to the key that signed it. Returns the key history too, for
 /// checking the report's checkpoint with the key in force at its size.
 pub fn open_trusting(bytes: &[u8], trusted: &Verifier) -> Result<(Opened, KeyHistory), OpenError> {
-    // The transitions vouch for themselves; the payload they come from is
-    // only trusted once the key they lead to verifies it, so it is read
-    // leniently here: anything wrong with it is the signature's to report
-    // first.
-    let env = Envelope::from_json(bytes).map_err(|e| OpenError::Envelope(e.to_string()))?;
-    let transitions: Vec<String> = env
-        .payload_bytes()
+    let follow = |transitions: &[String]| {
+        KeyHistory::follow(trusted, transitions)
+            .map_err(|e| OpenError::Signature(format!("the collector's key transitions: {e}")))
+    };
+    // Signed by the key given (the usual case): the report, parsed once,
+    // gives the transitions, for checkpoints of older keys. A report is
+    // signed by the newest key; one a retired key signed does not open.
+    let first = match open(bytes, &trusted.key) {
+        Ok(opened) => {
+            let history = follow(&opened.report.collector.key_transitions)?;
+            if history.current().key == trusted.key {
+                return Ok((opened, history));
+            }
+            return Ok((open(bytes, &history.current().key)?, history));
+        }
+        Err(e) => e,
+    };
+    // Signed by a newer key: the transitions vouch for themselves, and the
+    // payload they come from counts only once the key they lead to verifies
+    // it. Read leniently: anything else wrong is the signature's to report.
+    #[derive(Deserialize)]
+    struct Peek {
+        collector: PeekCollector,
+    }
+    #[derive(Deserialize)]
+    struct PeekCollector {
+        #[serde(default)]
+        key_transitions: Vec<String>,
+    }
+    let transitions = Envelope::from_json(bytes)
         .ok()
-        .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
-        .and_then(|v| {
-            serde_json::from_value(v.get("collector")?.get("key_transitions")?.clone()).ok()
-        })
+        .and_then(|env| env.payload_bytes().ok())
+        .and_then(|p| serde_json::from_slice::<Peek>(&p).ok())
+        .map(|p| p.collector.key_transitions)
         .unwrap_or_default();
-    let history = KeyHistory::follow(trusted, &transitions)
-        .map_err(|e| OpenError::Signature(format!("the collector's key transitions: {e}")))?;
-    let opened = open(bytes, &history.current().key)?;
-    Ok((opened, history))
+    if transitions.is_empty() {
+        return Err(first);
+    }
+    let history = follow(&transitions)?;
+    Ok((open(bytes, &history.current().key)?, history))
 }
 
 /// Opens a signed report without checking its signature (for rendering a
