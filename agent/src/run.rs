@@ -318,11 +318,10 @@ fn seal(
     // Loaded here, under the spool lock: a rotation changes it.
     let (key, _) = state.signing_key()?;
     let next_key = state.next_key()?;
-    let key = &key;
     let mut labels = enrollment.labels.clone();
     labels.extend(config.labels.clone());
     let signer = Signer {
-        key,
+        key: &key,
         next_key: next_key.as_ref(),
         enrollment,
         machine_id_sha256: machine_id_sha256(),

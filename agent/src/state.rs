@@ -359,8 +359,7 @@ impl StateDir {
             return Ok(None);
         };
         if r.sequence > head {
-            std::fs::remove_file(self.rotation_path()).map_err(io_err(&self.rotation_path()))?;
-            sync_dir(&self.root)?;
+            self.forget_rotation()?;
             return Ok(None);
         }
         match self.next_key()? {
@@ -391,10 +390,15 @@ impl StateDir {
             && sequence >= r.sequence
             && !self.next_key_path().exists()
         {
-            std::fs::remove_file(self.rotation_path()).map_err(io_err(&self.rotation_path()))?;
-            sync_dir(&self.root)?;
+            self.forget_rotation()?;
         }
         Ok(())
+    }
+
+    /// Removes `key-rotation.json`, durably.
+    fn forget_rotation(&self) -> Result<(), StateError> {
+        std::fs::remove_file(self.rotation_path()).map_err(io_err(&self.rotation_path()))?;
+        sync_dir(&self.root)
     }
 
     fn read_json<T: for<'de> Deserialize<'de>>(

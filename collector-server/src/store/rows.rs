@@ -346,6 +346,11 @@ pub fn current_rows<'a>(
     (upserts, removals)
 }
 
+/// Retired keys with their agent's id (`agent_id`), as [`retired_key`]
+/// reads them; a query adds its `WHERE` or `ORDER BY`.
+pub const RETIRED_KEYS: &str = "SELECT a.id AS agent_id, k.key_id, k.public_key, k.until_sequence, k.retired_at \
+     FROM agent_keys k JOIN agents a ON a.no = k.agent_no";
+
 /// An `agent_keys` row (`key_id, public_key, until_sequence, retired_at`).
 pub fn retired_key<R: AnyRow>(row: &R) -> Result<super::RetiredKey, StoreError> {
     Ok(super::RetiredKey {

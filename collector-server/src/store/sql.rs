@@ -8,7 +8,8 @@
 /// The names the shared methods use; a backend module imports them all.
 pub(super) mod prelude {
     pub(in crate::store) use super::super::rows::{
-        self, AGENT_COLUMNS, META_COLUMNS, TIMELINE_COLUMNS, chain_heads, hash32, labels_json,
+        self, AGENT_COLUMNS, META_COLUMNS, RETIRED_KEYS, TIMELINE_COLUMNS, chain_heads, hash32,
+        labels_json,
     };
     pub(in crate::store) use super::super::{
         Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, Enrolled, EnvelopeMeta,
@@ -375,10 +376,7 @@ macro_rules! sql_store {
                 key_id: &str,
             ) -> Result<Option<(AgentRecord, RetiredKey)>, StoreError> {
                 let mut conn = self.pool.acquire().await?;
-                let Some(row) = sqlx::query(
-                    "SELECT a.id AS agent_id, k.key_id, k.public_key, k.until_sequence, k.retired_at \
-                     FROM agent_keys k JOIN agents a ON a.no = k.agent_no WHERE k.key_id = $1",
-                )
+                let Some(row) = sqlx::query(&format!("{RETIRED_KEYS} WHERE k.key_id = $1"))
                 .bind(key_id)
                 .fetch_optional(&mut *conn)
                 .await?
@@ -394,10 +392,7 @@ macro_rules! sql_store {
                 &self,
             ) -> Result<std::collections::BTreeMap<String, Vec<RetiredKey>>, StoreError> {
                 let mut out: std::collections::BTreeMap<String, Vec<RetiredKey>> = Default::default();
-                let found = sqlx::query(
-                    "SELECT a.id AS agent_id, k.key_id, k.public_key, k.until_sequence, k.retired_at \
-                     FROM agent_keys k JOIN agents a ON a.no = k.agent_no ORDER BY a.id, k.until_sequence",
-                )
+                let found = sqlx::query(&format!("{RETIRED_KEYS} ORDER BY a.id, k.until_sequence"))
                 .fetch_all(&self.pool)
                 .await?;
                 for row in found {
