@@ -1,7 +1,8 @@
 //! # annexa-agent
 //!
 //! The host agent as a library: the `annexa` binary is a thin command line
-//! over it, and the collector's `quickstart` drives it in-process.
+//! over it (argument parsing and dispatch), and the collector's
+//! `quickstart` drives it in-process.
 //!
 //! - [`config`]: `/etc/annexa/agent.toml`, typed and validated.
 //! - [`state`]: the state directory (key, enrollment, pinned CA, chain head,
@@ -15,6 +16,12 @@
 //! - [`logwatch`]: checking each new checkpoint of the collector's log
 //!   against the one held (consistency proofs).
 //! - [`daemon`]: the long-running agent and the one-shot [`run_once()`].
+//! - [`client`]: the auditor's and CI's side of the collector API, with an
+//!   API token instead of the agent's key (conformity, drift, reports, the
+//!   log bundle).
+//! - [`commands`]: the bodies of the `annexa` commands, one per file.
+//! - [`render`]: what those commands print (scan tables and JUnit, gate
+//!   verdicts in every CI format, status tables, verification results).
 //!
 //! Every signed envelope is first made durable in the spool and recorded as
 //! the head of the agent's hash chain, and is deleted only once the
@@ -23,10 +30,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod client;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod enroll;
 pub mod logwatch;
+pub mod render;
 pub mod run;
 pub mod send;
 pub mod spool;

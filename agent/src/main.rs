@@ -1,15 +1,14 @@
 //! `annexa`: the host agent and command-line client.
 //!
-//! This binary only wires the libraries together: argument parsing, loading
-//! packs, choosing the host view, rendering, and handing `enroll` and `run`
-//! to the `annexa_agent` library. Exit codes: 0 success, 1 a check failed
-//! (scan) or envelopes remain undelivered (run --once), 2 usage,
+//! This binary is the command line only ([`cli`]: clap definitions,
+//! conversion into options, dispatch); the commands are the `annexa_agent`
+//! library's (`annexa_agent::commands`). Exit codes: 0 success, 1 a check
+//! failed (scan) or envelopes remain undelivered (run --once), 2 usage,
 //! configuration or state error.
 
 #![forbid(unsafe_code)]
 
 mod cli;
-mod output;
 
 use std::process::ExitCode;
 
@@ -18,7 +17,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli::run(cli) {
-        Ok(code) => code,
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
             eprintln!("annexa: error: {err:#}");
             ExitCode::from(2)

@@ -1,4 +1,5 @@
-//! The human table: results grouped by control, failures first.
+//! `annexa scan` as a table for people: results grouped by control,
+//! failures first.
 
 use std::fmt::Write;
 use std::io::IsTerminal;

@@ -1,6 +1,7 @@
-//! JUnit XML: one test suite per control (in the chosen edition), one test
-//! case per check. A failing check is a `<failure>`, a check that could not
-//! run an `<error>`, a check that does not apply `<skipped>`.
+//! `annexa scan` as JUnit XML: one test suite per control (in the chosen
+//! edition), one test case per check. A failing check is a `<failure>`, a
+//! check that could not run an `<error>`, a check that does not apply
+//! `<skipped>`.
 
 use quick_xml::Writer;
 use quick_xml::events::BytesText;

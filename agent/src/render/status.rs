@@ -73,7 +73,7 @@ fn counts_line(counts: &Value) -> String {
 }
 
 /// Renders any of the three answers.
-pub fn render(out: &mut impl Write, v: &Value) -> io::Result<()> {
+pub fn render(out: &mut dyn Write, v: &Value) -> io::Result<()> {
     let version = v["soa_version"].as_i64().unwrap_or(0);
     if v.get("hosts").is_some_and(Value::is_array) {
         // One control across the fleet.
@@ -155,7 +155,7 @@ fn join(v: &Value) -> String {
     }
 }
 
-fn row(out: &mut impl Write, label: &str, c: &Value) -> io::Result<()> {
+fn row(out: &mut dyn Write, label: &str, c: &Value) -> io::Result<()> {
     writeln!(
         out,
         "{:<28} {:<14} {:<21} {}",
