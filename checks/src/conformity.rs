@@ -1,9 +1,10 @@
 //! Conformity rules: what a host's signed results say about each control
 //! of a Statement of Applicability. [`Policy`] is an SoA resolved against
-//! the checks that give evidence for its controls; [`from_evidence`]
-//! decides one host's state for one control from its latest results and
-//! [`overlay_age`] what time alone changes. Pure and shared: the collector
-//! records states with these rules and the report verifier recomputes them.
+//! the checks that give evidence for its controls; [`decide`] is the one
+//! place that decides a (host, control)'s state, in the order of
+//! precedence, with [`from_evidence`] for what the latest results say.
+//! Pure and shared: the collector records and answers states with these
+//! rules and the report verifier recomputes them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -13,6 +14,7 @@ use crate::catalog::catalog;
 use crate::engine::ScanReport;
 use crate::expect::ParamValue;
 use crate::pack::PackSet;
+use crate::result::Status;
 use crate::soa::{Coverage, Soa, SoaControl, checks_by_control};
 
 /// The state of a (host, control).
@@ -171,7 +173,7 @@ pub fn parse_time(s: &str) -> Option<i64> {
 }
 
 /// A host's latest result per check: (status, observed).
-pub type Latest = HashMap<String, (String, Option<String>)>;
+pub type Latest = HashMap<String, (Status, Option<String>)>;
 
 /// Freshness when neither the SoA nor the agent says (twice the agents'
 /// default hourly schedule).
@@ -314,14 +316,14 @@ pub fn from_evidence(
         }
         match latest.get(check) {
             None => detail.missing.push(check.clone()),
-            Some((status, observed)) => match status.as_str() {
-                "pass" => passed += 1,
-                "fail" => detail.failing.push(Failing {
+            Some((status, observed)) => match status {
+                Status::Pass => passed += 1,
+                Status::Fail => detail.failing.push(Failing {
                     check: check.clone(),
                     observed: observed.clone(),
                 }),
-                "error" => detail.errors.push(check.clone()),
-                _ => {}
+                Status::Error => detail.errors.push(check.clone()),
+                Status::NotApplicable => {}
             },
         }
     }
@@ -349,28 +351,132 @@ pub fn from_evidence(
     Evaluation { state, detail }
 }
 
-/// `stored` as of `now`: stale once the evidence is older than the window.
-pub fn overlay_age(
+/// How a (host, control) is decided. [`decide`] is the one place that
+/// says which comes first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision<T> {
+    /// The SoA excludes the control.
+    Excluded,
+    /// The host's labels are outside the control's scope: no state.
+    OutOfScope,
+    /// No automated check gives evidence for the control.
+    Manual,
+    /// The host has sent no evidence (in the period asked about).
+    NeverReported,
+    /// The evidence was older than the control's window at the time asked
+    /// about: its age and the window, in seconds.
+    Overdue {
+        /// The evidence's age.
+        age: u64,
+        /// The control's freshness window.
+        window: u64,
+    },
+    /// What the evidence itself says ([`from_evidence`]).
+    Evidence(T),
+}
+
+/// What the evidence for a (host, control) says, as a caller holds it: a
+/// state alone (the fleet table's hot path) or with its reasons.
+pub trait Judged {
+    /// The state.
+    fn state(&self) -> State;
+}
+
+impl Judged for State {
+    fn state(&self) -> State {
+        *self
+    }
+}
+
+impl Judged for Evaluation {
+    fn state(&self) -> State {
+        self.state
+    }
+}
+
+impl<T: Judged> Decision<T> {
+    /// The state decided; `None` for a host out of the control's scope.
+    pub fn state(&self) -> Option<State> {
+        Some(match self {
+            Decision::Excluded => State::Excluded,
+            Decision::OutOfScope => return None,
+            Decision::Manual => State::Manual,
+            Decision::NeverReported => State::NoEvidence,
+            Decision::Overdue { .. } => State::Stale,
+            Decision::Evidence(e) => e.state(),
+        })
+    }
+}
+
+/// Decides a (host, control) in the one order of precedence: excluded,
+/// out of scope, manual, never reported, stale by age, then what the
+/// evidence says (itself stale by parameters, nonconformant, error, no
+/// evidence, conformant: [`from_evidence`]).
+///
+/// `automated` is [`Policy::is_automated`] for `control` (callers walking
+/// the SoA by position have it at hand); `evidence` is the newest run's
+/// profile with what its results say, evaluated only if it comes to that.
+pub fn decide<T: Judged>(
     policy: &Policy,
-    control: &str,
-    stored: State,
-    profile: &RunProfile,
+    control: &SoaControl,
+    automated: bool,
+    labels: &BTreeMap<String, String>,
+    evidence: Option<(&RunProfile, impl FnOnce() -> T)>,
     now: i64,
-) -> Option<Evaluation> {
-    let (age, window) = overdue(policy, policy.control(control), stored, profile, now)?;
-    Some(Evaluation::because(
-        State::Stale,
-        format!(
-            "the newest evidence is {} old; the SoA asks for evidence at most {} old",
-            human_age(age),
-            crate::soa::format_duration(window)
-        ),
-    ))
+) -> Decision<T> {
+    match ControlKind::of(control, automated) {
+        ControlKind::Excluded => return Decision::Excluded,
+        _ if !control.scope.matches(labels) => return Decision::OutOfScope,
+        ControlKind::Manual => return Decision::Manual,
+        ControlKind::Automated => {}
+    }
+    let Some((profile, judge)) = evidence else {
+        return Decision::NeverReported;
+    };
+    let judged = judge();
+    match overdue(policy, Some(control), judged.state(), profile, now) {
+        Some((age, window)) => Decision::Overdue { age, window },
+        None => Decision::Evidence(judged),
+    }
+}
+
+/// How a control is decided for every host in its scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlKind {
+    /// The SoA excludes it.
+    Excluded,
+    /// No automated check gives evidence for it.
+    Manual,
+    /// By each host's evidence.
+    Automated,
+}
+
+impl ControlKind {
+    /// The kind of `control`; `automated` is [`Policy::is_automated`].
+    pub fn of(control: &SoaControl, automated: bool) -> ControlKind {
+        if !control.applicable {
+            ControlKind::Excluded
+        } else if automated {
+            ControlKind::Automated
+        } else {
+            ControlKind::Manual
+        }
+    }
+}
+
+/// Why evidence `age` seconds old is stale for a control whose window is
+/// `window` seconds.
+pub fn stale_reason(age: u64, window: u64) -> String {
+    format!(
+        "the newest evidence is {} old; the SoA asks for evidence at most {} old",
+        human_age(age),
+        crate::soa::format_duration(window)
+    )
 }
 
 /// The evidence's age and the control's window when a state that is not
 /// already stale has outlived it.
-pub fn overdue(
+fn overdue(
     policy: &Policy,
     control: Option<&SoaControl>,
     stored: State,

@@ -33,6 +33,18 @@ impl Status {
             Status::NotApplicable => "not_applicable",
         }
     }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Pass,
+            Status::Fail,
+            Status::Error,
+            Status::NotApplicable,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
 }
 
 impl fmt::Display for Status {

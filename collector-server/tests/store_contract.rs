@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use annexa_checks::result::Status;
 use annexa_collector::store::postgres::PgStore;
 use annexa_collector::store::sqlite::SqliteStore;
 use annexa_collector::store::{
@@ -48,7 +49,7 @@ fn accepted(agent_no: i64, seq: u64, changes: &[(&str, &str)]) -> Accepted {
             .iter()
             .map(|(c, s)| LatestChange {
                 check_id: c.to_string(),
-                status: s.to_string(),
+                status: Status::parse(s).unwrap(),
                 observed: Some(format!("{c}={s}")),
             })
             .collect(),
@@ -261,7 +262,7 @@ async fn soa_versions_and_conformity_with_their_timeline(store: &dyn Store) {
     let all = store.host_rows(Hosts::All, true).await.unwrap().latest;
     assert!(
         all.iter()
-            .any(|(no, r)| *no == a.no && r.check_id == "ssh.x" && r.status == "fail")
+            .any(|(no, r)| *no == a.no && r.check_id == "ssh.x" && r.status == Status::Fail)
     );
     // Without an SoA to evaluate, latest results are not read.
     let without = store.host_rows(Hosts::All, false).await.unwrap();

@@ -27,6 +27,7 @@ use anyhow::{Context, bail, ensure};
 use clap::Parser;
 
 use annexa_checks::pack::PackSet;
+use annexa_checks::result::Status;
 use annexa_checks::soa::{Format, Soa};
 use annexa_collector::config::CollectorConfig;
 use annexa_collector::conformity::RunProfile;
@@ -105,16 +106,19 @@ impl Rng {
 }
 
 /// One check's result: (status, observed).
-type Result1 = (&'static str, Option<String>);
+type Result1 = (Status, Option<String>);
 
 fn roll(rng: &mut Rng) -> Result1 {
     let x = rng.unit();
     if x < 0.05 {
-        ("fail", Some(format!("observed-{}", rng.next() % 1000)))
+        (
+            Status::Fail,
+            Some(format!("observed-{}", rng.next() % 1000)),
+        )
     } else if x < 0.06 {
-        ("error", None)
+        (Status::Error, None)
     } else {
-        ("pass", None)
+        (Status::Pass, None)
     }
 }
 
@@ -234,14 +238,14 @@ async fn append_history(
                     .filter(|(j, (_, r))| latest[hi].get(*j) != Some(*r))
                     .map(|(_, (c, (s, o)))| LatestChange {
                         check_id: c.clone(),
-                        status: (*s).to_string(),
+                        status: *s,
                         observed: o.clone(),
                     })
                     .collect();
-                let count = |s: &str| now_results.iter().filter(|r| r.0 == s).count();
+                let count = |s: Status| now_results.iter().filter(|r| r.0 == s).count();
                 let summary = serde_json::json!({
-                    "pass": count("pass"), "fail": count("fail"),
-                    "error": count("error"), "not_applicable": 0,
+                    "pass": count(Status::Pass), "fail": count(Status::Fail),
+                    "error": count(Status::Error), "not_applicable": 0,
                 })
                 .to_string();
                 let results = serde_json::Value::Array(

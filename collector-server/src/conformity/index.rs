@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use annexa_checks::soa::{Scope, SoaControl};
 use serde::Serialize;
 
-use super::{Detail, Policy, RunProfile, State, overdue, overlay_age};
+use super::{Decision, Detail, Policy, RunProfile, State, decide, stale_reason};
 use crate::store::{AgentRecord, Labels};
 
 /// A state as stored: with when it began and the envelope that caused it.
@@ -25,6 +25,12 @@ pub struct Stored {
     pub since: String,
     /// The agent's envelope that brought it, if an envelope did.
     pub since_sequence: Option<u64>,
+}
+
+impl annexa_checks::conformity::Judged for &Stored {
+    fn state(&self) -> State {
+        self.state
+    }
 }
 
 /// One host as the index knows it.
@@ -417,25 +423,26 @@ fn state_of(
     automated: bool,
     now: i64,
 ) -> Option<State> {
-    if !c.applicable {
-        return Some(State::Excluded);
-    }
-    if !c.scope.matches(&h.labels) {
-        return None;
-    }
-    if !automated {
-        return Some(State::Manual);
-    }
-    let (Some(profile), Some(stored)) = (&h.profile, h.states.get(&c.id)) else {
-        return Some(State::NoEvidence);
-    };
-    if overdue(policy, Some(c), stored.state, profile, now).is_some() {
-        return Some(State::Stale);
-    }
-    Some(stored.state)
+    decision_of(policy, h, c, automated, now).state()
 }
 
-/// The cell with its reasons: [`state_of`]'s state, explained.
+/// How [`decide`] decides a host's stored evidence for a control.
+fn decision_of<'h>(
+    policy: &Policy,
+    h: &'h HostEntry,
+    c: &SoaControl,
+    automated: bool,
+    now: i64,
+) -> Decision<&'h Stored> {
+    let evidence = h
+        .profile
+        .as_ref()
+        .zip(h.states.get(&c.id))
+        .map(|(profile, stored)| (profile, move || stored));
+    decide(policy, c, automated, &h.labels, evidence, now)
+}
+
+/// The cell with its reasons: [`decide`]'s state, explained.
 fn cell_of(
     policy: &Policy,
     h: &HostEntry,
@@ -443,27 +450,22 @@ fn cell_of(
     automated: bool,
     now: i64,
 ) -> Option<Cell> {
-    let state = state_of(policy, h, c, automated, now)?;
-    let stored = h.states.get(&c.id).filter(|_| h.profile.is_some());
+    let decision = decision_of(policy, h, c, automated, now);
+    let state = decision.state()?;
     let because = |reason: String| Detail {
         reason: Some(reason),
         ..Detail::default()
     };
-    let detail = match (state, stored) {
-        (State::Excluded, _) => because(c.justification.clone()),
-        (State::Manual, _) => because(
+    let (detail, stored) = match decision {
+        Decision::OutOfScope => return None,
+        Decision::Excluded => (because(c.justification.clone()), None),
+        Decision::Manual => (because(
             "no automated check gives evidence for this control; it needs evidence the agents cannot collect".into(),
-        ),
-        (_, None) => because("the host has sent no evidence yet".into()),
-        (_, Some(s)) if s.state != state => h
-            .profile
-            .as_ref()
-            .and_then(|p| overlay_age(policy, &c.id, s.state, p, now))
-            .map(|e| e.detail)
-            .unwrap_or_default(),
-        (_, Some(s)) => s.detail.clone(),
+        ), None),
+        Decision::NeverReported => (because("the host has sent no evidence yet".into()), None),
+        Decision::Overdue { age, window } => (because(stale_reason(age, window)), h.states.get(&c.id)),
+        Decision::Evidence(s) => (s.detail.clone(), Some(s)),
     };
-    let stored = stored.filter(|_| automated);
     Some(Cell {
         host: h.id.clone(),
         hostname: h.hostname.clone(),

@@ -5,8 +5,8 @@
 pub mod index;
 
 pub use annexa_checks::conformity::{
-    DEFAULT_FRESHNESS_SECONDS, Detail, Evaluation, Failing, Latest, Policy, RunProfile, State,
-    from_evidence, overdue, overlay_age,
+    DEFAULT_FRESHNESS_SECONDS, Decision, Detail, Evaluation, Failing, Latest, Policy, RunProfile,
+    State, decide, from_evidence, stale_reason,
 };
 
 /// Why a state changes.
@@ -146,26 +146,25 @@ pub fn changes_for_host(
     let mut out = Vec::new();
     for (c, &automated) in policy.soa.controls.iter().zip(&policy.automated) {
         let before = prev(&c.id);
-        if !(automated && c.scope.matches(labels)) {
-            if let Some(b) = &before {
-                // No longer decided by evidence: say what decides it now
-                // (nothing, for a host that left the control's scope).
-                let now_state = if !c.applicable {
-                    Some(State::Excluded)
-                } else if !automated {
-                    Some(State::Manual)
-                } else {
-                    None
-                };
-                let ev = now_state.map(|s| event(s, Some(b), &Detail::default(), cause, at));
-                out.push(record(policy, agent_no, &c.id, None, ev));
+        let evidence = Some((profile, || from_evidence(policy, &c.id, latest, profile)));
+        let ev = match decide(policy, c, automated, labels, evidence, now) {
+            Decision::Evidence(ev) => ev,
+            Decision::Overdue { age, window } => {
+                Evaluation::because(State::Stale, stale_reason(age, window))
             }
-            continue;
-        }
-        let mut ev = from_evidence(policy, &c.id, latest, profile);
-        if let Some(aged) = overlay_age(policy, &c.id, ev.state, profile, now) {
-            ev = aged;
-        }
+            Decision::NeverReported => Evaluation::new(State::NoEvidence),
+            gone @ (Decision::Excluded | Decision::OutOfScope | Decision::Manual) => {
+                if let Some(b) = &before {
+                    // No longer decided by evidence: say what decides it now
+                    // (nothing, for a host that left the control's scope).
+                    let ev = gone
+                        .state()
+                        .map(|s| event(s, Some(b), &Detail::default(), cause, at));
+                    out.push(record(policy, agent_no, &c.id, None, ev));
+                }
+                continue;
+            }
+        };
         out.extend(transition(
             policy,
             agent_no,
@@ -193,13 +192,20 @@ pub fn stale_changes(
     host.states
         .iter()
         .filter_map(|(control, stored)| {
-            let ev = overlay_age(policy, control, stored.state, profile, now)?;
+            let c = policy.control(control)?;
+            let automated = policy.is_automated(control);
+            let evidence = Some((profile, || stored.state));
+            let Decision::Overdue { age, window } =
+                decide(policy, c, automated, &host.labels, evidence, now)
+            else {
+                return None;
+            };
             transition(
                 policy,
                 agent_no,
                 control,
                 Some(stored),
-                ev,
+                Evaluation::because(State::Stale, stale_reason(age, window)),
                 Cause::Freshness,
                 at,
             )

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use annexa_checks::pack::PackSet;
+use annexa_checks::result::Status;
 use annexa_checks::soa::parse_toml;
 
 use super::index::{Filter, HostEntry, Index, Stored};
@@ -18,7 +19,7 @@ fn all_pass(p: &Policy, control: &str) -> Latest {
     p.coverage[control]
         .checks
         .iter()
-        .map(|c| (c.clone(), ("pass".to_string(), None)))
+        .map(|c| (c.clone(), (Status::Pass, None)))
         .collect()
 }
 
@@ -52,7 +53,7 @@ fn states_from_evidence() {
         State::Conformant
     );
     let first = p.coverage[control].checks[0].clone();
-    l.insert(first.clone(), ("fail".into(), Some("yes".into())));
+    l.insert(first.clone(), (Status::Fail, Some("yes".into())));
     let ev = from_evidence(&p, control, &l, &prof);
     assert_eq!(ev.state, State::Nonconformant);
     assert_eq!(
@@ -62,7 +63,7 @@ fn states_from_evidence() {
             observed: Some("yes".into())
         }]
     );
-    l.insert(first.clone(), ("error".into(), None));
+    l.insert(first.clone(), (Status::Error, None));
     assert_eq!(from_evidence(&p, control, &l, &prof).state, State::Error);
     l.remove(&first);
     let ev = from_evidence(&p, control, &l, &prof);
@@ -71,7 +72,7 @@ fn states_from_evidence() {
     let na: Latest = p.coverage[control]
         .checks
         .iter()
-        .map(|c| (c.clone(), ("not_applicable".to_string(), None)))
+        .map(|c| (c.clone(), (Status::NotApplicable, None)))
         .collect();
     assert_eq!(
         from_evidence(&p, control, &na, &prof).state,
@@ -119,10 +120,16 @@ fn freshness_windows() {
     // The header says 2h; A.12.6.1 says 1d.
     assert_eq!(p.freshness("A.9.4.2", Some(&prof)), 7200);
     assert_eq!(p.freshness("A.12.6.1", Some(&prof)), 86400);
-    assert!(overlay_age(&p, "A.9.4.2", State::Conformant, &prof, NOW + 7200).is_none());
-    let aged = overlay_age(&p, "A.9.4.2", State::Conformant, &prof, NOW + 7201).unwrap();
-    assert_eq!(aged.state, State::Stale);
-    assert!(aged.detail.reason.unwrap().contains("2h0m old"));
+    let c = p.control("A.9.4.2").unwrap();
+    let prod: crate::store::Labels = [("env".to_string(), "prod".to_string())].into();
+    let at = |now| decide(&p, c, true, &prod, Some((&prof, || State::Conformant)), now);
+    assert_eq!(at(NOW + 7200), Decision::Evidence(State::Conformant));
+    let aged = at(NOW + 7201);
+    assert_eq!(aged.state(), Some(State::Stale));
+    let Decision::Overdue { age, window } = aged else {
+        panic!("{aged:?}")
+    };
+    assert!(stale_reason(age, window).contains("2h0m old"));
     // Without a freshness in the SoA: twice the agent's interval.
     let p2 = policy(&E2013.replace("freshness = \"2h\"\n", ""));
     assert_eq!(p2.freshness("A.9.4.2", Some(&prof)), 7200);
@@ -184,7 +191,7 @@ fn changes_record_state_changes_once_with_their_cause() {
     // A failure: one event, since = this envelope.
     let mut l2 = l.clone();
     let check = p.coverage["A.9.4.2"].checks[0].clone();
-    l2.insert(check, ("fail".into(), Some("900".into())));
+    l2.insert(check, (Status::Fail, Some("900".into())));
     let third = changes_for_host(
         &p,
         1,
@@ -224,7 +231,7 @@ fn the_index_counts_the_fleet_with_manual_excluded_and_stale() {
         let l = automated_ids(&p)
             .iter()
             .flat_map(|c| p.coverage[c].checks.clone())
-            .map(|c| (c, ("pass".to_string(), None)))
+            .map(|c| (c, (Status::Pass, None)))
             .collect();
         let none = |_: &str| None;
         let states = changes_for_host(&p, no, &labels, &l, &prof, &none, Cause::Soa, "t", at)

@@ -11,6 +11,7 @@ use super::{
     KeyTransitionRow, Labels, LatestChange, LatestRow, SoaVersion, StoreError, StoredState,
     TimelineEntry, WindowEntry,
 };
+use annexa_checks::result::Status;
 use annexa_evidence::log::RetentionRun;
 
 /// Rows of either backend: named columns of text, integers and bytes.
@@ -120,10 +121,16 @@ pub fn envelope_meta<R: AnyRow>(row: &R) -> Result<EnvelopeMeta, StoreError> {
 pub fn latest<R: AnyRow>(row: &R) -> Result<LatestRow, StoreError> {
     Ok(LatestRow {
         check_id: row.text("check_id")?,
-        status: row.text("status")?,
+        status: status(&row.text("status")?)?,
         observed: row.opt_text("observed")?,
         since_sequence: row.int("since_sequence")? as u64,
     })
+}
+
+/// A stored check status.
+fn status(s: &str) -> Result<Status, StoreError> {
+    Status::parse(s)
+        .ok_or_else(|| StoreError::Broken(format!("latest_results: `{s}` is not a check status")))
 }
 
 /// A `log_checkpoints` row.

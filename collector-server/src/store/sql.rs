@@ -563,7 +563,7 @@ macro_rules! sql_store {
                     q.push_values(chunk, |mut row, (no, seq, c)| {
                         row.push_bind(*no)
                             .push_bind(&c.check_id)
-                            .push_bind(&c.status)
+                            .push_bind(c.status.as_str())
                             .push_bind(&c.observed)
                             .push_bind(*seq as i64);
                     });

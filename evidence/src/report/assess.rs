@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use annexa_checks::catalog::catalog;
 use annexa_checks::conformity::{
-    Evaluation, Latest, Policy, RunProfile, State, from_evidence, overlay_age,
+    ControlKind, Decision, Evaluation, Latest, Policy, RunProfile, State, decide, from_evidence,
+    stale_reason,
 };
 use annexa_checks::result::CheckResult;
 use annexa_checks::soa::{Scope, SoaControl};
@@ -69,12 +70,10 @@ pub fn controls_in_scope<'p>(policy: &'p Policy, only: &[String]) -> Vec<&'p Soa
 
 /// How a control of the policy is decided.
 fn kind(policy: &Policy, control: &SoaControl) -> Kind {
-    if !control.applicable {
-        Kind::Excluded
-    } else if policy.is_automated(&control.id) {
-        Kind::Automated
-    } else {
-        Kind::Manual
+    match ControlKind::of(control, policy.is_automated(&control.id)) {
+        ControlKind::Excluded => Kind::Excluded,
+        ControlKind::Manual => Kind::Manual,
+        ControlKind::Automated => Kind::Automated,
     }
 }
 
@@ -128,32 +127,32 @@ fn host_states(
     let folded = fold(host.runs);
     let latest: Latest = folded
         .iter()
-        .map(|(k, (r, _))| {
-            (
-                (*k).to_string(),
-                (r.status.as_str().to_string(), r.observed.clone()),
-            )
-        })
+        .map(|(k, (r, _))| ((*k).to_string(), (r.status, r.observed.clone())))
         .collect();
     let profile = host.runs.last().map(profile);
     let mut out = Vec::new();
     for c in controls {
-        if !(policy.is_automated(&c.id) && c.scope.matches(host.labels)) {
-            continue;
-        }
-        let (ev, evidence) = match &profile {
-            None => (no_evidence(host.withheld), Vec::new()),
-            Some(profile) => {
-                let mut ev = from_evidence(policy, &c.id, &latest, profile);
-                if let Some(aged) = overlay_age(policy, &c.id, ev.state, profile, at) {
-                    ev = aged;
-                }
+        let evidence = profile
+            .as_ref()
+            .map(|p| (p, || from_evidence(policy, &c.id, &latest, p)));
+        let automated = policy.is_automated(&c.id);
+        let ev = match decide(policy, c, automated, host.labels, evidence, at) {
+            Decision::Excluded | Decision::OutOfScope | Decision::Manual => continue,
+            Decision::NeverReported => no_evidence(host.withheld),
+            Decision::Overdue { age, window } => {
+                Evaluation::because(State::Stale, stale_reason(age, window))
+            }
+            Decision::Evidence(ev) => ev,
+        };
+        let evidence = match &profile {
+            None => Vec::new(),
+            Some(_) => {
                 let seqs: BTreeSet<u64> = policy.coverage[&c.id]
                     .checks
                     .iter()
                     .filter_map(|check| folded.get(check.as_str()).map(|(_, s)| *s))
                     .collect();
-                (ev, seqs.into_iter().collect())
+                seqs.into_iter().collect()
             }
         };
         out.push((
