@@ -4,6 +4,7 @@
 //! Only this module knows SQL. The ingest path writes through
 //! [`Store::append`], one transaction per batch (group commit).
 
+pub mod migrate;
 pub mod postgres;
 mod rows;
 mod sql;
@@ -12,6 +13,7 @@ pub mod sqlite;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use annexa_checks::result::Status;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -175,7 +177,7 @@ pub struct LatestChange {
     /// The check.
     pub check_id: String,
     /// New status.
-    pub status: String,
+    pub status: Status,
     /// New observed value.
     pub observed: Option<String>,
 }
@@ -502,7 +504,7 @@ pub struct LatestRow {
     /// The check.
     pub check_id: String,
     /// Its current status.
-    pub status: String,
+    pub status: Status,
     /// Its current observed value.
     pub observed: Option<String>,
     /// Sequence of the envelope that brought this value.
