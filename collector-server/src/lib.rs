@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod conformity;
 pub mod datadir;
@@ -22,8 +23,6 @@ pub mod ingest;
 pub mod limits;
 pub mod log;
 pub mod metrics;
-pub mod migrate;
-pub mod quickstart;
 pub mod report;
 pub mod rotate;
 pub mod soa;

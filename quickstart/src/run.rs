@@ -1,7 +1,5 @@
-//! `annexa-collector quickstart`: the whole path in one command, with no
-//! external service — a collector on the embedded SQLite store, a local
-//! agent enrolled with a fresh token, one scan of this machine signed,
-//! delivered over TLS and verified, and what the collector recorded.
+//! The quickstart's steps: collector, enrolled agent, one delivered run,
+//! and what the collector recorded.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,8 +9,9 @@ use anyhow::Context;
 
 use annexa_agent::{AgentConfig, CaPin, EnrollOptions, enroll, run_once};
 
-use crate::config::CollectorConfig;
-use crate::datadir::{self, DataDir};
+use annexa_collector::config::CollectorConfig;
+use annexa_collector::datadir::{self, DataDir};
+use annexa_collector::{clock, conformity, soa};
 
 const EXAMPLE_SOA: &str = include_str!("../../examples/soa/iso27001-2022.toml");
 
@@ -34,10 +33,10 @@ pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
     };
     // The example SoA of the 2022 edition, so that the evidence is read
     // against controls (kept if the directory already has an SoA).
-    let store = crate::open_store(&config).await?;
-    if crate::soa::newest(store.as_ref()).await?.is_none() {
+    let store = annexa_collector::open_store(&config).await?;
+    if soa::newest(store.as_ref()).await?.is_none() {
         let packs = config.packs().map_err(anyhow::Error::msg)?;
-        crate::soa::import(
+        soa::import(
             store.as_ref(),
             &packs,
             "examples/soa/iso27001-2022.toml",
@@ -50,12 +49,13 @@ pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     drop(store);
-    let server = crate::start(&config).await?;
+    let server = annexa_collector::start(&config).await?;
     let url = format!("https://127.0.0.1:{}", server.addr.port());
     println!("2. collector listening on {url} (HTTPS, embedded SQLite store)");
 
     let labels = BTreeMap::from([("env".to_string(), "quickstart".to_string())]);
-    let (token, _) = crate::create_enroll_token(server.store.as_ref(), 3600, &labels).await?;
+    let (token, _) =
+        annexa_collector::create_enroll_token(server.store.as_ref(), 3600, &labels).await?;
     let state_dir: PathBuf = data.join("agent");
     let ca = std::fs::read(dir.ca_cert()).with_context(|| dir.ca_cert().display().to_string())?;
     let enrolled = enroll(EnrollOptions::new(
@@ -115,11 +115,11 @@ pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
     if let Some(failing) = by_status.get("fail") {
         println!("  failing: {}", failing.join(", "));
     }
-    let filter = crate::conformity::index::Filter {
+    let filter = conformity::index::Filter {
         host: Some(record.id.clone()),
         ..Default::default()
     };
-    if let Some((policy, cells)) = server.conformity.cells(&filter, crate::clock::now_unix()) {
+    if let Some((policy, cells)) = server.conformity.cells(&filter, clock::now_unix()) {
         println!(
             "\nConformity with the example Statement of Applicability (version {}, ISO/IEC 27001:{}):",
             policy.version, policy.soa.edition
@@ -133,7 +133,7 @@ pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
         }
         for c in cells
             .iter()
-            .filter(|c| c.state == crate::conformity::State::Nonconformant)
+            .filter(|c| c.state == conformity::State::Nonconformant)
         {
             let checks: Vec<&str> = c.detail.failing.iter().map(|f| f.check.as_str()).collect();
             println!(
@@ -143,10 +143,7 @@ pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
                 checks.join(", ")
             );
         }
-        for c in cells
-            .iter()
-            .filter(|c| c.state == crate::conformity::State::Stale)
-        {
+        for c in cells.iter().filter(|c| c.state == conformity::State::Stale) {
             println!(
                 "  stale           {} {}: {}",
                 c.control,
