@@ -77,7 +77,7 @@ for run in $(seq "$RUNS"); do
     conf=(--config "$work/collector.toml")
   fi
   "$COLLECTOR" init "${conf[@]}" --data "$data" --name 127.0.0.1 >/dev/null
-  admin=$("$COLLECTOR" api-token create "${conf[@]}" --data "$data" --name bench)
+  admin=$("$COLLECTOR" api-token create "${conf[@]}" --data "$data" --name bench --role admin)
   if [ -n "$SOA" ]; then
     "$COLLECTOR" soa import "${conf[@]}" --data "$data" --by bench "$SOA" >/dev/null
   fi
