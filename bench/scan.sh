@@ -9,6 +9,9 @@
 #
 #   bench/scan.sh            # 21 runs each
 #   RUNS=51 bench/scan.sh
+#
+# ANNEXA (optional): another annexa binary to measure (for before/after
+# comparisons in one sitting); default the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-21}
@@ -18,7 +21,7 @@ FIXTURE_PARENT=$(mktemp -d)
 trap 'rm -rf "$FIXTURE_PARENT"' EXIT
 target/release/annexa-fixture "$FIXTURE_PARENT/root" >/dev/null
 
-python3 - "$RUNS" target/release/annexa "$FIXTURE_PARENT/root" <<'PY'
+python3 - "$RUNS" "${ANNEXA:-target/release/annexa}" "$FIXTURE_PARENT/root" <<'PY'
 import os, statistics, subprocess, sys, time
 runs, binary, fixture = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 stats = os.path.join(os.path.dirname(fixture), "time.out")

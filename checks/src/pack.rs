@@ -17,6 +17,9 @@ use crate::expect::{ParamValue, Params};
 use crate::host::sha256_hex;
 use crate::probes::ProbeSpec;
 use crate::result::PackRef;
+// Severity is part of every result; packs declare it (and re-export it for
+// their readers).
+pub use crate::result::Severity;
 
 /// The packs shipped inside the binary: (file name, contents).
 pub const BUILTIN_PACKS: &[(&str, &str)] = &[
@@ -30,35 +33,6 @@ pub const BUILTIN_PACKS: &[(&str, &str)] = &[
 
 /// The directory operators drop their own packs into.
 pub const DEFAULT_PACK_DIR: &str = "/etc/annexa/checks.d";
-
-/// How bad a failure of a check is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// For information.
-    Info,
-    /// Low.
-    Low,
-    /// Medium.
-    Medium,
-    /// High.
-    High,
-    /// Critical.
-    Critical,
-}
-
-impl Severity {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

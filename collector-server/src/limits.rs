@@ -22,7 +22,7 @@ use axum_server::accept::Accept;
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::api::Error;
+use crate::api::error::Error;
 
 /// An acceptor that admits at most `max` connections at a time; one over
 /// is closed at once rather than queued, so the flood costs no memory.

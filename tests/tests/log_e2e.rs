@@ -428,3 +428,34 @@ fn retention_removes_payloads_and_the_log_still_verifies() {
     h.run_once_ok();
     assert!(!c.envelope(&id, 3).is_empty());
 }
+
+#[test]
+fn an_envelope_is_shown_with_the_acceptance_time_its_log_leaf_binds() {
+    let mut c = Collector::start();
+    c.import_soa(include_str!("../../examples/soa/iso27001-2013.toml"));
+    let host = Host::enrolled(&c, "");
+    host.run_once_ok();
+    let id = host.agent_id();
+    let receipt = &host.receipts()[0].receipt;
+    let listed = c.evidence(&id);
+    assert_eq!(listed[0]["received_at"], receipt.accepted_at.as_str());
+    // The copy in `envelopes` is bound by no signature and no leaf: an edit
+    // to it changes nothing the API says.
+    c.stop();
+    common::tamper(
+        &c.data,
+        &["UPDATE envelopes SET received_at = '2020-01-01T00:00:00Z'".to_string()],
+    );
+    c.restart();
+    let listed = c.evidence(&id);
+    assert_eq!(
+        listed[0]["received_at"],
+        receipt.accepted_at.as_str(),
+        "{listed:?}"
+    );
+    // The drift API names the envelope behind each change by the same time.
+    let drift = c.get("/v1/drift?from=2000-01-01T00:00:00Z").json();
+    let text = drift.to_string();
+    assert!(text.contains(&receipt.accepted_at), "{text}");
+    assert!(!text.contains("2020-01-01"), "{text}");
+}

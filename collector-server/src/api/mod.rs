@@ -6,6 +6,7 @@ mod auth;
 mod conformity;
 mod drift;
 mod enroll;
+pub mod error;
 mod evidence;
 mod hosts;
 mod log;
@@ -15,19 +16,19 @@ mod soa;
 
 use std::sync::Arc;
 
-use annexa_evidence::api::{ApiError, codes};
+use annexa_evidence::api::codes;
 use annexa_evidence::keys::SigningKey;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::ingest::{AgentCache, Rejection, Writer};
+use crate::ingest::{AgentCache, Writer};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 pub use auth::{Admin, Reader};
+pub use error::Error;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -189,64 +190,6 @@ pub fn router(state: AppState, body: crate::limits::BodyLimits) -> Router {
             crate::limits::read_body(body, r, n)
         }))
         .with_state(state)
-}
-
-/// An API error response.
-#[derive(Debug)]
-pub struct Error {
-    status: StatusCode,
-    body: ApiError,
-}
-
-impl Error {
-    /// An error with a code and message.
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Error {
-        Error {
-            status,
-            body: ApiError {
-                error: code.to_string(),
-                message: message.into(),
-                expected_sequence: None,
-            },
-        }
-    }
-}
-
-impl From<Rejection> for Error {
-    fn from(r: Rejection) -> Error {
-        Error {
-            status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
-            body: ApiError {
-                error: r.code.to_string(),
-                message: r.message,
-                expected_sequence: r.expected_sequence,
-            },
-        }
-    }
-}
-
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Error {
-        match e {
-            StoreError::NotFound(m) => Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, m),
-            StoreError::Denied(m) => Error::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, m),
-            StoreError::Conflict(m) => Error::new(StatusCode::CONFLICT, codes::CONFLICT, m),
-            StoreError::Broken(m) => {
-                tracing::error!(error = %m, "store failure");
-                Error::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    codes::UNAVAILABLE,
-                    "the collector's store is unavailable",
-                )
-            }
-        }
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body)).into_response()
-    }
 }
 
 #[cfg(test)]

@@ -61,9 +61,15 @@ where
 /// The columns [`agent`] reads.
 pub const AGENT_COLUMNS: &str = "no, id, key_id, public_key, hostname, machine_id_sha256, labels, enrolled_at, revoked_at, next_sequence, last_digest, last_seen_at, run_profile";
 
-/// The columns [`envelope_meta`] reads.
-pub const META_COLUMNS: &str =
-    "sequence, sha256, received_at, agent_time, gap, summary, results, log_index, pruned_at";
+/// The columns [`envelope_meta`] reads, from [`META_FROM`]. The acceptance
+/// time is the one the envelope's log leaf binds (`log_entries`), not the
+/// copy in `envelopes`, which no signature covers; only envelopes that
+/// predate the log have no leaf.
+pub const META_COLUMNS: &str = "e.sequence, e.sha256, COALESCE(l.accepted_at, e.received_at) AS received_at, \
+     e.agent_time, e.gap, e.summary, e.results, e.log_index, e.pruned_at";
+
+/// Envelopes with their log entries, for [`META_COLUMNS`].
+pub const META_FROM: &str = "envelopes e LEFT JOIN log_entries l ON l.idx = e.log_index";
 
 /// Labels as stored (JSON).
 pub fn labels_json(labels: &Labels) -> String {

@@ -8,7 +8,7 @@
 /// The names the shared methods use; a backend module imports them all.
 pub(super) mod prelude {
     pub(in crate::store) use super::super::rows::{
-        self, AGENT_COLUMNS, META_COLUMNS, RETIRED_KEYS, TIMELINE_COLUMNS, chain_heads, hash32,
+        self, AGENT_COLUMNS, META_COLUMNS, META_FROM, RETIRED_KEYS, TIMELINE_COLUMNS, chain_heads, hash32,
         labels_json,
     };
     pub(in crate::store) use super::super::{
@@ -585,7 +585,7 @@ macro_rules! sql_store {
                 sequence: u64,
             ) -> Result<Option<(EnvelopeMeta, Vec<u8>)>, StoreError> {
                 let row = sqlx::query(&format!(
-                    "SELECT {META_COLUMNS}, bytes FROM envelopes WHERE agent_no = $1 AND sequence = $2"
+                    "SELECT {META_COLUMNS}, e.bytes FROM {META_FROM} WHERE e.agent_no = $1 AND e.sequence = $2"
                 ))
                 .bind(agent_no)
                 .bind(sequence as i64)
@@ -601,7 +601,7 @@ macro_rules! sql_store {
                 after: u64,
                 limit: u32,
             ) -> Result<Vec<EnvelopeMeta>, StoreError> {
-                sqlx::query(&format!("SELECT {META_COLUMNS} FROM envelopes WHERE agent_no = $1 AND sequence > $2 ORDER BY sequence LIMIT $3"))
+                sqlx::query(&format!("SELECT {META_COLUMNS} FROM {META_FROM} WHERE e.agent_no = $1 AND e.sequence > $2 ORDER BY e.sequence LIMIT $3"))
                     .bind(agent_no)
                     .bind(after as i64)
                     .bind(limit as i64)
@@ -618,7 +618,7 @@ macro_rules! sql_store {
                 below: u64,
                 limit: u32,
             ) -> Result<Vec<EnvelopeMeta>, StoreError> {
-                sqlx::query(&format!("SELECT {META_COLUMNS} FROM envelopes WHERE agent_no = $1 AND sequence < $2 ORDER BY sequence DESC LIMIT $3"))
+                sqlx::query(&format!("SELECT {META_COLUMNS} FROM {META_FROM} WHERE e.agent_no = $1 AND e.sequence < $2 ORDER BY e.sequence DESC LIMIT $3"))
                     .bind(agent_no)
                     .bind(below.min(i64::MAX as u64) as i64)
                     .bind(limit as i64)
@@ -1011,9 +1011,10 @@ macro_rules! sql_store {
                 to: &str,
             ) -> Result<Vec<WindowEntry>, StoreError> {
                 let rows = sqlx::query(&format!(
-                    "SELECT {TIMELINE_COLUMNS}, e.sha256 AS e_sha256, e.log_index AS e_log_index, e.received_at AS e_received_at \
+                    "SELECT {TIMELINE_COLUMNS}, e.sha256 AS e_sha256, e.log_index AS e_log_index, COALESCE(l.accepted_at, e.received_at) AS e_received_at \
                      FROM conformity_timeline t JOIN agents a ON a.no = t.agent_no \
                      LEFT JOIN envelopes e ON e.agent_no = t.agent_no AND e.sequence = t.sequence \
+                     LEFT JOIN log_entries l ON l.idx = e.log_index \
                      WHERE t.id IN (SELECT MAX(id) FROM conformity_timeline WHERE at <= $1 GROUP BY agent_no, control_id) \
                         OR (t.at > $1 AND t.at <= $2) \
                      ORDER BY t.id"

@@ -1,0 +1,69 @@
+//! The API's error response: a status and the JSON body every refusal
+//! shares (`ApiError`), and how ingest and store failures become one.
+//! Shared by the handlers and the limits in front of them.
+
+use annexa_evidence::api::{ApiError, codes};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::ingest::Rejection;
+use crate::store::StoreError;
+
+/// An API error response.
+#[derive(Debug)]
+pub struct Error {
+    pub(super) status: StatusCode,
+    pub(super) body: ApiError,
+}
+
+impl Error {
+    /// An error with a code and message.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Error {
+        Error {
+            status,
+            body: ApiError {
+                error: code.to_string(),
+                message: message.into(),
+                expected_sequence: None,
+            },
+        }
+    }
+}
+
+impl From<Rejection> for Error {
+    fn from(r: Rejection) -> Error {
+        Error {
+            status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+            body: ApiError {
+                error: r.code.to_string(),
+                message: r.message,
+                expected_sequence: r.expected_sequence,
+            },
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        match e {
+            StoreError::NotFound(m) => Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, m),
+            StoreError::Denied(m) => Error::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, m),
+            StoreError::Conflict(m) => Error::new(StatusCode::CONFLICT, codes::CONFLICT, m),
+            StoreError::Broken(m) => {
+                tracing::error!(error = %m, "store failure");
+                Error::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::UNAVAILABLE,
+                    "the collector's store is unavailable",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
