@@ -66,4 +66,3 @@ impl IntoResponse for Error {
         (self.status, axum::Json(self.body)).into_response()
     }
 }
-

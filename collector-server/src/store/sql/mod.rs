@@ -5,11 +5,15 @@
 //! that needs a settled state runs in (SQLite: `BEGIN IMMEDIATE`;
 //! PostgreSQL: an advisory lock).
 
+pub(super) mod append;
+pub(super) mod helpers;
+pub(super) mod writes;
+
 /// The names the shared methods use; a backend module imports them all.
 pub(super) mod prelude {
     pub(in crate::store) use super::super::rows::{
-        self, AGENT_COLUMNS, META_COLUMNS, META_FROM, RETIRED_KEYS, TIMELINE_COLUMNS, chain_heads, hash32,
-        labels_json,
+        self, AGENT_COLUMNS, META_COLUMNS, META_FROM, RETIRED_KEYS, TIMELINE_COLUMNS, chain_heads,
+        hash32, labels_json,
     };
     pub(in crate::store) use super::super::{
         Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, Enrolled, EnvelopeMeta,
@@ -56,151 +60,9 @@ pub(super) const TILES: HashColumn = HashColumn {
 /// imports `prelude::*`.
 macro_rules! sql_store {
     ($store:ty, $conn:ty, envelope_rows = $envelope_rows:expr) => {
-        // Rows per multi-row statement, each under SQLite's limit of 32766
-        // bound parameters (PostgreSQL's is 65535).
-        const HEAD_ROWS_PER_STATEMENT: usize = 1024;
-        const LATEST_ROWS_PER_STATEMENT: usize = 2048;
-        const LOG_ROWS_PER_STATEMENT: usize = 4096;
-
-        const CONFORMITY_ROWS_PER_STATEMENT: usize = 2048;
-        const HOSTS_PER_STATEMENT: usize = 4096;
-
-        /// Writes conformity changes inside a transaction: current rows upserted
-        /// or removed, timeline entries appended.
-        async fn write_conformity(
-            tx: &mut $conn,
-            changes: &[&ConformityChange],
-        ) -> Result<(), StoreError> {
-            let (upserts, removals) = rows::current_rows(changes);
-            for chunk in upserts.chunks(CONFORMITY_ROWS_PER_STATEMENT) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO conformity (agent_no, control_id, state, detail, since, since_sequence, soa_version) ",
-                );
-                q.push_values(chunk, |mut row, (c, cur)| {
-                    row.push_bind(c.agent_no)
-                        .push_bind(&c.control_id)
-                        .push_bind(&cur.state)
-                        .push_bind(&cur.detail)
-                        .push_bind(&cur.since)
-                        .push_bind(cur.since_sequence.map(|s| s as i64))
-                        .push_bind(c.soa_version);
-                });
-                q.push(
-                    " ON CONFLICT (agent_no, control_id) DO UPDATE SET state = excluded.state, detail = excluded.detail, since = excluded.since, since_sequence = excluded.since_sequence, soa_version = excluded.soa_version",
-                );
-                q.build().execute(&mut *tx).await?;
-            }
-            for c in removals {
-                sqlx::query("DELETE FROM conformity WHERE agent_no = $1 AND control_id = $2")
-                    .bind(c.agent_no)
-                    .bind(&c.control_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let events: Vec<(&ConformityChange, &super::StateEvent)> = changes
-                .iter()
-                .filter_map(|c| c.event.as_ref().map(|e| (*c, e)))
-                .collect();
-            for chunk in events.chunks(CONFORMITY_ROWS_PER_STATEMENT / 2) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO conformity_timeline (agent_no, control_id, state, previous, at, cause, sequence, soa_version, detail) ",
-                );
-                q.push_values(chunk, |mut row, (c, e)| {
-                    row.push_bind(c.agent_no)
-                        .push_bind(&c.control_id)
-                        .push_bind(&e.state)
-                        .push_bind(&e.previous)
-                        .push_bind(&e.at)
-                        .push_bind(&e.cause)
-                        .push_bind(e.sequence.map(|s| s as i64))
-                        .push_bind(c.soa_version)
-                        .push_bind(&e.detail);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            Ok(())
-        }
-
-        /// The agent whose `column` (`id` or `key_id`) is `value`.
-        async fn agent_where(
-            conn: &mut $conn,
-            column: &str,
-            value: &str,
-        ) -> Result<Option<AgentRecord>, StoreError> {
-            sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE {column} = $1"))
-                .bind(value)
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|r| rows::agent(&r))
-                .transpose()
-        }
-
-        /// The rows of `sql` (binding `range` as `$1` and `$2` when given),
-        /// each through `map`.
-        async fn fetch_mapped<T>(
-            conn: &mut $conn,
-            sql: &str,
-            range: Option<(i64, i64)>,
-            map: impl Fn(&<<$conn as sqlx::Connection>::Database as sqlx::Database>::Row) -> Result<T, StoreError>,
-        ) -> Result<Vec<T>, StoreError> {
-            let mut q = sqlx::query(sql);
-            if let Some((start, end)) = range {
-                q = q.bind(start).bind(end);
-            }
-            q.fetch_all(&mut *conn).await?.iter().map(map).collect()
-        }
-
-        /// The evidence log's size: one past its highest stored index.
-        async fn log_size_on(conn: &mut $conn) -> Result<u64, StoreError> {
-            let n: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM log_entries")
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get("n")?;
-            Ok(n as u64)
-        }
-
-        /// The hashes of `of` at indices `start..end` (to the last without
-        /// `end`), in order; a gap is [`StoreError::Broken`].
-        async fn hashes_from(
-            conn: &mut $conn,
-            of: &HashColumn,
-            start: u64,
-            end: Option<u64>,
-        ) -> Result<Vec<[u8; 32]>, StoreError> {
-            let rows = sqlx::query(&format!(
-                "SELECT idx, {} AS hash FROM {} WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-                of.column, of.table
-            ))
-            .bind(start as i64)
-            .bind(end.map_or(i64::MAX, |e| e as i64))
-            .fetch_all(&mut *conn)
-            .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for (k, r) in rows.iter().enumerate() {
-                let want = start + k as u64;
-                if r.try_get::<i64, _>("idx")? as u64 != want {
-                    return Err(StoreError::Broken(format!("{} {want} is missing", of.item)));
-                }
-                out.push(hash32(r.try_get("hash")?, of.hash)?);
-            }
-            Ok(out)
-        }
-
-        async fn insert_checkpoint(
-            tx: &mut $conn,
-            cp: &CheckpointRow,
-        ) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO log_checkpoints (size, root, note, signed_at) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING",
-            )
-            .bind(cp.size as i64)
-            .bind(&cp.root[..])
-            .bind(&cp.note)
-            .bind(&cp.signed_at)
-            .execute(&mut *tx)
-            .await?;
-            Ok(())
-        }
+        $crate::store::sql::helpers::sql_helpers!($conn);
+        $crate::store::sql::append::sql_append!($conn, envelope_rows = $envelope_rows);
+        $crate::store::sql::writes::sql_writes!($conn);
 
         #[async_trait::async_trait]
         impl Store for $store {
@@ -249,72 +111,11 @@ macro_rules! sql_store {
                     )));
                 }
                 let mut tx = self.begin_write().await?;
-                let token =
-                    sqlx::query("SELECT labels, expires_at, used_by FROM enroll_tokens WHERE hash = $1")
-                        .bind(token_hash)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let existing = agent_where(&mut tx, "key_id", &agent.key_id).await?;
-                let Some(token) = token else {
-                    return Err(StoreError::Denied("unknown enrollment token".into()));
-                };
-                let used_by: Option<String> = token.try_get("used_by")?;
-                let expires_at: i64 = token.try_get("expires_at")?;
-                if let Some(a) = existing {
-                    if a.revoked_at.is_some() {
-                        return Err(StoreError::Denied(format!(
-                            "agent {} was revoked; a revoked key cannot enroll again",
-                            a.id
-                        )));
-                    }
-                    // Re-enrolling with the same key is idempotent: with the token
-                    // it used, or with any token still valid (which stays unused).
-                    let same = used_by.as_deref() == Some(a.id.as_str());
-                    if same || (used_by.is_none() && expires_at > now_unix) {
-                        return Ok(Enrolled::Existing(a));
-                    }
+                let enrolled = enroll_in(&mut tx, token_hash, now_unix, agent).await?;
+                if let Enrolled::New(_) = &enrolled {
+                    tx.commit().await?;
                 }
-                if used_by.is_some() {
-                    return Err(StoreError::Denied("enrollment token already used".into()));
-                }
-                if expires_at <= now_unix {
-                    return Err(StoreError::Denied("enrollment token expired".into()));
-                }
-                let token_labels: String = token.try_get("labels")?;
-                let token_labels: Labels = serde_json::from_str(&token_labels).unwrap_or_default();
-                let mut labels = agent.labels.clone();
-                labels.extend(token_labels);
-                sqlx::query(
-                    "INSERT INTO agents (id, key_id, public_key, hostname, machine_id_sha256, labels, facts, enrolled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&agent.id)
-                .bind(&agent.key_id)
-                .bind(&agent.public_key)
-                .bind(&agent.hostname)
-                .bind(&agent.machine_id_sha256)
-                .bind(labels_json(&labels))
-                .bind(agent.facts.to_string())
-                .bind(&agent.enrolled_at)
-                .execute(&mut *tx)
-                .await?;
-                let done = sqlx::query(
-                    "UPDATE enroll_tokens SET used_at = $1, used_by = $2 WHERE hash = $3 AND used_by IS NULL",
-                )
-                .bind(&agent.enrolled_at)
-                .bind(&agent.id)
-                .bind(token_hash)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Conflict(
-                        "enrollment token used concurrently".into(),
-                    ));
-                }
-                let record = agent_where(&mut tx, "id", &agent.id)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("agent {}", agent.id)))?;
-                tx.commit().await?;
-                Ok(Enrolled::New(record))
+                Ok(enrolled)
             }
 
             async fn create_api_token(
@@ -437,141 +238,13 @@ macro_rules! sql_store {
                 // A handful of multi-row statements per batch, whatever its size:
                 // per-row statements cost a round trip to SQLite's worker each.
                 let mut tx = self.begin_write().await?;
-                // The log must end exactly where this writer thinks it does,
-                // or the writer must place the batch after what another
-                // writer appended; otherwise (or rows added behind the
-                // collector) the batch fails.
-                let mut moved = 0i64;
-                let relogged;
-                let mut log = log;
-                if let Some(first) = batch.first() {
-                        let (size, first) = (log_size_on(&mut tx).await?, first.log_index);
-                    if size != first {
-                        let refused = || StoreError::Conflict(format!(
-                            "the log holds {size} entries, this batch starts at index {first}"
-                        ));
-                        if size < first || size - first > RELOG_MAX {
-                            return Err(refused());
-                        }
-                        let others = hashes_from(&mut tx, &LEAVES, first, Some(size)).await?;
-                        if others.len() as u64 != size - first {
-                            return Err(StoreError::Broken(format!(
-                                "log entries {first}..{size} are not all stored"
-                            )));
-                        }
-                        relogged = relog(&others).ok_or_else(refused)?;
-                        log = &relogged;
-                        moved = (size - first) as i64;
-                    }
-                }
-                for chunk in batch.chunks($envelope_rows) {
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO envelopes (agent_no, sequence, sha256, received_at, agent_time, gap, summary, results, bytes, log_index) ",
-                    );
-                    q.push_values(chunk, |mut row, a| {
-                        row.push_bind(a.agent_no)
-                            .push_bind(a.sequence as i64)
-                            .push_bind(&a.sha256)
-                            .push_bind(&a.received_at)
-                            .push_bind(&a.agent_time)
-                            .push_bind(&a.gap)
-                            .push_bind(&a.summary)
-                            .push_bind(&a.results)
-                            .push_bind(&a.bytes)
-                            .push_bind(a.log_index as i64 + moved);
-                    });
-                    q.build().execute(&mut *tx).await?;
-                }
-                for chunk in batch.chunks(LOG_ROWS_PER_STATEMENT) {
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO log_entries (idx, agent_no, sequence, envelope_sha256, accepted_at, leaf_hash) ",
-                    );
-                    q.push_values(chunk, |mut row, a| {
-                        row.push_bind(a.log_index as i64 + moved)
-                            .push_bind(a.agent_no)
-                            .push_bind(a.sequence as i64)
-                            .push_bind(&a.sha256)
-                            .push_bind(&a.received_at)
-                            .push_bind(&a.leaf_hash[..]);
-                    });
-                    q.build().execute(&mut *tx).await?;
-                }
-                for (idx, hash) in &log.tiles {
-                    sqlx::query("INSERT INTO log_tiles (idx, hash) VALUES ($1, $2)")
-                        .bind(*idx as i64)
-                        .bind(&hash[..])
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                if let Some(cp) = &log.checkpoint {
-                    insert_checkpoint(&mut tx, cp).await?;
-                }
-                // Each agent's chain head moves once per batch, and only from where
-                // the batch expects it: a second writer on the same agent makes the
-                // batch fail whole.
-                let heads = chain_heads(batch)?;
-                for chunk in heads.chunks(HEAD_ROWS_PER_STATEMENT) {
-                    let mut q =
-                        sqlx::QueryBuilder::new("WITH v(no, expected, next, digest, seen, profile, key) AS (");
-                    q.push_values(chunk, |mut row, h| {
-                        row.push_bind(h.agent_no)
-                            .push_bind(h.expected as i64)
-                            .push_bind(h.next as i64)
-                            .push_bind(h.digest)
-                            .push_bind(h.seen)
-                            .push_bind(h.profile)
-                            .push_bind(h.key_id);
-                    });
-                    q.push(
-                        ") UPDATE agents SET next_sequence = v.next, last_digest = v.digest, last_seen_at = v.seen, run_profile = COALESCE(v.profile, agents.run_profile) \
-                         FROM v WHERE agents.no = v.no AND agents.next_sequence = v.expected AND agents.revoked_at IS NULL AND agents.key_id = v.key",
-                    );
-                    let moved = q.build().execute(&mut *tx).await?;
-                    if moved.rows_affected() != chunk.len() as u64 {
-                        return Err(StoreError::Conflict(format!(
-                            "{} of {} agents' chain heads were not where this batch expected them",
-                            chunk.len() as u64 - moved.rows_affected(),
-                            chunk.len()
-                        )));
-                    }
-                }
-                // Key rotations, after the heads: the old key is kept, with the
-                // last sequence number it signed, so what it signed verifies.
-                for a in batch {
-                    let Some((key_id, public_key)) = &a.rotate_to else { continue };
-                    sqlx::query(
-                        "INSERT INTO agent_keys (agent_no, key_id, public_key, until_sequence, retired_at) \
-                         SELECT no, key_id, public_key, $2, $3 FROM agents WHERE no = $1",
-                    )
-                    .bind(a.agent_no)
-                    .bind(a.sequence as i64)
-                    .bind(&a.received_at)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("UPDATE agents SET key_id = $2, public_key = $3 WHERE no = $1")
-                        .bind(a.agent_no)
-                        .bind(key_id)
-                        .bind(public_key)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let changes = rows::latest_changes(batch);
-                for chunk in changes.chunks(LATEST_ROWS_PER_STATEMENT) {
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO latest_results (agent_no, check_id, status, observed, since_sequence) ",
-                    );
-                    q.push_values(chunk, |mut row, (no, seq, c)| {
-                        row.push_bind(*no)
-                            .push_bind(&c.check_id)
-                            .push_bind(c.status.as_str())
-                            .push_bind(&c.observed)
-                            .push_bind(*seq as i64);
-                    });
-                    q.push(
-                        " ON CONFLICT (agent_no, check_id) DO UPDATE SET status = excluded.status, observed = excluded.observed, since_sequence = excluded.since_sequence",
-                    );
-                    q.build().execute(&mut *tx).await?;
-                }
+                let (moved, relogged) = place_batch(&mut tx, batch, relog).await?;
+                let log = relogged.as_ref().unwrap_or(log);
+                insert_envelopes(&mut tx, batch, moved).await?;
+                insert_log(&mut tx, batch, log, moved).await?;
+                move_chain_heads(&mut tx, batch).await?;
+                retire_rotated_keys(&mut tx, batch).await?;
+                upsert_latest(&mut tx, batch).await?;
                 let conformity: Vec<&ConformityChange> =
                     batch.iter().flat_map(|a| a.conformity.iter()).collect();
                 write_conformity(&mut tx, &conformity).await?;
@@ -770,60 +443,9 @@ macro_rules! sql_store {
                 limit: u32,
             ) -> Result<Pruned, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let start: i64 = sqlx::query("SELECT COALESCE(MAX(up_to), 0) AS s FROM retention_runs")
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("s")?;
-                // Leaves are in acceptance order: walk from where the last run
-                // stopped, up to the first entry not older than the cutoff.
-                let rows = sqlx::query(
-                    "SELECT idx, agent_no, sequence, accepted_at FROM log_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
-                )
-                .bind(start)
-                .bind(limit as i64 + 1)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut up_to = start;
-                let mut pruned = 0u64;
-                let mut more = false;
-                for (k, r) in rows.iter().enumerate() {
-                    let at: String = r.try_get("accepted_at")?;
-                    if at.as_str() >= cutoff {
-                        break;
-                    }
-                    if k == limit as usize {
-                        more = true;
-                        break;
-                    }
-                    let done = sqlx::query(
-                        // An envelope that declared a key rotation is kept: it is
-                        // what proves the agent's next key was its own.
-                        "UPDATE envelopes SET bytes = $1, pruned_at = $2 WHERE agent_no = $3 AND sequence = $4 AND pruned_at IS NULL \
-                         AND NOT EXISTS (SELECT 1 FROM agent_keys k WHERE k.agent_no = $3 AND k.until_sequence = $4)",
-                    )
-                    .bind(Vec::<u8>::new())
-                    .bind(now)
-                    .bind(r.try_get::<i64, _>("agent_no")?)
-                    .bind(r.try_get::<i64, _>("sequence")?)
-                    .execute(&mut *tx)
-                    .await?;
-                    pruned += done.rows_affected();
-                    up_to = r.try_get::<i64, _>("idx")? + 1;
-                }
-                if up_to > start {
-                    sqlx::query(
-                        "INSERT INTO retention_runs (at, cutoff, retention, pruned, up_to) VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(now)
-                    .bind(cutoff)
-                    .bind(retention)
-                    .bind(pruned as i64)
-                    .bind(up_to)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                let pruned = prune_in(&mut tx, cutoff, now, retention, limit).await?;
                 tx.commit().await?;
-                Ok(Pruned { pruned, more })
+                Ok(pruned)
             }
 
             async fn retention_runs(&self) -> Result<Vec<RetentionRun>, StoreError> {
