@@ -13,10 +13,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# report_e2e loads the rendered HTML in headless Chromium; the gate tests
-# validate JUnit XML with xmllint; the PostgreSQL store's tests need a
-# server and psql; the fault-injection test mounts a tmpfs (util-linux).
+# The build needs a C compiler and linker (ring, SQLite) and the crate
+# registry's certificates; report_e2e loads the rendered HTML in headless
+# Chromium; the gate tests validate JUnit XML with xmllint; the PostgreSQL
+# store's tests need a server and psql; the fault-injection test mounts a
+# tmpfs (util-linux).
 tests/ensure-tools.sh \
+    cc:build-essential \
+    update-ca-certificates:ca-certificates \
     chromium:chromium \
     xmllint:libxml2-utils \
     pg_ctlcluster:postgresql \

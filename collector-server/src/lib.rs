@@ -143,10 +143,38 @@ impl Server {
     }
 }
 
+/// Why the collector could not start; each names what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory: its modes, its lock, its keys.
+    #[error(transparent)]
+    DataDir(#[from] datadir::DataDirError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration names files that are not what it says (TLS
+    /// certificate and key, check packs).
+    #[error("{0}")]
+    Config(String),
+    /// The evidence log in the store does not open or does not verify.
+    #[error("opening the evidence log: {0}")]
+    Log(#[from] log::LogError),
+    /// Conformity could not be evaluated before serving.
+    #[error("evaluating conformity against the Statement of Applicability: {0}")]
+    Reconcile(StoreError),
+    /// The listen address.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Starts the collector described by `config` on its listen address
 /// (port 0 picks a free port; see [`Server::addr`]).
-pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
-    use anyhow::Context;
+pub async fn start(config: &config::CollectorConfig) -> Result<Server, StartError> {
     let dir = datadir::DataDir::new(&config.data_dir);
     dir.check()?;
     let lock = dir.try_lock()?;
@@ -156,20 +184,16 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => (dir.server_cert(), dir.server_key()),
     };
-    let tls = tls::server_config(&cert, &tls_key).map_err(anyhow::Error::msg)?;
+    let tls = tls::server_config(&cert, &tls_key).map_err(StartError::Config)?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let packs = Arc::new(config.packs().map_err(anyhow::Error::msg)?);
+    let packs = Arc::new(config.packs().map_err(StartError::Config)?);
     let conformity = ingest::Conformity {
         index: Arc::new(conformity::index::Index::default()),
         packs,
         sweep_every: Duration::from_secs(config.conformity_sweep_seconds),
     };
     let origin = log_origin(config, store.as_ref(), &key.public()).await?;
-    let log = Arc::new(
-        log::Log::open(store.as_ref(), key.clone(), &origin)
-            .await
-            .context("opening the evidence log")?,
-    );
+    let log = Arc::new(log::Log::open(store.as_ref(), key.clone(), &origin).await?);
     let writer = ingest::Writer::start(
         store.clone(),
         metrics.clone(),
@@ -183,10 +207,7 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         Duration::from_millis(config.batch_wait_ms),
     );
     // Before serving: the index answers conformity queries.
-    writer
-        .reconcile()
-        .await
-        .context("evaluating conformity against the Statement of Applicability")?;
+    writer.reconcile().await.map_err(StartError::Reconcile)?;
     let index = conformity.index.clone();
     let state = api::AppState {
         store: store.clone(),
@@ -215,16 +236,26 @@ pub async fn start(config: &config::CollectorConfig) -> anyhow::Result<Server> {
         limits::limit_failures(failures.clone(), r, n)
     }));
     let listener = std::net::TcpListener::bind(config.listen)
-        .with_context(|| format!("listening on {}", config.listen))?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let handle = axum_server::Handle::new();
     let slow = Duration::from_secs(config.header_timeout_seconds);
     let tls = axum_server::tls_rustls::RustlsAcceptor::new(
         axum_server::tls_rustls::RustlsConfig::from_config(tls),
     )
     .handshake_timeout(slow);
-    let mut server = axum_server::from_tcp(listener)?
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?
         .acceptor(limits::Capped::new(tls, config.max_connections))
         .first_request_timeout(slow)
         .handle(handle.clone());

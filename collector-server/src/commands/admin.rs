@@ -122,9 +122,7 @@ pub async fn revoke_agent(cfg: &CollectorConfig, id: &str) -> Result<String, Com
 
 /// Rotates the collector's key (the collector must be stopped).
 pub async fn rotate_key(cfg: &CollectorConfig) -> Result<String, CommandError> {
-    let r = crate::rotate::rotate(cfg)
-        .await
-        .map_err(|e| CommandError::Failed(format!("{e:#}")))?;
+    let r = crate::rotate::rotate(cfg).await?;
     let mut out = String::new();
     if r.resumed {
         out.push_str("finished the rotation an earlier run began\n");

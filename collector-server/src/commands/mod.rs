@@ -49,6 +49,9 @@ pub enum CommandError {
     /// Exporting the log bundle failed.
     #[error(transparent)]
     Export(#[from] crate::export::ExportError),
+    /// Rotating the collector's key failed.
+    #[error(transparent)]
+    Rotate(#[from] crate::rotate::RotateError),
     /// Anything else, said in full.
     #[error("{0}")]
     Failed(String),
