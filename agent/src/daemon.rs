@@ -135,7 +135,7 @@ where
     };
     let lock = Arc::new(lock);
     let client = CollectorClient::for_state(&config, &state)?;
-    let splay = config.splay(&machine_id_sha256(), &enrollment.agent_id);
+    let splay = config.splay(&machine_id_sha256(), enrollment.agent_id.as_str());
     info!(
         agent_id = %enrollment.agent_id,
         server = %client.server(),

@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use annexa_checks::host::HostView;
 use annexa_checks::probes::host_facts;
+use annexa_evidence::AgentId;
 use annexa_evidence::api::{EnrollRequest, EnrollResponse};
 use annexa_evidence::keys::PublicKey;
 
@@ -104,7 +105,7 @@ impl EnrollOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrollOutcome {
     /// The agent id the collector assigned.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// Key id of the collector's receipt key.
     pub collector_key_id: String,
     /// The state directory written.
@@ -367,7 +368,7 @@ fn settle_chain(
     if let Some(prev) = previous
         && prev.agent_id != answer.agent_id
     {
-        let moved = set_aside(state, &prev.agent_id, |_| true)?;
+        let moved = set_aside(state, prev.agent_id.as_str(), |_| true)?;
         if let Some(dir) = moved {
             warn!(
                 old_agent_id = %prev.agent_id,
@@ -389,7 +390,9 @@ fn settle_chain(
             // either already there or can never be accepted (it holds other
             // bytes under their numbers); sending them would block the
             // spool for ever.
-            let moved = set_aside(state, &answer.agent_id, |seq| seq <= theirs.last_sequence)?;
+            let moved = set_aside(state, answer.agent_id.as_str(), |seq| {
+                seq <= theirs.last_sequence
+            })?;
             warn!(
                 local_sequence = ours.last_sequence,
                 collector_sequence = theirs.last_sequence,

@@ -140,7 +140,7 @@ impl Signer<'_> {
             log_alert: self.log_alert.clone(),
             key_rotation: self.next_key.map(|next| {
                 KeyRotation::new(
-                    &self.enrollment.agent_id,
+                    self.enrollment.agent_id.as_str(),
                     sequence,
                     &self.key.public().key_id(),
                     next,
@@ -281,7 +281,7 @@ fn forget_acknowledged(
         return Ok(());
     };
     let digest = annexa_evidence::sha256_hex(&spool.read(seq)?);
-    if Receipt::verify(&env, &key, &digest, &enrollment.agent_id, seq).is_ok() {
+    if Receipt::verify(&env, &key, &digest, enrollment.agent_id.as_str(), seq).is_ok() {
         spool.remove(seq)?;
     }
     Ok(())

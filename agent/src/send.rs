@@ -424,7 +424,7 @@ pub(crate) async fn deliver_until(
                     &resp.receipt,
                     &collector,
                     &digest,
-                    &enrollment.agent_id,
+                    enrollment.agent_id.as_str(),
                     seq,
                 )
                 .map_err(|source| SendError::Receipt {

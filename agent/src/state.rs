@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use annexa_evidence::AgentId;
 use annexa_evidence::dsse::Envelope;
 use annexa_evidence::keys::{KeyError, PublicKey, SigningKey};
 
@@ -89,7 +90,7 @@ pub enum StateError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enrollment {
     /// The id the collector assigned to this agent.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// The collector URL enrolled with (no trailing slash).
     pub server: String,
     /// The collector's receipt-signing key, standard base64.

@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::ControlId;
+
 /// An edition of ISO/IEC 27001 whose Annex A annexa knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Edition {
@@ -64,7 +66,7 @@ pub struct Control {
     /// The edition the control belongs to.
     pub edition: Edition,
     /// Canonical identifier: `A.11.5.5` (2005, 2013) or `8.5` (2022).
-    pub id: String,
+    pub id: ControlId,
     /// The control's short title.
     pub title: String,
     /// 2005/2013: the control objective (`A.11.5`); 2022: the theme (`8`).
@@ -188,7 +190,7 @@ impl Catalog {
                 .into_iter()
                 .map(|r| Control {
                     edition,
-                    id: r[0].clone(),
+                    id: ControlId::new(&r[0]),
                     title: r[1].clone(),
                     group_id: r[2].clone(),
                     group_title: r[3].clone(),
@@ -202,7 +204,7 @@ impl Catalog {
             .into_iter()
             .map(|r| Control {
                 edition: Edition::E2022,
-                id: r[0].clone(),
+                id: ControlId::new(&r[0]),
                 title: r[1].clone(),
                 group_id: r[2].clone(),
                 group_title: r[3].clone(),
@@ -251,15 +253,15 @@ impl Catalog {
 
     /// Brings an ID into canonical form for an edition: `a.11.5.5` and
     /// `11.5.5` become `A.11.5.5`; `A.8.5` becomes `8.5` in 2022.
-    pub fn normalize(edition: Edition, id: &str) -> String {
+    pub fn normalize(edition: Edition, id: &str) -> ControlId {
         let trimmed = id.trim();
         let bare = trimmed
             .strip_prefix("A.")
             .or_else(|| trimmed.strip_prefix("a."))
             .unwrap_or(trimmed);
         match edition {
-            Edition::E2022 => bare.to_string(),
-            Edition::E2005 | Edition::E2013 => format!("A.{bare}"),
+            Edition::E2022 => ControlId::new(bare),
+            Edition::E2005 | Edition::E2013 => ControlId::new(format!("A.{bare}")),
         }
     }
 
@@ -273,7 +275,7 @@ impl Catalog {
             .ok_or_else(|| CatalogError::UnknownControl {
                 id: id.trim().to_string(),
                 edition,
-                suggestions: self.closest(edition, &canonical, 3),
+                suggestions: self.closest(edition, canonical.as_str(), 3),
             })
     }
 
@@ -295,7 +297,7 @@ impl Catalog {
                 let mut suggestions = Vec::new();
                 for e in Edition::ALL {
                     let canonical = Self::normalize(e, id);
-                    for s in self.closest(e, &canonical, 2) {
+                    for s in self.closest(e, canonical.as_str(), 2) {
                         suggestions.push(format!("{s} ({e})"));
                     }
                 }
@@ -314,8 +316,8 @@ impl Catalog {
             .map(|c| {
                 // Shared leading components matter more than raw edit
                 // distance: A.11.5.9 is "near" A.11.5.5, not A.11.3.9.
-                let prefix = common_components(canonical, &c.id) as f64;
-                let sim = strsim::normalized_levenshtein(canonical, &c.id);
+                let prefix = common_components(canonical, c.id.as_str()) as f64;
+                let sim = strsim::normalized_levenshtein(canonical, c.id.as_str());
                 (prefix + sim, c.id.as_str())
             })
             .collect();
@@ -336,7 +338,7 @@ impl Catalog {
     /// never about.
     pub fn map(&self, control: &Control, to: Edition) -> Vec<Mapping> {
         let mut out: BTreeMap<String, Relation> = BTreeMap::new();
-        for (id, rel) in self.map_ids(control.edition, &control.id, to) {
+        for (id, rel) in self.map_ids(control.edition, control.id.as_str(), to) {
             let slot = out.entry(id).or_insert(rel);
             if weaker(rel, *slot) {
                 *slot = rel;
@@ -398,10 +400,10 @@ impl Catalog {
 
     /// Maps a set of control IDs of one edition to another edition
     /// (deduplicated, in catalog order).
-    pub fn map_set(&self, from: Edition, ids: &[String], to: Edition) -> Vec<String> {
+    pub fn map_set(&self, from: Edition, ids: &[ControlId], to: Edition) -> Vec<ControlId> {
         let mut set = BTreeSet::new();
         for id in ids {
-            if let Ok(c) = self.control(from, id) {
+            if let Ok(c) = self.control(from, id.as_str()) {
                 for m in self.map(c, to) {
                     set.insert(m.to.id);
                 }
@@ -553,8 +555,8 @@ mod tests {
             .into_iter()
             .map(|m| m.to.id)
             .collect();
-        assert!(ids.contains(&"A.11.5.1".to_string()), "{ids:?}");
-        assert!(!ids.contains(&"A.11.5.5".to_string()), "{ids:?}");
+        assert!(ids.contains(&ControlId::from("A.11.5.1")), "{ids:?}");
+        assert!(!ids.contains(&ControlId::from("A.11.5.5")), "{ids:?}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::catalog;
 use crate::engine::ScanReport;
 use crate::expect::ParamValue;
+use crate::ids::{CheckId, ControlId};
 use crate::pack::PackSet;
 use crate::result::Status;
 use crate::soa::{Coverage, Soa, SoaControl, checks_by_control};
@@ -81,7 +82,7 @@ impl std::fmt::Display for State {
 #[serde(deny_unknown_fields)]
 pub struct Failing {
     /// The check.
-    pub check: String,
+    pub check: CheckId,
     /// Its observed value, if it reported one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<String>,
@@ -96,10 +97,10 @@ pub struct Detail {
     pub failing: Vec<Failing>,
     /// Checks that could not run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<String>,
+    pub errors: Vec<CheckId>,
     /// Mapped checks with no result from the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub missing: Vec<String>,
+    pub missing: Vec<CheckId>,
     /// A sentence for anything else (staleness, parameters, exclusion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -173,7 +174,7 @@ pub fn parse_time(s: &str) -> Option<i64> {
 }
 
 /// A host's latest result per check: (status, observed).
-pub type Latest = HashMap<String, (Status, Option<String>)>;
+pub type Latest = HashMap<CheckId, (Status, Option<String>)>;
 
 /// Freshness when neither the SoA nor the agent says (twice the agents'
 /// default hourly schedule).
@@ -196,13 +197,13 @@ pub struct Policy {
     /// automated checks.
     pub automated: Vec<bool>,
     /// Position of each control in the SoA.
-    position: HashMap<String, usize>,
+    position: HashMap<ControlId, usize>,
     /// Which checks give evidence for each applicable control.
-    pub coverage: BTreeMap<String, Coverage>,
+    pub coverage: BTreeMap<ControlId, Coverage>,
     /// Parameter values the SoA sets.
     pub params: BTreeMap<String, ParamValue>,
     /// For each check, the parameters its probe reads.
-    pub check_params: HashMap<String, Vec<String>>,
+    pub check_params: HashMap<CheckId, Vec<String>>,
 }
 
 impl Policy {
@@ -222,8 +223,8 @@ impl Policy {
     pub fn resolve(
         version: i64,
         soa: Soa,
-        mapped: &BTreeMap<String, BTreeSet<String>>,
-        check_params: HashMap<String, Vec<String>>,
+        mapped: &BTreeMap<ControlId, BTreeSet<CheckId>>,
+        check_params: HashMap<CheckId, Vec<String>>,
     ) -> Policy {
         let coverage = soa.coverage_from(mapped);
         let automated = soa

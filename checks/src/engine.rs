@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::catalog::{CatalogError, Edition, catalog};
 use crate::expect::Params;
 use crate::host::{HostView, ScanMode};
+use crate::ids::{CheckId, ControlId};
 use crate::pack::{Check, PackSet};
 use crate::probes::{Ctx, HostFacts, Outcome, facts_of};
 use crate::result::{CheckResult, Status, Summary};
@@ -22,8 +23,8 @@ pub const SCAN_SCHEMA: &str = "annexa.scan/v1";
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     /// Check ids.
-    pub checks: Vec<String>,
-    /// Control ids.
+    pub checks: Vec<CheckId>,
+    /// Control ids as written: any edition's form, normalized when looked up.
     pub controls: Vec<String>,
     /// The edition `controls` are written in; guessed per id when absent.
     pub edition: Option<Edition>,
@@ -36,9 +37,9 @@ pub enum SelectionError {
     #[error("unknown check `{id}`{}", if .suggestions.is_empty() { String::new() } else { format!("; closest: {}", .suggestions.join(", ")) })]
     UnknownCheck {
         /// As given.
-        id: String,
+        id: CheckId,
         /// Close ids.
-        suggestions: Vec<String>,
+        suggestions: Vec<CheckId>,
     },
     /// No such control.
     #[error(transparent)]
@@ -48,7 +49,7 @@ pub enum SelectionError {
     #[error("no loaded check gives evidence for {control} (ISO/IEC 27001:{edition})")]
     Uncovered {
         /// Canonical id.
-        control: String,
+        control: ControlId,
         /// Its edition.
         edition: Edition,
     },
@@ -113,14 +114,14 @@ impl ScanReport {
 /// Resolves a selection to the checks it names, in pack order.
 pub fn select<'a>(set: &'a PackSet, sel: &Selection) -> Result<Vec<&'a Check>, SelectionError> {
     for id in &sel.checks {
-        if set.check(id).is_none() {
+        if set.check(id.as_str()).is_none() {
             return Err(SelectionError::UnknownCheck {
                 id: id.clone(),
-                suggestions: set.closest_check_ids(id, 3),
+                suggestions: set.closest_check_ids(id.as_str(), 3),
             });
         }
     }
-    let mut wanted_controls: Vec<(Edition, String)> = Vec::new();
+    let mut wanted_controls: Vec<(Edition, ControlId)> = Vec::new();
     for raw in &sel.controls {
         let control = match sel.edition {
             Some(e) => catalog().control(e, raw)?,

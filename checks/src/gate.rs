@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Edition;
 use crate::engine::{PackSummary, ScanReport};
+use crate::ids::{CheckId, ControlId};
 use crate::result::{CheckResult, Source, Status};
 
 /// The `format` of a baseline file.
@@ -28,7 +29,7 @@ pub struct Baseline {
     /// The packs the scan loaded.
     pub packs: Vec<BaselinePack>,
     /// Check id → its result then.
-    pub checks: BTreeMap<String, BaselineCheck>,
+    pub checks: BTreeMap<CheckId, BaselineCheck>,
 }
 
 /// A pack as a baseline records it.
@@ -185,7 +186,7 @@ pub struct Finding {
     /// Whether it fails the gate.
     pub fails: bool,
     /// The check.
-    pub check_id: String,
+    pub check_id: CheckId,
     /// Its title (empty for a removed check).
     pub title: String,
     /// Its status in the baseline.
@@ -204,7 +205,7 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_before: Option<String>,
     /// Controls of the gate's edition it gives evidence for.
-    pub controls: Vec<String>,
+    pub controls: Vec<ControlId>,
     /// Where it read what decided it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<Source>,
@@ -236,7 +237,7 @@ pub fn judge(
     report: &ScanReport,
     baseline: Option<&Baseline>,
     edition: Edition,
-    applicable: Option<&BTreeSet<String>>,
+    applicable: Option<&BTreeSet<CheckId>>,
     fail_on: FailOn,
 ) -> Verdict {
     let mut findings = Vec::new();
@@ -312,7 +313,7 @@ fn finding(
     fails: bool,
     r: &CheckResult,
     before: Option<&BaselineCheck>,
-    controls: Vec<String>,
+    controls: Vec<ControlId>,
 ) -> Finding {
     let message = match kind {
         FindingKind::Drift => format!(
@@ -363,7 +364,7 @@ mod tests {
             .iter()
             .map(|(id, st)| {
                 let mut c = template.clone();
-                c.check_id = id.to_string();
+                c.check_id = CheckId::from(*id);
                 c.status = *st;
                 c
             })

@@ -29,8 +29,11 @@ pub mod engine;
 pub mod expect;
 pub mod gate;
 pub mod host;
+pub mod ids;
 pub mod pack;
 pub mod parse;
 pub mod probes;
 pub mod result;
 pub mod soa;
+
+pub use ids::{CheckId, ControlId};

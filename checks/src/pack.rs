@@ -15,6 +15,7 @@ use toml::Spanned;
 use crate::catalog::{Edition, catalog};
 use crate::expect::{ParamValue, Params};
 use crate::host::sha256_hex;
+use crate::ids::{CheckId, ControlId};
 use crate::probes::ProbeSpec;
 use crate::result::PackRef;
 // Severity is part of every result; packs declare it (and re-export it for
@@ -112,7 +113,7 @@ impl fmt::Display for PackOrigin {
 #[derive(Debug, Clone)]
 pub struct Check {
     /// Unique id across all loaded packs.
-    pub id: String,
+    pub id: CheckId,
     /// One-line title.
     pub title: String,
     /// Why the check matters.
@@ -123,7 +124,7 @@ pub struct Check {
     pub severity: Severity,
     /// Controls per edition: declared ones as written, the others derived
     /// through the crosswalk.
-    pub controls: BTreeMap<Edition, Vec<String>>,
+    pub controls: BTreeMap<Edition, Vec<ControlId>>,
     /// Editions the pack declared explicitly.
     pub declared: Vec<Edition>,
     /// What to examine.
@@ -315,7 +316,7 @@ pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Ve
             seen.insert(id.clone(), decl.id.span().start);
         }
 
-        let mut declared: BTreeMap<Edition, Vec<String>> = BTreeMap::new();
+        let mut declared: BTreeMap<Edition, Vec<ControlId>> = BTreeMap::new();
         for (edition, list) in [
             (Edition::E2005, &decl.controls.e2005),
             (Edition::E2013, &decl.controls.e2013),
@@ -364,7 +365,7 @@ pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Ve
             errors.push(loc.at(decl.probe.span().start, field("probe"), msg));
         }
         checks.push(Check {
-            id,
+            id: CheckId::new(id),
             title: decl.title,
             rationale: decl.rationale,
             remediation: decl.remediation,
@@ -391,7 +392,9 @@ pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Ve
 
 /// Fills in the editions a check did not declare, through the crosswalk.
 /// Declared editions are kept exactly as written (an override).
-fn derive_controls(declared: &BTreeMap<Edition, Vec<String>>) -> BTreeMap<Edition, Vec<String>> {
+fn derive_controls(
+    declared: &BTreeMap<Edition, Vec<ControlId>>,
+) -> BTreeMap<Edition, Vec<ControlId>> {
     let mut out = declared.clone();
     for target in Edition::ALL {
         if out.contains_key(&target) {
@@ -487,7 +490,7 @@ impl PackSet {
     }
 
     fn assemble(packs: Vec<Pack>, errors: &mut Vec<PackError>) -> PackSet {
-        let mut check_owner: HashMap<&str, &Pack> = HashMap::new();
+        let mut check_owner: HashMap<&CheckId, &Pack> = HashMap::new();
         let mut pack_owner: HashMap<&str, &Pack> = HashMap::new();
         let mut params: BTreeMap<String, (ParamDecl, String)> = BTreeMap::new();
         for pack in &packs {
@@ -553,17 +556,13 @@ impl PackSet {
     }
 
     /// The ids closest to an unknown one, for "did you mean".
-    pub fn closest_check_ids(&self, id: &str, n: usize) -> Vec<String> {
-        let mut scored: Vec<(f64, &str)> = self
+    pub fn closest_check_ids(&self, id: &str, n: usize) -> Vec<CheckId> {
+        let mut scored: Vec<(f64, &CheckId)> = self
             .checks()
-            .map(|c| (strsim::jaro_winkler(id, &c.id), c.id.as_str()))
+            .map(|c| (strsim::jaro_winkler(id, c.id.as_str()), &c.id))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored
-            .into_iter()
-            .take(n)
-            .map(|(_, s)| s.to_string())
-            .collect()
+        scored.into_iter().take(n).map(|(_, s)| s.clone()).collect()
     }
 
     /// Parameter values: declared defaults overlaid with `overrides`. An

@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Edition;
+use crate::ids::{CheckId, ControlId};
 
 /// The verdict of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -140,13 +141,13 @@ pub struct PackRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// The check's id.
-    pub check_id: String,
+    pub check_id: CheckId,
     /// The check's title.
     pub title: String,
     /// The pack it came from.
     pub pack: PackRef,
     /// The Annex A controls this check gives evidence for, per edition.
-    pub controls: BTreeMap<Edition, Vec<String>>,
+    pub controls: BTreeMap<Edition, Vec<ControlId>>,
     /// How serious a failure is.
     pub severity: Severity,
     /// The verdict.

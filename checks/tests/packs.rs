@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use annexa_checks::ControlId;
 use annexa_checks::catalog::Edition;
 use annexa_checks::pack::{PackOrigin, PackSet, parse_pack};
 
@@ -40,7 +41,7 @@ fn builtin_packs_load_and_cover_the_required_controls() {
     assert!(checks.len() >= 40, "{} checks", checks.len());
     let covered: BTreeSet<&str> = checks
         .iter()
-        .flat_map(|c| c.controls[&Edition::E2005].iter().map(String::as_str))
+        .flat_map(|c| c.controls[&Edition::E2005].iter().map(ControlId::as_str))
         .collect();
     for control in [
         "A.10.10.1",

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use annexa_checks::CheckId;
 use annexa_checks::catalog::Catalog;
 use annexa_checks::conformity::{Detail, State};
 use annexa_checks::pack::PackSet;
@@ -180,7 +181,7 @@ pub async fn build(
             let c = &soa_controls[p];
             ControlAt {
                 control: c.id.clone(),
-                title: policy.title(&c.id),
+                title: policy.title(c.id.as_str()),
                 applicable: c.applicable,
                 checks: policy
                     .coverage
@@ -240,7 +241,7 @@ pub async fn build(
             let detail = if live {
                 // The reasons as the fleet's conformity gives them now.
                 index
-                    .cell(host.no, &soa_controls[p].id, now)
+                    .cell(host.no, soa_controls[p].id.as_str(), now)
                     .map(|cell| cell.detail)
                     .unwrap_or_default()
             } else {
@@ -273,8 +274,8 @@ pub async fn build(
     for ch in &changes {
         *counts.entry(ch.kind).or_default() += 1;
         named.extend(ch.detail.failing.iter().map(|f| f.check.as_str()));
-        named.extend(ch.detail.errors.iter().map(String::as_str));
-        named.extend(ch.detail.missing.iter().map(String::as_str));
+        named.extend(ch.detail.errors.iter().map(CheckId::as_str));
+        named.extend(ch.detail.missing.iter().map(CheckId::as_str));
     }
     let checks = packs
         .checks()

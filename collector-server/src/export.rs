@@ -2,6 +2,7 @@
 //! (JSON Lines, docs/evidence-format.md), for `annexa verify` offline and
 //! for records kept outside the collector.
 
+use annexa_evidence::AgentId;
 use annexa_evidence::encoding::hex;
 use annexa_evidence::log::{
     AgentKey, BUNDLE_FORMAT, BundleEntry, End, EntryTag, Header, KeyTransition, Record,
@@ -103,7 +104,7 @@ pub async fn export(
     for a in store.agents().await? {
         out.record(&Record::Agent(AgentKey {
             retired_keys: retired.remove(&a.id).unwrap_or_default(),
-            id: a.id,
+            id: AgentId::from(a.id),
             key_id: a.key_id,
             public_key: a.public_key,
             hostname: a.hostname,
@@ -133,7 +134,7 @@ pub async fn export(
             out.record(&BundleEntry {
                 kind: EntryTag::Entry,
                 index: r.index,
-                agent: r.agent_id,
+                agent: AgentId::from(r.agent_id),
                 key_id: r.key_id,
                 sequence: r.sequence,
                 envelope_sha256: r.envelope_sha256,

@@ -7,8 +7,10 @@
 
 use std::collections::BTreeSet;
 
+use annexa_checks::CheckId;
 use annexa_checks::pack::PackSet;
 use annexa_checks::soa::{Scope, Soa};
+use annexa_evidence::AgentId;
 use annexa_evidence::encoding::hex;
 use annexa_evidence::keys::SigningKey;
 use annexa_evidence::report::assess::{self, HostInput, Run};
@@ -126,7 +128,7 @@ pub async fn build(
         let (evidence, host_runs, withheld) =
             host_evidence(store, &policy, &in_scope, a, at, req.from, checkpoint.size).await?;
         hosts.push(HostEvidence {
-            agent: a.id.clone(),
+            agent: AgentId::new(&a.id),
             inventory: host_runs
                 .last()
                 .and_then(|r| serde_json::to_value(&r.predicate.scan.host).ok()),
@@ -156,7 +158,7 @@ pub async fn build(
         .zip(&hosts)
         .zip(&runs)
         .map(|((a, h), r)| HostInput {
-            agent: &a.id,
+            agent: &h.agent,
             labels: &a.labels,
             runs: r,
             withheld: h.withheld.as_ref(),
@@ -188,7 +190,7 @@ pub async fn build(
         agents: agents
             .iter()
             .map(|a| Enrollment {
-                id: a.id.clone(),
+                id: AgentId::new(&a.id),
                 hostname: a.hostname.clone(),
                 key_id: a.key_id.clone(),
                 public_key: a.public_key.clone(),
@@ -367,7 +369,7 @@ async fn host_evidence(
 
 /// Whether an envelope's per-check statuses (as stored beside it) include
 /// one of `missing`.
-fn meta_contributes(results: &serde_json::Value, missing: &BTreeSet<String>) -> bool {
+fn meta_contributes(results: &serde_json::Value, missing: &BTreeSet<CheckId>) -> bool {
     results.as_array().is_some_and(|rs| {
         rs.iter()
             .any(|r| r["check_id"].as_str().is_some_and(|c| missing.contains(c)))

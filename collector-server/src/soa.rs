@@ -3,6 +3,7 @@
 
 use annexa_checks::pack::PackSet;
 use annexa_checks::soa::{self, CheckSource, Format, Implementation, Soa, SoaErrors};
+use annexa_checks::{CheckId, ControlId};
 use serde::Serialize;
 
 use crate::clock;
@@ -70,7 +71,7 @@ pub async fn newest(store: &dyn Store) -> Result<Option<i64>, StoreError> {
 #[derive(Debug, Clone, Serialize)]
 pub struct ShownControl {
     /// The control.
-    pub id: String,
+    pub id: ControlId,
     /// Its title.
     pub title: String,
     /// Whether it applies.
@@ -84,7 +85,7 @@ pub struct ShownControl {
     /// Hosts covered (`env=prod;role=db|web`; empty: all).
     pub scope: String,
     /// The checks that give evidence for it.
-    pub checks: Vec<String>,
+    pub checks: Vec<CheckId>,
     /// Where they come from.
     pub check_source: Option<CheckSource>,
     /// No automated check.
@@ -127,7 +128,7 @@ pub fn show(version: SoaVersion, soa: &Soa, packs: &PackSet) -> Shown {
                 ShownControl {
                     id: c.id.clone(),
                     title: cat
-                        .control(soa.edition, &c.id)
+                        .control(soa.edition, c.id.as_str())
                         .map(|x| x.title.clone())
                         .unwrap_or_default(),
                     applicable: c.applicable,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::dsse::Envelope;
+use crate::ids::AgentId;
 
 /// `POST /v1/enroll` request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,7 +91,7 @@ impl EnrollRequest {
 #[serde(deny_unknown_fields)]
 pub struct EnrollResponse {
     /// The id the collector assigned (stable for the key).
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// The collector's receipt-signing key, standard base64.
     pub collector_public_key: String,
     /// Its key id.

@@ -15,6 +15,7 @@ use std::io::BufRead;
 use crate::collector_keys::KeyHistory;
 use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::encoding::hex;
+use crate::ids::AgentId;
 use crate::keys::PublicKey;
 use crate::log::{BUNDLE_FORMAT, BundleEntry, Header, Record, RetentionRun};
 use crate::merkle::{MemoryTree, consistency_proof, verify_consistency};
@@ -141,9 +142,9 @@ impl AgentKeys {
 /// but not yet checked.
 struct Replay {
     tree: MemoryTree,
-    chains: HashMap<String, ChainState>,
+    chains: HashMap<AgentId, ChainState>,
     /// (agent, sequence) of envelopes seen declaring the agent's next key.
-    declared: HashSet<(String, u64)>,
+    declared: HashSet<(AgentId, u64)>,
     /// Entry lines (with their line numbers) waiting to be checked.
     pending: Vec<(u64, String)>,
     threads: usize,
@@ -154,7 +155,7 @@ impl Replay {
     fn flush(
         &mut self,
         v: &mut Verification,
-        agents: &HashMap<String, AgentKeys>,
+        agents: &HashMap<AgentId, AgentKeys>,
     ) -> Result<(), BundleError> {
         if self.pending.is_empty() {
             return Ok(());
@@ -211,7 +212,7 @@ pub fn verify_bundle(
             ),
         );
     }
-    let mut agents: HashMap<String, AgentKeys> = HashMap::new();
+    let mut agents: HashMap<AgentId, AgentKeys> = HashMap::new();
     let mut checkpoints: Vec<(String, String)> = Vec::new();
     let mut transitions: Vec<String> = Vec::new();
     let mut replay = Replay {
@@ -313,7 +314,7 @@ pub fn verify_bundle(
     // Every change of an agent's key must have been seen declared, with a
     // valid proof, by the last envelope of the old key: a key history an
     // insider wrote into the database declares nothing.
-    let mut ids: Vec<&String> = agents.keys().collect();
+    let mut ids: Vec<&AgentId> = agents.keys().collect();
     ids.sort();
     for id in ids {
         for (key_id, _, until) in &agents[id].0 {
@@ -352,7 +353,7 @@ pub fn verify_bundle(
 fn check_chunk(
     v: &mut Verification,
     replay: &mut Replay,
-    agents: &HashMap<String, AgentKeys>,
+    agents: &HashMap<AgentId, AgentKeys>,
     lines: &[(u64, String)],
 ) -> Result<(), BundleError> {
     let threads = replay.threads;
@@ -424,13 +425,14 @@ fn check_envelope(
         ));
     }
     let (key_id, key) = key.ok_or_else(|| format!("agent {} is not in the bundle", e.agent))?;
-    let p = open_scan_envelope(bytes, key, &e.agent, e.sequence)?;
+    let p = open_scan_envelope(bytes, key, e.agent.as_str(), e.sequence)?;
     Ok(Link {
         previous: p.previous,
         gap: p.gap.map(|g| g.dropped),
-        rotation: p
-            .key_rotation
-            .map(|r| r.verify(&e.agent, e.sequence, key_id).map(|k| k.key_id())),
+        rotation: p.key_rotation.map(|r| {
+            r.verify(e.agent.as_str(), e.sequence, key_id)
+                .map(|k| k.key_id())
+        }),
     })
 }
 
@@ -464,7 +466,7 @@ pub fn open_scan_envelope(
 fn apply_entry(
     v: &mut Verification,
     replay: &mut Replay,
-    agents: &HashMap<String, AgentKeys>,
+    agents: &HashMap<AgentId, AgentKeys>,
     e: BundleEntry,
     link: Option<Result<Link, String>>,
 ) {

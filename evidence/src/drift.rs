@@ -7,8 +7,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use annexa_checks::conformity::{Detail, State};
+use annexa_checks::{CheckId, ControlId};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::AgentId;
 use crate::report::{CheckInfo, Report};
 
 /// The `format` of a drift answer.
@@ -56,7 +58,7 @@ pub struct Drift {
 #[serde(deny_unknown_fields)]
 pub struct HostRef {
     /// Agent id.
-    pub id: String,
+    pub id: AgentId,
     /// Host name.
     pub hostname: String,
 }
@@ -73,13 +75,13 @@ impl HostRef {
 #[serde(deny_unknown_fields)]
 pub struct ControlAt {
     /// The control.
-    pub control: String,
+    pub control: ControlId,
     /// Its title.
     pub title: String,
     /// Whether the SoA applies it.
     pub applicable: bool,
     /// Checks that give evidence for it.
-    pub checks: Vec<String>,
+    pub checks: Vec<CheckId>,
     /// Hosts per state (hosts outside the control's own scope are not
     /// counted).
     pub counts: BTreeMap<State, u64>,
@@ -146,11 +148,11 @@ impl ChangeKind {
 #[serde(deny_unknown_fields)]
 pub struct Change {
     /// Agent id.
-    pub host: String,
+    pub host: AgentId,
     /// Host name.
     pub hostname: String,
     /// The control.
-    pub control: String,
+    pub control: ControlId,
     /// Its title.
     pub title: String,
     /// The state at `from`; `None` when none was recorded yet.
@@ -249,7 +251,7 @@ pub struct FleetFinding {
     /// Whether it fails the gate.
     pub fails: bool,
     /// The control.
-    pub control: String,
+    pub control: ControlId,
     /// Its title.
     pub title: String,
     /// The host (absent for a control's threshold).
@@ -482,7 +484,7 @@ pub fn why(d: &Detail) -> String {
                 .iter()
                 .map(|f| match &f.observed {
                     Some(o) => format!("{} (observed {o})", f.check),
-                    None => f.check.clone(),
+                    None => f.check.to_string(),
                 })
                 .collect::<Vec<_>>()
                 .join(", ")

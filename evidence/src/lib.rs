@@ -4,6 +4,7 @@
 //! touches key material:
 //!
 //! - [`keys`]: Ed25519 keys (PKCS#8 files created with mode 0600), key ids.
+//! - [`AgentId`]: the enrolled agent's id in every format below.
 //! - [`dsse`]: DSSE envelopes, the pre-authentication encoding (PAE),
 //!   signing and verification, exactly as the DSSE specification defines
 //!   them (tested against its published vectors).
@@ -31,6 +32,7 @@ pub mod collector_keys;
 pub mod drift;
 pub mod dsse;
 pub mod encoding;
+pub mod ids;
 pub mod keys;
 pub mod log;
 pub mod merkle;
@@ -38,6 +40,8 @@ pub mod note;
 pub mod receipt;
 pub mod report;
 pub mod statement;
+
+pub use ids::AgentId;
 
 /// Lower-case hex SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {

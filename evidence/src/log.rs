@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::ids::AgentId;
 use crate::merkle::{Hash, leaf_hash};
 
 /// The first line of every leaf entry.
@@ -16,7 +17,7 @@ pub const BUNDLE_FORMAT: &str = "annexa-log-bundle/1";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
     /// The agent that signed the envelope.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// Hex SHA-256 of that agent's public key.
     pub key_id: String,
     /// The agent's sequence number of the envelope.
@@ -100,7 +101,7 @@ pub struct KeyTransition {
 #[serde(deny_unknown_fields)]
 pub struct AgentKey {
     /// Agent id.
-    pub id: String,
+    pub id: AgentId,
     /// Hex SHA-256 of the key.
     pub key_id: String,
     /// Standard base64 of the Ed25519 public key.
@@ -161,7 +162,7 @@ pub struct BundleEntry {
     /// Leaf index (0-based).
     pub index: u64,
     /// Agent id.
-    pub agent: String,
+    pub agent: AgentId,
     /// Agent key id.
     pub key_id: String,
     /// Sequence number.

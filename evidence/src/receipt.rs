@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dsse::{DsseError, Envelope};
+use crate::ids::AgentId;
 use crate::keys::{PublicKey, SigningKey};
 
 /// The payload type of receipts.
@@ -16,7 +17,7 @@ pub struct Receipt {
     /// Lower-case hex SHA-256 of the envelope bytes as received.
     pub envelope_sha256: String,
     /// The agent the envelope came from.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// The agent's sequence number of the envelope.
     pub sequence: u64,
     /// When the collector committed it (RFC 3339 UTC).

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use annexa_checks::engine::ScanReport;
 
+use crate::ids::AgentId;
+
 /// The statement type this module emits and accepts.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// annexa's predicate type for a scan run.
@@ -140,7 +142,7 @@ fn validate_header(
 #[serde(deny_unknown_fields)]
 pub struct AgentInfo {
     /// The id the collector assigned at enrollment.
-    pub id: String,
+    pub id: AgentId,
     /// annexa version.
     pub version: String,
     /// Key id of the agent's signing key.
@@ -298,7 +300,7 @@ pub fn scan_statement(
     Statement {
         type_: STATEMENT_TYPE.to_string(),
         subject: vec![ResourceDescriptor {
-            name: Some(subject_name(&predicate.agent.id)),
+            name: Some(subject_name(predicate.agent.id.as_str())),
             uri: None,
             digest: Some(digest),
             other: BTreeMap::new(),

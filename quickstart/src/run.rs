@@ -86,7 +86,7 @@ pub async fn quickstart(data: &Path) -> anyhow::Result<()> {
 
     let record = server
         .store
-        .agent(&enrolled.agent_id)
+        .agent(enrolled.agent_id.as_str())
         .await?
         .context("the collector has no record of the agent it just enrolled")?;
     let envelopes = server.store.envelopes(record.no, 0, 10).await?;

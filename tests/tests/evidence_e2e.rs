@@ -867,7 +867,7 @@ fn the_agent_library_enrolls_and_runs_in_process_against_the_collector() {
     assert_eq!(once.produced.sequence, 1);
     assert_eq!((once.delivered, once.pending), (1, 0));
     assert!(once.delivery_error.is_none());
-    let chain = stored_chain(&c, &outcome.agent_id, &{
+    let chain = stored_chain(&c, outcome.agent_id.as_str(), &{
         let der = std::fs::read(state_dir.join("agent.key")).unwrap();
         SigningKey::from_pkcs8("agent.key", &der).unwrap().public()
     });

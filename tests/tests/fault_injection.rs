@@ -121,7 +121,7 @@ async fn agent_loop(
             &resp.receipt,
             &collector_key,
             &digest,
-            &agent.response.agent_id,
+            agent.response.agent_id.as_str(),
             sequence,
         )?;
         sent.receipted.insert(sequence, digest.clone());
@@ -321,7 +321,7 @@ fn a_full_disk_is_refused_with_503_and_nothing_acknowledged_is_lost() {
             &r.receipt,
             &key,
             &digest,
-            &agent.response.agent_id,
+            agent.response.agent_id.as_str(),
             sequence,
         )
         .unwrap();
@@ -345,7 +345,10 @@ fn a_full_disk_is_refused_with_503_and_nothing_acknowledged_is_lost() {
     wait_until_logged(&c, "no space left on the store's file system");
     // The collector is still up and answers reads.
     assert_eq!(c.request("GET", "/healthz", None, None).status, 200);
-    assert_eq!(c.evidence(&agent.response.agent_id).len(), receipted.len());
+    assert_eq!(
+        c.evidence(agent.response.agent_id.as_str()).len(),
+        receipted.len()
+    );
 
     // Space returns: the same envelope is accepted, and the chain goes on.
     disk.resize("64m");

@@ -42,7 +42,7 @@ fn leaves(c: &Collector, hosts: &[&Host]) -> Vec<(u64, Hash)> {
         let id = h.agent_id();
         for m in c.evidence(&id) {
             let e = LogEntry {
-                agent_id: id.clone(),
+                agent_id: id.clone().into(),
                 key_id: h.key().public().key_id(),
                 sequence: m["sequence"].as_u64().unwrap(),
                 envelope_sha256: m["sha256"].as_str().unwrap().into(),
@@ -218,7 +218,7 @@ fn rows_changed_deleted_or_inserted_in_the_database_are_found_with_index_and_why
     assert!(stop.success());
     let leaf_of = |i: usize, accepted_at: &str| {
         hex(&LogEntry {
-            agent_id: id.clone(),
+            agent_id: id.clone().into(),
             key_id: h.key().public().key_id(),
             sequence: i as u64 + 1,
             envelope_sha256: meta[i]["sha256"].as_str().unwrap().into(),
@@ -334,7 +334,7 @@ fn an_agent_reports_a_rewritten_log_in_its_next_envelope() {
     let sha = c.evidence(&id)[0]["sha256"].as_str().unwrap().to_string();
     assert!(c.stop().success());
     let forged = LogEntry {
-        agent_id: id,
+        agent_id: id.into(),
         key_id: a.key().public().key_id(),
         sequence: 1,
         envelope_sha256: sha,

@@ -327,11 +327,11 @@ fn three_collectors_under_load_lose_nothing_when_one_is_killed() {
     // chain is stored whole, in order, once, whichever collector is asked.
     for (id, got) in &sent {
         for (seq, digest, resp) in got {
-            Receipt::verify(&resp.receipt, &collector_key, digest, id, *seq).unwrap();
+            Receipt::verify(&resp.receipt, &collector_key, digest, id.as_str(), *seq).unwrap();
         }
         for c in [&a, &b, &c] {
             assert_eq!(
-                c.sequences(id),
+                c.sequences(id.as_str()),
                 (1..=PER_AGENT).collect::<Vec<_>>(),
                 "agent {id} at {}",
                 c.url()

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::{Args, Subcommand, ValueEnum};
 
+use annexa_checks::CheckId;
 use annexa_checks::catalog::Edition;
 use annexa_checks::gate::FailOn;
 
@@ -55,7 +56,7 @@ pub(super) struct ScanArgs {
     packs: PackArgs,
     /// Run only this check (repeatable).
     #[arg(long = "check", value_name = "ID")]
-    checks: Vec<String>,
+    checks: Vec<CheckId>,
     /// Run only checks giving evidence for this Annex A control (repeatable),
     /// in the --edition given.
     #[arg(long = "control", value_name = "ID")]

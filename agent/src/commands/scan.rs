@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use annexa_checks::CheckId;
 use annexa_checks::catalog::Edition;
 use annexa_checks::engine::{self, Selection};
 use annexa_checks::host::HostView;
@@ -34,7 +35,7 @@ pub struct ScanOptions {
     /// The packs.
     pub packs: PackOptions,
     /// Only these checks.
-    pub checks: Vec<String>,
+    pub checks: Vec<CheckId>,
     /// Only checks giving evidence for these controls (of `edition`).
     pub controls: Vec<String>,
     /// The edition of `controls` and of the grouping.

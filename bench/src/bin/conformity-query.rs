@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 
+use annexa_checks::CheckId;
 use annexa_checks::pack::PackSet;
 use annexa_checks::result::Status;
 use annexa_checks::soa::{Format, Soa};
@@ -34,6 +35,7 @@ use annexa_collector::conformity::RunProfile;
 use annexa_collector::datadir::{self, DataDir};
 use annexa_collector::store::{Accepted, Labels, LatestChange, NewAgent, Role, Store};
 use annexa_collector::{clock, tokens};
+use annexa_evidence::AgentId;
 use annexa_evidence::keys::SigningKey;
 
 // As the collector's binary does.
@@ -206,7 +208,7 @@ async fn append_history(
     store: &dyn Store,
     log: &annexa_collector::log::Log,
     hosts: &[Host],
-    checks: &[String],
+    checks: &[CheckId],
     history: u64,
     batch: usize,
     params: &BTreeMap<String, annexa_checks::expect::ParamValue>,
@@ -237,7 +239,7 @@ async fn append_history(
                     .enumerate()
                     .filter(|(j, (_, r))| latest[hi].get(*j) != Some(*r))
                     .map(|(_, (c, (s, o)))| LatestChange {
-                        check_id: c.clone(),
+                        check_id: c.to_string(),
                         status: *s,
                         observed: o.clone(),
                     })
@@ -266,7 +268,7 @@ async fn append_history(
                 rows += changes.len();
                 let sha256 = annexa_evidence::sha256_hex(&bytes);
                 let (log_index, leaf_hash) = staged.push(&annexa_evidence::log::LogEntry {
-                    agent_id: h.id.clone(),
+                    agent_id: AgentId::new(&h.id),
                     key_id: h.key_id.clone(),
                     sequence: seq,
                     envelope_sha256: sha256.clone(),
@@ -391,7 +393,7 @@ async fn replay_reconcile(store: &dyn Store, packs: &PackSet) -> anyhow::Result<
         latest
             .entry(no)
             .or_default()
-            .insert(row.check_id, (row.status, row.observed));
+            .insert(CheckId::from(row.check_id), (row.status, row.observed));
     }
     let t_group = ms(t);
     let t = Instant::now();
@@ -460,9 +462,9 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("{control} has no automated check in this SoA"))?;
 
     // The checks every host reports: the control's, then built-in order.
-    let mut checks: Vec<String> = control_checks
+    let mut checks: Vec<CheckId> = control_checks
         .iter()
-        .filter(|c| packs.check(c).is_some())
+        .filter(|c| packs.check(c.as_str()).is_some())
         .cloned()
         .collect();
     for c in packs.checks() {
@@ -613,7 +615,7 @@ async fn main() -> anyhow::Result<()> {
 
     // One control's host list.
     let in_scope = soa
-        .control(&control)
+        .control(control.as_str())
         .map(|c| hosts.iter().filter(|h| c.scope.matches(&h.labels)).count())
         .unwrap_or(0);
     let ctl = time_get(

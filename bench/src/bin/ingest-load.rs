@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 
+use annexa_evidence::AgentId;
 use annexa_evidence::api::EvidenceResponse;
 use annexa_evidence::keys::PublicKey;
 use annexa_evidence::receipt::Receipt;
@@ -59,7 +60,7 @@ struct Args {
 }
 
 struct Agent {
-    id: String,
+    id: AgentId,
     envelopes: Vec<(Vec<u8>, String)>,
 }
 
@@ -237,7 +238,13 @@ async fn main() -> anyhow::Result<()> {
     for ((id, receipts), warm) in all_receipts.iter().zip(&warm_receipts) {
         for (seq, (body, digest)) in warm.iter().chain(receipts.iter()).enumerate() {
             let resp: EvidenceResponse = serde_json::from_slice(body)?;
-            Receipt::verify(&resp.receipt, &collector_key, digest, id, seq as u64 + 1)?;
+            Receipt::verify(
+                &resp.receipt,
+                &collector_key,
+                digest,
+                id.as_str(),
+                seq as u64 + 1,
+            )?;
             verified += 1;
         }
     }

@@ -21,6 +21,7 @@ use annexa_collector::log::Log;
 use annexa_collector::store::sqlite::SqliteStore;
 use annexa_collector::store::{NewAgent, Store};
 use annexa_collector::{clock, tokens};
+use annexa_evidence::AgentId;
 use annexa_evidence::keys::SigningKey;
 use annexa_evidence::log::LogEntry;
 use annexa_evidence::merkle::{verify_consistency, verify_inclusion};
@@ -125,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         let mut rows = Vec::with_capacity(n as usize);
         for i in done..done + n {
             let e = LogEntry {
-                agent_id: agent.id.clone(),
+                agent_id: AgentId::new(&agent.id),
                 key_id: agent.key_id.clone(),
                 sequence: i + 1,
                 envelope_sha256: format!("{i:064x}"),

@@ -14,6 +14,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use annexa_evidence::AgentId;
 use annexa_evidence::dsse::{IN_TOTO_PAYLOAD_TYPE, sign};
 use annexa_evidence::keys::SigningKey;
 use annexa_evidence::log::{
@@ -64,8 +65,8 @@ fn main() -> anyhow::Result<()> {
             SigningKey::from_seed(&seed).ok_or_else(|| anyhow::anyhow!("seed"))
         })
         .collect::<Result<_, _>>()?;
-    let ids: Vec<String> = (0..args.agents)
-        .map(|i| format!("ag-bench-{i:06}"))
+    let ids: Vec<AgentId> = (0..args.agents)
+        .map(|i| AgentId::new(format!("ag-bench-{i:06}")))
         .collect();
     let machine = annexa_evidence::sha256_hex(b"bench-machine");
 
@@ -94,7 +95,7 @@ fn main() -> anyhow::Result<()> {
                 id: id.clone(),
                 key_id: key.public().key_id(),
                 public_key: key.public().to_b64(),
-                hostname: id.clone(),
+                hostname: id.to_string(),
                 enrolled_at: "2026-01-01T00:00:00Z".into(),
                 revoked_at: None,
                 retired_keys: Vec::new(),

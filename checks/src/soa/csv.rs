@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use super::{Implementation, RawControl, RawHeader, Scope, Soa, SoaErrors, SoaProblem, build};
 use crate::catalog::catalog;
 use crate::expect::ParamValue;
+use crate::ids::CheckId;
 
 /// The columns, in the order written.
 pub const COLUMNS: [&str; 12] = [
@@ -127,11 +128,11 @@ pub(crate) fn parse_csv_partial(file: &str, text: &str) -> Result<super::Partial
                 true
             }
         };
-        let list = |s: &str| -> Vec<String> {
+        let list = |s: &str| -> Vec<CheckId> {
             s.split([';', ','])
                 .map(str::trim)
                 .filter(|x| !x.is_empty())
-                .map(str::to_string)
+                .map(CheckId::from)
                 .collect()
         };
         let checks = match cell("checks") {
@@ -214,7 +215,7 @@ impl Soa {
         let cat = catalog();
         for c in &self.controls {
             let title = cat
-                .control(self.edition, &c.id)
+                .control(self.edition, c.id.as_str())
                 .map(|x| x.title.clone())
                 .unwrap_or_default();
             let checks = match &c.checks {
@@ -230,7 +231,7 @@ impl Soa {
                 .join(";");
             let _ = w.write_record([
                 self.edition.year(),
-                &c.id,
+                c.id.as_str(),
                 &title,
                 if c.applicable { "yes" } else { "no" },
                 &c.justification,

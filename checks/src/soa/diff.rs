@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::{Soa, SoaControl, format_duration};
+use crate::ids::ControlId;
 
 /// One field that differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,7 +23,7 @@ pub struct FieldChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ControlDiff {
     /// The control.
-    pub id: String,
+    pub id: ControlId,
     /// Present only in the newer version.
     pub added: bool,
     /// Present only in the older version.

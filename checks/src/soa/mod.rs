@@ -19,6 +19,7 @@ use toml::Spanned;
 
 use crate::catalog::{Catalog, Edition, catalog};
 use crate::expect::{ParamValue, parse_duration_secs};
+use crate::ids::{CheckId, ControlId};
 use crate::pack::{PackSet, line_col};
 
 /// How far an applicable control is implemented.
@@ -124,7 +125,7 @@ fn valid_label(k: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SoaControl {
     /// Canonical control id of the SoA's edition.
-    pub id: String,
+    pub id: ControlId,
     /// Line in the source where the control is declared (0 if unknown).
     #[serde(skip)]
     pub line: usize,
@@ -139,9 +140,9 @@ pub struct SoaControl {
     /// Hosts it covers.
     pub scope: Scope,
     /// Checks that replace the ones mapped from the catalog (`[]`: manual).
-    pub checks: Option<Vec<String>>,
+    pub checks: Option<Vec<CheckId>>,
     /// Checks added to the mapped ones.
-    pub extra_checks: Vec<String>,
+    pub extra_checks: Vec<CheckId>,
     /// Parameter values the checks must be evaluated with.
     pub params: BTreeMap<String, ParamValue>,
     /// How old evidence may be, in seconds (`None`: the SoA's default).
@@ -245,9 +246,9 @@ struct ControlDecl {
     status: Option<Spanned<String>>,
     #[serde(default)]
     scope: BTreeMap<String, OneOrMany>,
-    checks: Option<Vec<String>>,
+    checks: Option<Vec<CheckId>>,
     #[serde(default)]
-    extra_checks: Vec<String>,
+    extra_checks: Vec<CheckId>,
     #[serde(default)]
     params: BTreeMap<String, ParamValue>,
     freshness: Option<Spanned<String>>,
@@ -263,8 +264,8 @@ pub(crate) struct RawControl {
     pub owner: String,
     pub status: Option<String>,
     pub scope: Result<Scope, String>,
-    pub checks: Option<Vec<String>>,
-    pub extra_checks: Vec<String>,
+    pub checks: Option<Vec<CheckId>>,
+    pub extra_checks: Vec<CheckId>,
     pub params: BTreeMap<String, ParamValue>,
     pub freshness: Option<String>,
 }
@@ -412,7 +413,7 @@ pub(crate) fn build(
         }
     };
     let cat: &Catalog = catalog();
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen: BTreeMap<ControlId, usize> = BTreeMap::new();
     let mut out = Vec::new();
     for c in controls {
         let field = format!("control[{}]", c.id);
@@ -576,7 +577,7 @@ pub enum CheckSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Coverage {
     /// Check ids, sorted.
-    pub checks: Vec<String>,
+    pub checks: Vec<CheckId>,
     /// Where they come from.
     pub source: CheckSource,
 }
@@ -590,8 +591,11 @@ impl Coverage {
 
 /// For every check of `packs`, the controls of `edition` it gives evidence
 /// for (through the crosswalk when the pack tags another edition).
-pub fn checks_by_control(packs: &PackSet, edition: Edition) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+pub fn checks_by_control(
+    packs: &PackSet,
+    edition: Edition,
+) -> BTreeMap<ControlId, BTreeSet<CheckId>> {
+    let mut out: BTreeMap<ControlId, BTreeSet<CheckId>> = BTreeMap::new();
     for check in packs.checks() {
         for id in check.controls.get(&edition).into_iter().flatten() {
             out.entry(id.clone()).or_default().insert(check.id.clone());
@@ -607,7 +611,7 @@ impl Soa {
     }
 
     /// Which checks give evidence for each applicable control.
-    pub fn coverage(&self, packs: &PackSet) -> BTreeMap<String, Coverage> {
+    pub fn coverage(&self, packs: &PackSet) -> BTreeMap<ControlId, Coverage> {
         self.coverage_from(&checks_by_control(packs, self.edition))
     }
 
@@ -615,8 +619,8 @@ impl Soa {
     /// SoA's edition (as [`checks_by_control`] gives them).
     pub fn coverage_from(
         &self,
-        mapped: &BTreeMap<String, BTreeSet<String>>,
-    ) -> BTreeMap<String, Coverage> {
+        mapped: &BTreeMap<ControlId, BTreeSet<CheckId>>,
+    ) -> BTreeMap<ControlId, Coverage> {
         self.controls
             .iter()
             .filter(|c| c.applicable)
@@ -656,8 +660,8 @@ impl Soa {
     }
 }
 
-fn sorted(it: impl Iterator<Item = String>) -> Vec<String> {
-    let set: BTreeSet<String> = it.collect();
+fn sorted(it: impl Iterator<Item = CheckId>) -> Vec<CheckId> {
+    let set: BTreeSet<CheckId> = it.collect();
     set.into_iter().collect()
 }
 
@@ -677,8 +681,8 @@ pub fn check_against(file: &str, soa: &Soa, packs: &PackSet) -> Vec<SoaProblem> 
         };
         let named = c.checks.iter().flatten().map(|id| ("checks", id));
         for (what, id) in named.chain(c.extra_checks.iter().map(|id| ("extra_checks", id))) {
-            if packs.check(id).is_none() {
-                let close = packs.closest_check_ids(id, 3);
+            if packs.check(id.as_str()).is_none() {
+                let close = packs.closest_check_ids(id.as_str(), 3);
                 problems.push(problem(
                     format!("{field}.{what}"),
                     format!(
@@ -817,9 +821,9 @@ struct OutControl<'a> {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     scope: &'a BTreeMap<String, Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    checks: Option<&'a Vec<String>>,
+    checks: Option<&'a Vec<CheckId>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    extra_checks: &'a Vec<String>,
+    extra_checks: &'a Vec<CheckId>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     params: &'a BTreeMap<String, ParamValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -850,7 +854,7 @@ impl Soa {
                 .controls
                 .iter()
                 .map(|c| OutControl {
-                    id: &c.id,
+                    id: c.id.as_str(),
                     applicable: c.applicable,
                     justification: &c.justification,
                     owner: &c.owner,

@@ -251,7 +251,7 @@ fn coverage_goes_through_the_crosswalk() {
     let cov = soa.coverage(&packs());
     let c = &cov["8.5"];
     assert!(
-        c.checks.contains(&"session.shell-tmout".to_string()),
+        c.checks.contains(&CheckId::from("session.shell-tmout")),
         "{c:?}"
     );
     assert_eq!(c.source, CheckSource::Mapped);
@@ -268,7 +268,7 @@ fn coverage_goes_through_the_crosswalk() {
     assert!(
         cov["A.13.2.3"]
             .checks
-            .contains(&"audit.immutable".to_string())
+            .contains(&CheckId::from("audit.immutable"))
     );
     assert_eq!(
         soa.params().get("session_timeout_seconds"),

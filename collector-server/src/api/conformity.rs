@@ -3,6 +3,8 @@
 
 use annexa_checks::catalog::catalog;
 use annexa_checks::soa::Scope;
+use annexa_checks::{CheckId, ControlId};
+use annexa_evidence::AgentId;
 use annexa_evidence::api::codes;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -38,7 +40,7 @@ fn bad(m: String) -> Error {
     Error::new(StatusCode::BAD_REQUEST, codes::MALFORMED, m)
 }
 
-fn control_id(policy: &Policy, id: &str) -> Result<String, Error> {
+fn control_id(policy: &Policy, id: &str) -> Result<ControlId, Error> {
     catalog()
         .control(policy.soa.edition, id)
         .map(|c| c.id.clone())
@@ -123,7 +125,7 @@ pub struct ControlResponse {
     /// When it was computed.
     pub generated_at: String,
     /// The control.
-    pub control: String,
+    pub control: ControlId,
     /// Its title.
     pub title: String,
     /// Whether the SoA applies it.
@@ -133,7 +135,7 @@ pub struct ControlResponse {
     /// The SoA's owner.
     pub owner: String,
     /// The checks that give evidence for it.
-    pub checks: Vec<String>,
+    pub checks: Vec<CheckId>,
     /// Hosts per state.
     pub counts: Counts,
     /// Every host in scope with its state.
@@ -157,7 +159,7 @@ pub async fn control(
 ) -> Result<Json<ControlResponse>, Error> {
     let pol = policy(&state)?;
     let id = control_id(&pol, &id)?;
-    p.control = Some(id.clone());
+    p.control = Some(id.to_string());
     let f = filter(&pol, p)?;
     let (pol, mut hosts) = state
         .conformity
@@ -170,12 +172,12 @@ pub async fn control(
         h.checks.clear();
     }
     let c = pol
-        .control(&id)
-        .ok_or_else(|| Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, id.clone()))?;
+        .control(id.as_str())
+        .ok_or_else(|| Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, id.to_string()))?;
     Ok(Json(ControlResponse {
         soa_version: pol.version,
         generated_at: clock::now_rfc3339(),
-        title: pol.title(&id),
+        title: pol.title(id.as_str()),
         applicable: c.applicable,
         justification: c.justification.clone(),
         owner: c.owner.clone(),
@@ -198,7 +200,7 @@ pub struct HostResponse {
     /// When it was computed.
     pub generated_at: String,
     /// Agent id.
-    pub host: String,
+    pub host: AgentId,
     /// Host name.
     pub hostname: String,
     /// Labels.
@@ -237,7 +239,7 @@ pub async fn host(
             ),
         });
     };
-    p.host = Some(entry.id.clone());
+    p.host = Some(entry.id.to_string());
     let f = filter(&pol, p)?;
     let (pol, controls) = state
         .conformity
@@ -302,7 +304,7 @@ pub async fn timeline(
         }),
     };
     let control = match (&p.control, state.conformity.index.policy()) {
-        (Some(c), Some(pol)) => Some(control_id(&pol, c)?),
+        (Some(c), Some(pol)) => Some(control_id(&pol, c)?.into_string()),
         (Some(c), None) => Some(c.clone()),
         (None, _) => None,
     };

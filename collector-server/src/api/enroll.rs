@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use annexa_evidence::AgentId;
 use annexa_evidence::api::{EnrollRequest, EnrollResponse, codes};
 use axum::Json;
 use axum::extract::State;
@@ -66,7 +67,7 @@ pub async fn enroll(
     let a = outcome.agent();
     state.agents.put(a.clone());
     Ok(Json(EnrollResponse {
-        agent_id: a.id.clone(),
+        agent_id: AgentId::new(&a.id),
         collector_public_key: state.key.public().to_b64(),
         collector_key_id: state.key.public().key_id(),
         next_sequence: a.next_sequence,

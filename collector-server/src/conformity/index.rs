@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use annexa_checks::soa::{Scope, SoaControl};
+use annexa_checks::{CheckId, ControlId};
+use annexa_evidence::AgentId;
 use serde::Serialize;
 
 use super::{Decision, Detail, Policy, RunProfile, State, decide, stale_reason};
@@ -37,7 +39,7 @@ impl annexa_checks::conformity::Judged for &Stored {
 #[derive(Debug, Clone)]
 pub struct HostEntry {
     /// Agent id.
-    pub id: String,
+    pub id: AgentId,
     /// Host name.
     pub hostname: String,
     /// Labels (scope selectors match these).
@@ -45,7 +47,7 @@ pub struct HostEntry {
     /// How its newest evidence was produced; `None` until it reports.
     pub profile: Option<RunProfile>,
     /// State per automated control, from its evidence.
-    pub states: HashMap<String, Stored>,
+    pub states: HashMap<ControlId, Stored>,
 }
 
 #[derive(Debug, Default)]
@@ -64,7 +66,7 @@ pub struct Index {
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// One control (canonical id of the SoA's edition).
-    pub control: Option<String>,
+    pub control: Option<ControlId>,
     /// One host (agent id or host name).
     pub host: Option<String>,
     /// Hosts whose labels match.
@@ -77,11 +79,11 @@ pub struct Filter {
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
     /// Agent id.
-    pub host: String,
+    pub host: AgentId,
     /// Host name.
     pub hostname: String,
     /// The control.
-    pub control: String,
+    pub control: ControlId,
     /// Its title (left out where the answer names the control once).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub title: String,
@@ -98,7 +100,7 @@ pub struct Cell {
     /// The checks that give evidence for the control (left out where the
     /// answer names them once).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<String>,
+    pub checks: Vec<CheckId>,
 }
 
 /// Counts per state.
@@ -108,7 +110,7 @@ pub type Counts = BTreeMap<State, u64>;
 #[derive(Debug, Clone, Serialize)]
 pub struct ControlCounts {
     /// The control.
-    pub control: String,
+    pub control: ControlId,
     /// Its title.
     pub title: String,
     /// Hosts in each state.
@@ -214,7 +216,7 @@ impl Index {
         &self,
         no: i64,
         profile: Option<RunProfile>,
-        states: Vec<(String, Option<Stored>)>,
+        states: Vec<(ControlId, Option<Stored>)>,
     ) {
         let mut w = self.write();
         let Some(h) = w.hosts.get_mut(&no) else {
@@ -244,7 +246,7 @@ impl Index {
         let controls = &policy.soa.controls;
         let wanted: Vec<bool> = controls
             .iter()
-            .map(|c| filter.control.as_deref().is_none_or(|x| x == c.id))
+            .map(|c| filter.control.as_ref().is_none_or(|x| *x == c.id))
             .collect();
         let mut counts = vec![[0u64; State::ALL.len()]; controls.len()];
         let mut seen = vec![false; controls.len()];
@@ -282,7 +284,7 @@ impl Index {
             }
             rows.push(ControlCounts {
                 control: c.id.clone(),
-                title: policy.title(&c.id),
+                title: policy.title(c.id.as_str()),
                 counts: to_counts(&counts[i]),
             });
         }
@@ -316,7 +318,7 @@ impl Index {
                 continue;
             }
             for (c, &automated) in policy.soa.controls.iter().zip(&policy.automated) {
-                if filter.control.as_deref().is_some_and(|x| x != c.id) {
+                if filter.control.as_ref().is_some_and(|x| *x != c.id) {
                     continue;
                 }
                 let Some(cell) = cell_of(&policy, h, c, automated, now) else {
@@ -355,7 +357,7 @@ pub struct LiveHost {
     /// Agent number.
     pub no: i64,
     /// Agent id.
-    pub id: String,
+    pub id: AgentId,
     /// Host name.
     pub hostname: String,
     /// The state of each control of the SoA, in its order, at `now`
@@ -397,7 +399,7 @@ fn upsert(hosts: &mut BTreeMap<i64, HostEntry>, agent: &AgentRecord) {
         return;
     }
     let e = hosts.entry(agent.no).or_insert_with(|| HostEntry {
-        id: agent.id.clone(),
+        id: AgentId::new(&agent.id),
         hostname: agent.hostname.clone(),
         labels: agent.labels.clone(),
         profile: None,
@@ -470,7 +472,7 @@ fn cell_of(
         host: h.id.clone(),
         hostname: h.hostname.clone(),
         control: c.id.clone(),
-        title: policy.title(&c.id),
+        title: policy.title(c.id.as_str()),
         state,
         detail,
         since: stored.map(|s| s.since.clone()),

@@ -4,6 +4,8 @@
 
 pub mod index;
 
+use annexa_checks::ControlId;
+
 pub use annexa_checks::conformity::{
     DEFAULT_FRESHNESS_SECONDS, Decision, Detail, Evaluation, Failing, Latest, Policy, RunProfile,
     State, decide, from_evidence, stale_reason,
@@ -40,7 +42,7 @@ impl Cause {
 /// One (host, control) change: the new stored state for the index (`None`:
 /// no longer stored) and the row change for the store.
 pub type HostChange = (
-    String,
+    ControlId,
     Option<index::Stored>,
     crate::store::ConformityChange,
 );
@@ -50,7 +52,7 @@ pub type HostChange = (
 fn record(
     policy: &Policy,
     agent_no: i64,
-    control: &str,
+    control: &ControlId,
     stored: Option<index::Stored>,
     event: Option<crate::store::StateEvent>,
 ) -> HostChange {
@@ -61,7 +63,7 @@ fn record(
         since_sequence: s.since_sequence,
     });
     (
-        control.to_string(),
+        control.clone(),
         stored,
         crate::store::ConformityChange {
             agent_no,
@@ -100,7 +102,7 @@ fn event(
 fn transition(
     policy: &Policy,
     agent_no: i64,
-    control: &str,
+    control: &ControlId,
     before: Option<&index::Stored>,
     ev: Evaluation,
     cause: Cause,
@@ -145,8 +147,10 @@ pub fn changes_for_host(
 ) -> Vec<HostChange> {
     let mut out = Vec::new();
     for (c, &automated) in policy.soa.controls.iter().zip(&policy.automated) {
-        let before = prev(&c.id);
-        let evidence = Some((profile, || from_evidence(policy, &c.id, latest, profile)));
+        let before = prev(c.id.as_str());
+        let evidence = Some((profile, || {
+            from_evidence(policy, c.id.as_str(), latest, profile)
+        }));
         let ev = match decide(policy, c, automated, labels, evidence, now) {
             Decision::Evidence(ev) => ev,
             Decision::Overdue { age, window } => {
@@ -192,8 +196,8 @@ pub fn stale_changes(
     host.states
         .iter()
         .filter_map(|(control, stored)| {
-            let c = policy.control(control)?;
-            let automated = policy.is_automated(control);
+            let c = policy.control(control.as_str())?;
+            let automated = policy.is_automated(control.as_str());
             let evidence = Some((profile, || stored.state));
             let Decision::Overdue { age, window } =
                 decide(policy, c, automated, &host.labels, evidence, now)

@@ -33,11 +33,11 @@ fn profile(p: &Policy, at: i64) -> RunProfile {
 
 const NOW: i64 = 1_800_000_000;
 
-fn automated_ids(p: &Policy) -> Vec<String> {
+fn automated_ids(p: &Policy) -> Vec<ControlId> {
     p.soa
         .controls
         .iter()
-        .filter(|c| p.is_automated(&c.id))
+        .filter(|c| p.is_automated(c.id.as_str()))
         .map(|c| c.id.clone())
         .collect()
 }
@@ -103,7 +103,7 @@ fn evidence_with_other_parameters_is_stale() {
         "session_timeout_seconds".into(),
         annexa_checks::expect::ParamValue::Int(900),
     );
-    let ev = from_evidence(&p, &control, &all_pass(&p, &control), &prof);
+    let ev = from_evidence(&p, control.as_str(), &all_pass(&p, control.as_str()), &prof);
     assert_eq!(ev.state, State::Stale);
     assert!(
         ev.detail
@@ -171,7 +171,7 @@ fn changes_record_state_changes_once_with_their_cause() {
     );
     assert_eq!(ev.previous, None);
     // Same evidence again: nothing changes.
-    let stored: BTreeMap<String, Stored> = first
+    let stored: BTreeMap<ControlId, Stored> = first
         .iter()
         .filter_map(|(c, s, _)| s.clone().map(|s| (c.clone(), s)))
         .collect();
@@ -241,7 +241,7 @@ fn the_index_counts_the_fleet_with_manual_excluded_and_stale() {
         hosts.insert(
             no,
             HostEntry {
-                id: format!("ag-{no}"),
+                id: format!("ag-{no}").into(),
                 hostname: format!("host-{no}"),
                 labels: labels.clone(),
                 profile: Some(prof),
@@ -318,7 +318,7 @@ fn the_sweep_records_evidence_going_stale_once() {
     let labels: crate::store::Labels = [("env".to_string(), "prod".to_string())].into();
     let l = all_pass(&p, "A.9.4.2");
     let none = |_: &str| None;
-    let states: std::collections::HashMap<String, Stored> = changes_for_host(
+    let states: std::collections::HashMap<ControlId, Stored> = changes_for_host(
         &p,
         1,
         &labels,

@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use annexa_checks::CheckId;
 use annexa_checks::result::Status;
 use annexa_evidence::api::codes;
 use annexa_evidence::chain::{Step, step};
@@ -86,7 +87,7 @@ pub struct Checked {
     /// `[{check_id, status}]` (JSON).
     pub results: String,
     /// (check, status, observed) for the latest-results table.
-    pub latest: Vec<(String, Status, Option<String>)>,
+    pub latest: Vec<(CheckId, Status, Option<String>)>,
     /// How the scan was produced (its time is capped at acceptance).
     pub profile: RunProfile,
     /// The bytes as received.

@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use annexa_checks::{CheckId, ControlId};
+use annexa_evidence::AgentId;
 use annexa_evidence::api::codes;
 use annexa_evidence::log::LogEntry;
 
@@ -55,7 +57,7 @@ impl Chain {
             .latest(agent.no)
             .await?
             .into_iter()
-            .map(|r| (r.check_id, (r.status, r.observed)))
+            .map(|r| (CheckId::from(r.check_id), (r.status, r.observed)))
             .collect();
         Ok(Chain {
             head: ChainHead {
@@ -80,7 +82,7 @@ impl Chain {
                 self.latest
                     .insert(check_id.clone(), (*status, observed.clone()));
                 changes.push(LatestChange {
-                    check_id: check_id.clone(),
+                    check_id: check_id.to_string(),
                     status: *status,
                     observed: observed.clone(),
                 });
@@ -118,7 +120,7 @@ struct Batch {
     policy: Option<Arc<Policy>>,
     /// States this batch has already moved, ahead of the index (which is
     /// updated only after the commit).
-    pending: HashMap<(i64, String), Option<Stored>>,
+    pending: HashMap<(i64, ControlId), Option<Stored>>,
     profiles: HashMap<i64, RunProfile>,
     rows: Vec<Accepted>,
     /// In the order of `rows`, each with its leaf index.
@@ -178,7 +180,7 @@ impl Batch {
         };
         let no = c.agent.no;
         let pending = &self.pending;
-        let prev = |control: &str| match pending.get(&(no, control.to_string())) {
+        let prev = |control: &str| match pending.get(&(no, ControlId::from(control))) {
             Some(p) => p.clone(),
             None => index.stored(no, control),
         };
@@ -215,7 +217,7 @@ impl Batch {
         let bytes = std::mem::take(&mut job.checked.bytes);
         let c = &job.checked;
         let (log_index, leaf_hash) = self.staged.push(&LogEntry {
-            agent_id: c.agent.id.clone(),
+            agent_id: AgentId::new(&c.agent.id),
             key_id: c.agent.key_id.clone(),
             sequence: c.sequence,
             envelope_sha256: c.sha256.clone(),
@@ -383,7 +385,7 @@ impl WriterTask {
         };
         log.commit(staged, placement.signed.clone(), persist);
         self.metrics.batch_size.observe(rows.len() as f64);
-        let mut by_host: HashMap<i64, Vec<(String, Option<Stored>)>> = HashMap::new();
+        let mut by_host: HashMap<i64, Vec<(ControlId, Option<Stored>)>> = HashMap::new();
         for ((no, control), stored) in pending {
             by_host.entry(no).or_default().push((control, stored));
         }

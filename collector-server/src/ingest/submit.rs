@@ -2,6 +2,7 @@
 //! on the request's task, the writer's commit, the agent cache kept right,
 //! and the consistency proof the agent asked for.
 
+use annexa_evidence::AgentId;
 use annexa_evidence::api::codes;
 
 use super::Writer;
@@ -22,7 +23,7 @@ pub struct Intake<'a> {
 /// An envelope committed (or recognised as already committed).
 pub struct Submitted {
     /// The envelope's agent.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// Its sequence number.
     pub sequence: u64,
     /// The SHA-256 of its bytes.
@@ -47,7 +48,7 @@ impl Intake<'_> {
     ) -> Result<Submitted, Rejection> {
         let checked = acceptance::accept(&self.gate, body, agent_time).await?;
         let (agent_id, sequence, sha256) = (
-            checked.agent.id.clone(),
+            AgentId::new(&checked.agent.id),
             checked.sequence,
             checked.sha256.clone(),
         );
@@ -56,13 +57,13 @@ impl Intake<'_> {
             if r.code == codes::REVOKED_AGENT {
                 // Revoked by another process while cached here: look it up
                 // in the store from now on.
-                self.gate.agents.forget(&agent_id);
+                self.gate.agents.forget(agent_id.as_str());
             }
         })?;
         if rotated && !committed.duplicate {
             // The cache maps the old key to the agent: from now on it is the
             // new key's.
-            self.gate.agents.forget(&agent_id);
+            self.gate.agents.forget(agent_id.as_str());
             tracing::info!(agent = %agent_id, sequence, "agent key rotated");
         }
         let size = committed.checkpoint.size;

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use annexa_checks::pack::PackSet;
+use annexa_checks::{CheckId, ControlId};
+use annexa_evidence::AgentId;
 
 use super::writer::{LogSettings, WriterTask};
 use crate::clock;
@@ -179,7 +181,7 @@ async fn evaluate_hosts(
         if let (Some(h), Some(state)) = (hosts.get_mut(&s.agent_no), State::parse(&s.current.state))
         {
             h.states.insert(
-                s.control_id,
+                ControlId::from(s.control_id),
                 Stored {
                     state,
                     detail: serde_json::from_str(&s.current.detail).unwrap_or_default(),
@@ -197,7 +199,7 @@ async fn evaluate_hosts(
         latest
             .entry(no)
             .or_default()
-            .insert(row.check_id, (row.status, row.observed));
+            .insert(CheckId::from(row.check_id), (row.status, row.observed));
     }
     let at = clock::now_rfc3339();
     let now = clock::now_unix();
@@ -258,7 +260,7 @@ pub async fn load_policy(
 
 fn host_entry(a: &AgentRecord) -> HostEntry {
     HostEntry {
-        id: a.id.clone(),
+        id: AgentId::new(&a.id),
         hostname: a.hostname.clone(),
         labels: a.labels.clone(),
         profile: a

@@ -12,8 +12,10 @@ use annexa_checks::conformity::{
 };
 use annexa_checks::result::CheckResult;
 use annexa_checks::soa::{Scope, SoaControl};
+use annexa_checks::{CheckId, ControlId};
 
 use super::{CheckInfo, ControlReport, Counts, HostState, Kind, Summary, ThemeCounts, Withheld};
+use crate::ids::AgentId;
 use crate::statement::ScanPredicate;
 
 /// One of a host's envelopes, opened.
@@ -31,7 +33,7 @@ pub struct Run {
 #[derive(Debug, Clone, Copy)]
 pub struct HostInput<'a> {
     /// Agent id.
-    pub agent: &'a str,
+    pub agent: &'a AgentId,
     /// Its enrollment labels.
     pub labels: &'a BTreeMap<String, String>,
     /// Its envelopes in the period, oldest first (an unbroken chain).
@@ -42,7 +44,7 @@ pub struct HostInput<'a> {
 
 /// The policy a report's SoA and check list describe.
 pub fn policy(version: i64, soa: annexa_checks::soa::Soa, checks: &[CheckInfo]) -> Policy {
-    let mut mapped: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut mapped: BTreeMap<ControlId, BTreeSet<CheckId>> = BTreeMap::new();
     for c in checks {
         for control in &c.controls {
             mapped
@@ -51,7 +53,7 @@ pub fn policy(version: i64, soa: annexa_checks::soa::Soa, checks: &[CheckInfo]) 
                 .insert(c.id.clone());
         }
     }
-    let params: HashMap<String, Vec<String>> = checks
+    let params: HashMap<CheckId, Vec<String>> = checks
         .iter()
         .map(|c| (c.id.clone(), c.params.clone()))
         .collect();
@@ -59,7 +61,7 @@ pub fn policy(version: i64, soa: annexa_checks::soa::Soa, checks: &[CheckInfo]) 
 }
 
 /// The SoA's controls a scope selects, in SoA order.
-pub fn controls_in_scope<'p>(policy: &'p Policy, only: &[String]) -> Vec<&'p SoaControl> {
+pub fn controls_in_scope<'p>(policy: &'p Policy, only: &[ControlId]) -> Vec<&'p SoaControl> {
     policy
         .soa
         .controls
@@ -70,7 +72,7 @@ pub fn controls_in_scope<'p>(policy: &'p Policy, only: &[String]) -> Vec<&'p Soa
 
 /// How a control of the policy is decided.
 fn kind(policy: &Policy, control: &SoaControl) -> Kind {
-    match ControlKind::of(control, policy.is_automated(&control.id)) {
+    match ControlKind::of(control, policy.is_automated(control.id.as_str())) {
         ControlKind::Excluded => Kind::Excluded,
         ControlKind::Manual => Kind::Manual,
         ControlKind::Automated => Kind::Automated,
@@ -106,11 +108,11 @@ pub fn missing_checks(
     controls: &[&SoaControl],
     labels: &BTreeMap<String, String>,
     runs: &[Run],
-) -> BTreeSet<String> {
+) -> BTreeSet<CheckId> {
     let have = fold(runs);
     controls
         .iter()
-        .filter(|c| policy.is_automated(&c.id) && c.scope.matches(labels))
+        .filter(|c| policy.is_automated(c.id.as_str()) && c.scope.matches(labels))
         .flat_map(|c| policy.coverage[&c.id].checks.iter())
         .filter(|check| !have.contains_key(check.as_str()))
         .cloned()
@@ -123,19 +125,19 @@ fn host_states(
     controls: &[&SoaControl],
     host: &HostInput<'_>,
     at: i64,
-) -> Vec<(String, HostState)> {
+) -> Vec<(ControlId, HostState)> {
     let folded = fold(host.runs);
     let latest: Latest = folded
         .iter()
-        .map(|(k, (r, _))| ((*k).to_string(), (r.status, r.observed.clone())))
+        .map(|(k, (r, _))| (CheckId::from(*k), (r.status, r.observed.clone())))
         .collect();
     let profile = host.runs.last().map(profile);
     let mut out = Vec::new();
     for c in controls {
         let evidence = profile
             .as_ref()
-            .map(|p| (p, || from_evidence(policy, &c.id, &latest, p)));
-        let automated = policy.is_automated(&c.id);
+            .map(|p| (p, || from_evidence(policy, c.id.as_str(), &latest, p)));
+        let automated = policy.is_automated(c.id.as_str());
         let ev = match decide(policy, c, automated, host.labels, evidence, at) {
             Decision::Excluded | Decision::OutOfScope | Decision::Manual => continue,
             Decision::NeverReported => no_evidence(host.withheld),
@@ -158,7 +160,7 @@ fn host_states(
         out.push((
             c.id.clone(),
             HostState {
-                agent: host.agent.to_string(),
+                agent: host.agent.clone(),
                 state: ev.state,
                 detail: ev.detail,
                 evidence,
@@ -184,12 +186,12 @@ fn no_evidence(withheld: Option<&Withheld>) -> Evaluation {
 /// The control section and totals of a report over `hosts` at `at`.
 pub fn assess(
     policy: &Policy,
-    only: &[String],
+    only: &[ControlId],
     hosts: &[HostInput<'_>],
     at: i64,
 ) -> (Vec<ControlReport>, Summary) {
     let controls = controls_in_scope(policy, only);
-    let mut per_control: HashMap<String, Vec<HostState>> = HashMap::new();
+    let mut per_control: HashMap<ControlId, Vec<HostState>> = HashMap::new();
     for h in hosts {
         for (control, state) in host_states(policy, &controls, h, at) {
             per_control.entry(control).or_default().push(state);
@@ -203,7 +205,7 @@ pub fn assess(
     let mut out = Vec::with_capacity(controls.len());
     for c in controls {
         let kind = kind(policy, c);
-        let cat = catalog().control(policy.soa.edition, &c.id).ok();
+        let cat = catalog().control(policy.soa.edition, c.id.as_str()).ok();
         let theme = cat
             .map(|x| format!("{} {}", x.clause_id, x.clause_title))
             .unwrap_or_default();

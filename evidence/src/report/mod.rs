@@ -17,11 +17,13 @@ pub mod verify;
 use std::collections::BTreeMap;
 
 use annexa_checks::conformity::{Detail, State};
+use annexa_checks::{CheckId, ControlId};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::collector_keys::KeyHistory;
 use crate::dsse::{self, Envelope};
+use crate::ids::AgentId;
 use crate::keys::{PublicKey, SigningKey};
 use crate::note::Verifier;
 
@@ -104,7 +106,7 @@ pub struct ReportScope {
     pub selector: Option<String>,
     /// These controls only (empty: every control of the SoA).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub controls: Vec<String>,
+    pub controls: Vec<ControlId>,
 }
 
 /// An SoA version as imported.
@@ -148,7 +150,7 @@ impl SoaRecord {
 #[serde(deny_unknown_fields)]
 pub struct CheckInfo {
     /// The check id.
-    pub id: String,
+    pub id: CheckId,
     /// Its title.
     pub title: String,
     /// `low`, `medium`, `high` or `critical`.
@@ -158,7 +160,7 @@ pub struct CheckInfo {
     /// The pack it belongs to (`name@version`).
     pub pack: String,
     /// Controls of the SoA's edition it gives evidence for.
-    pub controls: Vec<String>,
+    pub controls: Vec<ControlId>,
     /// Parameters its probe reads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<String>,
@@ -169,7 +171,7 @@ pub struct CheckInfo {
 #[serde(deny_unknown_fields)]
 pub struct Enrollment {
     /// Agent id.
-    pub id: String,
+    pub id: AgentId,
     /// Host name at enrollment.
     pub hostname: String,
     /// Key id: hex SHA-256 of the public key.
@@ -207,7 +209,7 @@ impl Enrollment {
 #[serde(deny_unknown_fields)]
 pub struct HostEvidence {
     /// Agent id.
-    pub agent: String,
+    pub agent: AgentId,
     /// Inventory facts of the newest envelope's scan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<serde_json::Value>,
@@ -275,7 +277,7 @@ impl Kind {
 #[serde(deny_unknown_fields)]
 pub struct ControlReport {
     /// Canonical id of the SoA's edition.
-    pub id: String,
+    pub id: ControlId,
     /// Title.
     pub title: String,
     /// The clause (2005, 2013) or theme (2022) it belongs to: `id title`.
@@ -294,7 +296,7 @@ pub struct ControlReport {
     pub implementation: Option<String>,
     /// The checks that give evidence for it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<String>,
+    pub checks: Vec<CheckId>,
     /// Hosts per state (automated controls).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counts: Counts,
@@ -308,7 +310,7 @@ pub struct ControlReport {
 #[serde(deny_unknown_fields)]
 pub struct HostState {
     /// Agent id.
-    pub agent: String,
+    pub agent: AgentId,
     /// The state.
     pub state: State,
     /// Why.

@@ -224,7 +224,7 @@ pub fn verify_opened(opened: &Opened, keys: &KeyHistory) -> Outcome {
     if let (Some(soa), Some(at)) = (soa, at) {
         let policy = assess::policy(r.soa.version, soa, &r.checks);
         for c in &r.scope.controls {
-            if policy.control(c).is_none() {
+            if policy.control(c.as_str()).is_none() {
                 out.problem(format!("scope: control {c} is not in the SoA"));
             }
         }
@@ -364,7 +364,7 @@ fn check_item(
     } else {
         PublicKey::from_b64(public_key).map_err(|e| format!("retired key {key_id}: {e}"))?
     };
-    let p = crate::audit::open_scan_envelope(bytes, key, &enrollment.id, item.sequence)?;
+    let p = crate::audit::open_scan_envelope(bytes, key, enrollment.id.as_str(), item.sequence)?;
     let accepted = parse_time(&item.accepted_at)
         .ok_or_else(|| format!("accepted_at {:?} is not an RFC 3339 time", item.accepted_at))?;
     if at.is_some_and(|at| accepted > at) {

@@ -62,7 +62,9 @@ pub fn gate_fleet(opts: FleetGateOptions) -> anyhow::Result<Exit> {
         (None, None) => None,
     };
     let controls = match report {
-        Some(r) if opts.controls.is_empty() => r.scope.controls.clone(),
+        Some(r) if opts.controls.is_empty() => {
+            r.scope.controls.iter().map(ToString::to_string).collect()
+        }
         _ => opts.controls.clone(),
     };
     let query = DriftQuery {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
+use annexa_checks::CheckId;
 use annexa_checks::catalog::Edition;
 use annexa_checks::engine::{self, Selection};
 use annexa_checks::gate::{Baseline, FailOn, judge};
@@ -101,7 +102,7 @@ pub fn gate_local(opts: LocalGateOptions) -> anyhow::Result<Exit> {
         s.coverage(&set)
             .into_values()
             .flat_map(|c| c.checks)
-            .collect::<BTreeSet<String>>()
+            .collect::<BTreeSet<CheckId>>()
     });
     let verdict = judge(
         &report,

@@ -122,7 +122,7 @@ impl GateVerdict for FleetGate<'_> {
             {
                 cases.push(Case {
                     name: h.label(),
-                    classname: &c.control,
+                    classname: c.control.as_str(),
                     outcome: match failing.get(&(h.id.as_str(), c.control.as_str())) {
                         Some(f) => failure(f),
                         None if matches!(state, State::Manual | State::Excluded) => {
@@ -135,7 +135,7 @@ impl GateVerdict for FleetGate<'_> {
             if let Some(name) = &threshold {
                 cases.push(Case {
                     name: name.clone(),
-                    classname: &c.control,
+                    classname: c.control.as_str(),
                     outcome: match below.get(c.control.as_str()) {
                         Some(f) => failure(f),
                         None if annexa_evidence::drift::conformant_share(c).is_none() => {
@@ -205,7 +205,7 @@ impl GateVerdict for FleetGate<'_> {
                 results.push(json!({
                     "ruleId": "annexa.threshold", "ruleIndex": i, "level": "error", "kind": "fail",
                     "message": {"text": f.message},
-                    "locations": location("control", &f.control),
+                    "locations": location("control", f.control.as_str()),
                     "properties": props,
                 }));
                 continue;
@@ -237,7 +237,7 @@ impl GateVerdict for FleetGate<'_> {
             }
             for failed in failing {
                 let info = checks.get(failed.check.as_str()).copied();
-                let i = rule(failed.check.clone(), &|| match info {
+                let i = rule(failed.check.to_string(), &|| match info {
                     Some(c) => json!({
                         "id": c.id,
                         "name": c.id,
@@ -303,7 +303,7 @@ impl GateVerdict for FleetGate<'_> {
                 "| {} | {} | `{}` {} | {} | {} | {} | {} | {} |\n",
                 if f.fails { "FAIL" } else { "note" },
                 f.kind.as_str(),
-                md_cell(&f.control),
+                md_cell(f.control.as_str()),
                 md_cell(&f.title),
                 md_cell(&f.host.as_ref().map(|h| h.label()).unwrap_or_default()),
                 f.before.map(State::as_str).unwrap_or(""),

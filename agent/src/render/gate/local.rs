@@ -94,7 +94,7 @@ impl GateVerdict for Gate<'_> {
             .results
             .iter()
             .map(|r| Case {
-                name: r.check_id.clone(),
+                name: r.check_id.to_string(),
                 classname: &r.pack.id,
                 outcome: match by_check.get(r.check_id.as_str()) {
                     Some(f) if f.fails => failure(f),
@@ -109,7 +109,7 @@ impl GateVerdict for Gate<'_> {
                 .iter()
                 .filter(|f| f.kind == FindingKind::Removed)
                 .map(|f| Case {
-                    name: f.check_id.clone(),
+                    name: f.check_id.to_string(),
                     classname: "removed",
                     outcome: if f.fails {
                         failure(f)
@@ -250,7 +250,7 @@ impl GateVerdict for Gate<'_> {
                 "| {} | {} | `{}` {} | {} | {} | {} | {} |\n",
                 if f.fails { "FAIL" } else { "note" },
                 f.kind.as_str(),
-                cell(&f.check_id),
+                cell(f.check_id.as_str()),
                 cell(&f.title),
                 cell(&f.controls.join(", ")),
                 cell(f.expected.as_deref().unwrap_or("")),

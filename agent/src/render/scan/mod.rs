@@ -45,10 +45,10 @@ fn primary_control(r: &CheckResult, edition: Edition) -> (String, String) {
     match r.controls.get(&edition).and_then(|ids| ids.first()) {
         Some(id) => {
             let title = catalog()
-                .control(edition, id)
+                .control(edition, id.as_str())
                 .map(|c| c.title.clone())
                 .unwrap_or_default();
-            (id.clone(), title)
+            (id.to_string(), title)
         }
         None => (
             "-".to_string(),

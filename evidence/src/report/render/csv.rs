@@ -23,7 +23,7 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
     let _ = w.write_record(&header);
     for c in &ctx.report.controls {
         let mut row = vec![
-            c.id.clone(),
+            c.id.to_string(),
             c.title.clone(),
             c.theme.clone(),
             if c.applicable { "yes" } else { "no" }.to_string(),

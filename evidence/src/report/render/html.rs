@@ -214,9 +214,9 @@ fn soa_table(h: &mut String, ctx: &Context<'_>) {
         let _ = writeln!(
             h,
             "<tr data-control=\"{}\" data-status=\"{status}\"><td><a href=\"#c-{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{hosts}</td><td>{}</td></tr>",
-            esc(&c.id),
-            esc(&c.id),
-            esc(&c.id),
+            esc(c.id.as_str()),
+            esc(c.id.as_str()),
+            esc(c.id.as_str()),
             esc(&c.title),
             if c.applicable { "yes" } else { "no" },
             esc(c.implementation.as_deref().unwrap_or("")),
@@ -249,8 +249,8 @@ fn drill_down(h: &mut String, ctx: &Context<'_>) {
             let _ = writeln!(
                 h,
                 "<tr data-manual=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&c.id),
-                esc(&c.id),
+                esc(c.id.as_str()),
+                esc(c.id.as_str()),
                 esc(&c.title),
                 esc(&c.owner),
                 esc(&c.justification)
@@ -264,14 +264,14 @@ fn control_detail(h: &mut String, ctx: &Context<'_>, c: &ControlReport) {
     let _ = writeln!(
         h,
         "<details id=\"c-{}\"><summary><strong>{}</strong> {} — {} {}</summary>\n<p>Checks: {}</p>\n<table><tr><th>Host</th><th>State</th><th>Check</th><th>Result</th><th>Expected</th><th>Observed</th><th>Sources</th><th>Envelope</th></tr>",
-        esc(&c.id),
-        esc(&c.id),
+        esc(c.id.as_str()),
+        esc(c.id.as_str()),
         esc(&c.title),
         badge(overall(c)),
         esc(&ratio(c)),
         c.checks
             .iter()
-            .map(|x| format!("<code>{}</code>", esc(x)))
+            .map(|x| format!("<code>{}</code>", esc(x.as_str())))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -280,8 +280,8 @@ fn control_detail(h: &mut String, ctx: &Context<'_>, c: &ControlReport) {
         let rows = c.checks.len().max(1);
         let host_cells = format!(
             "<td rowspan=\"{rows}\">{}<br><code>{}</code></td><td rowspan=\"{rows}\">{}{}</td>",
-            esc(ctx.hostname(&hs.agent)),
-            esc(&hs.agent),
+            esc(ctx.hostname(hs.agent.as_str())),
+            esc(hs.agent.as_str()),
             badge(hs.state.as_str()),
             hs.detail
                 .reason
@@ -292,8 +292,8 @@ fn control_detail(h: &mut String, ctx: &Context<'_>, c: &ControlReport) {
         let _ = write!(
             h,
             "<tr data-cell=\"{}|{}\">{host_cells}",
-            esc(&c.id),
-            esc(&hs.agent)
+            esc(c.id.as_str()),
+            esc(hs.agent.as_str())
         );
         if c.checks.is_empty() {
             h.push_str("<td colspan=\"6\"></td></tr>\n");
@@ -327,7 +327,7 @@ fn control_detail(h: &mut String, ctx: &Context<'_>, c: &ControlReport) {
                     let _ = writeln!(
                         h,
                         "<td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{sources}</td><td>seq {seq}, log {index}</td></tr>",
-                        esc(check),
+                        esc(check.as_str()),
                         badge(res.status.as_str()),
                         esc(res.expected.as_deref().unwrap_or("")),
                         esc(res.observed.as_deref().unwrap_or(&res.message)),
@@ -337,7 +337,7 @@ fn control_detail(h: &mut String, ctx: &Context<'_>, c: &ControlReport) {
                     let _ = writeln!(
                         h,
                         "<td><code>{}</code></td><td colspan=\"5\">no result</td></tr>",
-                        esc(check)
+                        esc(check.as_str())
                     );
                 }
             }
@@ -365,8 +365,8 @@ fn exclusions(h: &mut String, ctx: &Context<'_>) {
         let _ = writeln!(
             h,
             "<tr data-excluded=\"{}\"><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&c.id),
-            esc(&c.id),
+            esc(c.id.as_str()),
+            esc(c.id.as_str()),
             esc(&c.title),
             esc(&c.justification)
         );
@@ -411,9 +411,9 @@ fn hosts(h: &mut String, ctx: &Context<'_>) {
         let _ = writeln!(
             h,
             "<tr data-host=\"{}\"><td>{}<br><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{evidence}</td></tr>",
-            esc(&host.agent),
-            esc(ctx.hostname(&host.agent)),
-            esc(&host.agent),
+            esc(host.agent.as_str()),
+            esc(ctx.hostname(host.agent.as_str())),
+            esc(host.agent.as_str()),
             esc(&os),
             esc(&labels),
             esc(a.map_or("", |a| prefix(&a.key_id, 16))),

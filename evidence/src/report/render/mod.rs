@@ -10,6 +10,7 @@ pub mod oscal;
 
 use std::collections::HashMap;
 
+use annexa_checks::CheckId;
 use annexa_checks::conformity::State;
 use annexa_checks::result::CheckResult;
 
@@ -86,7 +87,7 @@ pub struct HostResults {
     /// The newest statement's predicate.
     pub newest: Option<ScanPredicate>,
     /// Check id → (result, sequence, log index).
-    pub results: HashMap<String, (CheckResult, u64, u64)>,
+    pub results: HashMap<CheckId, (CheckResult, u64, u64)>,
 }
 
 impl<'r> Context<'r> {

@@ -34,7 +34,7 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
     let mut items = Vec::new();
     for h in &r.hosts {
         let a = ctx.agents.get(h.agent.as_str()).copied();
-        let mut props = vec![prop("agent-id", &h.agent)];
+        let mut props = vec![prop("agent-id", h.agent.as_str())];
         if let Some(a) = a {
             props.push(prop("key-id", &a.key_id));
             for (k, v) in &a.labels {
@@ -51,7 +51,7 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
         }
         items.push(json!({
             "uuid": uuid(&format!("host/{}", h.agent)),
-            "description": format!("Host {} (annexa agent {})", ctx.hostname(&h.agent), h.agent),
+            "description": format!("Host {} (annexa agent {})", ctx.hostname(h.agent.as_str()), h.agent),
             "props": props,
         }));
     }
@@ -67,7 +67,7 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
             let mut lines = vec![format!(
                 "{} on {}: {}",
                 c.id,
-                ctx.hostname(&hs.agent),
+                ctx.hostname(hs.agent.as_str()),
                 hs.state.as_str().replace('_', " ")
             )];
             if let Some(reason) = &hs.detail.reason {
@@ -98,9 +98,9 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
                 .map_or_else(|| r.period.at.clone(), |p| p.scan.finished_at.clone());
             let mut o = json!({
                 "uuid": obs,
-                "title": format!("{} on {}", c.id, ctx.hostname(&hs.agent)),
+                "title": format!("{} on {}", c.id, ctx.hostname(hs.agent.as_str())),
                 "description": lines.join("\n"),
-                "props": [prop("state", hs.state.as_str()), prop("annexa-control", &c.id)],
+                "props": [prop("state", hs.state.as_str()), prop("annexa-control", c.id.as_str())],
                 "methods": ["TEST"],
                 "types": ["control-objective"],
                 "origins": [{"actors": [{"type": "tool", "actor-uuid": tool}]}],
@@ -118,10 +118,10 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
             "uuid": uuid(&format!("finding/{}", c.id)),
             "title": format!("{} {}", c.id, c.title),
             "description": finding_text(c),
-            "props": [prop("annexa-control", &c.id), prop("status", status)],
+            "props": [prop("annexa-control", c.id.as_str()), prop("status", status)],
             "target": {
                 "type": "objective-id",
-                "target-id": control_token(&c.id),
+                "target-id": control_token(c.id.as_str()),
                 "status": {"state": if satisfied { "satisfied" } else { "not-satisfied" }},
             },
         });
@@ -135,13 +135,13 @@ pub fn render(ctx: &Context<'_>) -> Vec<u8> {
         .controls
         .iter()
         .filter(|c| c.kind != Kind::Excluded)
-        .map(|c| json!({"control-id": control_token(&c.id)}))
+        .map(|c| json!({"control-id": control_token(c.id.as_str())}))
         .collect();
     let exclude: Vec<Value> = r
         .controls
         .iter()
         .filter(|c| c.kind == Kind::Excluded)
-        .map(|c| json!({"control-id": control_token(&c.id)}))
+        .map(|c| json!({"control-id": control_token(c.id.as_str())}))
         .collect();
     let mut selection = json!({"description": "The SoA's controls in the report's scope"});
     if !include.is_empty() {
