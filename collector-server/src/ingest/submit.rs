@@ -7,7 +7,7 @@ use annexa_evidence::api::codes;
 
 use super::Writer;
 use super::acceptance::{self, Gate, Rejection};
-use super::writer::Committed;
+use super::task::Committed;
 use crate::log::Log;
 
 /// What a submission goes through.

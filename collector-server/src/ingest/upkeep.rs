@@ -10,7 +10,7 @@ use annexa_checks::pack::PackSet;
 use annexa_checks::{CheckId, ControlId};
 use annexa_evidence::AgentId;
 
-use super::writer::{LogSettings, WriterTask};
+use super::task::{LogSettings, WriterTask};
 use crate::clock;
 use crate::conformity::index::{HostEntry, Stored};
 use crate::conformity::{self, Cause, Policy, State};

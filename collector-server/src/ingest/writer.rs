@@ -8,56 +8,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use annexa_checks::pack::PackSet;
 use annexa_evidence::api::codes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::acceptance::{Checked, Rejection};
-use super::batch::{Chain, Outcome, Submission};
-use crate::conformity::index::Index;
-use crate::log::{Log, Signed};
+use super::batch::{Outcome, Submission};
+use super::task::{Committed, Conformity, LogSettings, Reply, WriterTask};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
-
-/// What the writer answers for an envelope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Committed {
-    /// When it was accepted (the original time for a duplicate).
-    pub accepted_at: String,
-    /// Whether it had been accepted before.
-    pub duplicate: bool,
-    /// Its leaf index in the evidence log.
-    pub log_index: Option<u64>,
-    /// The newest signed checkpoint once it was committed (covers it).
-    pub checkpoint: Arc<Signed>,
-}
-
-/// What the writer needs to keep the evidence log.
-#[derive(Clone)]
-pub struct LogSettings {
-    /// The log.
-    pub log: Arc<Log>,
-    /// A checkpoint is stored at least this often while the log grows.
-    pub checkpoint_every: Duration,
-    /// Payloads older than this many seconds are pruned, with the period
-    /// as configured (`400d`) for the record.
-    pub retention: Option<(i64, String)>,
-}
-
-/// What the writer needs to keep conformity current.
-#[derive(Clone)]
-pub struct Conformity {
-    /// The in-memory index the API reads.
-    pub index: Arc<Index>,
-    /// The packs that map checks to controls.
-    pub packs: Arc<PackSet>,
-    /// How often to look for staleness, SoA versions imported elsewhere and
-    /// agents changed elsewhere.
-    pub sweep_every: Duration,
-}
-
-/// Where the writer sends its answer for one envelope.
-pub(super) type Reply = oneshot::Sender<Result<Committed, Rejection>>;
 
 type ReconcileReply = oneshot::Sender<Result<Option<i64>, StoreError>>;
 
@@ -138,17 +96,6 @@ impl Writer {
 /// each try takes their entries in, so only a busy pair racing for every
 /// batch runs out, and then the agents retry.
 const BATCH_RETRIES: u32 = 4;
-
-/// The writer task's state: what it writes to, and each agent's chain as
-/// far as it has decided it.
-pub(super) struct WriterTask {
-    pub(super) store: Arc<dyn Store>,
-    pub(super) metrics: Arc<Metrics>,
-    pub(super) conf: Conformity,
-    pub(super) log: LogSettings,
-    /// By agent number; dropped whenever the store may know better.
-    pub(super) chains: HashMap<i64, Chain>,
-}
 
 /// One turn of the loop: envelopes to commit, and reconciles asked for
 /// meanwhile (run after the batch, so they see it).
