@@ -24,7 +24,7 @@ fail() { echo "fresh-machine: $*" >&2; exit 2; }
 for tool in debootstrap ip iptables; do
     command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
-toolchain=$(rustup toolchain list | awk '/\(default\)/ {print $1}')
+toolchain=$(rustup default | awk '{print $1}')
 [ -n "$toolchain" ] || fail "no default rustup toolchain"
 rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
