@@ -44,8 +44,14 @@ cp -a "$cargo_home/bin/rustup" "$root/root/.cargo/bin/"
 for proxy in cargo rustc rustdoc cargo-fmt cargo-clippy clippy-driver rustfmt; do
     ln -sf rustup "$root/root/.cargo/bin/$proxy"
 done
-rm -rf "$root/src"
-git clone -q --no-hardlinks "$repo" "$root/src"
+# A root used before keeps its build directory (target/), nothing else.
+if [ -d "$root/src/.git" ]; then
+    git -C "$root/src" fetch -q "$repo" HEAD
+    git -C "$root/src" reset -q --hard FETCH_HEAD
+    git -C "$root/src" clean -qfdx -e target
+else
+    git clone -q --no-hardlinks "$repo" "$root/src"
+fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # The site's own trust anchors (a network egress proxy's CA, say) are part
 # of any machine here: ca-certificates picks them up when tests/run.sh
@@ -57,7 +63,7 @@ fi
 
 # Its own network: a veth pair to this host, NAT to the outside.
 cleanup() {
-    for m in dev sys proc; do umount -R -l "$root/$m" 2>/dev/null || true; done
+    umount -R -l "$root" 2>/dev/null || true
     iptables -t nat -D POSTROUTING -s 10.213.0.0/30 -j MASQUERADE 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
     ip link del af0 2>/dev/null || true
@@ -76,6 +82,10 @@ ip netns exec "$ns" ip route add default via 10.213.0.1
 sysctl -qw net.ipv4.ip_forward=1
 iptables -t nat -A POSTROUTING -s 10.213.0.0/30 -j MASQUERADE
 
+# The root is a mount point of its own, as on a machine: what the kernel
+# lists in /proc/mounts inside it (the capacity checks read it) is what is
+# mounted under it.
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount -t sysfs sys "$root/sys"
 mount --rbind /dev "$root/dev"
