@@ -17,7 +17,7 @@
 # cores). The log is DIR/fresh-machine.log.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-root=${1:-/var/tmp/annexa-fresh}
+root=$(realpath -m "${1:-/var/tmp/annexa-fresh}")
 ns=annexa-fresh
 fail() { echo "fresh-machine: $*" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || fail "needs root (debootstrap, chroot, network namespaces)"
@@ -62,7 +62,21 @@ if [ -d /usr/local/share/ca-certificates ]; then
 fi
 
 # Its own network: a veth pair to this host, NAT to the outside.
+# What the root started (PostgreSQL) ends with the run: a server left in a
+# namespace that is gone would hold the cluster's pid file.
+stop_root_processes() {
+    local p pids=()
+    for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] && pids+=("${p#/proc/}")
+    done
+    if [ ${#pids[@]} -gt 0 ]; then
+        kill "${pids[@]}" 2>/dev/null || true
+        sleep 2
+        kill -9 "${pids[@]}" 2>/dev/null || true
+    fi
+}
 cleanup() {
+    stop_root_processes
     umount -R -l "$root" 2>/dev/null || true
     iptables -t nat -D POSTROUTING -s 10.213.0.0/30 -j MASQUERADE 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
