@@ -157,13 +157,13 @@ pub enum StartError {
     #[error("{0}")]
     Config(String),
     /// The evidence log in the store does not open or does not verify.
-    #[error("opening the evidence log: {0}")]
+    #[error("opening the evidence log")]
     Log(#[from] log::LogError),
     /// Conformity could not be evaluated before serving.
     #[error("evaluating conformity against the Statement of Applicability: {0}")]
     Reconcile(StoreError),
     /// The listen address.
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}")]
     Listen {
         /// The configured address.
         addr: SocketAddr,

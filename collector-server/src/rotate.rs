@@ -45,7 +45,7 @@ pub enum RotateError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A key or a note could not be made or read.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Note {
         /// What was being made or read.
         what: &'static str,
@@ -56,13 +56,13 @@ pub enum RotateError {
     #[error(transparent)]
     Key(#[from] KeyError),
     /// The evidence log does not open or does not verify with the old key.
-    #[error("opening the evidence log: {0}")]
+    #[error("opening the evidence log")]
     Log(#[from] crate::log::LogError),
     /// Recording the transition failed; nothing changed.
     #[error("recording the key transition: {0}")]
     Record(StoreError),
     /// A key file could not be written, replaced or removed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// The file and what was done to it.
         what: String,

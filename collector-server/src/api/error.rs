@@ -2,7 +2,7 @@
 //! shares (`ApiError`), and how ingest and store failures become one.
 //! Shared by the handlers and the limits in front of them.
 
-use annexa_evidence::api::{ApiError, codes};
+use annexa_evidence::api::ApiError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -45,19 +45,7 @@ impl From<Rejection> for Error {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
-        match e {
-            StoreError::NotFound(m) => Error::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, m),
-            StoreError::Denied(m) => Error::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, m),
-            StoreError::Conflict(m) => Error::new(StatusCode::CONFLICT, codes::CONFLICT, m),
-            StoreError::Broken(m) => {
-                tracing::error!(error = %m, "store failure");
-                Error::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    codes::UNAVAILABLE,
-                    "the collector's store is unavailable",
-                )
-            }
-        }
+        Rejection::from(e).into()
     }
 }
 

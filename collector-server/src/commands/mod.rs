@@ -25,7 +25,7 @@ pub enum CommandError {
     #[error("{0}")]
     Usage(String),
     /// A file could not be read or written.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// The file and what was done to it.
         what: String,
@@ -39,7 +39,7 @@ pub enum CommandError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The evidence log does not open or does not verify.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Log {
         /// Which log.
         what: String,

@@ -69,6 +69,27 @@ impl Rejection {
     }
 }
 
+/// A store failure as the API answers it on every route: the caller's
+/// case (not found, refused, conflict) by name; a broken store logged here
+/// and answered without its internals.
+impl From<StoreError> for Rejection {
+    fn from(e: StoreError) -> Rejection {
+        match e {
+            StoreError::NotFound(m) => Rejection::new(404, codes::NOT_FOUND, m),
+            StoreError::Denied(m) => Rejection::new(403, codes::FORBIDDEN, m),
+            StoreError::Conflict(m) => Rejection::new(409, codes::CONFLICT, m),
+            StoreError::Broken(m) => {
+                tracing::error!(error = %m, "store failure");
+                Rejection::new(
+                    503,
+                    codes::UNAVAILABLE,
+                    "the collector's store is unavailable",
+                )
+            }
+        }
+    }
+}
+
 /// An envelope whose signature and statement have been checked.
 #[derive(Debug, Clone)]
 pub struct Checked {
@@ -416,14 +437,9 @@ async fn new_key_is_new(store: &dyn Store, checked: &Checked) -> Result<(), Reje
     };
     let known = store
         .agent_by_key(new_key)
-        .await
-        .map_err(Rejection::unavailable)?
+        .await?
         .is_some_and(|a| a.id != checked.agent.id)
-        || store
-            .retired_key(new_key)
-            .await
-            .map_err(Rejection::unavailable)?
-            .is_some();
+        || store.retired_key(new_key).await?.is_some();
     if known {
         return Err(Rejection::invalid(format!(
             "envelope {} declares key {new_key}, which is already in use or retired; a rotation needs a new key",
