@@ -30,6 +30,6 @@ HISTORY=${HISTORY:-3}
 CHECKS=${CHECKS:-50}
 REQUESTS=${REQUESTS:-15}
 CONTROL=${CONTROL:-A.9.4.2}
-CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo build --release -q -p annexa-bench
+bench/build.sh
 target/release/conformity-query --hosts "$HOSTS" --history "$HISTORY" --checks "$CHECKS" \
   --requests "$REQUESTS" --control "$CONTROL"

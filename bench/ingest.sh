@@ -49,7 +49,7 @@ if [ "$COLLECTORS" -gt 1 ] && [ "$DATABASE" != postgres ]; then
   echo "COLLECTORS=$COLLECTORS needs DATABASE=postgres (one SQLite file has one collector)" >&2
   exit 2
 fi
-cargo build --release -q -p annexa-collector -p annexa-bench
+bench/build.sh
 COLLECTOR=${COLLECTOR:-target/release/annexa-collector}
 ulimit -n 65536 2>/dev/null || true
 

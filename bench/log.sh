@@ -22,7 +22,7 @@ what=${1:-all}
 RUNS=${RUNS:-5}
 dir_args=()
 if [ -n "${DIR:-}" ]; then dir_args=(--dir "$DIR"); fi
-cargo build --release -q -p annexa-collector -p annexa-bench
+bench/build.sh
 
 case "$what" in
   proofs|all)

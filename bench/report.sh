@@ -23,7 +23,7 @@ HOSTS=${HOSTS:-1000}
 CHECKS=${CHECKS:-50}
 HISTORY=${HISTORY:-2}
 RUNS=${RUNS:-7}
-cargo build --release -q -p annexa-bench --bin report-build
+bench/build.sh
 args=(--hosts "$HOSTS" --checks "$CHECKS" --history "$HISTORY" --runs "$RUNS")
 if [ -n "${OUT:-}" ]; then args+=(--out "$OUT"); fi
 exec target/release/report-build "${args[@]}"

@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-21}
 command -v /usr/bin/time >/dev/null || { echo "bench/scan.sh needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
-cargo build --release -q -p annexa-agent -p annexa-tests --bins
+bench/build.sh
 FIXTURE_PARENT=$(mktemp -d)
 trap 'rm -rf "$FIXTURE_PARENT"' EXIT
 target/release/annexa-fixture "$FIXTURE_PARENT/root" >/dev/null

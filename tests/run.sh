@@ -28,9 +28,9 @@ tests/ensure-tools.sh \
     mount:mount
 
 if [ -z "${ANNEXA_TEST_POSTGRES:-}" ]; then
+    version=$(ls /etc/postgresql | sort -V | tail -1)
     if ! pg_isready -q -h 127.0.0.1 -p 5432; then
         echo "== starting PostgreSQL"
-        version=$(ls /etc/postgresql | sort -V | tail -1)
         # A fresh install has its cluster; a machine that lost it gets one.
         [ -d "/etc/postgresql/$version/main" ] || pg_createcluster "$version" main
         pg_ctlcluster --skip-systemctl-redirect "$version" main start
@@ -39,7 +39,6 @@ if [ -z "${ANNEXA_TEST_POSTGRES:-}" ]; then
     if ! psql postgres://postgres@127.0.0.1:5432/postgres -qAtc 'SELECT 1' >/dev/null 2>&1; then
         # Debian's default asks TCP clients for a password: let the local
         # test user in without one, on 127.0.0.1 only.
-        version=$(ls /etc/postgresql | sort -V | tail -1)
         hba=/etc/postgresql/$version/main/pg_hba.conf
         if [ -w "$hba" ] && ! grep -q '^# annexa tests' "$hba"; then
             echo "== letting user postgres in from 127.0.0.1 without a password (annexa tests)"
