@@ -42,7 +42,7 @@ impl Intake<'_> {
     /// holds.
     pub async fn submit(
         &self,
-        body: &[u8],
+        body: Vec<u8>,
         agent_time: Option<&[u8]>,
         log_size: Option<u64>,
     ) -> Result<Submitted, Rejection> {

@@ -136,6 +136,38 @@ macro_rules! sql_helpers {
             Ok(out)
         }
 
+        /// Where a page of an agent's envelopes starts.
+        enum Page {
+            /// After this sequence number, oldest first.
+            After(u64),
+            /// Before this sequence number, newest first.
+            Before(u64),
+        }
+
+        /// Up to `limit` of an agent's envelopes' metadata from `page`.
+        async fn envelope_page(
+            conn: &mut $conn,
+            agent_no: i64,
+            page: Page,
+            limit: u32,
+        ) -> Result<Vec<EnvelopeMeta>, StoreError> {
+            let (cmp, order, bound) = match page {
+                Page::After(s) => (">", "", s),
+                Page::Before(s) => ("<", " DESC", s),
+            };
+            sqlx::query(&format!(
+                "SELECT {META_COLUMNS} FROM {META_FROM} WHERE e.agent_no = $1 AND e.sequence {cmp} $2 ORDER BY e.sequence{order} LIMIT $3"
+            ))
+            .bind(agent_no)
+            .bind(bound.min(i64::MAX as u64) as i64)
+            .bind(limit as i64)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(rows::envelope_meta)
+            .collect()
+        }
+
         async fn insert_checkpoint(
             tx: &mut $conn,
             cp: &CheckpointRow,

@@ -274,15 +274,8 @@ macro_rules! sql_store {
                 after: u64,
                 limit: u32,
             ) -> Result<Vec<EnvelopeMeta>, StoreError> {
-                sqlx::query(&format!("SELECT {META_COLUMNS} FROM {META_FROM} WHERE e.agent_no = $1 AND e.sequence > $2 ORDER BY e.sequence LIMIT $3"))
-                    .bind(agent_no)
-                    .bind(after as i64)
-                    .bind(limit as i64)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(rows::envelope_meta)
-                    .collect()
+                let mut conn = self.pool.acquire().await?;
+                envelope_page(&mut conn, agent_no, Page::After(after), limit).await
             }
 
             async fn envelopes_before(
@@ -291,15 +284,8 @@ macro_rules! sql_store {
                 below: u64,
                 limit: u32,
             ) -> Result<Vec<EnvelopeMeta>, StoreError> {
-                sqlx::query(&format!("SELECT {META_COLUMNS} FROM {META_FROM} WHERE e.agent_no = $1 AND e.sequence < $2 ORDER BY e.sequence DESC LIMIT $3"))
-                    .bind(agent_no)
-                    .bind(below.min(i64::MAX as u64) as i64)
-                    .bind(limit as i64)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(rows::envelope_meta)
-                    .collect()
+                let mut conn = self.pool.acquire().await?;
+                envelope_page(&mut conn, agent_no, Page::Before(below), limit).await
             }
 
             async fn latest(&self, agent_no: i64) -> Result<Vec<LatestRow>, StoreError> {
