@@ -12,8 +12,8 @@ use crate::catalog::{CatalogError, Edition, catalog};
 use crate::expect::Params;
 use crate::host::{HostView, ScanMode};
 use crate::ids::{CheckId, ControlId};
-use crate::pack::{Check, PackSet};
-use crate::probes::{Ctx, HostFacts, Outcome, facts_of};
+use crate::pack::{Check, PackSet, ProbeChoice};
+use crate::probes::{Ctx, Detected, HostFacts, Outcome, facts_of};
 use crate::result::{CheckResult, Status, Summary};
 
 /// The version tag of the scan report format.
@@ -152,26 +152,13 @@ pub fn select<'a>(set: &'a PackSet, sel: &Selection) -> Result<Vec<&'a Check>, S
         .collect())
 }
 
-fn platform_matches(check: &Check, facts: &HostFacts) -> bool {
-    check.platforms.is_empty()
-        || check.platforms.iter().any(|p| {
-            facts.os_id.as_deref() == Some(p.as_str()) || facts.os_like.iter().any(|l| l == p)
-        })
-}
-
-/// Runs one check.
-pub fn run_check(check: &Check, ctx: &Ctx<'_>, facts: &HostFacts) -> CheckResult {
-    let outcome = if platform_matches(check, facts) {
-        check.probe.run(ctx)
-    } else {
-        Outcome::not_applicable(format!(
-            "applies to {}; this system is {}",
-            check.platforms.join(", "),
-            facts
-                .os_id
-                .as_deref()
-                .unwrap_or("unidentified (no os-release)")
-        ))
+/// Runs one check: the probe its pack chose for the host's platform, or
+/// `not_applicable` when it has none there.
+pub fn run_check(check: &Check, ctx: &Ctx<'_>) -> CheckResult {
+    let detected = ctx.platform();
+    let outcome = match check.probe_for(&detected.platform) {
+        ProbeChoice::Run { probe, .. } => probe.run(ctx),
+        ProbeChoice::NoVariant => Outcome::not_applicable(no_variant(check, detected)),
     };
     CheckResult {
         check_id: check.id.clone(),
@@ -186,6 +173,30 @@ pub fn run_check(check: &Check, ctx: &Ctx<'_>, facts: &HostFacts) -> CheckResult
         message: outcome.message,
         sources: outcome.sources,
     }
+}
+
+/// Why a check does not apply here, naming the platform and what the check
+/// is for.
+fn no_variant(check: &Check, detected: &Detected) -> String {
+    let mut named: Vec<String> = if check.platforms.is_empty() {
+        check
+            .variants
+            .iter()
+            .flat_map(|v| v.platforms.iter().map(|s| s.to_string()))
+            .collect()
+    } else {
+        check.platforms.iter().map(|s| s.to_string()).collect()
+    };
+    named.dedup();
+    let mut reason = format!(
+        "no variant for platform {}; this check is for {}",
+        detected.platform.name(),
+        named.join(", ")
+    );
+    if let Some(problem) = &detected.problem {
+        reason.push_str(&format!(" (the platform is unknown: {problem})"));
+    }
+    reason
 }
 
 fn now() -> (OffsetDateTime, String) {
@@ -206,7 +217,9 @@ pub fn scan(
     let (_, started_at) = now();
     let clock = Instant::now();
     let ctx = Ctx::new(host, params);
-    let wants_lists = checks.iter().any(|c| c.probe.kind() == "pending_updates");
+    let wants_lists = checks
+        .iter()
+        .any(|c| c.probes().any(|p| p.kind() == "pending_updates"));
     let (facts, results): (HostFacts, Vec<CheckResult>) = std::thread::scope(|s| {
         // The package lists are by far the largest input; read them on the
         // other core from the start while everything else runs here.
@@ -214,7 +227,7 @@ pub fn scan(
             s.spawn(|| ctx.prefetch_pending_updates());
         }
         let (facts, _) = facts_of(&ctx);
-        let results = checks.iter().map(|c| run_check(c, &ctx, &facts)).collect();
+        let results = checks.iter().map(|c| run_check(c, &ctx)).collect();
         (facts, results)
     });
     let (_, finished_at) = now();

@@ -125,6 +125,9 @@ pub enum Expect {
     Between([Num; 2]),
     /// Matches the regular expression.
     Matches(Pattern),
+    /// Does not match the regular expression (a cipher list with no weak
+    /// cipher in it).
+    Lacks(Pattern),
     /// An octal mask whose bits must all be set (for `UMASK 027`).
     BitsSet(String),
 }
@@ -146,6 +149,7 @@ impl Expect {
                 v >= lo.resolve(params)? && v <= hi.resolve(params)?
             }
             Expect::Matches(p) => p.0.is_match(observed),
+            Expect::Lacks(p) => !p.0.is_match(observed),
             Expect::BitsSet(mask) => {
                 let want = octal(mask)?;
                 let have = octal(observed.trim())?;
@@ -172,6 +176,7 @@ impl Expect {
                 format!("between {} and {}", a.describe(params), b.describe(params))
             }
             Expect::Matches(p) => format!("matches /{}/", p.0.as_str()),
+            Expect::Lacks(p) => format!("does not match /{}/", p.0.as_str()),
             Expect::BitsSet(m) => format!("mask with bits {m} set"),
         }
     }

@@ -32,6 +32,7 @@ pub mod host;
 pub mod ids;
 pub mod pack;
 pub mod parse;
+pub mod platform;
 pub mod probes;
 pub mod result;
 pub mod soa;

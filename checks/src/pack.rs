@@ -16,6 +16,7 @@ use crate::catalog::{Edition, catalog};
 use crate::expect::{ParamValue, Params};
 use crate::host::sha256_hex;
 use crate::ids::{CheckId, ControlId};
+use crate::platform::{Platform, Selector};
 use crate::probes::ProbeSpec;
 use crate::result::PackRef;
 // Severity is part of every result; packs declare it (and re-export it for
@@ -74,9 +75,19 @@ struct CheckDecl {
     remediation: String,
     severity: Severity,
     controls: ControlsDecl,
-    probe: Spanned<ProbeSpec>,
     #[serde(default)]
-    platforms: Vec<String>,
+    probe: Option<Spanned<ProbeSpec>>,
+    #[serde(default)]
+    platforms: Vec<Selector>,
+    #[serde(default, rename = "variant")]
+    variants: Vec<Spanned<VariantDecl>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VariantDecl {
+    platforms: Vec<Selector>,
+    probe: Spanned<ProbeSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,22 +138,91 @@ pub struct Check {
     pub controls: BTreeMap<Edition, Vec<ControlId>>,
     /// Editions the pack declared explicitly.
     pub declared: Vec<Edition>,
-    /// What to examine.
-    pub probe: ProbeSpec,
-    /// os-release `ID`s this check applies to (empty: all).
-    pub platforms: Vec<String>,
+    /// What to examine on a platform no variant names; `None` when only
+    /// the variants' platforms are covered.
+    pub probe: Option<ProbeSpec>,
+    /// Per-platform probes, the first that names the host's platform wins.
+    pub variants: Vec<Variant>,
+    /// The platforms this check applies to at all (empty: every platform).
+    pub platforms: Vec<Selector>,
     /// The pack it belongs to.
     pub pack: PackRef,
 }
 
+/// A probe for some platforms only.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// The platforms it is for.
+    pub platforms: Vec<Selector>,
+    /// What to examine there.
+    pub probe: ProbeSpec,
+}
+
+/// Which probe a check runs on a platform.
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeChoice<'a> {
+    /// This probe; `variant` is the selector list that chose it, `None` for
+    /// the check's own probe.
+    Run {
+        /// The probe.
+        probe: &'a ProbeSpec,
+        /// The variant's platforms, when a variant was chosen.
+        variant: Option<&'a [Selector]>,
+    },
+    /// The check has nothing for this platform.
+    NoVariant,
+}
+
 impl Check {
-    /// The parameters its probe reads.
+    /// The parameters its probes read (every variant's).
     pub fn param_names(&self) -> Vec<String> {
-        self.probe
-            .param_refs()
-            .into_iter()
+        let mut names: Vec<String> = self
+            .probes()
+            .flat_map(|p| p.param_refs())
             .map(str::to_string)
-            .collect()
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Its probes: its own, then each variant's.
+    pub fn probes(&self) -> impl Iterator<Item = &ProbeSpec> {
+        self.probe
+            .iter()
+            .chain(self.variants.iter().map(|v| &v.probe))
+    }
+
+    /// The probe to run on `platform`: the first variant that names it,
+    /// else the check's own probe, provided the check applies there at all.
+    pub fn probe_for(&self, platform: &Platform) -> ProbeChoice<'_> {
+        if !self.platforms.is_empty() && !self.platforms.iter().any(|s| platform.matches(s)) {
+            return ProbeChoice::NoVariant;
+        }
+        if let Some(v) = self
+            .variants
+            .iter()
+            .find(|v| v.platforms.iter().any(|s| platform.matches(s)))
+        {
+            return ProbeChoice::Run {
+                probe: &v.probe,
+                variant: Some(&v.platforms),
+            };
+        }
+        match &self.probe {
+            Some(probe) => ProbeChoice::Run {
+                probe,
+                variant: None,
+            },
+            None => ProbeChoice::NoVariant,
+        }
+    }
+
+    /// The kinds of its probes, `/`-separated (for listings).
+    pub fn probe_kinds(&self) -> String {
+        let mut kinds: Vec<&str> = self.probes().map(|p| p.kind()).collect();
+        kinds.dedup();
+        kinds.join("/")
     }
 }
 
@@ -350,19 +430,42 @@ pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Ve
                 "at least one edition's controls (\"2005\", \"2013\" or \"2022\") must be given",
             ));
         }
-        for p in decl.probe.get_ref().param_refs() {
-            if !params.contains_key(p) {
+        let mut probes: Vec<(String, &Spanned<ProbeSpec>)> = Vec::new();
+        if let Some(p) = &decl.probe {
+            probes.push((field("probe"), p));
+        }
+        for (i, v) in decl.variants.iter().enumerate() {
+            probes.push((field(&format!("variant[{i}].probe")), &v.get_ref().probe));
+            if v.get_ref().platforms.is_empty() {
                 errors.push(loc.at(
-                    decl.probe.span().start,
-                    field("probe"),
-                    format!(
-                        "refers to parameter `{p}`, which this pack does not declare under [params]"
-                    ),
+                    v.span().start,
+                    field(&format!("variant[{i}].platforms")),
+                    "empty list: a variant names the platforms it is for",
                 ));
             }
         }
-        if let Err(msg) = decl.probe.get_ref().validate() {
-            errors.push(loc.at(decl.probe.span().start, field("probe"), msg));
+        if probes.is_empty() {
+            errors.push(loc.at(
+                span.start,
+                field("probe"),
+                "missing: a check has a `probe`, or `[[check.variant]]` entries with theirs",
+            ));
+        }
+        for (name, probe) in &probes {
+            for p in probe.get_ref().param_refs() {
+                if !params.contains_key(p) {
+                    errors.push(loc.at(
+                        probe.span().start,
+                        name.clone(),
+                        format!(
+                            "refers to parameter `{p}`, which this pack does not declare under [params]"
+                        ),
+                    ));
+                }
+            }
+            if let Err(msg) = probe.get_ref().validate() {
+                errors.push(loc.at(probe.span().start, name.clone(), msg));
+            }
         }
         checks.push(Check {
             id: CheckId::new(id),
@@ -372,7 +475,18 @@ pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Ve
             severity: decl.severity,
             controls: derive_controls(&declared),
             declared: declared.keys().copied().collect(),
-            probe: decl.probe.into_inner(),
+            probe: decl.probe.map(Spanned::into_inner),
+            variants: decl
+                .variants
+                .into_iter()
+                .map(|v| {
+                    let v = v.into_inner();
+                    Variant {
+                        platforms: v.platforms,
+                        probe: v.probe.into_inner(),
+                    }
+                })
+                .collect(),
             platforms: decl.platforms,
             pack: reference.clone(),
         });

@@ -10,6 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use annexa_checks::CheckId;
 use annexa_checks::catalog::Edition;
 use annexa_checks::gate::FailOn;
+use annexa_checks::platform::Platform;
 
 use annexa_agent::commands::controls::{list_controls, map_control};
 use annexa_agent::commands::gate::GateOutputs;
@@ -213,7 +214,16 @@ pub(super) enum ChecksCommand {
         /// Edition of the controls shown.
         #[arg(long, value_name = "YEAR", default_value = "2022", value_parser = parse_edition)]
         edition: Edition,
+        /// Only the checks that apply to this platform (`rhel9`,
+        /// `ubuntu24.04`, `debian12`, `rocky9`, `fedora40`, or a family:
+        /// `debian`, `rhel`), with the probe each runs there.
+        #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
+        platform: Option<Platform>,
     },
+}
+
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    Platform::from_name(s).map_err(|e| e.to_string())
 }
 
 impl From<PackArgs> for PackOptions {
@@ -343,8 +353,12 @@ impl ControlsCommand {
 impl ChecksCommand {
     pub(super) fn run(self) -> anyhow::Result<Exit> {
         match self {
-            ChecksCommand::List { packs, edition } => {
-                list_checks(&packs.into(), edition)?;
+            ChecksCommand::List {
+                packs,
+                edition,
+                platform,
+            } => {
+                list_checks(&packs.into(), edition, platform.as_ref())?;
                 Ok(Exit::Success)
             }
         }

@@ -1,17 +1,43 @@
 //! `annexa checks list`: every check of the loaded packs with its
-//! severity, probe and controls.
+//! severity, probe and controls; for one platform, only the checks that
+//! apply there, with the probe each would run.
 
 use std::io::Write;
 
 use annexa_checks::catalog::Edition;
+use annexa_checks::pack::ProbeChoice;
+use annexa_checks::platform::Platform;
 
 use super::PackOptions;
 
-/// Prints one line per check, its controls in `edition`.
-pub fn list_checks(packs: &PackOptions, edition: Edition) -> anyhow::Result<()> {
+/// Prints one line per check, its controls in `edition`; with a platform,
+/// the checks that apply to it and, for a check with variants, which
+/// variant runs.
+pub fn list_checks(
+    packs: &PackOptions,
+    edition: Edition,
+    platform: Option<&Platform>,
+) -> anyhow::Result<()> {
     let set = packs.load()?;
     let mut out = std::io::stdout().lock();
     for c in set.checks() {
+        let kind = match platform {
+            None => c.probe_kinds(),
+            Some(p) => match c.probe_for(p) {
+                ProbeChoice::NoVariant => continue,
+                ProbeChoice::Run { probe, variant } => match variant {
+                    Some(sel) => format!(
+                        "{} [{}]",
+                        probe.kind(),
+                        sel.iter()
+                            .map(|s| s.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                    None => probe.kind().to_string(),
+                },
+            },
+        };
         let ids = c
             .controls
             .get(&edition)
@@ -22,7 +48,7 @@ pub fn list_checks(packs: &PackOptions, edition: Edition) -> anyhow::Result<()> 
             "{:<44} {:<8} {:<16} {}",
             c.id,
             c.severity.as_str(),
-            c.probe.kind(),
+            kind,
             ids
         )?;
     }

@@ -407,6 +407,38 @@ fn meta_of(m: &std::fs::Metadata) -> Meta {
     }
 }
 
+/// Reads a file from an offset with positioned reads, so that several
+/// readers can share one open file (a digest and a parser reading the same
+/// bytes).
+pub struct AtReader<'f> {
+    /// The open file.
+    pub file: &'f std::fs::File,
+    /// Where the next read starts.
+    pub offset: u64,
+}
+
+impl std::io::Read for AtReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Lower-case hex SHA-256 of a whole open file, streamed.
+pub fn digest_file(file: &std::fs::File) -> std::io::Result<String> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut reader = AtReader { file, offset: 0 };
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut reader, &mut buf)?;
+        if n == 0 {
+            return Ok(hex(ctx.finish().as_ref()));
+        }
+        ctx.update(&buf[..n]);
+    }
+}
+
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);

@@ -14,8 +14,12 @@ pub struct Installed {
     pub version: String,
     /// Architecture (`amd64`, `all`, …).
     pub arch: String,
-    /// 1-based line of the stanza in the status file.
+    /// 1-based line of the stanza in the status file (0: the database has
+    /// no lines, as rpm's has not).
     pub line: u32,
+    /// The key that signed it, where the database records one (rpm's
+    /// header signature); dpkg records none.
+    pub signed_by: Option<String>,
 }
 
 /// Parses /var/lib/dpkg/status and returns the packages whose state is
@@ -57,6 +61,7 @@ pub fn parse_status(text: &str) -> HashMap<String, Installed> {
                     version: version.to_string(),
                     arch,
                     line: start,
+                    signed_by: None,
                 },
             );
         }

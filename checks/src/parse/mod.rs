@@ -7,6 +7,8 @@ pub mod dpkg;
 pub mod ini;
 pub mod keyvalue;
 pub mod passwd;
+pub mod repodata;
+pub mod rpm;
 pub mod shell;
 pub mod sshd;
 pub mod sudoers;

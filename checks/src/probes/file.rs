@@ -35,6 +35,10 @@ pub struct FileProbe {
     /// Modified no longer ago than this many days.
     #[serde(default)]
     max_age_days: Option<Num>,
+    /// Every `path` must satisfy the check (RHEL's `system-auth` and
+    /// `password-auth` both), instead of the first that exists.
+    #[serde(default)]
+    each: bool,
 }
 
 fn yes() -> bool {
@@ -48,9 +52,72 @@ pub(crate) fn parse_mode(s: &str) -> Result<u32, String> {
 
 impl Probe for FileProbe {
     fn run(&self, ctx: &Ctx<'_>) -> Outcome {
+        if !self.each {
+            return self.examine(ctx, &self.path);
+        }
+        let outcomes: Vec<Outcome> = self
+            .path
+            .iter()
+            .map(|p| self.examine(ctx, std::slice::from_ref(p)))
+            .collect();
+        let worst = outcomes
+            .iter()
+            .map(|o| o.status)
+            .max_by_key(|s| match s {
+                crate::result::Status::Error => 3,
+                crate::result::Status::Fail => 2,
+                _ => 1,
+            })
+            .unwrap_or(crate::result::Status::Error);
+        let pick = |f: fn(&Outcome) -> Option<&String>| {
+            outcomes
+                .iter()
+                .filter_map(f)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let mut combined = Outcome::new(
+            worst,
+            outcomes
+                .iter()
+                .filter(|o| o.status == worst)
+                .map(|o| o.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+        .observed(pick(|o| o.observed.as_ref()));
+        if let Some(e) = outcomes.first().and_then(|o| o.expected.clone()) {
+            combined = combined.expected(format!("each of {}: {e}", self.path.join(", ")));
+        }
+        combined.sources = outcomes.into_iter().flat_map(|o| o.sources).collect();
+        combined
+    }
+
+    fn param_refs(&self) -> Vec<&str> {
+        crate::expect::param_refs([&self.max_age_days])
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.path.is_empty() {
+            return Err("`path` must name at least one file".into());
+        }
+        if let Some(p) = self.path.iter().find(|p| !p.starts_with('/')) {
+            return Err(format!("`path` entries are absolute, got `{p}`"));
+        }
+        if let Some(m) = &self.mode_max {
+            parse_mode(m)?;
+        }
+        Ok(())
+    }
+}
+
+impl FileProbe {
+    /// The check on the first of `paths` that exists.
+    fn examine(&self, ctx: &Ctx<'_>, paths: &[String]) -> Outcome {
         let mut sources = Vec::new();
         let mut found = None;
-        for p in &self.path {
+        for p in paths {
             match host_try!(ctx.host.metadata(p), sources) {
                 Some(m) => {
                     found = Some((p.clone(), m));
@@ -59,7 +126,7 @@ impl Probe for FileProbe {
                 None => sources.push(HostView::absent_source(p)),
             }
         }
-        let names = self.path.join(" or ");
+        let names = paths.join(" or ");
         let Some((path, meta)) = found else {
             return Outcome::verdict(!self.exists, format!("{names} does not exist"))
                 .expected(if self.exists { "exists" } else { "absent" })
@@ -179,23 +246,6 @@ impl Probe for FileProbe {
             .expected(expected)
             .observed(observed.join(", "))
             .sources(sources)
-    }
-
-    fn param_refs(&self) -> Vec<&str> {
-        crate::expect::param_refs([&self.max_age_days])
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        if self.path.is_empty() {
-            return Err("`path` must name at least one file".into());
-        }
-        if let Some(p) = self.path.iter().find(|p| !p.starts_with('/')) {
-            return Err(format!("`path` entries are absolute, got `{p}`"));
-        }
-        if let Some(m) = &self.mode_max {
-            parse_mode(m)?;
-        }
-        Ok(())
     }
 }
 

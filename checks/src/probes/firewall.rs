@@ -30,6 +30,87 @@ impl Probe for FirewallProbe {
     }
 }
 
+/// firewalld's default zone, when it filters: `Ok(name)`, or `Err(why
+/// not)` when it accepts everything (`trusted`, or `target="ACCEPT"`) or is
+/// not defined. Zones in /etc/firewalld override the packaged ones in
+/// /usr/lib/firewalld, file by file, as firewalld loads them.
+fn firewalld_default_zone(
+    ctx: &Ctx<'_>,
+    sources: &mut Vec<crate::result::Source>,
+) -> Result<Result<String, String>, crate::host::HostError> {
+    const CONF: &str = "/etc/firewalld/firewalld.conf";
+    let mut zone = "public".to_string();
+    match ctx.read(CONF)? {
+        Some(f) => {
+            let kvs = keyvalue::parse_equals(&f.text());
+            match keyvalue::last(&kvs, "DefaultZone") {
+                Some(kv) => {
+                    sources.push(f.source_at(kv.line));
+                    zone = kv.value.clone();
+                }
+                None => sources.push(f.source()),
+            }
+        }
+        None => sources.push(crate::host::HostView::absent_source(CONF)),
+    }
+    if zone.is_empty()
+        || !zone
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Ok(Err(format!("its default zone `{zone}` is not a zone name")));
+    }
+    for dir in ["/etc/firewalld/zones", "/usr/lib/firewalld/zones"] {
+        let path = format!("{dir}/{zone}.xml");
+        let Some(f) = ctx.read(&path)? else { continue };
+        sources.push(f.source());
+        let target = zone_target(&f.text()).map_err(|message| crate::host::HostError::Io {
+            path: path.clone(),
+            message,
+        })?;
+        if zone == "trusted" || target.as_deref() == Some("ACCEPT") {
+            return Ok(Err(format!(
+                "its default zone {zone} accepts all traffic (target {})",
+                target.as_deref().unwrap_or("ACCEPT")
+            )));
+        }
+        return Ok(Ok(zone));
+    }
+    Ok(Err(format!(
+        "its default zone {zone} is not defined (no {zone}.xml in /etc/firewalld/zones or /usr/lib/firewalld/zones)"
+    )))
+}
+
+/// The `target` attribute of a firewalld zone file's `<zone>` element.
+fn zone_target(xml: &str) -> Result<Option<String>, String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Err(e) => {
+                return Err(format!(
+                    "not well-formed XML at byte {}: {e}",
+                    reader.error_position()
+                ));
+            }
+            Ok(Event::Eof) => return Err("no <zone> element".into()),
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) if e.local_name().as_ref() == "zone" => {
+                for a in e.attributes() {
+                    let a = a.map_err(|e| e.to_string())?;
+                    if a.key.local_name().as_ref() == "target" {
+                        let v = a
+                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .map_err(|e| e.to_string())?;
+                        return Ok(Some(v.into_owned()));
+                    }
+                }
+                return Ok(None);
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
 fn configured(ctx: &Ctx<'_>) -> Outcome {
     let mut sources = Vec::new();
     let mut notes = Vec::new();
@@ -112,12 +193,21 @@ fn configured(ctx: &Ctx<'_>) -> Outcome {
             sources
         );
         if state.is_enabled() {
-            return Outcome::pass(format!("firewalld is {}", state.describe()))
-                .expected(expected)
-                .observed("firewalld")
-                .sources(sources);
+            match host_try!(firewalld_default_zone(ctx, &mut sources), sources) {
+                Ok(zone) => {
+                    return Outcome::pass(format!(
+                        "firewalld is {}, default zone {zone}",
+                        state.describe()
+                    ))
+                    .expected(expected)
+                    .observed(format!("firewalld, default zone {zone}"))
+                    .sources(sources);
+                }
+                Err(why) => notes.push(format!("firewalld is enabled but {why}")),
+            }
+        } else {
+            notes.push(format!("firewalld installed but {}", state.describe()));
         }
-        notes.push(format!("firewalld installed but {}", state.describe()));
     }
     // iptables-persistent
     if let Some(p) = pkg_or_err!(&["iptables-persistent", "netfilter-persistent"]) {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{Ctx, Outcome, Probe};
 use crate::host::live::LiveInventory;
 use crate::host::{HostView, ScanMode};
-use crate::parse::keyvalue;
+use crate::platform::{Family, OS_RELEASE_PATHS, Platform, parse_os_release};
 use crate::result::Source;
 
 /// What the scan learnt about the host itself.
@@ -21,6 +21,17 @@ pub struct HostFacts {
     pub os_version: Option<String>,
     /// os-release `PRETTY_NAME`.
     pub os_name: Option<String>,
+    /// The family the checks treated the host as (`debian`, `rhel`,
+    /// `unknown`).
+    #[serde(default)]
+    pub family: Family,
+    /// The platform the checks' variants were chosen for (`rhel9.4`,
+    /// `ubuntu24.04`, `unknown`).
+    #[serde(default)]
+    pub platform: String,
+    /// Why the platform could not be identified, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_problem: Option<String>,
     /// Host name (/etc/hostname, or the running kernel's).
     pub hostname: Option<String>,
     /// /etc/machine-id when initialised.
@@ -30,6 +41,63 @@ pub struct HostFacts {
     /// Live facts (absent in root mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<serde_json::Value>,
+}
+
+/// The platform as the scan identified it.
+#[derive(Debug, Clone, Default)]
+pub struct Detected {
+    /// What os-release says (unknown when it is absent or malformed).
+    pub platform: Platform,
+    /// os-release `PRETTY_NAME`.
+    pub pretty_name: Option<String>,
+    /// The os-release file read.
+    pub source: Option<Source>,
+    /// Why the platform is unknown: the file is absent, unreadable or
+    /// malformed (named, with the line).
+    pub problem: Option<String>,
+}
+
+/// Identifies the platform from the first os-release file that exists.
+pub(crate) fn detect(view: &HostView) -> Detected {
+    for path in OS_RELEASE_PATHS {
+        let file = match view.read(path) {
+            Ok(Some(f)) => f,
+            Ok(None) => continue,
+            Err(e) => {
+                return Detected {
+                    problem: Some(e.to_string()),
+                    ..Detected::default()
+                };
+            }
+        };
+        let text = file.text();
+        return match Platform::from_os_release(&text) {
+            Ok(platform) => {
+                let pretty_name = parse_os_release(&text)
+                    .ok()
+                    .and_then(|f| f.get("PRETTY_NAME").cloned());
+                let problem = platform
+                    .id
+                    .is_none()
+                    .then(|| format!("{path}: no ID field"));
+                Detected {
+                    platform,
+                    pretty_name,
+                    source: Some(file.source()),
+                    problem,
+                }
+            }
+            Err(e) => Detected {
+                source: Some(file.source_at(e.line as u32)),
+                problem: Some(format!("{path}: {e}")),
+                ..Detected::default()
+            },
+        };
+    }
+    Detected {
+        problem: Some(format!("no {}", OS_RELEASE_PATHS.join(" or "))),
+        ..Detected::default()
+    }
 }
 
 /// Collects the facts and the sources they came from.
@@ -48,25 +116,25 @@ pub(crate) fn facts_of(ctx: &Ctx<'_>) -> (HostFacts, Vec<Source>) {
         os_like: Vec::new(),
         os_version: None,
         os_name: None,
+        family: Family::Unknown,
+        platform: String::new(),
+        platform_problem: None,
         hostname: None,
         machine_id: None,
         packages: None,
         live: None,
     };
-    for path in ["/etc/os-release", "/usr/lib/os-release"] {
-        if let Ok(Some(f)) = view.read(path) {
-            let kvs = keyvalue::parse_equals(&f.text());
-            let get = |k: &str| keyvalue::last(&kvs, k).map(|kv| kv.value.clone());
-            facts.os_id = get("ID");
-            facts.os_like = get("ID_LIKE")
-                .map(|s| s.split_whitespace().map(str::to_string).collect())
-                .unwrap_or_default();
-            facts.os_version = get("VERSION_ID");
-            facts.os_name = get("PRETTY_NAME");
-            sources.push(f.source());
-            break;
-        }
+    let detected = ctx.platform();
+    if let Some(src) = &detected.source {
+        sources.push(src.clone());
     }
+    facts.os_id = detected.platform.id.clone();
+    facts.os_like = detected.platform.like.clone();
+    facts.os_version = detected.platform.version.clone();
+    facts.os_name = detected.pretty_name.clone();
+    facts.family = detected.platform.family;
+    facts.platform = detected.platform.name();
+    facts.platform_problem = detected.problem.clone();
     if let Ok(Some(f)) = view.read("/etc/hostname") {
         let name = f.text().trim().to_string();
         if !name.is_empty() {
@@ -81,7 +149,7 @@ pub(crate) fn facts_of(ctx: &Ctx<'_>) -> (HostFacts, Vec<Source>) {
         }
         sources.push(f.source());
     }
-    if let Ok(Some(db)) = ctx.dpkg() {
+    if let Ok(Some(db)) = ctx.packages() {
         facts.packages = Some(db.installed.len());
     }
     if view.mode() == ScanMode::Live {
@@ -110,6 +178,13 @@ pub struct InventoryProbe {}
 impl Probe for InventoryProbe {
     fn run(&self, ctx: &Ctx<'_>) -> Outcome {
         let (facts, sources) = facts_of(ctx);
+        if let (Some(problem), Some(_)) = (&facts.platform_problem, &ctx.platform().source) {
+            return Outcome::error(format!(
+                "the operating system cannot be identified: {problem}"
+            ))
+            .expected("operating system and host name identified")
+            .sources(sources);
+        }
         let mut missing = Vec::new();
         if facts.os_id.is_none() {
             missing.push("operating system (no /etc/os-release)");

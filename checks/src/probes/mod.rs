@@ -9,14 +9,18 @@ mod accounts;
 mod audit_rules;
 mod capacity;
 mod clock_state;
+mod dnf_cache;
 mod file;
 mod file_tree;
 mod firewall;
 mod inventory;
 mod logging;
 mod login_defs;
+mod mac;
 mod package;
+pub mod packages;
 mod pending_updates;
+mod setting;
 mod shell_var;
 mod sshd_config;
 mod sudoers;
@@ -25,7 +29,6 @@ mod systemd_conf;
 mod systemd_unit;
 mod time_sync;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::OnceLock as OnceCell;
 
@@ -33,11 +36,12 @@ use serde::Deserialize;
 
 use crate::expect::{Expect, Params};
 use crate::host::{FileData, HostError, HostView, ScanMode};
-use crate::parse::{self, dpkg, passwd};
+use crate::parse::{self, passwd};
 use crate::result::{Source, Status};
 
 pub(crate) use inventory::facts_of;
-pub use inventory::{HostFacts, host_facts};
+pub use inventory::{Detected, HostFacts, host_facts};
+pub use packages::{PackageDb, PackageFormat};
 
 /// What a check examines and how: the `probe` table of a check in a pack.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -81,6 +85,10 @@ pub enum ProbeSpec {
     Inventory(inventory::InventoryProbe),
     /// Disk and memory headroom.
     Capacity(capacity::CapacityProbe),
+    /// A key in a configuration file and its drop-ins.
+    Setting(setting::SettingProbe),
+    /// Mandatory access control (SELinux, AppArmor) enforcing.
+    Mac(mac::MacProbe),
 }
 
 impl ProbeSpec {
@@ -106,6 +114,8 @@ impl ProbeSpec {
             ProbeSpec::Firewall(_) => "firewall",
             ProbeSpec::Inventory(_) => "inventory",
             ProbeSpec::Capacity(_) => "capacity",
+            ProbeSpec::Setting(_) => "setting",
+            ProbeSpec::Mac(_) => "mac",
         }
     }
 
@@ -130,6 +140,8 @@ impl ProbeSpec {
             ProbeSpec::Firewall(p) => p,
             ProbeSpec::Inventory(p) => p,
             ProbeSpec::Capacity(p) => p,
+            ProbeSpec::Setting(p) => p,
+            ProbeSpec::Mac(p) => p,
         }
     }
 
@@ -253,15 +265,6 @@ macro_rules! host_try {
 }
 pub(crate) use host_try;
 
-/// The installed-package database as read once per scan.
-#[derive(Debug, Clone)]
-pub struct PackageDb {
-    /// Installed packages by name.
-    pub installed: HashMap<String, dpkg::Installed>,
-    /// The status file.
-    pub source: Source,
-}
-
 /// The state a probe run has access to: the host, the parameters in force,
 /// and parsed files shared between the checks of one scan.
 pub struct Ctx<'a> {
@@ -269,8 +272,9 @@ pub struct Ctx<'a> {
     pub host: &'a HostView,
     /// Parameters in force.
     pub params: &'a Params,
+    platform: OnceCell<Detected>,
     sshd: OnceCell<Result<Arc<parse::sshd::SshdConfig>, HostError>>,
-    dpkg: OnceCell<Result<Option<Arc<PackageDb>>, HostError>>,
+    packages: OnceCell<Result<Option<Arc<PackageDb>>, HostError>>,
     sudoers: OnceCell<Result<Arc<parse::sudoers::Sudoers>, HostError>>,
     pending: OnceCell<Result<Arc<pending_updates::Pending>, HostError>>,
 }
@@ -281,8 +285,9 @@ impl<'a> Ctx<'a> {
         Ctx {
             host,
             params,
+            platform: OnceCell::new(),
             sshd: OnceCell::new(),
-            dpkg: OnceCell::new(),
+            packages: OnceCell::new(),
             sudoers: OnceCell::new(),
             pending: OnceCell::new(),
         }
@@ -314,17 +319,17 @@ impl<'a> Ctx<'a> {
             .clone()
     }
 
-    /// The dpkg database; `Ok(None)` on a system without dpkg.
-    pub fn dpkg(&self) -> Result<Option<Arc<PackageDb>>, HostError> {
-        self.dpkg
+    /// The platform, from the scanned system's os-release.
+    pub fn platform(&self) -> &Detected {
+        self.platform.get_or_init(|| inventory::detect(self.host))
+    }
+
+    /// The installed-package database of the platform's family; `Ok(None)`
+    /// on a system without one.
+    pub fn packages(&self) -> Result<Option<Arc<PackageDb>>, HostError> {
+        self.packages
             .get_or_init(|| {
-                let Some(file) = self.host.read("/var/lib/dpkg/status")? else {
-                    return Ok(None);
-                };
-                Ok(Some(Arc::new(PackageDb {
-                    installed: dpkg::parse_status(&file.text()),
-                    source: file.source(),
-                })))
+                packages::load(self.host, self.platform().platform.family).map(|o| o.map(Arc::new))
             })
             .clone()
     }

@@ -3,17 +3,18 @@
 
 use serde::Deserialize;
 
+use super::packages::{self, PackageDb};
 use super::{Ctx, Outcome, Probe};
-use crate::host::HostView;
-use crate::parse::dpkg::compare_versions;
 use crate::result::Source;
 
 /// Where an installed package was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Found {
     pub name: String,
     pub version: String,
+    pub signed_by: Option<String>,
     pub source: Source,
+    pub db: std::sync::Arc<PackageDb>,
 }
 
 /// Looks up installed packages. `Err` when no package database can be read.
@@ -21,47 +22,28 @@ pub(crate) fn installed(
     ctx: &Ctx<'_>,
     names: &[String],
 ) -> Result<(Option<Found>, Vec<Source>), String> {
-    match ctx.dpkg().map_err(|e| e.to_string())? {
-        Some(db) => {
-            for n in names {
-                if let Some(p) = db.installed.get(n) {
-                    let source = db.source.at_line(p.line);
-                    return Ok((
-                        Some(Found {
-                            name: n.clone(),
-                            version: p.version.clone(),
-                            source,
-                        }),
-                        vec![],
-                    ));
-                }
-            }
-            Ok((None, vec![db.source.clone()]))
-        }
-        None => {
-            let rpmdb = ["/var/lib/rpm", "/usr/lib/sysimage/rpm"]
-                .iter()
-                .any(|p| ctx.host.exists(p).unwrap_or(false));
-            match (ctx.host.live_host(), rpmdb) {
-                (Some(live), true) => {
-                    let mut sources = Vec::new();
-                    for n in names {
-                        let out = live
-                            .command(&["rpm", "-q", "--qf", "%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n", "--", n])
-                            .map_err(|e| format!("rpm -q {n}: {e}"))?;
-                        sources.push(out.source());
-                        if out.code == Some(0) {
-                            let version = out.stdout.lines().next().unwrap_or("").trim().to_string();
-                            return Ok((Some(Found { name: n.clone(), version, source: out.source() }), sources));
-                        }
-                    }
-                    Ok((None, sources))
-                }
-                (None, true) => Err("the root uses an RPM database, which annexa reads only on a live host (through rpm -q)".into()),
-                _ => Err("no package database found (/var/lib/dpkg/status, /var/lib/rpm)".into()),
-            }
+    let Some(db) = ctx.packages().map_err(|e| e.to_string())? else {
+        return Err(format!(
+            "no package database found ({}, {})",
+            packages::DPKG_STATUS,
+            packages::RPMDB_SQLITE.join(", ")
+        ));
+    };
+    for n in names {
+        if let Some(p) = db.installed.get(n) {
+            return Ok((
+                Some(Found {
+                    name: n.clone(),
+                    version: p.version.clone(),
+                    signed_by: p.signed_by.clone(),
+                    source: db.source_of(p),
+                    db: db.clone(),
+                }),
+                vec![],
+            ));
         }
     }
+    Ok((None, vec![db.source.clone()]))
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -72,7 +54,7 @@ pub struct PackageProbe {
     /// `true` (default): installed; `false`: none of them installed.
     #[serde(default = "yes")]
     installed: bool,
-    /// Minimum version (Debian ordering).
+    /// Minimum version, compared as the host's package manager compares.
     #[serde(default)]
     min_version: Option<String>,
 }
@@ -86,10 +68,7 @@ impl Probe for PackageProbe {
         let names = self.names.join(" / ");
         let (found, mut sources) = match installed(ctx, &self.names) {
             Ok(r) => r,
-            Err(e) => {
-                return Outcome::error(e)
-                    .sources(vec![HostView::absent_source("/var/lib/dpkg/status")]);
-            }
+            Err(e) => return Outcome::error(e),
         };
         match (found, self.installed) {
             (None, want) => Outcome::verdict(!want, format!("{names}: not installed"))
@@ -105,9 +84,12 @@ impl Probe for PackageProbe {
             }
             (Some(f), true) => {
                 sources.push(f.source);
-                let observed = format!("{} {}", f.name, f.version);
+                let mut observed = format!("{} {}", f.name, f.version);
+                if let Some(key) = &f.signed_by {
+                    observed.push_str(&format!(", signed by key {key}"));
+                }
                 match &self.min_version {
-                    Some(min) if compare_versions(&f.version, min).is_lt() => {
+                    Some(min) if f.db.compare(&f.version, min).is_lt() => {
                         Outcome::fail(format!("{observed} is older than {min}"))
                             .expected(format!("installed, at least {min}"))
                     }

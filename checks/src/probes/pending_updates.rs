@@ -14,9 +14,9 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use super::{Ctx, Outcome, Probe, host_try};
+use super::{Ctx, Outcome, PackageDb, PackageFormat, Probe, host_try};
 use crate::expect::Num;
-use crate::host::{HostError, HostView, hex};
+use crate::host::{AtReader, HostError, HostView, digest_file};
 use crate::parse::dpkg::{Installed, ListScanner, compare_versions};
 use crate::result::{Source, SourceKind};
 
@@ -37,13 +37,20 @@ pub struct PendingUpdatesProbe {
     max_list_age_days: Option<Num>,
 }
 
-/// What the lists say, computed once per scan (the lists can be large).
+/// What the package metadata says, computed once per scan (it can be
+/// large).
 pub(crate) struct Pending {
-    sources: Vec<Source>,
-    /// name → (installed, newest offered, from a security list)
-    upgrades: BTreeMap<String, (String, String, bool)>,
-    newest_list_age_days: Option<u64>,
-    lists: usize,
+    pub(crate) sources: Vec<Source>,
+    /// name → (installed, newest offered, a security update)
+    pub(crate) upgrades: BTreeMap<String, (String, String, bool)>,
+    pub(crate) newest_list_age_days: Option<u64>,
+    /// apt lists or dnf repositories read.
+    pub(crate) lists: usize,
+    /// Security advisories that a pending update fixes: id → severity (dnf;
+    /// apt lists carry none).
+    pub(crate) advisories: BTreeMap<String, String>,
+    /// What was read, for messages.
+    pub(crate) what: &'static str,
 }
 
 fn scan_lists(
@@ -153,46 +160,26 @@ fn scan_lists(
         upgrades,
         newest_list_age_days,
         lists,
+        advisories: BTreeMap::new(),
+        what: "apt package lists",
     })
 }
 
-fn pending_of(ctx: &Ctx<'_>, db: &super::PackageDb) -> Result<Arc<Pending>, HostError> {
+fn pending_of(ctx: &Ctx<'_>, db: &PackageDb) -> Result<Arc<Pending>, HostError> {
     ctx.pending
-        .get_or_init(|| scan_lists(ctx.host, &db.installed).map(Arc::new))
+        .get_or_init(|| {
+            match db.format {
+                PackageFormat::Dpkg => scan_lists(ctx.host, &db.installed),
+                PackageFormat::Rpm => super::dnf_cache::scan(ctx.host, db),
+            }
+            .map(Arc::new)
+        })
         .clone()
 }
 
 pub(crate) fn prefetch(ctx: &Ctx<'_>) {
-    if let Ok(Some(db)) = ctx.dpkg() {
+    if let Ok(Some(db)) = ctx.packages() {
         let _ = pending_of(ctx, &db);
-    }
-}
-
-/// A `Read` over an open file through positioned reads, so that several
-/// threads can read the same file independently.
-struct AtReader<'f> {
-    file: &'f std::fs::File,
-    offset: u64,
-}
-
-impl Read for AtReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.offset)?;
-        self.offset += n as u64;
-        Ok(n)
-    }
-}
-
-fn digest_file(file: &std::fs::File) -> std::io::Result<String> {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut reader = AtReader { file, offset: 0 };
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex(ctx.finish().as_ref()));
-        }
-        ctx.update(&buf[..n]);
     }
 }
 
@@ -243,45 +230,6 @@ impl PendingUpdatesProbe {
         }
         e.join(", ")
     }
-
-    fn run_rpm(&self, ctx: &Ctx<'_>, sec: Option<i64>, total: Option<i64>) -> Outcome {
-        let Some(live) = ctx.host.live_host() else {
-            return Outcome::error("RPM metadata is read only on a live host");
-        };
-        let count = |args: &[&str]| -> Result<(usize, Source), String> {
-            let out = live
-                .command(args)
-                .map_err(|e| format!("{}: {e}", args.join(" ")))?;
-            match out.code {
-                Some(0) | Some(100) => Ok((
-                    out.stdout
-                        .lines()
-                        .filter(|l| !l.trim().is_empty() && !l.starts_with("Last metadata"))
-                        .count(),
-                    out.source(),
-                )),
-                _ => Err(format!("{} failed: {}", args.join(" "), out.stderr.trim())),
-            }
-        };
-        let (all, s1) = match count(&["dnf", "-C", "-q", "check-update"]) {
-            Ok(r) => r,
-            Err(e) => return Outcome::error(e),
-        };
-        let (security, s2) = match count(&["dnf", "-C", "-q", "updateinfo", "list", "--security"]) {
-            Ok(r) => r,
-            Err(e) => return Outcome::error(e),
-        };
-        let ok = sec.is_none_or(|s| security as i64 <= s) && total.is_none_or(|t| all as i64 <= t);
-        Outcome::verdict(
-            ok,
-            format!(
-                "{all} updates pending, {security} of them security updates (dnf cached metadata)"
-            ),
-        )
-        .expected(self.expected(sec, total, None))
-        .observed(format!("{all} pending, {security} security"))
-        .sources(vec![s1, s2])
-    }
 }
 
 impl Probe for PendingUpdatesProbe {
@@ -290,14 +238,15 @@ impl Probe for PendingUpdatesProbe {
             Ok(l) => l,
             Err(e) => return Outcome::error(e),
         };
-        let db = match host_try!(ctx.dpkg()) {
+        let db = match host_try!(ctx.packages()) {
             Some(db) => db,
             None => {
-                if ctx.is_live() && ctx.host.exists("/var/lib/rpm").unwrap_or(false) {
-                    return self.run_rpm(ctx, sec, total);
-                }
-                return Outcome::error("no dpkg status database (/var/lib/dpkg/status); pending updates cannot be determined")
-                    .sources(vec![HostView::absent_source("/var/lib/dpkg/status")]);
+                return Outcome::error(format!(
+                    "no package database ({}, {}); pending updates cannot be determined",
+                    super::packages::DPKG_STATUS,
+                    super::packages::RPMDB_SQLITE.join(", ")
+                ))
+                .sources(vec![HostView::absent_source(super::packages::DPKG_STATUS)]);
             }
         };
         let mut sources = vec![db.source.clone()];
@@ -305,7 +254,16 @@ impl Probe for PendingUpdatesProbe {
         sources.extend(pending.sources.iter().cloned());
         let expected = self.expected(sec, total, age);
         if pending.lists == 0 {
-            return Outcome::error(format!("no package lists under {LISTS} (apt update has never run in this root); pending updates cannot be determined"))
+            let missing = match db.format {
+                PackageFormat::Dpkg => {
+                    format!("no package lists under {LISTS} (apt update has never run here)")
+                }
+                PackageFormat::Rpm => format!(
+                    "no enabled repository's metadata under {} (dnf makecache has never run here)",
+                    super::dnf_cache::CACHE_DIRS.join(" or ")
+                ),
+            };
+            return Outcome::error(format!("{missing}; pending updates cannot be determined"))
                 .expected(expected)
                 .sources(sources);
         }
@@ -324,7 +282,7 @@ impl Probe for PendingUpdatesProbe {
         }
         if let (Some(max_age), Some(days)) = (age, pending.newest_list_age_days) {
             if days as i64 > max_age {
-                problems.push(format!("the newest package list is {days} days old"));
+                problems.push(format!("the newest {} is {days} days old", pending.what));
             }
         }
         let mut names: Vec<String> = pending
@@ -346,7 +304,22 @@ impl Probe for PendingUpdatesProbe {
         }
         let mut observed = format!("{all} pending, {security} security");
         if let Some(d) = pending.newest_list_age_days {
-            observed.push_str(&format!(", lists {d} days old"));
+            observed.push_str(&format!(", metadata {d} days old"));
+        }
+        if !pending.advisories.is_empty() {
+            let list: Vec<String> = pending
+                .advisories
+                .iter()
+                .take(20)
+                .map(|(id, sev)| {
+                    if sev.is_empty() {
+                        id.clone()
+                    } else {
+                        format!("{id} ({sev})")
+                    }
+                })
+                .collect();
+            observed.push_str(&format!("; advisories: {}", list.join(", ")));
         }
         if !names.is_empty() {
             observed.push_str(": ");
@@ -354,8 +327,8 @@ impl Probe for PendingUpdatesProbe {
         }
         let message = if problems.is_empty() {
             format!(
-                "{all} updates pending ({security} security) per {} package lists",
-                pending.lists
+                "{all} updates pending ({security} security) per {} ({})",
+                pending.what, pending.lists
             )
         } else {
             problems.join("; ")

@@ -55,22 +55,31 @@ impl Enablement {
     }
 }
 
-/// The state of the first of `units` that is installed (aliases followed).
+/// The state of the first of `units` that is enabled, else of the first
+/// that is installed (aliases followed): units that stand for one another
+/// (`dnf-automatic.timer`, `dnf-automatic-install.timer`) are satisfied by
+/// any one of them.
 pub(crate) fn unit_state(
     host: &HostView,
     units: &[String],
     sources: &mut Vec<Source>,
 ) -> Result<(String, Enablement), HostError> {
+    let mut installed = None;
     for unit in units {
         let state = one_unit(host, unit, sources)?;
-        if state != Enablement::NotInstalled {
+        if state.is_enabled() {
             return Ok((unit.clone(), state));
         }
+        if state != Enablement::NotInstalled && installed.is_none() {
+            installed = Some((unit.clone(), state));
+        }
     }
-    Ok((
-        units.first().cloned().unwrap_or_default(),
-        Enablement::NotInstalled,
-    ))
+    Ok(installed.unwrap_or_else(|| {
+        (
+            units.first().cloned().unwrap_or_default(),
+            Enablement::NotInstalled,
+        )
+    }))
 }
 
 fn one_unit(

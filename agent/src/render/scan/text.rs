@@ -46,11 +46,24 @@ pub fn render(report: &ScanReport, edition: Edition, colour: bool) -> String {
         ScanMode::Root => format!("root directory {}", report.target.root),
     };
     let os = report.host.os_name.as_deref().unwrap_or("unidentified OS");
+    let platform = if report.host.platform.is_empty() {
+        "unknown".to_string()
+    } else {
+        report.host.platform.clone()
+    };
     let _ = writeln!(
         out,
-        "annexa scan of {target} ({os}): {} checks, grouped by ISO/IEC 27001:{edition} control\n",
+        "annexa scan of {target} ({os}; platform {platform}, {} family): {} checks, grouped by ISO/IEC 27001:{edition} control",
+        report.host.family,
         report.results.len()
     );
+    if let Some(problem) = &report.host.platform_problem {
+        let _ = writeln!(
+            out,
+            "the platform is unknown ({problem}): checks written for particular platforms are not applicable"
+        );
+    }
+    let _ = writeln!(out);
     for ControlGroup {
         id,
         title,

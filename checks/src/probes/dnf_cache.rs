@@ -1,0 +1,223 @@
+//! Pending updates on the RHEL family from dnf's own cache of repository
+//! metadata (`/var/cache/dnf/<repo>-<hash>/repodata/`, dnf 4; and
+//! `/var/cache/libdnf5/…`, dnf 5), read as files in both live and root
+//! mode: the same answer `dnf -C check-update` and `dnf -C updateinfo
+//! --security` give, without running dnf or reaching a network, and with
+//! the advisories' severities and the metadata's age.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read};
+use std::time::SystemTime;
+
+use super::PackageDb;
+use super::pending_updates::Pending;
+use crate::host::{AtReader, HostError, HostView, digest_file};
+use crate::parse::repodata::{self, RepoFile};
+use crate::parse::rpm::Evr;
+use crate::result::{Source, SourceKind};
+
+/// Where dnf 4 and dnf 5 keep downloaded metadata.
+pub const CACHE_DIRS: [&str; 2] = ["/var/cache/dnf", "/var/cache/libdnf5"];
+const REPOS_DIR: &str = "/etc/yum.repos.d";
+
+/// Repository ids a `.repo` file disables (`enabled=0`); a disabled
+/// repository's stale cache must not count.
+fn disabled_repos(
+    host: &HostView,
+    sources: &mut Vec<Source>,
+) -> Result<HashSet<String>, HostError> {
+    let mut disabled = HashSet::new();
+    for file in super::drop_ins(host, &[REPOS_DIR], "*.repo", sources)? {
+        sources.push(file.source());
+        let mut section: Option<String> = None;
+        for line in file.text().lines() {
+            let line = line.trim();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = Some(name.trim().to_string());
+            } else if let (Some(s), Some((k, v))) = (&section, line.split_once('=')) {
+                if k.trim() == "enabled" && matches!(v.trim(), "0" | "false" | "no" | "False") {
+                    disabled.insert(s.clone());
+                }
+            }
+        }
+    }
+    Ok(disabled)
+}
+
+/// The repository id of a cache directory `<id>-<16 hex>`.
+fn repo_id(dir_name: &str) -> Option<&str> {
+    let (id, hash) = dir_name.rsplit_once('-')?;
+    (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+/// Opens a metadata file with the decompression its name says, after
+/// digesting it; `Err` names the file.
+fn open_metadata(
+    host: &HostView,
+    path: &str,
+    sources: &mut Vec<Source>,
+    run: &mut dyn FnMut(&mut dyn BufRead) -> Result<(), String>,
+) -> Result<(), HostError> {
+    let fail = |message: String| HostError::Io {
+        path: path.to_string(),
+        message,
+    };
+    let Some((file, _)) = host.open(path)? else {
+        return Err(fail(
+            "listed in repomd.xml but missing from the cache".into(),
+        ));
+    };
+    let sha256 = digest_file(&file).map_err(|e| fail(e.to_string()))?;
+    sources.push(Source {
+        kind: SourceKind::File,
+        path: path.to_string(),
+        sha256: Some(sha256),
+        line: None,
+    });
+    let raw = AtReader {
+        file: &file,
+        offset: 0,
+    };
+    let mut reader: Box<dyn Read> = if path.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(raw))
+    } else if path.ends_with(".zst") {
+        Box::new(
+            ruzstd::decoding::StreamingDecoder::new(raw)
+                .map_err(|e| fail(format!("not zstd-compressed: {e}")))?,
+        )
+    } else if path.ends_with(".xml") {
+        Box::new(raw)
+    } else {
+        let ext = path.rsplit('.').next().unwrap_or("");
+        return Err(fail(format!(
+            "compressed as .{ext}, which annexa does not read (it reads .gz, .zst and plain .xml)"
+        )));
+    };
+    let mut buffered = BufReader::with_capacity(1 << 16, &mut reader);
+    run(&mut buffered).map_err(fail)
+}
+
+/// Reads every enabled repository's cached metadata and compares it with
+/// the installed packages.
+pub(crate) fn scan(host: &HostView, db: &PackageDb) -> Result<Pending, HostError> {
+    let mut sources = Vec::new();
+    let disabled = disabled_repos(host, &mut sources)?;
+    let wanted: HashSet<&str> = db.installed.values().map(|p| p.name.as_str()).collect();
+    let mut offered: HashMap<(String, String), Evr> = HashMap::new();
+    let mut advisories = Vec::new();
+    let mut newest_mtime: Option<SystemTime> = None;
+    let mut repos = 0;
+    for base in CACHE_DIRS {
+        let Some(entries) = host.read_dir(base)? else {
+            continue;
+        };
+        sources.push(HostView::dir_source(base, &entries));
+        for dir in entries.iter().filter(|e| e.is_dir) {
+            let Some(id) = repo_id(&dir.name) else {
+                continue;
+            };
+            if disabled.contains(id) {
+                continue;
+            }
+            let repomd_path = format!("{}/repodata/repomd.xml", dir.path);
+            let Some(repomd) = host.read(&repomd_path)? else {
+                continue;
+            };
+            sources.push(repomd.source());
+            if let Some(meta) = host.metadata(&repomd_path)? {
+                newest_mtime = newest_mtime.max(meta.modified);
+            }
+            let files: Vec<RepoFile> =
+                repodata::repomd(&repomd.bytes[..]).map_err(|e| HostError::Io {
+                    path: repomd_path.clone(),
+                    message: e.to_string(),
+                })?;
+            repos += 1;
+            let path_of = |kind: &str| {
+                files
+                    .iter()
+                    .find(|f| f.kind == kind)
+                    .map(|f| format!("{}/repodata/{}", dir.path, f.file_name))
+            };
+            let Some(primary) = path_of("primary") else {
+                return Err(HostError::Io {
+                    path: repomd_path,
+                    message: "lists no primary metadata".into(),
+                });
+            };
+            open_metadata(host, &primary, &mut sources, &mut |r| {
+                for (key, evr) in repodata::newest_offered(r, &wanted).map_err(|e| e.to_string())? {
+                    match offered.get(&key) {
+                        Some(old) if old.cmp_rpm(&evr).is_ge() => {}
+                        _ => {
+                            offered.insert(key, evr);
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            if let Some(updateinfo) = path_of("updateinfo") {
+                open_metadata(host, &updateinfo, &mut sources, &mut |r| {
+                    advisories.extend(repodata::advisories(r, &wanted).map_err(|e| e.to_string())?);
+                    Ok(())
+                })?;
+            }
+        }
+    }
+    // (name, arch) → the advisories that fix an installed version.
+    let mut upgrades = BTreeMap::new();
+    let mut pending_advisories = BTreeMap::new();
+    for inst in db.installed.values() {
+        let installed = Evr::parse(&inst.version);
+        let candidates = [inst.arch.as_str(), "noarch"];
+        let newest = candidates
+            .iter()
+            .filter_map(|a| offered.get(&(inst.name.clone(), a.to_string())))
+            .filter(|v| v.cmp_rpm(&installed).is_gt())
+            .max_by(|a, b| a.cmp_rpm(b));
+        let Some(newest) = newest else { continue };
+        let mut security = false;
+        for adv in advisories.iter().filter(|a| a.kind == "security") {
+            let fixes = adv.packages.iter().any(|(name, arch, fixed)| {
+                *name == inst.name
+                    && (arch == &inst.arch || arch == "noarch" || inst.arch == "noarch")
+                    && fixed.cmp_rpm(&installed).is_gt()
+            });
+            if fixes {
+                security = true;
+                pending_advisories.insert(adv.id.clone(), adv.severity.clone());
+            }
+        }
+        upgrades.insert(
+            inst.name.clone(),
+            (inst.version.clone(), newest.to_string(), security),
+        );
+    }
+    let newest_list_age_days = newest_mtime
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .map(|d| d.as_secs() / 86400);
+    Ok(Pending {
+        sources,
+        upgrades,
+        newest_list_age_days,
+        lists: repos,
+        advisories: pending_advisories,
+        what: "dnf repository metadata",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repo_id;
+
+    #[test]
+    fn cache_directories_name_their_repository() {
+        assert_eq!(repo_id("baseos-044cae74d71fe9ea"), Some("baseos"));
+        assert_eq!(
+            repo_id("rhel-9-for-x86_64-appstream-rpms-5b3a3c7b0d8e9f10"),
+            Some("rhel-9-for-x86_64-appstream-rpms")
+        );
+        assert_eq!(repo_id("baseos.solv"), None);
+        assert_eq!(repo_id("tmp"), None);
+    }
+}

@@ -1,0 +1,242 @@
+//! The installed-package database, read once per scan: dpkg's status file on
+//! the Debian family, rpm's database on the RHEL family. Both are read from
+//! the scanned system's own files, never through the scanning host's
+//! package tools or their configuration, so a root is judged by what is in
+//! it. The one exception is a live host whose rpm database is in a format
+//! annexa does not read (Berkeley DB, RHEL 8): there the host's own `rpm`
+//! answers, which on a live host is the host's own truth.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+
+use crate::host::{HostError, HostView, digest_file};
+use crate::parse::dpkg::{self, Installed};
+use crate::parse::rpm::{self, Evr};
+use crate::platform::Family;
+use crate::result::{Source, SourceKind};
+
+/// Which package manager's database was read; it decides how versions
+/// compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageFormat {
+    /// dpkg's status file.
+    Dpkg,
+    /// rpm's database.
+    Rpm,
+}
+
+/// The installed packages as read once per scan.
+#[derive(Debug, Clone)]
+pub struct PackageDb {
+    /// Whose database it is.
+    pub format: PackageFormat,
+    /// Installed packages by name (`name:arch` for a second architecture).
+    pub installed: HashMap<String, Installed>,
+    /// The database file (or the command that listed it).
+    pub source: Source,
+}
+
+impl PackageDb {
+    /// Compares two versions the way this database's package manager does.
+    pub fn compare(&self, a: &str, b: &str) -> Ordering {
+        match self.format {
+            PackageFormat::Dpkg => dpkg::compare_versions(a, b),
+            PackageFormat::Rpm => Evr::parse(a).cmp_rpm(&Evr::parse(b)),
+        }
+    }
+
+    /// Where one package was read: its line in dpkg's status file, or the
+    /// rpm database as a whole (its records have no lines).
+    pub fn source_of(&self, p: &Installed) -> Source {
+        if p.line > 0 {
+            self.source.at_line(p.line)
+        } else {
+            self.source.clone()
+        }
+    }
+}
+
+/// dpkg's status database.
+pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+/// rpm's SQLite database, in the order rpm looks (Fedora 36 and later keep it
+/// under /usr; /var/lib/rpm is then a link to it).
+pub const RPMDB_SQLITE: [&str; 2] = [
+    "/usr/lib/sysimage/rpm/rpmdb.sqlite",
+    "/var/lib/rpm/rpmdb.sqlite",
+];
+/// rpm databases in older formats: (path, format).
+const RPMDB_OTHER: [(&str, &str); 4] = [
+    ("/var/lib/rpm/Packages", "Berkeley DB (RHEL 8 and older)"),
+    (
+        "/usr/lib/sysimage/rpm/Packages",
+        "Berkeley DB (RHEL 8 and older)",
+    ),
+    ("/var/lib/rpm/Packages.db", "ndb (SUSE)"),
+    ("/usr/lib/sysimage/rpm/Packages.db", "ndb (SUSE)"),
+];
+
+/// Reads the package database the platform's family uses; on an unknown
+/// family, whichever is present (dpkg first). `Ok(None)` when there is none.
+pub(crate) fn load(host: &HostView, family: Family) -> Result<Option<PackageDb>, HostError> {
+    match family {
+        Family::Debian => load_dpkg(host),
+        Family::Rhel => load_rpm(host),
+        Family::Unknown => match load_dpkg(host)? {
+            Some(db) => Ok(Some(db)),
+            None => load_rpm(host),
+        },
+    }
+}
+
+fn load_dpkg(host: &HostView) -> Result<Option<PackageDb>, HostError> {
+    let Some(file) = host.read(DPKG_STATUS)? else {
+        return Ok(None);
+    };
+    Ok(Some(PackageDb {
+        format: PackageFormat::Dpkg,
+        installed: dpkg::parse_status(&file.text()),
+        source: file.source(),
+    }))
+}
+
+fn load_rpm(host: &HostView) -> Result<Option<PackageDb>, HostError> {
+    for path in RPMDB_SQLITE {
+        if host.exists(path)? {
+            return read_sqlite(host, path).map(Some);
+        }
+    }
+    for (path, format) in RPMDB_OTHER {
+        if !host.exists(path)? {
+            continue;
+        }
+        return match host.live_host() {
+            Some(live) => list_with_rpm(live).map(Some),
+            None => Err(HostError::Io {
+                path: path.to_string(),
+                message: format!(
+                    "an rpm database in {format} format, which annexa reads only on the running host (through rpm); in --root mode it reads rpm's SQLite database (RHEL 9, Fedora)"
+                ),
+            }),
+        };
+    }
+    Ok(None)
+}
+
+/// Reads rpm's SQLite database through the descriptor the root-confined
+/// open returned (`/proc/self/fd/N`), so SQLite reads exactly the file that
+/// was resolved inside the root, and `immutable=1` so it neither locks nor
+/// creates `-wal`/`-shm` files in the scanned system.
+fn read_sqlite(host: &HostView, path: &str) -> Result<PackageDb, HostError> {
+    let err = |message: String| HostError::Io {
+        path: path.to_string(),
+        message,
+    };
+    let Some((file, _)) = host.open(path)? else {
+        return Err(err("disappeared while being read".into()));
+    };
+    let sha256 = digest_file(&file).map_err(|e| err(e.to_string()))?;
+    let uri = format!("file:/proc/self/fd/{}?immutable=1", file.as_raw_fd());
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let sql = |e: rusqlite::Error| err(format!("not a readable rpm SQLite database: {e}"));
+    let conn = rusqlite::Connection::open_with_flags(&uri, flags).map_err(sql)?;
+    let mut stmt = conn
+        .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
+        .map_err(sql)?;
+    let mut rows = stmt.query([]).map_err(sql)?;
+    let mut installed: HashMap<String, Installed> = HashMap::new();
+    while let Some(row) = rows.next().map_err(sql)? {
+        let hnum: i64 = row.get(0).map_err(sql)?;
+        let blob = row.get_ref(1).map_err(sql)?;
+        let bytes = blob
+            .as_blob()
+            .map_err(|_| err(format!("package record {hnum}: the header is not a blob")))?;
+        let pkg = rpm::parse_header_blob(bytes)
+            .map_err(|e| err(format!("package record {hnum}: {e}")))?;
+        // Public keys imported into rpm are stored as `gpg-pubkey` headers;
+        // they are not installed software.
+        if pkg.name == "gpg-pubkey" {
+            continue;
+        }
+        insert(&mut installed, pkg);
+    }
+    Ok(PackageDb {
+        format: PackageFormat::Rpm,
+        installed,
+        source: Source {
+            kind: SourceKind::File,
+            path: path.to_string(),
+            sha256: Some(sha256),
+            line: None,
+        },
+    })
+}
+
+/// Keeps one entry per name and architecture: the newest, as dnf compares an
+/// install-only package (several kernels) with what repositories offer.
+fn insert(installed: &mut HashMap<String, Installed>, pkg: rpm::HeaderPackage) {
+    let version = pkg.evr().to_string();
+    let arch = pkg.arch.clone().unwrap_or_default();
+    let entry = Installed {
+        name: pkg.name.clone(),
+        version,
+        arch: arch.clone(),
+        line: 0,
+        signed_by: pkg.key_id.clone(),
+    };
+    let key = match installed.get(&pkg.name) {
+        Some(other) if other.arch != arch => format!("{}:{arch}", pkg.name),
+        _ => pkg.name.clone(),
+    };
+    match installed.get(&key) {
+        Some(old) if Evr::parse(&old.version).cmp_rpm(&pkg.evr()).is_ge() => {}
+        _ => {
+            installed.insert(key, entry);
+        }
+    }
+}
+
+/// The running host's own `rpm`, for database formats annexa does not read.
+fn list_with_rpm(live: &crate::host::LiveHost) -> Result<PackageDb, HostError> {
+    let qf = "%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n";
+    let out = live
+        .command(&["rpm", "-qa", "--qf", qf])
+        .map_err(|e| HostError::Io {
+            path: "rpm -qa".into(),
+            message: e.to_string(),
+        })?;
+    if out.code != Some(0) {
+        return Err(HostError::Io {
+            path: out.command.clone(),
+            message: format!("exited with {:?}: {}", out.code, out.stderr.trim()),
+        });
+    }
+    let mut installed = HashMap::new();
+    for line in out.stdout.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let [name, epoch, version, release, arch] = f[..] else {
+            continue;
+        };
+        if name == "gpg-pubkey" {
+            continue;
+        }
+        insert(
+            &mut installed,
+            rpm::HeaderPackage {
+                name: name.to_string(),
+                epoch: epoch.parse().ok().filter(|e| *e != 0),
+                version: version.to_string(),
+                release: release.to_string(),
+                arch: Some(arch.to_string()),
+                key_id: None,
+            },
+        );
+    }
+    Ok(PackageDb {
+        format: PackageFormat::Rpm,
+        installed,
+        source: out.source(),
+    })
+}
