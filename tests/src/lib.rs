@@ -21,6 +21,8 @@ const PACKAGES: &[(&str, &str, &str)] = &[
     ("openssh-server", "1:9.2p1-2+deb12u5", "amd64"),
     ("sudo", "1.9.13p3-1+deb12u1", "amd64"),
     ("openssl", "3.0.15-1~deb12u1", "amd64"),
+    ("apparmor", "3.0.8-3", "amd64"),
+    ("libpam-pwquality", "1.4.5-1+b1", "amd64"),
 ];
 
 /// The hardened root's sshd drop-in, as (path, text).
@@ -135,6 +137,19 @@ pub fn hardened_root(root: &Path) {
         "auth required pam_faillock.so preauth\nauth [success=1 default=ignore] pam_unix.so nullok\nauth [default=die] pam_faillock.so authfail\n",
         0o644,
     );
+    // As pam-auth-update writes it with libpam-pwquality installed.
+    put(
+        root,
+        "/etc/pam.d/common-password",
+        "password requisite pam_pwquality.so retry=3\npassword [success=1 default=ignore] pam_unix.so obscure use_authtok try_first_pass yescrypt\npassword requisite pam_deny.so\npassword required pam_permit.so\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/default/grub",
+        "GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"\"\n",
+        0o644,
+    );
     put(
         root,
         "/etc/pam.d/su",
@@ -243,6 +258,7 @@ pub fn hardened_root(root: &Path) {
     enable(root, "multi-user.target", "auditd.service");
     enable(root, "sysinit.target", "nftables.service");
     enable(root, "multi-user.target", "clamav-freshclam.service");
+    enable(root, "sysinit.target", "apparmor.service");
 
     put(
         root,
