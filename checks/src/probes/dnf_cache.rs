@@ -208,7 +208,101 @@ pub(crate) fn scan(host: &HostView, db: &PackageDb) -> Result<Pending, HostError
 
 #[cfg(test)]
 mod tests {
+    use super::super::packages::tests::rpm_root;
+    use super::super::testing::run;
     use super::repo_id;
+    use crate::result::Status;
+    use std::io::Write;
+
+    const PROBE: &str =
+        r#"{ kind = "pending_updates", security_max = 0, total_max = 1, max_list_age_days = 7 }"#;
+
+    fn gz(text: &str) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// A dnf 4 cache directory as dnf makes it, with the given primary and
+    /// updateinfo documents gzip-compressed.
+    fn cache(root: &std::path::Path, primary: &str, updateinfo: &[u8]) {
+        let dir = root.join("var/cache/dnf/baseos-044cae74d71fe9ea/repodata");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("repomd.xml"),
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<repomd xmlns="http://linux.duke.edu/metadata/repo"><revision>1</revision>
+<data type="primary"><location href="repodata/aa-primary.xml.gz"/></data>
+<data type="updateinfo"><location href="repodata/bb-updateinfo.xml.gz"/></data></repomd>"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join("aa-primary.xml.gz"), gz(primary)).unwrap();
+        std::fs::write(dir.join("bb-updateinfo.xml.gz"), updateinfo).unwrap();
+    }
+
+    const PRIMARY: &str = r#"<metadata xmlns="http://linux.duke.edu/metadata/common" packages="2">
+<package type="rpm"><name>annexa-fixture</name><arch>noarch</arch><version epoch="0" ver="1.2.3" rel="5.test"/></package>
+<package type="rpm"><name>annexa-epoch</name><arch>noarch</arch><version epoch="2" ver="0.9~rc1" rel="1"/></package>
+</metadata>"#;
+
+    #[test]
+    fn pending_and_security_updates_from_the_cache_of_a_root() {
+        let (dir, view) = rpm_root();
+        let advisory = r#"<updates><update type="security"><id>RHSA-2026:0001</id><severity>Important</severity>
+<pkglist><collection><package name="annexa-fixture" version="1.2.3" release="5.test" epoch="0" arch="noarch"/></collection></pkglist></update></updates>"#;
+        cache(dir.path(), PRIMARY, &gz(advisory));
+        let o = run(&view, PROBE);
+        assert_eq!(o.status, Status::Fail, "{}", o.message);
+        let observed = o.observed.unwrap();
+        assert!(observed.starts_with("1 pending, 1 security, metadata 0 days old: annexa-fixture 1.2.3-4.test -> 1.2.3-5.test (security)"), "{observed}");
+        assert!(
+            observed.contains("RHSA-2026:0001 (Important)"),
+            "{observed}"
+        );
+        assert!(
+            o.sources
+                .iter()
+                .any(|s| s.path.ends_with("bb-updateinfo.xml.gz") && s.sha256.is_some())
+        );
+        // The same update as a bug fix: pending, not security.
+        let (dir, view) = rpm_root();
+        cache(
+            dir.path(),
+            PRIMARY,
+            &gz(&advisory.replace("security", "bugfix")),
+        );
+        let o = run(&view, PROBE);
+        assert_eq!(o.status, Status::Pass, "{}", o.message);
+    }
+
+    #[test]
+    fn metadata_that_is_not_xml_or_missing_is_an_error_naming_the_file() {
+        let (dir, view) = rpm_root();
+        cache(dir.path(), PRIMARY, &gz("<<this is not XML"));
+        let o = run(&view, PROBE);
+        assert_eq!(o.status, Status::Error);
+        assert!(
+            o.message.starts_with(
+                "/var/cache/dnf/baseos-044cae74d71fe9ea/repodata/bb-updateinfo.xml.gz: "
+            ),
+            "{}",
+            o.message
+        );
+        let (dir, view) = rpm_root();
+        cache(dir.path(), PRIMARY, b"plain text, not gzip");
+        let o = run(&view, PROBE);
+        assert_eq!(o.status, Status::Error);
+        assert!(o.message.contains("bb-updateinfo.xml.gz"), "{}", o.message);
+        // No cache at all: dnf makecache never ran.
+        let (_dir, view) = rpm_root();
+        let o = run(&view, PROBE);
+        assert_eq!(o.status, Status::Error);
+        assert!(
+            o.message.contains("dnf makecache has never run"),
+            "{}",
+            o.message
+        );
+    }
 
     #[test]
     fn cache_directories_name_their_repository() {

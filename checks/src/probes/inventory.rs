@@ -263,4 +263,40 @@ mod tests {
         let o = run(&HostView::live(), r#"{ kind = "inventory" }"#);
         assert!(o.observed.unwrap().contains("CPUs"));
     }
+
+    #[test]
+    fn a_malformed_os_release_is_an_error_naming_file_and_line() {
+        let o = run_files(
+            &[
+                (
+                    "/etc/os-release",
+                    "ID=rhel\nNAME=\"Red Hat Enterprise Linux\nVERSION_ID=9.4\n",
+                ),
+                ("/etc/hostname", "img\n"),
+            ],
+            r#"{ kind = "inventory" }"#,
+        );
+        assert_eq!(o.status, Status::Error);
+        assert!(
+            o.message
+                .contains("/etc/os-release: line 2: NAME: unterminated double quote"),
+            "{}",
+            o.message
+        );
+        assert_eq!(o.sources[0].line, Some(2));
+        // A platform-bound check does not run there.
+        let (_d, view) = crate::probes::testing::root(&[(
+            "/etc/os-release",
+            "ID=debian\nPRETTY_NAME=Debian 12\n",
+        )]);
+        let params = crate::probes::testing::params();
+        let ctx = crate::probes::Ctx::new(&view, &params);
+        let d = ctx.platform();
+        assert_eq!(d.platform.name(), "unknown");
+        assert!(
+            d.problem.as_deref().unwrap().contains("must be quoted"),
+            "{:?}",
+            d.problem
+        );
+    }
 }

@@ -240,3 +240,130 @@ fn list_with_rpm(live: &crate::host::LiveHost) -> Result<PackageDb, HostError> {
         source: out.source(),
     })
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::testing::{root, run};
+    use crate::result::Status;
+
+    /// Header blobs that rpm 4.18 wrote into a real rpmdb.sqlite
+    /// (checks/tests/data/rpm/README.md has the commands and rpm's output).
+    fn blob(hex: &str) -> Vec<u8> {
+        let hex = hex.trim();
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// A root with a RHEL os-release and an rpm database in rpm's own
+    /// schema holding those blobs.
+    pub(crate) fn rpm_root() -> (tempfile::TempDir, crate::host::HostView) {
+        let (dir, _) = root(&[(
+            "/etc/os-release",
+            "ID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.4\"\n",
+        )]);
+        let db = dir.path().join("var/lib/rpm");
+        std::fs::create_dir_all(&db).unwrap();
+        let conn = rusqlite::Connection::open(db.join("rpmdb.sqlite")).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS 'Packages' (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL);",
+        )
+        .unwrap();
+        for hex in [
+            include_str!("../../tests/data/rpm/annexa-fixture.hex"),
+            include_str!("../../tests/data/rpm/annexa-epoch.hex"),
+            include_str!("../../tests/data/rpm/gpg-pubkey.hex"),
+        ] {
+            conn.execute("INSERT INTO Packages (blob) VALUES (?1)", [blob(hex)])
+                .unwrap();
+        }
+        drop(conn);
+        let view = crate::host::HostView::root(dir.path()).unwrap();
+        (dir, view)
+    }
+
+    #[test]
+    fn rpm_database_of_a_root_is_read_without_rpm() {
+        let (dir, view) = rpm_root();
+        let o = run(&view, r#"{ kind = "package", names = ["annexa-fixture"] }"#);
+        assert_eq!(o.status, Status::Pass, "{}", o.message);
+        let observed = o.observed.unwrap();
+        assert!(
+            observed.starts_with("annexa-fixture 1.2.3-4.test, signed by key "),
+            "{observed}"
+        );
+        assert_eq!(o.sources.last().unwrap().path, "/var/lib/rpm/rpmdb.sqlite");
+        // rpm's order: 2:0.9~rc1 is newer than 1.0 by its epoch.
+        let o = run(
+            &view,
+            r#"{ kind = "package", names = ["annexa-epoch"], min_version = "1:5.0" }"#,
+        );
+        assert_eq!(o.status, Status::Pass, "{}", o.message);
+        let o = run(
+            &view,
+            r#"{ kind = "package", names = ["annexa-epoch"], min_version = "2:0.9-1" }"#,
+        );
+        assert_eq!(
+            o.status,
+            Status::Fail,
+            "0.9~rc1 is older than 0.9: {}",
+            o.message
+        );
+        // Imported keys are not software.
+        let o = run(&view, r#"{ kind = "package", names = ["gpg-pubkey"] }"#);
+        assert_eq!(o.status, Status::Fail);
+        // Reading wrote nothing into the root: no -wal, -shm or lock.
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("var/lib/rpm"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["rpmdb.sqlite"]);
+    }
+
+    #[test]
+    fn a_corrupt_truncated_or_old_format_database_is_an_error_naming_it() {
+        let (dir, _) = rpm_root();
+        let file = dir.path().join("var/lib/rpm/rpmdb.sqlite");
+        let bytes = std::fs::read(&file).unwrap();
+        for broken in [
+            &bytes[..bytes.len() / 3],
+            b"this is not a database at all, only text".as_slice(),
+        ] {
+            std::fs::write(&file, broken).unwrap();
+            let view = crate::host::HostView::root(dir.path()).unwrap();
+            let o = run(&view, r#"{ kind = "package", names = ["annexa-fixture"] }"#);
+            assert_eq!(o.status, Status::Error, "{}", o.message);
+            assert!(
+                o.message.starts_with("/var/lib/rpm/rpmdb.sqlite: "),
+                "{}",
+                o.message
+            );
+        }
+        // A record whose header does not parse names its record.
+        std::fs::remove_file(&file).unwrap();
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        conn.execute_batch("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL); INSERT INTO Packages (blob) VALUES (x'0000000200000010');").unwrap();
+        drop(conn);
+        let view = crate::host::HostView::root(dir.path()).unwrap();
+        let o = run(&view, r#"{ kind = "package", names = ["annexa-fixture"] }"#);
+        assert_eq!(o.status, Status::Error);
+        assert!(o.message.contains("package record 1: "), "{}", o.message);
+        // RHEL 8's Berkeley DB: said so, never an empty list.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(dir.path().join("var/lib/rpm/Packages"), [0u8; 4096]).unwrap();
+        let view = crate::host::HostView::root(dir.path()).unwrap();
+        let o = run(
+            &view,
+            r#"{ kind = "package", names = ["openssl"], installed = false }"#,
+        );
+        assert_eq!(o.status, Status::Error);
+        assert!(
+            o.message
+                .contains("/var/lib/rpm/Packages: an rpm database in Berkeley DB"),
+            "{}",
+            o.message
+        );
+    }
+}

@@ -306,6 +306,10 @@ impl Probe for PendingUpdatesProbe {
         if let Some(d) = pending.newest_list_age_days {
             observed.push_str(&format!(", metadata {d} days old"));
         }
+        if !names.is_empty() {
+            observed.push_str(": ");
+            observed.push_str(&names.join(", "));
+        }
         if !pending.advisories.is_empty() {
             let list: Vec<String> = pending
                 .advisories
@@ -320,10 +324,6 @@ impl Probe for PendingUpdatesProbe {
                 })
                 .collect();
             observed.push_str(&format!("; advisories: {}", list.join(", ")));
-        }
-        if !names.is_empty() {
-            observed.push_str(": ");
-            observed.push_str(&names.join(", "));
         }
         let message = if problems.is_empty() {
             format!(
@@ -471,5 +471,36 @@ mod tests {
             run(&view, r#"{ kind = "pending_updates", security_max = 0 }"#).status,
             Status::Error
         );
+    }
+
+    /// Ubuntu's security pocket and the ESM pockets (apps, infra) count as
+    /// security lists, by the names apt gives their files.
+    #[test]
+    fn ubuntu_security_and_esm_pockets_count_as_security() {
+        let status = "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.0.13-0ubuntu3.1\n\nPackage: imagemagick\nStatus: install ok installed\nArchitecture: amd64\nVersion: 8:6.9.12.98+dfsg1-5.2build2\n\nPackage: curl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 8.5.0-2ubuntu10.1\n";
+        let (_d, view) = root(&[
+            (
+                "/etc/os-release",
+                "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.04\"\n",
+            ),
+            ("/var/lib/dpkg/status", status),
+            (
+                "/var/lib/apt/lists/archive.ubuntu.com_ubuntu_dists_noble-updates_main_binary-amd64_Packages",
+                "Package: curl\nVersion: 8.5.0-2ubuntu10.4\nArchitecture: amd64\n",
+            ),
+            (
+                "/var/lib/apt/lists/security.ubuntu.com_ubuntu_dists_noble-security_main_binary-amd64_Packages",
+                "Package: openssl\nVersion: 3.0.13-0ubuntu3.4\nArchitecture: amd64\n",
+            ),
+            (
+                "/var/lib/apt/lists/esm.ubuntu.com_apps_ubuntu_dists_noble-apps-security_main_binary-amd64_Packages",
+                "Package: imagemagick\nVersion: 8:6.9.12.98+dfsg1-5.2build2+esm1\nArchitecture: amd64\n",
+            ),
+        ]);
+        let o = run(&view, r#"{ kind = "pending_updates", security_max = 0 }"#);
+        assert_eq!(o.status, Status::Fail, "{o:?}");
+        let observed = o.observed.unwrap();
+        assert!(observed.starts_with("3 pending, 2 security"), "{observed}");
+        assert!(observed.contains("imagemagick 8:6.9.12.98+dfsg1-5.2build2 -> 8:6.9.12.98+dfsg1-5.2build2+esm1 (security)"), "{observed}");
     }
 }

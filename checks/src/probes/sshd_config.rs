@@ -155,4 +155,53 @@ mod tests {
         );
         assert_eq!(o.status, Status::Error);
     }
+
+    /// RHEL 9's layout: sshd_config includes sshd_config.d first; the
+    /// vendor's 50-redhat.conf sets X11Forwarding yes and includes the
+    /// crypto policy's cipher list; the first value obtained wins.
+    #[test]
+    fn rhel9_include_order_and_the_crypto_policy() {
+        // openssh-8.7p1-38.el9 and crypto-policies-20240202 (DEFAULT / LEGACY).
+        let base = [
+            (
+                "/etc/ssh/sshd_config",
+                "Include /etc/ssh/sshd_config.d/*.conf\nAuthorizedKeysFile .ssh/authorized_keys\nSubsystem sftp /usr/libexec/openssh/sftp-server\n",
+            ),
+            (
+                "/etc/ssh/sshd_config.d/50-redhat.conf",
+                "Include /etc/crypto-policies/back-ends/opensshserver.config\nSyslogFacility AUTHPRIV\nChallengeResponseAuthentication no\nGSSAPIAuthentication yes\nGSSAPICleanupCredentials no\nUsePAM yes\nX11Forwarding yes\nPrintMotd no\n",
+            ),
+        ];
+        let default_policy = (
+            "/etc/crypto-policies/back-ends/opensshserver.config",
+            "Ciphers aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-ctr,aes128-gcm@openssh.com,aes128-ctr\nMACs hmac-sha2-256-etm@openssh.com,hmac-sha1-etm@openssh.com\n",
+        );
+        let legacy_policy = (
+            "/etc/crypto-policies/back-ends/opensshserver.config",
+            "Ciphers aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-ctr,aes256-cbc,aes128-gcm@openssh.com,aes128-ctr,aes128-cbc\n",
+        );
+        let x11 = r#"{ kind = "sshd_config", key = "X11Forwarding", default = "no", expect = { equals = "no" } }"#;
+        let ciphers = r#"{ kind = "sshd_config", key = "Ciphers", default = "aes128-ctr", expect = { lacks = '(?i)(-cbc|arcfour|3des)' } }"#;
+        let mut files = base.to_vec();
+        files.push(default_policy);
+        assert_eq!(run_files(&files, x11).status, Status::Fail);
+        assert_eq!(run_files(&files, ciphers).status, Status::Pass);
+        files.push((
+            "/etc/ssh/sshd_config.d/10-hardening.conf",
+            "X11Forwarding no\n",
+        ));
+        let o = run_files(&files, x11);
+        assert_eq!(o.status, Status::Pass, "{}", o.message);
+        let mut legacy = base.to_vec();
+        legacy.push(legacy_policy);
+        let o = run_files(&legacy, ciphers);
+        assert_eq!(o.status, Status::Fail, "{}", o.message);
+        assert!(
+            o.sources.iter().any(|s| s.path
+                == "/etc/crypto-policies/back-ends/opensshserver.config"
+                && s.line == Some(1)),
+            "{:?}",
+            o.sources
+        );
+    }
 }
