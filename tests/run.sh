@@ -17,9 +17,12 @@ cd "$(dirname "$0")/.."
 # registry's certificates; report_e2e loads the rendered HTML in headless
 # Chromium; the gate tests validate JUnit XML with xmllint; the PostgreSQL
 # store's tests need a server and psql; the fault-injection test mounts a
-# tmpfs (util-linux).
+# tmpfs (util-linux); the RHEL-family fixture roots are made with rpm's own
+# tools (an rpm database written by rpm, dnf's cache by createrepo_c).
 tests/ensure-tools.sh \
     cc:build-essential \
+    rpmbuild:rpm \
+    createrepo_c:createrepo-c \
     update-ca-certificates:ca-certificates \
     chromium:chromium \
     xmllint:libxml2-utils \

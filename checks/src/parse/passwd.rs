@@ -150,6 +150,18 @@ pub fn is_nologin_shell(shell: &str) -> bool {
     shell.ends_with("/nologin") || shell.ends_with("/false") || shell == "/bin/sync"
 }
 
+/// The traditional `sync`, `shutdown` and `halt` accounts whose "shell" is
+/// their one command (RHEL ships them so; CIS exempts them): logging in runs
+/// that command and ends, so it is no interactive shell.
+pub fn runs_only_its_command(name: &str, shell: &str) -> bool {
+    matches!(name, "sync" | "shutdown" | "halt")
+        && [
+            "/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/",
+        ]
+        .iter()
+        .any(|dir| shell.strip_prefix(dir) == Some(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{Ctx, Outcome, Probe};
 use crate::expect::Num;
-use crate::parse::passwd::is_nologin_shell;
+use crate::parse::passwd::{is_nologin_shell, runs_only_its_command};
 use crate::result::Source;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -213,7 +213,9 @@ impl AccountsProbe {
                     .filter(|e| e.name != "root" && e.uid.is_some_and(|u| u < 1000))
                 {
                     let usable = shadow_of(&e.name).is_some_and(|s| s.has_usable_password());
-                    let shell = !is_nologin_shell(&e.shell) && !e.shell.is_empty();
+                    let shell = !is_nologin_shell(&e.shell)
+                        && !runs_only_its_command(&e.name, &e.shell)
+                        && !e.shell.is_empty();
                     let uid = e.uid.unwrap_or(0);
                     let why = match (usable, shell) {
                         (true, true) => format!(
@@ -439,6 +441,19 @@ mod tests {
             "{}",
             o.message
         );
+    }
+
+    /// RHEL's passwd: sync, shutdown and halt run their one command; a
+    /// daemon given /sbin/shutdown as a shell is still a login shell.
+    #[test]
+    fn rhel_single_command_accounts_are_not_login_shells() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nsync:x:5:0:sync:/sbin:/bin/sync\nshutdown:x:6:0:shutdown:/sbin:/sbin/shutdown\nhalt:x:7:0:halt:/sbin:/sbin/halt\n";
+        let shadow = "root:!:1::::::\nsync:*:19469:0:99999:7:::\nshutdown:*:19469:0:99999:7:::\nhalt:*:19469:0:99999:7:::\n";
+        let o = run_files(&ok(&[("/etc/passwd", passwd), ("/etc/shadow", shadow)]), &rule("system_accounts_locked"));
+        assert_eq!(o.status, Status::Pass, "{}", o.message);
+        let passwd: &'static str = "root:x:0:0:root:/root:/bin/bash\nbackup:x:34:34::/:/sbin/shutdown\n";
+        let o = run_files(&ok(&[("/etc/passwd", passwd), ("/etc/shadow", shadow)]), &rule("system_accounts_locked"));
+        assert_eq!(o.status, Status::Fail, "{}", o.message);
     }
 
     #[test]
