@@ -6,6 +6,10 @@
 # wait4's rusage (microseconds, where /usr/bin/time prints 10 ms steps), peak
 # RSS from /usr/bin/time.
 # Target (issue 2): median wall < 50 ms, peak RSS < 20 MB on 2 cores.
+# Target (issue 22): on the RHEL 9 fixture root (tests/fixtures/roots: an
+# rpm database written by rpm, dnf's cache by createrepo_c) the wall time
+# per check that ran is within 20% of the Debian fixture root's; the last
+# line prints both and their ratio, from the same sitting.
 #
 #   bench/scan.sh            # 21 runs each
 #   RUNS=51 bench/scan.sh
@@ -20,10 +24,12 @@ bench/build.sh
 FIXTURE_PARENT=$(mktemp -d)
 trap 'rm -rf "$FIXTURE_PARENT"' EXIT
 target/release/annexa-fixture "$FIXTURE_PARENT/root" >/dev/null
+tests/ensure-tools.sh rpmbuild:rpm createrepo_c:createrepo-c >&2
+tests/fixtures/roots/build.sh rhel9 good "$FIXTURE_PARENT/rhel9"
 
-python3 - "$RUNS" "${ANNEXA:-target/release/annexa}" "$FIXTURE_PARENT/root" <<'PY'
-import os, statistics, subprocess, sys, time
-runs, binary, fixture = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+python3 - "$RUNS" "${ANNEXA:-target/release/annexa}" "$FIXTURE_PARENT/root" "$FIXTURE_PARENT/rhel9" <<'PY'
+import json, os, statistics, subprocess, sys, time
+runs, binary, fixture, rhel9 = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 stats = os.path.join(os.path.dirname(fixture), "time.out")
 
 def measure(label, extra):
@@ -43,7 +49,18 @@ def measure(label, extra):
         rss.append(int(lines[-1]) / 1024)
     print(f"scan {label}: median wall {statistics.median(walls):.1f} ms, median cpu {statistics.median(cpus):.1f} ms, "
           f"median peak RSS {statistics.median(rss):.1f} MB (max {max(rss):.1f} MB), {runs} runs")
+    return statistics.median(walls)
+
+def checks_run(extra):
+    out = subprocess.run([binary, "scan", *extra, "--format", "json"], capture_output=True, check=False)
+    report = json.loads(out.stdout)
+    return sum(1 for r in report["results"] if r["status"] != "not_applicable")
 
 measure("live host", [])
-measure("fixture root", ["--root", fixture])
+debian = measure("fixture root", ["--root", fixture])
+rhel = measure("rhel9 fixture root", ["--root", rhel9])
+n_debian, n_rhel = checks_run(["--root", fixture]), checks_run(["--root", rhel9])
+per_debian, per_rhel = debian / n_debian, rhel / n_rhel
+print(f"scan per check: debian fixture root {per_debian:.3f} ms ({n_debian} checks run), "
+      f"rhel9 fixture root {per_rhel:.3f} ms ({n_rhel} checks run), ratio {per_rhel / per_debian:.2f} (target <= 1.20)")
 PY

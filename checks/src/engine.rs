@@ -158,6 +158,13 @@ pub fn run_check(check: &Check, ctx: &Ctx<'_>) -> CheckResult {
     let detected = ctx.platform();
     let outcome = match check.probe_for(&detected.platform) {
         ProbeChoice::Run { probe, .. } => probe.run(ctx),
+        // A broken os-release is data the check needs and cannot read.
+        ProbeChoice::NoVariant if detected.broken && detected.platform.id.is_none() => {
+            Outcome::error(format!(
+                "the platform cannot be identified, so which probe applies is unknown: {}",
+                detected.problem.as_deref().unwrap_or("os-release")
+            ))
+        }
         ProbeChoice::NoVariant => Outcome::not_applicable(no_variant(check, detected)),
     };
     CheckResult {

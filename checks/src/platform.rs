@@ -61,6 +61,12 @@ impl fmt::Display for Family {
     }
 }
 
+/// The os-release fields a platform is made of.
+const IDENTITY: [&str; 3] = ["ID", "ID_LIKE", "VERSION_ID"];
+
+/// The `ID_LIKE` words a selector may match through.
+const LIKE_NAMES: [&str; 3] = ["debian", "ubuntu", "rhel"];
+
 /// os-release `ID`s of RHEL and its rebuilds, which a `rhelN` selector
 /// names alike: their major versions track RHEL's, file for file.
 const ENTERPRISE_LINUX: [&str; 5] = ["rhel", "rocky", "almalinux", "centos", "ol"];
@@ -84,6 +90,8 @@ pub struct Platform {
 pub struct OsReleaseError {
     /// 1-based line.
     pub line: usize,
+    /// The variable of that line (empty when it has none).
+    pub key: String,
     /// What is wrong.
     pub message: String,
 }
@@ -100,11 +108,16 @@ pub struct SelectorError {
 }
 
 impl Platform {
-    /// The platform an os-release file describes. Missing `ID` is not an
-    /// error of the file (the specification defaults it to `linux`), but it
-    /// leaves the family unknown.
-    pub fn from_os_release(text: &str) -> Result<Platform, OsReleaseError> {
-        let fields = parse_os_release(text)?;
+    /// The platform an os-release file describes, and what is wrong with
+    /// the file. A line that breaks the grammar is skipped, as systemd skips
+    /// it; when it is one of the lines the platform is made of (`ID`,
+    /// `ID_LIKE`, `VERSION_ID`), or there is no `ID` (the specification's
+    /// default `linux`), the platform is unknown.
+    pub fn from_os_release(text: &str) -> (Platform, Vec<OsReleaseError>) {
+        let (fields, problems) = parse_os_release(text);
+        if problems.iter().any(|p| IDENTITY.contains(&p.key.as_str())) {
+            return (Platform::default(), problems);
+        }
         let id = fields.get("ID").map(|s| s.to_ascii_lowercase());
         let like: Vec<String> = fields
             .get("ID_LIKE")
@@ -114,12 +127,15 @@ impl Platform {
             .as_deref()
             .map(|i| Family::of(i, &like))
             .unwrap_or(Family::Unknown);
-        Ok(Platform {
-            id,
-            like,
-            version: fields.get("VERSION_ID").cloned(),
-            family,
-        })
+        (
+            Platform {
+                id,
+                like,
+                version: fields.get("VERSION_ID").cloned(),
+                family,
+            },
+            problems,
+        )
     }
 
     /// The platform a selector such as `rhel9`, `ubuntu22.04` or `debian`
@@ -150,22 +166,28 @@ impl Platform {
         }
     }
 
-    /// Whether a pack's selector names this platform.
+    /// Whether a pack's selector names this platform. A name matches the
+    /// os-release `ID`, the family, or (for `debian`, `ubuntu` and `rhel`
+    /// only) a word of `ID_LIKE`: derivatives of those keep their files,
+    /// while `ID_LIKE=fedora` on RHEL says less. A version is compared
+    /// with `VERSION_ID` only where the versions are the same line: the
+    /// same `ID`, or RHEL and its rebuilds for `rhelN`. Linux Mint 22 is
+    /// `ubuntu`, never `ubuntu22`.
     pub fn matches(&self, selector: &Selector) -> bool {
         let Some(id) = self.id.as_deref() else {
             return false;
         };
-        let named = selector.name == id
-            || self.like.iter().any(|l| *l == selector.name)
-            || (selector.name == "rhel" && ENTERPRISE_LINUX.contains(&id))
-            || selector.name == self.family.as_str();
+        let rhel_line = selector.name == "rhel" && ENTERPRISE_LINUX.contains(&id);
         match &selector.version {
-            None => named,
+            None => {
+                selector.name == id
+                    || selector.name == self.family.as_str()
+                    || rhel_line
+                    || (LIKE_NAMES.contains(&selector.name.as_str())
+                        && self.like.iter().any(|l| *l == selector.name))
+            }
             Some(want) => {
-                let same_line = selector.name == id
-                    || self.like.iter().any(|l| *l == selector.name)
-                    || (selector.name == "rhel" && ENTERPRISE_LINUX.contains(&id));
-                same_line
+                (selector.name == id || rhel_line)
                     && self
                         .version
                         .as_deref()
@@ -215,6 +237,11 @@ impl Selector {
                 "it must start with a distribution or family name (debian, ubuntu, rhel, rocky, fedora…)",
             ));
         }
+        if name == "unknown" {
+            return Err(err(
+                "`unknown` names no platform: a check applies to platforms it knows",
+            ));
+        }
         if !name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
@@ -255,21 +282,24 @@ impl<'de> Deserialize<'de> for Selector {
 /// The fields of an os-release file (freedesktop.org os-release(5)):
 /// `KEY=value` lines, values bare or in single or double quotes with shell
 /// escapes (`\"`, `\\`, `\$`, `` \` ``) inside double quotes; blank lines and
-/// `#` comments ignored. A later assignment wins.
-pub fn parse_os_release(text: &str) -> Result<BTreeMap<String, String>, OsReleaseError> {
+/// `#` comments ignored. A later assignment wins. Lines that break the
+/// grammar are skipped and returned as problems, and so is a missing `ID`.
+pub fn parse_os_release(text: &str) -> (BTreeMap<String, String>, Vec<OsReleaseError>) {
     let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let err = |message: String| OsReleaseError {
-            line: line_no,
-            message,
-        };
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        let err = |key: &str, message: String| OsReleaseError {
+            line: i + 1,
+            key: key.to_string(),
+            message,
+        };
         let Some((key, value)) = line.split_once('=') else {
-            return Err(err(format!("`{}` is not KEY=value", shorten(line))));
+            problems.push(err("", format!("`{}` is not KEY=value", shorten(line))));
+            continue;
         };
         let key = key.trim();
         if key.is_empty()
@@ -277,15 +307,30 @@ pub fn parse_os_release(text: &str) -> Result<BTreeMap<String, String>, OsReleas
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
         {
-            return Err(err(format!(
-                "`{}` is not a variable name (upper-case letters, digits, `_`)",
-                shorten(key)
-            )));
+            problems.push(err(
+                &key.to_ascii_uppercase(),
+                format!(
+                    "`{}` is not a variable name (upper-case letters, digits, `_`)",
+                    shorten(key)
+                ),
+            ));
+            continue;
         }
-        let value = unquote(value.trim()).map_err(|m| err(format!("{key}: {m}")))?;
-        out.insert(key.to_string(), value);
+        match unquote(value.trim()) {
+            Ok(v) => {
+                out.insert(key.to_string(), v);
+            }
+            Err(m) => problems.push(err(key, format!("{key}: {m}"))),
+        }
     }
-    Ok(out)
+    if !out.contains_key("ID") && !problems.iter().any(|p| p.key == "ID") {
+        problems.push(OsReleaseError {
+            line: text.lines().count().max(1),
+            key: "ID".into(),
+            message: "no ID field".into(),
+        });
+    }
+    (out, problems)
 }
 
 fn shorten(s: &str) -> String {
@@ -380,24 +425,24 @@ mod tests {
             (DEBIAN12, "debian12", Family::Debian),
             (ALPINE, "alpine3.20.0", Family::Unknown),
         ] {
-            let p = Platform::from_os_release(text).unwrap();
+            let p = Platform::from_os_release(text).0;
             assert_eq!((p.name().as_str(), p.family), (name, family), "{text}");
         }
     }
 
     #[test]
     fn selectors_name_families_distributions_and_versions() {
-        let rocky = Platform::from_os_release(ROCKY9).unwrap();
-        let ol = Platform::from_os_release(OL9).unwrap();
-        let fedora = Platform::from_os_release(FEDORA40).unwrap();
-        let ubuntu = Platform::from_os_release(UBUNTU2204).unwrap();
-        let debian = Platform::from_os_release(DEBIAN12).unwrap();
-        let alma8 = Platform::from_os_release(ALMA8).unwrap();
+        let rocky = Platform::from_os_release(ROCKY9).0;
+        let ol = Platform::from_os_release(OL9).0;
+        let fedora = Platform::from_os_release(FEDORA40).0;
+        let ubuntu = Platform::from_os_release(UBUNTU2204).0;
+        let debian = Platform::from_os_release(DEBIAN12).0;
+        let alma8 = Platform::from_os_release(ALMA8).0;
         for (p, yes, no) in [
             (
                 &rocky,
-                &["rhel", "rhel9", "rocky", "rocky9.4", "centos"][..],
-                &["rhel8", "debian", "fedora40", "rhel9.5"][..],
+                &["rhel", "rhel9", "rocky", "rocky9.4"][..],
+                &["rhel8", "debian", "fedora40", "rhel9.5", "fedora", "centos"][..],
             ),
             (&ol, &["rhel", "rhel9", "ol9"], &["rhel8", "ubuntu"]),
             (
@@ -423,6 +468,17 @@ mod tests {
         let unknown = Platform::default();
         assert_eq!(unknown.name(), "unknown");
         assert!(!unknown.matches(&sel("debian")));
+        // A derivative is its parent by name, never by the parent's version.
+        let (mint, _) = Platform::from_os_release(
+            "ID=linuxmint\nID_LIKE=\"ubuntu debian\"\nVERSION_ID=\"22\"\n",
+        );
+        assert!(mint.matches(&sel("ubuntu")) && mint.matches(&sel("debian")));
+        assert!(!mint.matches(&sel("ubuntu22")) && !mint.matches(&sel("debian12")));
+        // RHEL says ID_LIKE=fedora; a `fedora` selector does not name it.
+        let (rhel, _) = Platform::from_os_release(RHEL94);
+        assert!(!rhel.matches(&sel("fedora")) && rhel.matches(&sel("rhel9")));
+        let (alpine, _) = Platform::from_os_release(ALPINE);
+        assert!(!alpine.matches(&sel("debian")) && !alpine.matches(&sel("rhel")));
     }
 
     #[test]
@@ -435,18 +491,20 @@ mod tests {
         let p = Platform::from_name("ubuntu24.04").unwrap();
         assert_eq!(p.family, Family::Debian);
         assert!(p.matches(&sel("debian")));
-        for bad in ["", "9", "RHEL9", "rhel9.", "rhel 9", "rhel9..1", "rhel9a"] {
+        for bad in [
+            "", "9", "RHEL9", "rhel9.", "rhel 9", "rhel9..1", "rhel9a", "unknown",
+        ] {
             let e = Platform::from_name(bad).unwrap_err();
             assert!(e.to_string().contains(&format!("`{bad}`")), "{e}");
         }
     }
 
     #[test]
-    fn odd_quoting_is_an_error_that_names_the_line() {
-        let ok = parse_os_release(
+    fn odd_quoting_is_a_problem_that_names_the_line() {
+        let (ok, problems) = parse_os_release(
             "# c\n\nNAME='Single Quoted'\nPRETTY_NAME=\"Say \\\"hi\\\" \\$HOME\"\nID=x\n",
-        )
-        .unwrap();
+        );
+        assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(ok["NAME"], "Single Quoted");
         assert_eq!(ok["PRETTY_NAME"], "Say \"hi\" $HOME");
         for (text, line, what) in [
@@ -458,15 +516,27 @@ mod tests {
                 "must be quoted",
             ),
             ("ID=debian\njust words\n", 2, "is not KEY=value"),
-            ("id=debian\n", 1, "is not a variable name"),
-            ("NAME=\"a\" b\n", 1, "text after the closing quote"),
+            ("ID=x\nid=debian\n", 2, "is not a variable name"),
+            ("ID=x\nNAME=\"a\" b\n", 2, "text after the closing quote"),
         ] {
-            let e = parse_os_release(text).unwrap_err();
+            let (_, problems) = parse_os_release(text);
+            let e = &problems[0];
             assert_eq!(e.line, line, "{text:?}: {e}");
             assert!(e.to_string().contains(what), "{text:?}: {e}");
         }
-        // No ID: the specification's default `linux`, a family nobody knows.
-        let p = Platform::from_os_release("NAME=Something\n").unwrap();
+        // A broken line elsewhere leaves the platform known; a broken ID,
+        // or none, does not.
+        let (p, problems) = Platform::from_os_release(
+            "ID=rhel\nVERSION_ID=9.4\nPRETTY_NAME=Red Hat Enterprise Linux 9.4\n",
+        );
+        assert_eq!((p.name().as_str(), problems.len()), ("rhel9.4", 1));
+        let (p, problems) = Platform::from_os_release("ID=\"rhel\nVERSION_ID=9.4\n");
+        assert_eq!(
+            (p.name().as_str(), problems[0].key.as_str()),
+            ("unknown", "ID")
+        );
+        let (p, problems) = Platform::from_os_release("NAME=Something\n");
         assert_eq!((p.family, p.name().as_str()), (Family::Unknown, "unknown"));
+        assert_eq!(problems[0].message, "no ID field");
     }
 }

@@ -1,6 +1,11 @@
 # annexa-agent %post ($1: 1 install, 2 upgrade)
 install -d -m 0700 -o root -g root /var/lib/annexa
 install -d -m 0755 /etc/annexa/checks.d
+# SELinux: directories made by a scriptlet get the labels the policy gives
+# their paths (var_lib_t, etc_t), as systemd would for its own.
+if command -v restorecon >/dev/null 2>&1; then
+    restorecon -R /var/lib/annexa /etc/annexa >/dev/null 2>&1 || :
+fi
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload >/dev/null 2>&1 || :
     if [ "$1" -eq 1 ]; then

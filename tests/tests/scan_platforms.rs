@@ -98,6 +98,10 @@ const DEBIAN_ONLY: [&str; 2] = [
     "patching.unattended-upgrades-enabled",
 ];
 
+/// Settings of PAM modules the bad roots do not call: no effect there
+/// (the checks that the modules are called fail instead).
+const BAD_UNUSED: [&str; 2] = ["passwords.quality-minlen", "login.lockout-threshold"];
+
 /// Checks the bad roots were not made to break (the setting is the
 /// distribution's own safe default, or the bad root keeps it): they pass.
 const BAD_RHEL_PASSES: [&str; 17] = [
@@ -145,7 +149,13 @@ const BAD_UBUNTU_PASSES: [&str; 21] = [
 
 /// Asserts every verdict: `na` not applicable, `passes` pass, every other
 /// check `pass` when `good` and `fail` otherwise; never `error`.
-fn assert_verdicts(label: &str, report: &serde_json::Value, good: bool, na: &[&str], passes: &[&str]) {
+fn assert_verdicts(
+    label: &str,
+    report: &serde_json::Value,
+    good: bool,
+    na: &[&str],
+    passes: &[&str],
+) {
     let mut wrong = Vec::new();
     for (id, (status, message)) in verdicts(report) {
         // Fixture files belong to whoever built them; two checks want root's.
@@ -178,13 +188,22 @@ fn rhel_family_roots_give_the_verdicts_they_were_made_to_give() {
         assert_verdicts(&format!("{platform} good"), &report, true, &na, &[]);
         let v = verdicts(&report);
         assert!(
-            v["patching.pending-updates"].1.contains("2 updates pending (0 security) per dnf repository metadata"),
+            v["patching.pending-updates"]
+                .1
+                .contains("2 updates pending (0 security) per dnf repository metadata"),
             "{:?}",
             v["patching.pending-updates"]
         );
         let (_b, bad) = build(platform, "bad");
         let report = scan(&bad);
-        assert_verdicts(&format!("{platform} bad"), &report, false, &na, &BAD_RHEL_PASSES);
+        let bad_na: Vec<&str> = na.iter().chain(&BAD_UNUSED).copied().collect();
+        assert_verdicts(
+            &format!("{platform} bad"),
+            &report,
+            false,
+            &bad_na,
+            &BAD_RHEL_PASSES,
+        );
         let security = report["results"]
             .as_array()
             .unwrap()
@@ -193,7 +212,10 @@ fn rhel_family_roots_give_the_verdicts_they_were_made_to_give() {
             .unwrap();
         let observed = security["observed"].as_str().unwrap();
         assert!(observed.starts_with("33 pending, 3 security"), "{observed}");
-        assert!(observed.contains("(Important)") && observed.contains("(Moderate)"), "{observed}");
+        assert!(
+            observed.contains("(Important)") && observed.contains("(Moderate)"),
+            "{observed}"
+        );
     }
 }
 
@@ -208,10 +230,19 @@ fn ubuntu_roots_give_the_verdicts_they_were_made_to_give() {
         assert_verdicts(&format!("{platform} good"), &report, true, &na, &[]);
         let (_b, bad) = build(platform, "bad");
         let report = scan(&bad);
-        assert_verdicts(&format!("{platform} bad"), &report, false, &na, &BAD_UBUNTU_PASSES);
+        let bad_na: Vec<&str> = na.iter().chain(&BAD_UNUSED).copied().collect();
+        assert_verdicts(
+            &format!("{platform} bad"),
+            &report,
+            false,
+            &bad_na,
+            &BAD_UBUNTU_PASSES,
+        );
         let v = verdicts(&report);
         assert!(
-            v["patching.no-pending-security-updates"].1.contains("3 security updates pending"),
+            v["patching.no-pending-security-updates"]
+                .1
+                .contains("3 security updates pending"),
             "the -security pocket and ESM count: {:?}",
             v["patching.no-pending-security-updates"]
         );
@@ -235,7 +266,13 @@ fn the_rpm_database_is_read_from_the_root_without_the_hosts_rpm() {
     );
     assert_eq!(verdicts(&normal), verdicts(&bare));
     let listed = Command::new("rpm")
-        .args(["--root", root.to_str().unwrap(), "--dbpath", "/var/lib/rpm", "-qa"])
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "--dbpath",
+            "/var/lib/rpm",
+            "-qa",
+        ])
         .output()
         .expect("rpm (tests/run.sh installs it)");
     let rpm_count = String::from_utf8_lossy(&listed.stdout)
@@ -256,10 +293,18 @@ fn broken_databases_and_os_release_are_named_never_passed() {
     let bytes = std::fs::read(&db).unwrap();
     std::fs::write(&db, &bytes[..bytes.len() / 2]).unwrap();
     let v = verdicts(&scan(&root));
-    for id in ["audit.auditd-installed", "time.sync-daemon", "firewall.configured", "patching.pending-updates"] {
+    for id in [
+        "audit.auditd-installed",
+        "time.sync-daemon",
+        "firewall.configured",
+        "patching.pending-updates",
+    ] {
         let (status, message) = &v[id];
         assert_eq!(status, "error", "{id}: {message}");
-        assert!(message.contains("/var/lib/rpm/rpmdb.sqlite"), "{id}: {message}");
+        assert!(
+            message.contains("/var/lib/rpm/rpmdb.sqlite"),
+            "{id}: {message}"
+        );
     }
 
     std::fs::remove_file(&db).unwrap();
@@ -267,22 +312,77 @@ fn broken_databases_and_os_release_are_named_never_passed() {
     let v = verdicts(&scan(&root));
     let (status, message) = &v["network.no-telnet-server"];
     assert_eq!(status, "error");
-    assert!(message.contains("/var/lib/rpm/Packages: an rpm database in Berkeley DB"), "{message}");
+    assert!(
+        message.contains("/var/lib/rpm/Packages: an rpm database in Berkeley DB"),
+        "{message}"
+    );
 
-    std::fs::write(root.join("etc/os-release"), "NAME=\"Red Hat Enterprise Linux\nID=rhel\n").unwrap();
+    // A broken line the platform is not made of: the checks run, the
+    // inventory says what is wrong.
+    std::fs::write(
+        root.join("etc/os-release"),
+        "NAME=\"Red Hat Enterprise Linux\nID=\"rhel\"\nVERSION_ID=\"9.4\"\n",
+    )
+    .unwrap();
     let report = scan(&root);
+    assert_eq!(report["host"]["platform"], "rhel9.4");
     let v = verdicts(&report);
-    assert_eq!(report["host"]["platform"], "unknown");
     let (status, message) = &v["inventory.host-facts"];
     assert_eq!(status, "error");
-    assert!(message.contains("/etc/os-release: line 1: NAME: unterminated double quote"), "{message}");
+    assert!(
+        message.contains("/etc/os-release: line 1: NAME: unterminated double quote"),
+        "{message}"
+    );
+    assert_eq!(v["crypto.policy-not-legacy"].0, "pass");
+
+    // A broken ID: which probe applies is unknown, an error for every check
+    // written for particular platforms; none of them passes.
+    std::fs::write(
+        root.join("etc/os-release"),
+        "ID=\"rhel\nVERSION_ID=\"9.4\"\n",
+    )
+    .unwrap();
+    let report = scan(&root);
+    assert_eq!(report["host"]["platform"], "unknown");
+    let v = verdicts(&report);
     let (status, message) = &v["mac.enforcing"];
-    assert_eq!(status, "not_applicable");
-    assert!(message.starts_with("no variant for platform unknown; this check is for debian, rhel"), "{message}");
+    assert_eq!(status, "error");
+    assert!(
+        message.contains("/etc/os-release: line 1: ID: unterminated double quote"),
+        "{message}"
+    );
+    let bound = [
+        "patching.",
+        "mac.",
+        "crypto.",
+        "time.sync",
+        "firewall.configured",
+        "malware.",
+        "integrity.",
+        "network.no-t",
+        "network.no-r",
+        "audit.auditd-installed",
+        "login.failed",
+        "passwords.quality-enforced",
+    ];
     for (id, (status, _)) in &v {
-        let bound = ["patching.", "mac.", "crypto.", "time.sync", "firewall.configured", "malware.", "integrity.", "network.no-t", "network.no-r", "audit.auditd-installed", "login.failed", "passwords.quality-enforced"];
         if bound.iter().any(|b| id.starts_with(b)) {
-            assert_eq!(status, "not_applicable", "{id} ran on an unknown platform");
+            assert_eq!(
+                status, "error",
+                "{id} on a platform that cannot be identified"
+            );
         }
     }
+
+    // No os-release at all: a platform nobody knows, not applicable. (On
+    // RHEL /etc/os-release is a link to /usr/lib/os-release.)
+    std::fs::remove_file(root.join("etc/os-release")).unwrap();
+    let _ = std::fs::remove_file(root.join("usr/lib/os-release"));
+    let v = verdicts(&scan(&root));
+    let (status, message) = &v["mac.enforcing"];
+    assert_eq!(status, "not_applicable");
+    assert!(
+        message.starts_with("no variant for platform unknown; this check is for debian, rhel"),
+        "{message}"
+    );
 }

@@ -155,11 +155,9 @@ pub fn is_nologin_shell(shell: &str) -> bool {
 /// that command and ends, so it is no interactive shell.
 pub fn runs_only_its_command(name: &str, shell: &str) -> bool {
     matches!(name, "sync" | "shutdown" | "halt")
-        && [
-            "/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/",
-        ]
-        .iter()
-        .any(|dir| shell.strip_prefix(dir) == Some(name))
+        && ["/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/"]
+            .iter()
+            .any(|dir| shell.strip_prefix(dir) == Some(name))
 }
 
 #[cfg(test)]

@@ -75,6 +75,17 @@ fn attr<R>(
     Ok(None)
 }
 
+/// An `epoch` attribute: absent or empty is 0; anything but digits is an
+/// error (a silent 0 would rank the package wrongly).
+fn epoch_of(package: &str, epoch: Option<String>) -> Result<u32, RepodataError> {
+    match epoch.as_deref().map(str::trim) {
+        None | Some("") => Ok(0),
+        Some(e) => e.parse().map_err(|_| {
+            RepodataError::Format(format!("package {package}: epoch `{e}` is not a number"))
+        }),
+    }
+}
+
 /// The files a `repomd.xml` lists. Only the last component of each
 /// `location href` is kept: the cache holds them flat in `repodata/`, and a
 /// hostile `../` must not lead a read out of it.
@@ -152,13 +163,13 @@ pub fn newest_offered(
                 "arch" if in_package => field = Some("arch"),
                 "version" if in_package => {
                     let get = |k: &str| attr(&reader, &e, k);
-                    let epoch = get("epoch")?.unwrap_or_default();
+                    let epoch = epoch_of(&name, get("epoch")?)?;
                     let ver = get("ver")?.ok_or_else(|| {
                         RepodataError::Format(format!("package {name}: <version> without ver"))
                     })?;
                     let rel = get("rel")?;
                     evr = Some(Evr {
-                        epoch: epoch.parse().unwrap_or(0),
+                        epoch,
                         version: ver,
                         release: rel,
                     });
@@ -240,7 +251,7 @@ pub fn advisories(
                                 ))
                             })?;
                             let evr = Evr {
-                                epoch: get("epoch")?.and_then(|e| e.parse().ok()).unwrap_or(0),
+                                epoch: epoch_of(&name, get("epoch")?)?,
                                 version,
                                 release: get("release")?,
                             };

@@ -449,10 +449,17 @@ mod tests {
     fn rhel_single_command_accounts_are_not_login_shells() {
         let passwd = "root:x:0:0:root:/root:/bin/bash\nsync:x:5:0:sync:/sbin:/bin/sync\nshutdown:x:6:0:shutdown:/sbin:/sbin/shutdown\nhalt:x:7:0:halt:/sbin:/sbin/halt\n";
         let shadow = "root:!:1::::::\nsync:*:19469:0:99999:7:::\nshutdown:*:19469:0:99999:7:::\nhalt:*:19469:0:99999:7:::\n";
-        let o = run_files(&ok(&[("/etc/passwd", passwd), ("/etc/shadow", shadow)]), &rule("system_accounts_locked"));
+        let o = run_files(
+            &ok(&[("/etc/passwd", passwd), ("/etc/shadow", shadow)]),
+            &rule("system_accounts_locked"),
+        );
         assert_eq!(o.status, Status::Pass, "{}", o.message);
-        let passwd: &'static str = "root:x:0:0:root:/root:/bin/bash\nbackup:x:34:34::/:/sbin/shutdown\n";
-        let o = run_files(&ok(&[("/etc/passwd", passwd), ("/etc/shadow", shadow)]), &rule("system_accounts_locked"));
+        let passwd: &'static str =
+            "root:x:0:0:root:/root:/bin/bash\nbackup:x:34:34::/:/sbin/shutdown\n";
+        let o = run_files(
+            &ok(&[("/etc/passwd", passwd), ("/etc/shadow", shadow)]),
+            &rule("system_accounts_locked"),
+        );
         assert_eq!(o.status, Status::Fail, "{}", o.message);
     }
 

@@ -20,28 +20,36 @@ use crate::result::{Source, SourceKind};
 pub const CACHE_DIRS: [&str; 2] = ["/var/cache/dnf", "/var/cache/libdnf5"];
 const REPOS_DIR: &str = "/etc/yum.repos.d";
 
-/// Repository ids a `.repo` file disables (`enabled=0`); a disabled
-/// repository's stale cache must not count.
-fn disabled_repos(
+/// Repository ids the `.repo` files declare, each with whether it is
+/// enabled (dnf's default: yes) and where that was said. The last
+/// assignment wins within a section.
+fn declared_repos(
     host: &HostView,
     sources: &mut Vec<Source>,
-) -> Result<HashSet<String>, HostError> {
-    let mut disabled = HashSet::new();
+) -> Result<BTreeMap<String, (bool, Source)>, HostError> {
+    let mut repos: BTreeMap<String, (bool, Source)> = BTreeMap::new();
     for file in super::drop_ins(host, &[REPOS_DIR], "*.repo", sources)? {
         sources.push(file.source());
         let mut section: Option<String> = None;
-        for line in file.text().lines() {
+        for (i, line) in file.text().lines().enumerate() {
             let line = line.trim();
+            let at = file.source_at(i as u32 + 1);
             if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                section = Some(name.trim().to_string());
+                let name = name.trim().to_string();
+                repos.entry(name.clone()).or_insert((true, at));
+                section = Some(name);
             } else if let (Some(s), Some((k, v))) = (&section, line.split_once('=')) {
-                if k.trim() == "enabled" && matches!(v.trim(), "0" | "false" | "no" | "False") {
-                    disabled.insert(s.clone());
+                if k.trim() == "enabled" {
+                    let on = !matches!(
+                        v.trim().to_ascii_lowercase().as_str(),
+                        "0" | "false" | "no" | "off"
+                    );
+                    repos.insert(s.clone(), (on, at));
                 }
             }
         }
     }
-    Ok(disabled)
+    Ok(repos)
 }
 
 /// The repository id of a cache directory `<id>-<16 hex>`.
@@ -101,7 +109,8 @@ fn open_metadata(
 /// the installed packages.
 pub(crate) fn scan(host: &HostView, db: &PackageDb) -> Result<Pending, HostError> {
     let mut sources = Vec::new();
-    let disabled = disabled_repos(host, &mut sources)?;
+    let declared = declared_repos(host, &mut sources)?;
+    let mut cached: HashSet<String> = HashSet::new();
     let wanted: HashSet<&str> = db.installed.values().map(|p| p.name.as_str()).collect();
     let mut offered: HashMap<(String, String), Evr> = HashMap::new();
     let mut advisories = Vec::new();
@@ -116,7 +125,7 @@ pub(crate) fn scan(host: &HostView, db: &PackageDb) -> Result<Pending, HostError
             let Some(id) = repo_id(&dir.name) else {
                 continue;
             };
-            if disabled.contains(id) {
+            if declared.get(id).is_some_and(|(on, _)| !on) {
                 continue;
             }
             let repomd_path = format!("{}/repodata/repomd.xml", dir.path);
@@ -124,8 +133,16 @@ pub(crate) fn scan(host: &HostView, db: &PackageDb) -> Result<Pending, HostError
                 continue;
             };
             sources.push(repomd.source());
-            if let Some(meta) = host.metadata(&repomd_path)? {
-                newest_mtime = newest_mtime.max(meta.modified);
+            cached.insert(id.to_string());
+            if let Some(modified) = host.metadata(&repomd_path)?.and_then(|m| m.modified) {
+                // A time in the future would make stale metadata look fresh.
+                if modified > SystemTime::now() {
+                    return Err(HostError::Io {
+                        path: repomd_path,
+                        message: "modified in the future; its age cannot be judged".into(),
+                    });
+                }
+                newest_mtime = newest_mtime.max(Some(modified));
             }
             let files: Vec<RepoFile> =
                 repodata::repomd(&repomd.bytes[..]).map_err(|e| HostError::Io {
@@ -139,11 +156,33 @@ pub(crate) fn scan(host: &HostView, db: &PackageDb) -> Result<Pending, HostError
                     .find(|f| f.kind == kind)
                     .map(|f| format!("{}/repodata/{}", dir.path, f.file_name))
             };
-            let Some(primary) = path_of("primary") else {
-                return Err(HostError::Io {
-                    path: repomd_path,
-                    message: "lists no primary metadata".into(),
-                });
+            // dnf downloads the zchunk form instead when the repository
+            // offers it (Fedora's default).
+            let present = |kind: &str| -> Result<Option<String>, HostError> {
+                match path_of(kind) {
+                    Some(p) if host.exists(&p)? => Ok(Some(p)),
+                    _ => Ok(None),
+                }
+            };
+            let primary = match (present("primary")?, present("primary_zck")?) {
+                (Some(p), _) => p,
+                (None, Some(zck)) => {
+                    return Err(HostError::Io {
+                        path: zck,
+                        message: "zchunk-compressed (.zck), which annexa does not read; set zchunk=False in /etc/dnf/dnf.conf and run dnf makecache".into(),
+                    });
+                }
+                (None, None) => {
+                    return Err(HostError::Io {
+                        path: repomd_path,
+                        message: match path_of("primary") {
+                            Some(p) => {
+                                format!("lists primary metadata {p}, which is not in the cache")
+                            }
+                            None => "lists no primary metadata".into(),
+                        },
+                    });
+                }
             };
             open_metadata(host, &primary, &mut sources, &mut |r| {
                 for (key, evr) in repodata::newest_offered(r, &wanted).map_err(|e| e.to_string())? {
@@ -156,6 +195,14 @@ pub(crate) fn scan(host: &HostView, db: &PackageDb) -> Result<Pending, HostError
                 }
                 Ok(())
             })?;
+            if let Some(zck) = present("updateinfo_zck")?
+                .filter(|_| present("updateinfo").ok().flatten().is_none())
+            {
+                return Err(HostError::Io {
+                    path: zck,
+                    message: "zchunk-compressed (.zck), which annexa does not read; set zchunk=False in /etc/dnf/dnf.conf and run dnf makecache".into(),
+                });
+            }
             if let Some(updateinfo) = path_of("updateinfo") {
                 open_metadata(host, &updateinfo, &mut sources, &mut |r| {
                     advisories.extend(repodata::advisories(r, &wanted).map_err(|e| e.to_string())?);
@@ -164,10 +211,21 @@ pub(crate) fn scan(host: &HostView, db: &PackageDb) -> Result<Pending, HostError
             }
         }
     }
-    // (name, arch) → the advisories that fix an installed version.
+    // An enabled repository dnf has no metadata for hides its updates.
+    for (id, (on, at)) in &declared {
+        if *on && !cached.contains(id) {
+            return Err(HostError::Io {
+                path: at.path.clone(),
+                message: format!(
+                    "line {}: repository {id} is enabled, but dnf's cache has no metadata for it (dnf makecache has not run since); its updates cannot be counted",
+                    at.line.unwrap_or(0)
+                ),
+            });
+        }
+    }
     let mut upgrades = BTreeMap::new();
     let mut pending_advisories = BTreeMap::new();
-    for inst in db.installed.values() {
+    for (key, inst) in &db.installed {
         let installed = Evr::parse(&inst.version);
         let candidates = [inst.arch.as_str(), "noarch"];
         let newest = candidates
@@ -189,7 +247,7 @@ pub(crate) fn scan(host: &HostView, db: &PackageDb) -> Result<Pending, HostError
             }
         }
         upgrades.insert(
-            inst.name.clone(),
+            key.clone(),
             (inst.version.clone(), newest.to_string(), security),
         );
     }

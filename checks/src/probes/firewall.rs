@@ -64,7 +64,7 @@ fn firewalld_default_zone(
         let path = format!("{dir}/{zone}.xml");
         let Some(f) = ctx.read(&path)? else { continue };
         sources.push(f.source());
-        let target = zone_target(&f.text()).map_err(|message| crate::host::HostError::Io {
+        let (target, _) = zone_info(&f.text()).map_err(|message| crate::host::HostError::Io {
             path: path.clone(),
             message,
         })?;
@@ -74,6 +74,9 @@ fn firewalld_default_zone(
                 target.as_deref().unwrap_or("ACCEPT")
             )));
         }
+        if let Err(why) = accepting_bound_zones(ctx, sources)? {
+            return Ok(Err(why));
+        }
         return Ok(Ok(zone));
     }
     Ok(Err(format!(
@@ -81,10 +84,27 @@ fn firewalld_default_zone(
     )))
 }
 
-/// The `target` attribute of a firewalld zone file's `<zone>` element.
-fn zone_target(xml: &str) -> Result<Option<String>, String> {
+/// A firewalld zone file: its `target` attribute and what is bound to it
+/// (`<interface name=…>`, `<source address=…>` or `ipset=`).
+fn zone_info(xml: &str) -> Result<(Option<String>, Vec<String>), String> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(xml);
+    let attr =
+        |e: &quick_xml::events::BytesStart<'_>, name: &str| -> Result<Option<String>, String> {
+            for a in e.attributes() {
+                let a = a.map_err(|e| e.to_string())?;
+                if a.key.local_name().as_ref() == name {
+                    let v = a
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|e| e.to_string())?;
+                    return Ok(Some(v.into_owned()));
+                }
+            }
+            Ok(None)
+        };
+    let mut target = None;
+    let mut seen_zone = false;
+    let mut bound = Vec::new();
     loop {
         match reader.read_event() {
             Err(e) => {
@@ -93,22 +113,64 @@ fn zone_target(xml: &str) -> Result<Option<String>, String> {
                     reader.error_position()
                 ));
             }
-            Ok(Event::Eof) => return Err("no <zone> element".into()),
-            Ok(Event::Start(e)) | Ok(Event::Empty(e)) if e.local_name().as_ref() == "zone" => {
-                for a in e.attributes() {
-                    let a = a.map_err(|e| e.to_string())?;
-                    if a.key.local_name().as_ref() == "target" {
-                        let v = a
-                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                            .map_err(|e| e.to_string())?;
-                        return Ok(Some(v.into_owned()));
+            Ok(Event::Eof) => break,
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => match e.local_name().as_ref() {
+                "zone" => {
+                    seen_zone = true;
+                    target = attr(&e, "target")?;
+                }
+                "interface" => bound.extend(attr(&e, "name")?.map(|n| format!("interface {n}"))),
+                "source" => {
+                    for key in ["address", "mac", "ipset"] {
+                        bound.extend(attr(&e, key)?.map(|v| format!("source {v}")));
                     }
                 }
-                return Ok(None);
-            }
+                _ => {}
+            },
             Ok(_) => {}
         }
     }
+    if !seen_zone {
+        return Err("no <zone> element".into());
+    }
+    Ok((target, bound))
+}
+
+/// Zones in /etc/firewalld/zones that accept everything (`trusted`, or
+/// `target="ACCEPT"`) and have interfaces or sources bound to them: traffic
+/// there is not filtered, whatever the default zone does.
+fn accepting_bound_zones(
+    ctx: &Ctx<'_>,
+    sources: &mut Vec<crate::result::Source>,
+) -> Result<Result<(), String>, crate::host::HostError> {
+    const DIR: &str = "/etc/firewalld/zones";
+    let Some(entries) = ctx.host.read_dir(DIR)? else {
+        return Ok(Ok(()));
+    };
+    sources.push(crate::host::HostView::dir_source(DIR, &entries));
+    for e in entries
+        .iter()
+        .filter(|e| !e.is_dir && e.name.ends_with(".xml"))
+    {
+        let Some(f) = ctx.read(&e.path)? else {
+            continue;
+        };
+        let (target, bound) =
+            zone_info(&f.text()).map_err(|message| crate::host::HostError::Io {
+                path: e.path.clone(),
+                message,
+            })?;
+        let zone = e.name.trim_end_matches(".xml");
+        if (zone == "trusted" || target.as_deref() == Some("ACCEPT")) && !bound.is_empty() {
+            sources.push(f.source());
+            return Ok(Err(format!(
+                "zone {zone} ({}) accepts all traffic from {}",
+                e.path,
+                bound.join(", ")
+            )));
+        }
+    }
+    Ok(Ok(()))
 }
 
 fn configured(ctx: &Ctx<'_>) -> Outcome {
@@ -389,6 +451,74 @@ mod tests {
         assert_eq!(
             run_files(&[], r#"{ kind = "firewall", rule = "loaded" }"#).status,
             Status::NotApplicable
+        );
+    }
+
+    /// firewalld 1.3 (RHEL 9): enabled, its default zone, and zones that
+    /// accept everything from what is bound to them.
+    #[test]
+    fn firewalld_default_zone_and_accepting_zones() {
+        let status = "Package: firewalld\nStatus: install ok installed\nArchitecture: all\nVersion: 1.3.3-1\n";
+        let public = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<zone>\n  <short>Public</short>\n  <service name=\"ssh\"/>\n  <forward/>\n</zone>\n";
+        let trusted = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<zone target=\"ACCEPT\">\n  <short>Trusted</short>\n  <forward/>\n</zone>\n";
+        let base = [
+            ("/var/lib/dpkg/status", status),
+            (
+                "/usr/lib/systemd/system/firewalld.service",
+                "[Install]\nWantedBy=multi-user.target\n",
+            ),
+            ("/usr/lib/firewalld/zones/public.xml", public),
+            ("/usr/lib/firewalld/zones/trusted.xml", trusted),
+        ];
+        let p = r#"{ kind = "firewall", rule = "configured" }"#;
+        let verdict = |extra: &[(&str, &str)]| {
+            let files: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
+            let (d, _) = root(&files);
+            wants(
+                d.path(),
+                "multi-user.target",
+                "/usr/lib/systemd/system/firewalld.service",
+            );
+            let view = crate::host::HostView::root(d.path()).unwrap();
+            run(&view, p)
+        };
+        let o = verdict(&[("/etc/firewalld/firewalld.conf", "DefaultZone=public\n")]);
+        assert_eq!(o.status, Status::Pass, "{}", o.message);
+        let o = verdict(&[("/etc/firewalld/firewalld.conf", "DefaultZone=trusted\n")]);
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.message
+                .contains("default zone trusted accepts all traffic"),
+            "{}",
+            o.message
+        );
+        let o = verdict(&[(
+            "/etc/firewalld/firewalld.conf",
+            "DefaultZone=../../etc/passwd\n",
+        )]);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.message.contains("is not a zone name"), "{}", o.message);
+        let o = verdict(&[
+            ("/etc/firewalld/firewalld.conf", "DefaultZone=public\n"),
+            (
+                "/etc/firewalld/zones/trusted.xml",
+                &trusted.replace("<forward/>", "<interface name=\"eth0\"/>"),
+            ),
+        ]);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.message.contains("zone trusted (/etc/firewalld/zones/trusted.xml) accepts all traffic from interface eth0"), "{}", o.message);
+        let o = verdict(&[
+            ("/etc/firewalld/firewalld.conf", "DefaultZone=public\n"),
+            (
+                "/etc/firewalld/zones/public.xml",
+                "<zone><short>broken</zone>",
+            ),
+        ]);
+        assert_eq!(o.status, Status::Error);
+        assert!(
+            o.message.starts_with("/etc/firewalld/zones/public.xml: "),
+            "{}",
+            o.message
         );
     }
 }

@@ -52,9 +52,13 @@ pub struct Detected {
     pub pretty_name: Option<String>,
     /// The os-release file read.
     pub source: Option<Source>,
-    /// Why the platform is unknown: the file is absent, unreadable or
-    /// malformed (named, with the line).
+    /// What is wrong: the file is absent, unreadable or malformed (named,
+    /// with the line).
     pub problem: Option<String>,
+    /// The file is there but could not be read, or breaks its grammar: a
+    /// check that needs the platform cannot answer (`error`), where an
+    /// absent file is a platform it does not know (`not_applicable`).
+    pub broken: bool,
 }
 
 /// Identifies the platform from the first os-release file that exists.
@@ -66,32 +70,20 @@ pub(crate) fn detect(view: &HostView) -> Detected {
             Err(e) => {
                 return Detected {
                     problem: Some(e.to_string()),
+                    broken: true,
                     ..Detected::default()
                 };
             }
         };
         let text = file.text();
-        return match Platform::from_os_release(&text) {
-            Ok(platform) => {
-                let pretty_name = parse_os_release(&text)
-                    .ok()
-                    .and_then(|f| f.get("PRETTY_NAME").cloned());
-                let problem = platform
-                    .id
-                    .is_none()
-                    .then(|| format!("{path}: no ID field"));
-                Detected {
-                    platform,
-                    pretty_name,
-                    source: Some(file.source()),
-                    problem,
-                }
-            }
-            Err(e) => Detected {
-                source: Some(file.source_at(e.line as u32)),
-                problem: Some(format!("{path}: {e}")),
-                ..Detected::default()
-            },
+        let (platform, problems) = Platform::from_os_release(&text);
+        let first = problems.first();
+        return Detected {
+            pretty_name: parse_os_release(&text).0.get("PRETTY_NAME").cloned(),
+            source: Some(first.map_or_else(|| file.source(), |e| file.source_at(e.line as u32))),
+            problem: first.map(|e| format!("{path}: {e}")),
+            broken: first.is_some(),
+            platform,
         };
     }
     Detected {
@@ -178,7 +170,7 @@ pub struct InventoryProbe {}
 impl Probe for InventoryProbe {
     fn run(&self, ctx: &Ctx<'_>) -> Outcome {
         let (facts, sources) = facts_of(ctx);
-        if let (Some(problem), Some(_)) = (&facts.platform_problem, &ctx.platform().source) {
+        if let (Some(problem), true) = (&facts.platform_problem, ctx.platform().broken) {
             return Outcome::error(format!(
                 "the operating system cannot be identified: {problem}"
             ))
@@ -284,7 +276,6 @@ mod tests {
             o.message
         );
         assert_eq!(o.sources[0].line, Some(2));
-        // A platform-bound check does not run there.
         let (_d, view) = crate::probes::testing::root(&[(
             "/etc/os-release",
             "ID=debian\nPRETTY_NAME=Debian 12\n",
@@ -292,9 +283,14 @@ mod tests {
         let params = crate::probes::testing::params();
         let ctx = crate::probes::Ctx::new(&view, &params);
         let d = ctx.platform();
-        assert_eq!(d.platform.name(), "unknown");
+        // The broken line is not one the platform is made of.
+        assert_eq!(d.platform.name(), "debian");
+        assert!(d.broken);
         assert!(
-            d.problem.as_deref().unwrap().contains("must be quoted"),
+            d.problem
+                .as_deref()
+                .unwrap()
+                .contains("line 2: PRETTY_NAME: `Debian 12`: a value with spaces"),
             "{:?}",
             d.problem
         );

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::systemd_unit::unit_state;
-use super::{Ctx, Outcome, Probe, host_try, package};
+use super::{Ctx, Outcome, Probe, drop_ins, host_try, package};
 use crate::host::HostView;
 use crate::parse::keyvalue;
 use crate::result::Source;
@@ -24,10 +24,75 @@ pub struct MacProbe {
     framework: Framework,
 }
 
-/// Files that hold the kernel command line of the next boot: GRUB's
-/// defaults (Debian, RHEL 8) and the one kernel-install writes into boot
-/// loader entries (RHEL 9, Fedora).
-const BOOT_CMDLINES: [&str; 2] = ["/etc/default/grub", "/etc/kernel/cmdline"];
+/// Where the kernel command line of the next boot is written: GRUB's
+/// defaults and their drop-ins (Debian, Ubuntu, RHEL 8), kernel-install's
+/// file and the boot loader entries grubby edits (RHEL 9, Fedora), and
+/// RHEL 8's `kernelopts` in grubenv.
+const BOOT_FILES: [&str; 3] = [
+    "/etc/default/grub",
+    "/etc/kernel/cmdline",
+    "/boot/grub2/grubenv",
+];
+const BOOT_DIRS: [(&str, &str); 2] = [
+    ("/etc/default/grub.d", "*.cfg"),
+    ("/boot/loader/entries", "*.conf"),
+];
+
+/// The value of a shell assignment as the shell would see it: quotes
+/// removed, a trailing comment dropped.
+fn shell_value(v: &str) -> String {
+    let v = v.trim();
+    let mut out = String::new();
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                for d in chars.by_ref() {
+                    if d == c {
+                        break;
+                    }
+                    out.push(d);
+                }
+            }
+            '#' if out.is_empty() || out.ends_with(char::is_whitespace) => break,
+            c if c.is_whitespace() => break,
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The kernel arguments a file gives, each with its 1-based line.
+fn boot_args(path: &str, text: &str) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        let args = if path.ends_with("/cmdline") {
+            line.to_string()
+        } else if path.ends_with("/grubenv") {
+            match line.strip_prefix("kernelopts=") {
+                Some(v) => v.to_string(),
+                None => continue,
+            }
+        } else if path.starts_with("/boot/loader/entries/") {
+            match line.strip_prefix("options") {
+                Some(v) if v.starts_with(char::is_whitespace) => v.to_string(),
+                _ => continue,
+            }
+        } else {
+            let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+            match line.split_once('=') {
+                Some((k, v)) if k.starts_with("GRUB_CMDLINE_LINUX") => shell_value(v),
+                _ => continue,
+            }
+        };
+        out.extend(
+            args.split_whitespace()
+                .map(|a| (a.trim_matches(['"', '\'']).to_string(), i as u32 + 1)),
+        );
+    }
+    out
+}
 
 /// The first kernel argument among `words` that the next boot (root) or
 /// this boot (live: /proc/cmdline) is given: (argument, where).
@@ -36,28 +101,22 @@ fn kernel_arg(
     words: &[&str],
     sources: &mut Vec<Source>,
 ) -> Result<Option<(String, Source)>, crate::host::HostError> {
-    let paths: Vec<&str> = if ctx.is_live() {
-        vec!["/proc/cmdline"]
+    let mut files = Vec::new();
+    if ctx.is_live() {
+        files.extend(ctx.read("/proc/cmdline")?);
     } else {
-        BOOT_CMDLINES.to_vec()
-    };
-    for path in paths {
-        let Some(f) = ctx.read(path)? else { continue };
+        for path in BOOT_FILES {
+            files.extend(ctx.read(path)?);
+        }
+        for (dir, pattern) in BOOT_DIRS {
+            files.extend(drop_ins(ctx.host, &[dir], pattern, sources)?);
+        }
+    }
+    for f in files {
         sources.push(f.source());
-        for (i, line) in f.text().lines().enumerate() {
-            let line = line.trim();
-            // /etc/default/grub: only the command-line variables count.
-            if path == "/etc/default/grub" && !line.starts_with("GRUB_CMDLINE_LINUX") {
-                continue;
-            }
-            let args = line
-                .split_once('=')
-                .filter(|_| path == "/etc/default/grub")
-                .map_or(line, |(_, v)| v);
-            for arg in args.trim_matches(['"', '\'']).split_whitespace() {
-                if words.contains(&arg) {
-                    return Ok(Some((arg.to_string(), f.source_at(i as u32 + 1))));
-                }
+        for (arg, line) in boot_args(&f.path, &f.text()) {
+            if words.contains(&arg.as_str()) {
+                return Ok(Some((arg, f.source_at(line))));
             }
         }
     }
@@ -246,6 +305,50 @@ mod tests {
         assert_eq!(o.status, Status::Fail);
         assert!(o.message.contains("selinux=0"), "{}", o.message);
         assert_eq!(run_files(&[], SELINUX).status, Status::Fail);
+        // What grubby writes on RHEL 9, and a quoted GRUB line with a comment.
+        for (path, text) in [
+            (
+                "/boot/loader/entries/0f3a-5.14.0-427.el9.x86_64.conf",
+                "title Red Hat Enterprise Linux (5.14.0-427.el9.x86_64) 9.4 (Plow)\nversion 5.14.0-427.el9.x86_64\nlinux /vmlinuz-5.14.0-427.el9.x86_64\noptions root=/dev/mapper/rhel-root ro enforcing=0\n",
+            ),
+            (
+                "/etc/default/grub",
+                "export GRUB_CMDLINE_LINUX=\"crashkernel=1G-4G:192M rd.lvm.lv=rhel/root selinux=0\" # debugging\n",
+            ),
+            (
+                "/boot/grub2/grubenv",
+                "# GRUB Environment Block\nkernelopts=root=/dev/mapper/rhel-root ro selinux=0\n",
+            ),
+        ] {
+            let o = run_files(&[("/etc/selinux/config", CONFIG), (path, text)], SELINUX);
+            assert_eq!(o.status, Status::Fail, "{path}: {}", o.message);
+            assert!(
+                o.sources.iter().any(|s| s.path == path && s.line.is_some()),
+                "{path}: {:?}",
+                o.sources
+            );
+        }
+    }
+
+    #[test]
+    fn grub_values_read_as_the_shell_reads_them() {
+        assert_eq!(
+            super::shell_value("\"quiet splash\" # note"),
+            "quiet splash"
+        );
+        assert_eq!(super::shell_value("'a b'c"), "a bc");
+        assert_eq!(
+            super::shell_value("\"$GRUB_CMDLINE_LINUX apparmor=0\""),
+            "$GRUB_CMDLINE_LINUX apparmor=0"
+        );
+        let args: Vec<String> = super::boot_args(
+            "/etc/default/grub",
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet apparmor=0\" #x\nGRUB_TIMEOUT=5\n",
+        )
+        .into_iter()
+        .map(|a| a.0)
+        .collect();
+        assert_eq!(args, ["quiet", "apparmor=0"]);
     }
 
     #[test]

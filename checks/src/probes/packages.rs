@@ -8,9 +8,8 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
 
-use crate::host::{HostError, HostView, digest_file};
+use crate::host::{HostError, HostView, MAX_FILE_BYTES};
 use crate::parse::dpkg::{self, Installed};
 use crate::parse::rpm::{self, Evr};
 use crate::platform::Family;
@@ -123,25 +122,62 @@ fn load_rpm(host: &HostView) -> Result<Option<PackageDb>, HostError> {
     Ok(None)
 }
 
-/// Reads rpm's SQLite database through the descriptor the root-confined
-/// open returned (`/proc/self/fd/N`), so SQLite reads exactly the file that
-/// was resolved inside the root, and `immutable=1` so it neither locks nor
-/// creates `-wal`/`-shm` files in the scanned system.
+/// Reads rpm's SQLite database. The bytes are copied, through the
+/// descriptors the root-confined opens returned, into a private directory
+/// that SQLite then opens: SQLite never opens a path inside the scanned
+/// system (where a link swapped in mid-scan could lead it out of the root),
+/// nothing is written into the root (no lock, no `-shm`), the write-ahead
+/// log rpm leaves beside the database (its latest transactions) is read
+/// with it, and the digest covers exactly the bytes SQLite read.
 fn read_sqlite(host: &HostView, path: &str) -> Result<PackageDb, HostError> {
     let err = |message: String| HostError::Io {
         path: path.to_string(),
         message,
     };
-    let Some((file, _)) = host.open(path)? else {
-        return Err(err("disappeared while being read".into()));
-    };
-    let sha256 = digest_file(&file).map_err(|e| err(e.to_string()))?;
-    let uri = format!("file:/proc/self/fd/{}?immutable=1", file.as_raw_fd());
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-        | rusqlite::OpenFlags::SQLITE_OPEN_URI
-        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let private = tempfile::Builder::new()
+        .prefix("annexa-rpmdb-")
+        .tempdir()
+        .map_err(|e| err(format!("making a private copy: {e}")))?;
+    let sha256 = copy_out(host, path, &private.path().join("rpmdb.sqlite"))?
+        .ok_or_else(|| err("disappeared while being read".into()))?;
+    let wal = format!("{path}-wal");
+    let mut wal_sha256 = None;
+    if host.exists(&wal)? {
+        wal_sha256 = copy_out(host, &wal, &private.path().join("rpmdb.sqlite-wal"))?;
+    }
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let sql = |e: rusqlite::Error| err(format!("not a readable rpm SQLite database: {e}"));
-    let conn = rusqlite::Connection::open_with_flags(&uri, flags).map_err(sql)?;
+    // Read-write only so that SQLite can replay the copied write-ahead log
+    // into its private copy; the scanned file is never opened by SQLite.
+    let conn = rusqlite::Connection::open_with_flags(private.path().join("rpmdb.sqlite"), flags)
+        .map_err(sql)?;
+    // A hostile database must not run code of its own making: no triggers
+    // or views run with trust, and `Packages` must be a plain table (a view
+    // could be a recursive query that never ends).
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+        .map_err(sql)?;
+    conn.execute_batch("PRAGMA trusted_schema = OFF; PRAGMA query_only = ON;")
+        .map_err(sql)?;
+    let kind: Option<String> = conn
+        .query_row(
+            "SELECT type FROM sqlite_master WHERE name = 'Packages'",
+            [],
+            |r| r.get(0),
+        )
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })
+        .map_err(sql)?;
+    if kind.as_deref() != Some("table") {
+        return Err(err(format!(
+            "not an rpm database: `Packages` is {}",
+            kind.map_or("missing".to_string(), |k| format!("a {k}, not a table"))
+        )));
+    }
     let mut stmt = conn
         .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
         .map_err(sql)?;
@@ -162,16 +198,67 @@ fn read_sqlite(host: &HostView, path: &str) -> Result<PackageDb, HostError> {
         }
         insert(&mut installed, pkg);
     }
+    // The digest names both files when the log held transactions.
+    let digest = match wal_sha256 {
+        Some(w) => crate::host::sha256_hex(format!("{sha256}\n{w}\n").as_bytes()),
+        None => sha256,
+    };
     Ok(PackageDb {
         format: PackageFormat::Rpm,
         installed,
         source: Source {
             kind: SourceKind::File,
             path: path.to_string(),
-            sha256: Some(sha256),
+            sha256: Some(digest),
             line: None,
         },
     })
+}
+
+/// Copies a file of the scanned system to `to` through the descriptor the
+/// root-confined open returned, at most [`MAX_FILE_BYTES`]; its SHA-256, or
+/// `None` when it does not exist.
+fn copy_out(
+    host: &HostView,
+    path: &str,
+    to: &std::path::Path,
+) -> Result<Option<String>, HostError> {
+    let err = |message: String| HostError::Io {
+        path: path.to_string(),
+        message,
+    };
+    let Some((file, meta)) = host.open(path)? else {
+        return Ok(None);
+    };
+    if meta.len > MAX_FILE_BYTES {
+        return Err(HostError::TooLarge {
+            path: path.to_string(),
+            size: meta.len,
+        });
+    }
+    let mut out =
+        std::fs::File::create(to).map_err(|e| err(format!("making a private copy: {e}")))?;
+    let mut reader = std::io::Read::take(&file, MAX_FILE_BYTES + 1);
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut reader, &mut buf).map_err(|e| err(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > MAX_FILE_BYTES {
+            return Err(HostError::TooLarge {
+                path: path.to_string(),
+                size: total,
+            });
+        }
+        ctx.update(&buf[..n]);
+        std::io::Write::write_all(&mut out, &buf[..n])
+            .map_err(|e| err(format!("making a private copy: {e}")))?;
+    }
+    Ok(Some(crate::host::hex(ctx.finish().as_ref())))
 }
 
 /// Keeps one entry per name and architecture: the newest, as dnf compares an
@@ -214,10 +301,16 @@ fn list_with_rpm(live: &crate::host::LiveHost) -> Result<PackageDb, HostError> {
         });
     }
     let mut installed = HashMap::new();
-    for line in out.stdout.lines() {
+    for (i, line) in out.stdout.lines().enumerate() {
         let f: Vec<&str> = line.split('\t').collect();
         let [name, epoch, version, release, arch] = f[..] else {
-            continue;
+            return Err(HostError::Io {
+                path: out.command.clone(),
+                message: format!(
+                    "output line {}: expected 5 tab-separated fields, got {line:?}",
+                    i + 1
+                ),
+            });
         };
         if name == "gpg-pubkey" {
             continue;
@@ -320,6 +413,52 @@ pub(crate) mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["rpmdb.sqlite"]);
+    }
+
+    /// rpm's latest transactions can sit in the write-ahead log beside the
+    /// database; they are read with it.
+    #[test]
+    fn transactions_in_the_write_ahead_log_are_read() {
+        let (dir, _) = rpm_root();
+        let file = dir.path().join("var/lib/rpm/rpmdb.sqlite");
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .unwrap();
+        conn.execute(
+            "INSERT INTO Packages (blob) VALUES (?1)",
+            [blob(include_str!("../../tests/data/rpm/annexa-caret.hex"))],
+        )
+        .unwrap();
+        // As a crashed or still-running rpm leaves it: not checkpointed.
+        std::mem::forget(conn);
+        assert!(
+            std::fs::metadata(format!("{}-wal", file.display()))
+                .unwrap()
+                .len()
+                > 0
+        );
+        let view = crate::host::HostView::root(dir.path()).unwrap();
+        let o = run(&view, r#"{ kind = "package", names = ["annexa-caret"] }"#);
+        assert_eq!(o.status, Status::Pass, "{}", o.message);
+    }
+
+    /// A database whose `Packages` is a view (a query that could run for
+    /// ever) is refused, not run.
+    #[test]
+    fn a_view_in_place_of_the_packages_table_is_refused() {
+        let (dir, _) = root(&[("/etc/os-release", "ID=rhel\nVERSION_ID=9.4\n")]);
+        std::fs::create_dir_all(dir.path().join("var/lib/rpm")).unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("var/lib/rpm/rpmdb.sqlite")).unwrap();
+        conn.execute_batch("CREATE VIEW Packages AS WITH RECURSIVE c(hnum, blob) AS (SELECT 1, x'00' UNION ALL SELECT hnum + 1, blob FROM c) SELECT * FROM c;").unwrap();
+        drop(conn);
+        let view = crate::host::HostView::root(dir.path()).unwrap();
+        let o = run(&view, r#"{ kind = "package", names = ["openssl"] }"#);
+        assert_eq!(o.status, Status::Error);
+        assert!(
+            o.message.contains("`Packages` is a view, not a table"),
+            "{}",
+            o.message
+        );
     }
 
     #[test]

@@ -85,6 +85,13 @@ fn scan_lists(
             continue;
         };
         lists += 1;
+        // A time in the future would make a stale list look fresh.
+        if meta.modified.is_some_and(|m| m > SystemTime::now()) {
+            return Err(HostError::Io {
+                path: e.path.clone(),
+                message: "modified in the future; its age cannot be judged".into(),
+            });
+        }
         newest_mtime = newest_mtime.max(meta.modified);
         let security = name.contains("security");
         let mut scanner = ListScanner::new(installed);

@@ -40,7 +40,36 @@ pub struct SettingProbe {
     /// The program's built-in value when no file sets the key.
     #[serde(default)]
     default: Option<String>,
+    /// A PAM module (`pam_faillock.so`) that reads this file: an argument
+    /// `key=value` on its line in `pam_files` overrides the file, and where
+    /// no line calls it the setting has no effect (not applicable).
+    #[serde(default)]
+    pam_module: Option<String>,
+    /// The PAM stack files to look in for `pam_module`.
+    #[serde(default)]
+    pam_files: Vec<String>,
     expect: Expect,
+}
+
+/// A PAM line's module (file name only) and its arguments, or `None` for
+/// comments and lines that are not rules. The control field may be a
+/// bracketed list with spaces (`[success=1 default=ignore]`).
+fn pam_rule(line: &str) -> Option<(&str, Vec<&str>)> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let (_kind, rest) = line.split_once(char::is_whitespace)?;
+    let rest = rest.trim_start();
+    let rest = if let Some(inner) = rest.strip_prefix('[') {
+        inner.split_once(']')?.1
+    } else {
+        rest.split_once(char::is_whitespace)?.1
+    };
+    let mut words = rest.split_whitespace();
+    let module = words.next()?;
+    let module = module.rsplit('/').next().unwrap_or(module);
+    Some((module, words.collect()))
 }
 
 /// The last assignment of the key in one file: (value, line).
@@ -103,6 +132,61 @@ impl Probe for SettingProbe {
             Some(s) => format!("[{s}] {}", self.key),
             None => self.key.clone(),
         };
+        if let Some(module) = &self.pam_module {
+            let mut calls = 0;
+            let mut args: Vec<(String, Source)> = Vec::new();
+            for p in &self.pam_files {
+                let Some(f) = host_try!(ctx.read(p), sources) else {
+                    sources.push(HostView::absent_source(p));
+                    continue;
+                };
+                sources.push(f.source());
+                for (i, line) in f.text().lines().enumerate() {
+                    let Some((m, words)) = pam_rule(line) else {
+                        continue;
+                    };
+                    if m != module {
+                        continue;
+                    }
+                    calls += 1;
+                    for w in words {
+                        if let Some(v) = w.strip_prefix(&format!("{}=", self.key)) {
+                            args.push((v.to_string(), f.source_at(i as u32 + 1)));
+                        }
+                    }
+                }
+            }
+            if calls == 0 {
+                return Outcome::not_applicable(format!(
+                    "{module} is not called in {}, so {key} has no effect (the check that the module is used judges that)",
+                    self.pam_files.join(", ")
+                ))
+                .sources(sources);
+            }
+            // An argument on the module's line overrides the file; with
+            // several lines, each must hold.
+            if !args.is_empty() {
+                let mut outcome = None;
+                for (value, at) in args {
+                    let what = format!(
+                        "{key}= on the {module} line ({}:{})",
+                        at.path,
+                        at.line.unwrap_or(0)
+                    );
+                    let mut with = sources.clone();
+                    with.push(at);
+                    let o = ctx.judge(&what, &self.expect, &value, with);
+                    let failed = o.status != crate::result::Status::Pass;
+                    outcome = Some(o);
+                    if failed {
+                        break;
+                    }
+                }
+                if let Some(o) = outcome {
+                    return o;
+                }
+            }
+        }
         match (last, &self.default) {
             (Some((value, at)), _) => {
                 let what = format!("{key} ({}:{})", at.path, at.line.unwrap_or(0));
@@ -147,6 +231,12 @@ impl Probe for SettingProbe {
         }
         if self.key.trim().is_empty() || self.key.contains(char::is_whitespace) {
             return Err(format!("`key` {:?} must be one word", self.key));
+        }
+        if self.pam_module.is_some() == self.pam_files.is_empty() {
+            return Err("`pam_module` and `pam_files` go together".into());
+        }
+        if let Some(p) = self.pam_files.iter().find(|p| !p.starts_with('/')) {
+            return Err(format!("`pam_files` entries are absolute, got `{p}`"));
         }
         Ok(())
     }
@@ -210,5 +300,56 @@ mod tests {
         assert_eq!(o.status, Status::Fail);
         assert_eq!(o.observed.as_deref(), Some("not set"));
         assert_eq!(o.sources[0].path, "/etc/dnf/automatic.conf");
+    }
+
+    /// pam_faillock's `deny=` on its PAM line overrides faillock.conf; with
+    /// no line calling the module, the setting has no effect.
+    #[test]
+    fn pam_arguments_override_the_file_and_an_unused_module_does_not_apply() {
+        const DENY: &str = r#"{ kind = "setting", path = "/etc/security/faillock.conf", key = "deny", default = "3", pam_module = "pam_faillock.so", pam_files = ["/etc/pam.d/system-auth", "/etc/pam.d/password-auth"], expect = { between = [1, 5] } }"#;
+        // authselect's sssd profile with-faillock (RHEL 9), trimmed.
+        let auth = "auth        required                                     pam_env.so\nauth        required                                     pam_faillock.so preauth silent\nauth        [default=1 ignore=ignore success=ok]         pam_usertype.so isregular\nauth        required                                     pam_faillock.so authfail\n";
+        let files = |conf: &'static str, a: String| {
+            vec![
+                ("/etc/security/faillock.conf", conf.to_string()),
+                ("/etc/pam.d/system-auth", a.clone()),
+                ("/etc/pam.d/password-auth", a),
+            ]
+        };
+        let go = |v: Vec<(&'static str, String)>| {
+            let refs: Vec<(&str, &str)> = v.iter().map(|(p, t)| (*p, t.as_str())).collect();
+            run_files(&refs, DENY)
+        };
+        assert_eq!(
+            go(files("deny = 5\n", auth.to_string())).status,
+            Status::Pass
+        );
+        assert_eq!(
+            go(files("# deny = 3\n", auth.to_string())).status,
+            Status::Pass
+        );
+        let o = go(files(
+            "deny = 5\n",
+            auth.replace("authfail", "authfail deny=50"),
+        ));
+        assert_eq!(o.status, Status::Fail, "{}", o.message);
+        assert!(
+            o.message
+                .contains("on the pam_faillock.so line (/etc/pam.d/system-auth:4)"),
+            "{}",
+            o.message
+        );
+        let o = go(files(
+            "deny = 5\n",
+            "auth required pam_unix.so\n".to_string(),
+        ));
+        assert_eq!(o.status, Status::NotApplicable, "{}", o.message);
+        assert!(
+            o.message.starts_with(
+                "pam_faillock.so is not called in /etc/pam.d/system-auth, /etc/pam.d/password-auth"
+            ),
+            "{}",
+            o.message
+        );
     }
 }

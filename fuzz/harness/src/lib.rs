@@ -100,6 +100,10 @@ pub const TARGETS: &[Target] = &[
         name: "host_files",
         run: host_files,
     },
+    Target {
+        name: "distro",
+        run: distro,
+    },
 ];
 
 /// The key the harness signs with where the input must get past a
@@ -511,6 +515,48 @@ pub fn text(data: &[u8]) {
             let _ = annexa_checks::expect::parse_duration_secs(&text);
             let _ = annexa_checks::conformity::parse_time(&text);
             let _ = annexa_collector::clock::parse_ttl(&text);
+        }
+    }
+}
+
+/// The formats of the platforms beside Debian (first byte): os-release,
+/// rpm header blobs, rpm's version order, and rpm-md repository metadata
+/// (repomd, primary, updateinfo). Errors, never panics; rpm's order is
+/// antisymmetric.
+pub fn distro(data: &[u8]) {
+    use annexa_checks::parse::{repodata, rpm};
+    use annexa_checks::platform::Platform;
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    let names: std::collections::HashSet<&str> = ["openssl", "sudo", "a"].into();
+    match which % 5 {
+        0 => {
+            let (p, _) = Platform::from_os_release(&text);
+            let _ = p.name();
+        }
+        1 => {
+            if let Ok(pkg) = rpm::parse_header_blob(rest) {
+                let _ = pkg.evr().to_string();
+            }
+        }
+        2 => {
+            let (a, b) = text.split_once('\n').unwrap_or((&text, ""));
+            assert_eq!(
+                rpm::vercmp(b, a),
+                rpm::vercmp(a, b).reverse(),
+                "rpm version order not antisymmetric: {a:?} {b:?}"
+            );
+            let (ea, eb) = (rpm::Evr::parse(a), rpm::Evr::parse(b));
+            assert_eq!(ea.cmp_rpm(&eb), eb.cmp_rpm(&ea).reverse(), "{a:?} {b:?}");
+        }
+        3 => {
+            let _ = repodata::repomd(rest);
+            let _ = repodata::newest_offered(rest, &names);
+        }
+        _ => {
+            let _ = repodata::advisories(rest, &names);
         }
     }
 }

@@ -156,6 +156,28 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             prefixed(7, "env=prod,role!=db"),
         ],
         "host_files" => vec![text(HOST)],
+        "distro" => vec![
+            prefixed(
+                0,
+                "NAME=\"Rocky Linux\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\n",
+            ),
+            [
+                vec![1u8],
+                hex_bytes(include_str!(
+                    "../../../checks/tests/data/rpm/annexa-fixture.hex"
+                )),
+            ]
+            .concat(),
+            prefixed(2, "1:3.0.7-27.el9\n1:3.0.7-28.el9_4"),
+            prefixed(
+                3,
+                "<repomd><data type=\"primary\"><location href=\"repodata/a-primary.xml.gz\"/></data></repomd>",
+            ),
+            prefixed(
+                4,
+                "<updates><update type=\"security\"><id>RHSA-1</id><severity>Important</severity><pkglist><collection><package name=\"openssl\" version=\"3\" release=\"1\" epoch=\"1\" arch=\"x86_64\"/></collection></pkglist></update></updates>",
+            ),
+        ],
         _ => Vec::new(),
     }
 }
@@ -233,4 +255,12 @@ fn bundle_seed() -> Vec<u8> {
         .map(|l| format!("{l}\n"))
         .collect::<String>()
         .into_bytes()
+}
+
+/// Bytes of a hex text file (the rpm header vectors).
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    let hex = hex.trim();
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }
