@@ -228,13 +228,19 @@ pub fn scan(
         .iter()
         .any(|c| c.probes().any(|p| p.kind() == "pending_updates"));
     let (facts, results): (HostFacts, Vec<CheckResult>) = std::thread::scope(|s| {
-        // The package lists are by far the largest input; read them on the
-        // other core from the start while everything else runs here.
-        if wants_lists {
-            s.spawn(|| ctx.prefetch_pending_updates());
-        }
-        let (facts, _) = facts_of(&ctx);
+        // The package database and lists are by far the largest inputs:
+        // read them on the other core from the start while the checks that
+        // need neither run here. The host facts (which count the packages)
+        // come last, so they do not wait for that read up front.
+        s.spawn(|| {
+            if wants_lists {
+                ctx.prefetch_pending_updates();
+            } else {
+                let _ = ctx.packages();
+            }
+        });
         let results = checks.iter().map(|c| run_check(c, &ctx)).collect();
+        let (facts, _) = facts_of(&ctx);
         (facts, results)
     });
     let (_, finished_at) = now();

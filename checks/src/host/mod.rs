@@ -163,6 +163,7 @@ pub struct HostView {
     mode: ScanMode,
     live: Option<LiveHost>,
     reads: Mutex<ReadCache>,
+    resolved: resolve::ResolveCache,
 }
 
 impl HostView {
@@ -173,6 +174,7 @@ impl HostView {
             mode: ScanMode::Live,
             live: Some(LiveHost::new()),
             reads: Mutex::new(HashMap::new()),
+            resolved: resolve::ResolveCache::default(),
         }
     }
 
@@ -195,6 +197,7 @@ impl HostView {
             mode: ScanMode::Root,
             live: None,
             reads: Mutex::new(HashMap::new()),
+            resolved: resolve::ResolveCache::default(),
         })
     }
 
@@ -216,7 +219,7 @@ impl HostView {
     /// Where `path` is on the scanning machine, following symbolic links
     /// inside the root.
     pub fn resolve(&self, path: &str) -> Result<Resolved, HostError> {
-        resolve::resolve_in_root(&self.root, path, true)
+        resolve::resolve_cached(&self.root, path, true, Some(&self.resolved))
     }
 
     /// Reads a whole file. `Ok(None)` when it does not exist. Reads are
@@ -296,7 +299,7 @@ impl HostView {
     /// Where a symbolic link points, without following it; `None` when the
     /// path is missing or not a link.
     pub fn link_target(&self, path: &str) -> Result<Option<String>, HostError> {
-        let real = match resolve::resolve_in_root(&self.root, path, false)? {
+        let real = match resolve::resolve_cached(&self.root, path, false, Some(&self.resolved))? {
             Resolved::Found(p) => p,
             Resolved::Missing => return Ok(None),
         };

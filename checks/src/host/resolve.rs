@@ -29,10 +29,78 @@ pub enum Resolved {
     Missing,
 }
 
+/// What `lstat` found at a path, remembered for the rest of a scan.
+#[derive(Debug, Clone)]
+enum Node {
+    Missing,
+    Symlink(String),
+    Other,
+}
+
+/// The `lstat` (and `readlink`) answers of one scan, by path on the
+/// scanning machine: the components every path shares (`/etc`, `/usr/lib`,
+/// RHEL's `/lib -> usr/lib`) are looked at once per scan instead of once
+/// per file. The root is a snapshot for the scan, as the read cache already
+/// assumes.
+#[derive(Debug, Default)]
+pub struct ResolveCache {
+    nodes: std::sync::Mutex<std::collections::HashMap<PathBuf, Node>>,
+}
+
+impl ResolveCache {
+    fn node(&self, candidate: &Path, shown: impl Fn() -> String) -> Result<Node, HostError> {
+        // A poisoned lock only means a panic elsewhere mid-insert; the map
+        // is still consistent.
+        if let Some(n) = self
+            .nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(candidate)
+        {
+            return Ok(n.clone());
+        }
+        let node = lstat(candidate, shown)?;
+        // Absence is not remembered: probes look for many paths once each,
+        // and what exists is what later paths go through.
+        if !matches!(node, Node::Missing) {
+            self.nodes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(candidate.to_path_buf(), node.clone());
+        }
+        Ok(node)
+    }
+}
+
+fn lstat(candidate: &Path, shown: impl Fn() -> String) -> Result<Node, HostError> {
+    let meta = match std::fs::symlink_metadata(candidate) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Node::Missing),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(Node::Missing),
+        Err(e) => return Err(HostError::io(&shown(), &e)),
+    };
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(candidate).map_err(|e| HostError::io(&shown(), &e))?;
+        Ok(Node::Symlink(target.to_string_lossy().into_owned()))
+    } else {
+        Ok(Node::Other)
+    }
+}
+
 /// Resolves `path` (absolute, as seen from inside the scanned system) under
 /// `root`. With `follow_last = false` the final component is not followed if
 /// it is a symbolic link (like `lstat`).
 pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> Result<Resolved, HostError> {
+    resolve_cached(root, path, follow_last, None)
+}
+
+/// [`resolve_in_root`], remembering what it looked at in `cache`.
+pub fn resolve_cached(
+    root: &Path,
+    path: &str,
+    follow_last: bool,
+    cache: Option<&ResolveCache>,
+) -> Result<Resolved, HostError> {
     if !path.starts_with('/') {
         return Err(HostError::Relative {
             path: path.to_string(),
@@ -53,33 +121,29 @@ pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> Result<Res
             _ => {}
         }
         let candidate = join(root, &resolved).join(&name);
-        let meta = match std::fs::symlink_metadata(&candidate) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Resolved::Missing),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(Resolved::Missing),
-            Err(e) => {
-                return Err(HostError::io(&display(&resolved, &name), &e));
-            }
+        let shown = || display(&resolved, &name);
+        let node = match cache {
+            Some(c) => c.node(&candidate, shown)?,
+            None => lstat(&candidate, shown)?,
         };
         let is_last = pending.is_empty();
-        if meta.file_type().is_symlink() && (follow_last || !is_last) {
-            hops += 1;
-            if hops > MAX_SYMLINK_HOPS {
-                return Err(HostError::Loop {
-                    path: path.to_string(),
-                });
+        match node {
+            Node::Missing => return Ok(Resolved::Missing),
+            Node::Symlink(target) if follow_last || !is_last => {
+                hops += 1;
+                if hops > MAX_SYMLINK_HOPS {
+                    return Err(HostError::Loop {
+                        path: path.to_string(),
+                    });
+                }
+                if target.starts_with('/') {
+                    resolved.clear();
+                }
+                for part in components(&target).into_iter().rev() {
+                    pending.push(part);
+                }
             }
-            let target = std::fs::read_link(&candidate)
-                .map_err(|e| HostError::io(&display(&resolved, &name), &e))?;
-            let target = target.to_string_lossy().into_owned();
-            if target.starts_with('/') {
-                resolved.clear();
-            }
-            for part in components(&target).into_iter().rev() {
-                pending.push(part);
-            }
-        } else {
-            resolved.push(name);
+            _ => resolved.push(name),
         }
     }
     Ok(Resolved::Found(join(root, &resolved)))

@@ -145,14 +145,36 @@ fn read_sqlite(host: &HostView, path: &str) -> Result<PackageDb, HostError> {
     if host.exists(&wal)? {
         wal_sha256 = copy_out(host, &wal, &private.path().join("rpmdb.sqlite-wal"))?;
     }
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let sql = |e: rusqlite::Error| err(format!("not a readable rpm SQLite database: {e}"));
-    // Read-write only so that SQLite can replay the copied write-ahead log
-    // into its private copy; the scanned file is never opened by SQLite.
-    let conn = rusqlite::Connection::open_with_flags(private.path().join("rpmdb.sqlite"), flags)
-        .map_err(sql)?;
+    // Read-write only when there is a log to replay into the private copy;
+    // otherwise the copy is opened immutable (no lock, no -shm to set up).
+    let copy = private.path().join("rpmdb.sqlite");
+    let has_log =
+        std::fs::metadata(private.path().join("rpmdb.sqlite-wal")).is_ok_and(|m| m.len() > 0);
+    let base =
+        rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn = if has_log {
+        rusqlite::Connection::open_with_flags(
+            &copy,
+            base | rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+        )
+    } else {
+        // The temporary directory comes from TMPDIR: escape what a URI
+        // would read as its query or fragment.
+        let path = copy
+            .display()
+            .to_string()
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23");
+        let uri = format!("file:{path}?immutable=1");
+        rusqlite::Connection::open_with_flags(
+            uri,
+            base | rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+        )
+    }
+    .map_err(sql)?;
     // A hostile database must not run code of its own making: no triggers
     // or views run with trust, and `Packages` must be a plain table (a view
     // could be a recursive query that never ends).
