@@ -23,7 +23,10 @@ build=packaging/build
 rm -rf "$build"
 for bin in annexa annexa-collector; do
   case $bin in annexa) kind=agent ;; *) kind=collector ;; esac
-  mkdir -p "$build/man/$kind" "$build/completions"
+  mkdir -p "$build/man/$kind" "$build/completions" "$build/bin"
+  # The .rpm ships a stripped copy (cargo-deb strips its own; rpmbuild's
+  # brp scripts would, and rpmlint checks it).
+  strip --strip-unneeded -o "$build/bin/$bin" "$target/release/$bin"
   "$target/release/$bin" manpages "$build/man/$kind"
   gzip -9n "$build/man/$kind"/*.1
   "$target/release/$bin" completions bash >"$build/completions/$bin.bash"

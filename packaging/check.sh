@@ -19,6 +19,13 @@ if grep '^W: ' "$out/lintian.txt" | grep -Evq "$expected"; then
   fail "a lintian warning not listed in packaging/README.md"
 fi
 
+echo "== rpmlint"
+# packaging/rpmlint.toml sets the RHEL family's conventions and names the
+# findings left, each justified in packaging/README.md; anything else fails.
+rpmlint -c packaging/rpmlint.toml "$out"/*.rpm | tee "$out/rpmlint.txt" || true
+if grep -Eq ': (E|W): ' "$out/rpmlint.txt"; then fail "rpmlint reported a finding not justified in packaging/README.md"; fi
+grep -q '2 packages and 0 specfiles checked' "$out/rpmlint.txt" || fail "rpmlint did not check both .rpm files"
+
 echo "== dpkg-deb contents"
 # Captured first: grep -q closing a pipe early would fail the pipeline.
 deb_agent=$(dpkg-deb -c "$out"/annexa-agent_*.deb)
@@ -45,6 +52,10 @@ for want in /usr/bin/annexa-collector /usr/lib/systemd/system/annexa-collector.s
 done
 grep -qx /etc/annexa/agent.toml <<<"$(rpm -qcp "$agent")" || fail "agent.toml is not %config in the .rpm"
 grep -qx /etc/annexa/collector.toml <<<"$(rpm -qcp "$collector")" || fail "collector.toml is not %config in the .rpm"
+grep -qx /etc/sysconfig/annexa <<<"$(rpm -qcp "$agent")" || fail "/etc/sysconfig/annexa is not %config in the agent .rpm"
+grep -qx /etc/sysconfig/annexa-collector <<<"$(rpm -qcp "$collector")" || fail "/etc/sysconfig/annexa-collector is not %config in the collector .rpm"
+grep -q 'restorecon -R /var/lib/annexa ' <<<"$(rpm -qp --scripts "$agent")" || fail "the agent .rpm does not relabel its directories for SELinux"
+grep -q 'restorecon -R /var/lib/annexa-collector' <<<"$(rpm -qp --scripts "$collector")" || fail "the collector .rpm does not relabel its directories for SELinux"
 grep -q 'useradd --system' <<<"$(rpm -qp --scripts "$collector")" || fail "the collector .rpm does not create its user"
 grep -q 'install -d -m 0700 -o root -g root /var/lib/annexa' <<<"$(rpm -qp --scripts "$agent")" || fail "the agent .rpm does not make its state directory"
 grep -qx shadow-utils <<<"$(rpm -qpR "$collector")" || fail "the collector .rpm does not require shadow-utils"

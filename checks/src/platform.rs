@@ -184,7 +184,7 @@ impl Platform {
                     || selector.name == self.family.as_str()
                     || rhel_line
                     || (LIKE_NAMES.contains(&selector.name.as_str())
-                        && self.like.iter().any(|l| *l == selector.name))
+                        && self.like.contains(&selector.name))
             }
             Some(want) => {
                 (selector.name == id || rhel_line)
