@@ -115,8 +115,14 @@ impl Platform {
     /// default `linux`), the platform is unknown.
     pub fn from_os_release(text: &str) -> (Platform, Vec<OsReleaseError>) {
         let (fields, problems) = parse_os_release(text);
+        (Platform::from_fields(&fields, &problems), problems)
+    }
+
+    /// The platform of an os-release file already parsed, with what was
+    /// wrong with it (see [`Platform::from_os_release`]).
+    pub fn from_fields(fields: &BTreeMap<String, String>, problems: &[OsReleaseError]) -> Platform {
         if problems.iter().any(|p| IDENTITY.contains(&p.key.as_str())) {
-            return (Platform::default(), problems);
+            return Platform::default();
         }
         let id = fields.get("ID").map(|s| s.to_ascii_lowercase());
         let like: Vec<String> = fields
@@ -127,15 +133,12 @@ impl Platform {
             .as_deref()
             .map(|i| Family::of(i, &like))
             .unwrap_or(Family::Unknown);
-        (
-            Platform {
-                id,
-                like,
-                version: fields.get("VERSION_ID").cloned(),
-                family,
-            },
-            problems,
-        )
+        Platform {
+            id,
+            like,
+            version: fields.get("VERSION_ID").cloned(),
+            family,
+        }
     }
 
     /// The platform a selector such as `rhel9`, `ubuntu22.04` or `debian`

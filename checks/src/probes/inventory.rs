@@ -76,10 +76,11 @@ pub(crate) fn detect(view: &HostView) -> Detected {
             }
         };
         let text = file.text();
-        let (platform, problems) = Platform::from_os_release(&text);
+        let (fields, problems) = parse_os_release(&text);
+        let platform = Platform::from_fields(&fields, &problems);
         let first = problems.first();
         return Detected {
-            pretty_name: parse_os_release(&text).0.get("PRETTY_NAME").cloned(),
+            pretty_name: fields.get("PRETTY_NAME").cloned(),
             source: Some(first.map_or_else(|| file.source(), |e| file.source_at(e.line as u32))),
             problem: first.map(|e| format!("{path}: {e}")),
             broken: first.is_some(),
