@@ -5,14 +5,17 @@
 # benchmark fails CI instead of rotting until someone measures. The
 # figures printed here are not measurements.
 #
-#   bench/smoke.sh          # what .ci/run runs
+#   bench/smoke.sh bench/scan.sh    # one benchmark (.ci/run names each)
+#   bench/smoke.sh                  # all of them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # scan.sh times with /usr/bin/time; ingest.sh polls /healthz with curl.
 tests/ensure-tools.sh /usr/bin/time:time curl:curl python3:python3
 bench/build.sh
+wanted=("$@")
 
 failed=0
+ran=()
 # Runs a benchmark with its environment; passes if it exits 0 and every
 # pattern given after `--` is in what it printed.
 smoke() {
@@ -24,6 +27,10 @@ smoke() {
     local cmd=$1
     shift
     patterns=("$@")
+    if [ ${#wanted[@]} -gt 0 ] && [[ " ${wanted[*]} " != *" $cmd "* ]]; then
+        return
+    fi
+    ran+=("$cmd")
     echo "== bench smoke: $name"
     if ! out=$(env "${env[@]}" bash -c "$cmd" 2>&1); then
         echo "$out" | tail -20
@@ -54,8 +61,11 @@ smoke log LEAVES=2000 ENTRIES=500 RUNS=1 VERIFY_RUNS=1 BEFORE=target/release/ann
     AGENTS=10 PER_AGENT=2 -- bench/log.sh \
     '^median of run medians: inclusion [0-9.]+ ms' '^median: [0-9]+ entries/s' '^== run 1: with the log'
 
+for w in "${wanted[@]}"; do
+    [[ " ${ran[*]} " == *" $w "* ]] || { echo "bench smoke: no smoke run for $w" >&2; failed=1; }
+done
 if [ $failed -ne 0 ]; then
     echo "bench smoke: failed" >&2
     exit 1
 fi
-echo "bench smoke: every benchmark ran and printed its figures"
+echo "bench smoke: ${ran[*]} ran and printed their figures"
