@@ -157,7 +157,13 @@ pub fn select<'a>(set: &'a PackSet, sel: &Selection) -> Result<Vec<&'a Check>, S
 pub fn run_check(check: &Check, ctx: &Ctx<'_>) -> CheckResult {
     let detected = ctx.platform();
     let outcome = match check.probe_for(&detected.platform) {
-        ProbeChoice::Run { probe, .. } => probe.run(ctx),
+        ProbeChoice::Run { probe, .. } => match &check.applies_if {
+            Some(cond) => match crate::probes::applies(ctx, cond) {
+                Ok(()) => probe.run(ctx),
+                Err(outcome) => outcome,
+            },
+            None => probe.run(ctx),
+        },
         // A broken os-release is data the check needs and cannot read.
         ProbeChoice::NoVariant if detected.broken && detected.platform.id.is_none() => {
             Outcome::error(format!(

@@ -81,6 +81,8 @@ struct CheckDecl {
     platforms: Vec<Selector>,
     #[serde(default, rename = "variant")]
     variants: Vec<Spanned<VariantDecl>>,
+    #[serde(default)]
+    applies_if: Option<Spanned<AppliesIf>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,8 +147,45 @@ pub struct Check {
     pub variants: Vec<Variant>,
     /// The platforms this check applies to at all (empty: every platform).
     pub platforms: Vec<Selector>,
+    /// What the host must have for the check to have anything to judge
+    /// (a desktop, a RAID tool); `None`: every host.
+    pub applies_if: Option<AppliesIf>,
     /// The pack it belongs to.
     pub pack: PackRef,
+}
+
+/// What a host must have for a check to apply: any of `packages`
+/// installed or any of `paths` present. Without it the check is
+/// `not_applicable`, and `otherwise` says what the host lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliesIf {
+    /// Package names, any one installed.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Absolute paths, any one present.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// What the host lacks when none is there, e.g. "no desktop".
+    pub otherwise: String,
+}
+
+impl AppliesIf {
+    fn validate(&self) -> Result<(), String> {
+        if self.packages.is_empty() && self.paths.is_empty() {
+            return Err("name `packages` and/or `paths`".into());
+        }
+        for p in &self.packages {
+            crate::probes::check_name("package", p)?;
+        }
+        if let Some(p) = self.paths.iter().find(|p| !p.starts_with('/')) {
+            return Err(format!("`paths` entries are absolute, got `{p}`"));
+        }
+        if self.otherwise.trim().is_empty() {
+            return Err("`otherwise` says what a host without them lacks".into());
+        }
+        Ok(())
+    }
 }
 
 /// A probe for some platforms only.
@@ -444,6 +483,11 @@ pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Ve
                 ));
             }
         }
+        if let Some(a) = &decl.applies_if {
+            if let Err(msg) = a.get_ref().validate() {
+                errors.push(loc.at(a.span().start, field("applies_if"), msg));
+            }
+        }
         if probes.is_empty() {
             errors.push(loc.at(
                 span.start,
@@ -488,6 +532,7 @@ pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Ve
                 })
                 .collect(),
             platforms: decl.platforms,
+            applies_if: decl.applies_if.map(Spanned::into_inner),
             pack: reference.clone(),
         });
     }

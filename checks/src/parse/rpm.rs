@@ -289,6 +289,11 @@ const SIGPGP: u32 = 259;
 const SIGGPG: u32 = 262;
 const DSAHEADER: u32 = 267;
 const RSAHEADER: u32 = 268;
+const FILEMODES: u32 = 1030;
+const DIRINDEXES: u32 = 1116;
+const BASENAMES: u32 = 1117;
+const DIRNAMES: u32 = 1118;
+const INT16: u32 = 3;
 const INT32: u32 = 4;
 const STRING: u32 = 6;
 const BIN: u32 = 7;
@@ -395,6 +400,86 @@ pub fn parse_header_blob(blob: &[u8]) -> Result<HeaderPackage, HeaderError> {
         arch,
         key_id,
     })
+}
+
+/// The files a header installs with the setuid or setgid bit, as
+/// (absolute path, mode): from FILEMODES with BASENAMES, DIRINDEXES and
+/// DIRNAMES. What the package ships is what the distribution vouches for,
+/// so an inventory of privileged programs compares against this.
+pub fn header_privileged_files(blob: &[u8]) -> Result<Vec<(String, u32)>, HeaderError> {
+    let blob = if blob.starts_with(&MAGIC) {
+        blob.get(8..).unwrap_or_default()
+    } else {
+        blob
+    };
+    let (Some(entries), Some(data_len)) = (be32(blob, 0), be32(blob, 4)) else {
+        return Err(HeaderError::TooShort { len: blob.len() });
+    };
+    let index_end = 8 + 16 * u64::from(entries);
+    let needed = index_end + u64::from(data_len);
+    if (blob.len() as u64) < needed {
+        return Err(HeaderError::DataTruncated {
+            len: blob.len(),
+            entries,
+            data_len,
+            needed,
+        });
+    }
+    let header = Header {
+        index: &blob[8..index_end as usize],
+        data: &blob[index_end as usize..needed as usize],
+    };
+    let Some(modes_entry) = header.entry(FILEMODES) else {
+        return Ok(Vec::new());
+    };
+    let bad = |tag| move |problem| HeaderError::BadValue { tag, problem };
+    let modes = header
+        .fixed(modes_entry, INT16, 2)
+        .map_err(bad(FILEMODES))?;
+    let modes: Vec<u32> = modes
+        .chunks_exact(2)
+        .map(|m| u32::from(u16::from_be_bytes([m[0], m[1]])))
+        .collect();
+    if !modes.iter().any(|m| m & 0o6000 != 0) {
+        return Ok(Vec::new());
+    }
+    let strings = |tag| -> Result<Vec<String>, HeaderError> {
+        let entry = header.entry(tag).ok_or(HeaderError::Missing { tag })?;
+        let rest = header.at(entry, &[STRING_ARRAY]).map_err(bad(tag))?;
+        let mut out = Vec::new();
+        let mut pos = 0;
+        for _ in 0..entry.2 {
+            let len = rest[pos..]
+                .iter()
+                .position(|&c| c == 0)
+                .ok_or(HeaderError::BadValue {
+                    tag,
+                    problem: ValueProblem::NotTerminated,
+                })?;
+            out.push(String::from_utf8_lossy(&rest[pos..pos + len]).into_owned());
+            pos += len + 1;
+        }
+        Ok(out)
+    };
+    let base = strings(BASENAMES)?;
+    let dirs = strings(DIRNAMES)?;
+    let idx_entry = header
+        .entry(DIRINDEXES)
+        .ok_or(HeaderError::Missing { tag: DIRINDEXES })?;
+    let idx = header.fixed(idx_entry, INT32, 4).map_err(bad(DIRINDEXES))?;
+    let mut out = Vec::new();
+    for (i, mode) in modes.iter().enumerate() {
+        if mode & 0o6000 == 0 {
+            continue;
+        }
+        let (Some(name), Some(d)) = (base.get(i), be32(idx, i * 4)) else {
+            continue;
+        };
+        if let Some(dir) = dirs.get(d as usize) {
+            out.push((format!("{dir}{name}"), mode & 0o7777));
+        }
+    }
+    Ok(out)
 }
 
 fn be32(buf: &[u8], at: usize) -> Option<u32> {

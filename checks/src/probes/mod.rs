@@ -9,25 +9,32 @@ mod accounts;
 mod audit_rules;
 mod capacity;
 mod clock_state;
+mod dconf;
 mod dnf_cache;
+mod encryption;
 mod file;
 mod file_tree;
 mod firewall;
 mod inventory;
+mod kernel_module;
 mod logging;
 mod login_defs;
 mod mac;
 mod package;
 pub mod packages;
 mod pending_updates;
+mod raid;
+mod scheduled;
 mod setting;
 mod shell_var;
+mod special_files;
 mod sshd_config;
 mod sudoers;
 mod sysctl;
 mod systemd_conf;
 mod systemd_unit;
 mod time_sync;
+mod walk;
 
 use std::sync::Arc;
 use std::sync::OnceLock as OnceCell;
@@ -89,6 +96,18 @@ pub enum ProbeSpec {
     Setting(setting::SettingProbe),
     /// Mandatory access control (SELinux, AppArmor) enforcing.
     Mac(mac::MacProbe),
+    /// Setuid programs, world-writable and unowned files.
+    SpecialFiles(special_files::SpecialFilesProbe),
+    /// Volumes on encrypted devices, and their ciphers.
+    Encryption(encryption::EncryptionProbe),
+    /// A GNOME setting made and locked through dconf.
+    Dconf(dconf::DconfProbe),
+    /// A job run on a schedule, and its last run.
+    Scheduled(scheduled::ScheduledProbe),
+    /// Software RAID arrays healthy and monitored.
+    Raid(raid::RaidProbe),
+    /// Kernel modules that must not load.
+    KernelModule(kernel_module::KernelModuleProbe),
 }
 
 impl ProbeSpec {
@@ -116,6 +135,12 @@ impl ProbeSpec {
             ProbeSpec::Capacity(_) => "capacity",
             ProbeSpec::Setting(_) => "setting",
             ProbeSpec::Mac(_) => "mac",
+            ProbeSpec::SpecialFiles(_) => "special_files",
+            ProbeSpec::Raid(_) => "raid",
+            ProbeSpec::Scheduled(_) => "scheduled",
+            ProbeSpec::Dconf(_) => "dconf",
+            ProbeSpec::Encryption(_) => "encryption",
+            ProbeSpec::KernelModule(_) => "kernel_module",
         }
     }
 
@@ -142,6 +167,12 @@ impl ProbeSpec {
             ProbeSpec::Capacity(p) => p,
             ProbeSpec::Setting(p) => p,
             ProbeSpec::Mac(p) => p,
+            ProbeSpec::SpecialFiles(p) => p,
+            ProbeSpec::Raid(p) => p,
+            ProbeSpec::Scheduled(p) => p,
+            ProbeSpec::Dconf(p) => p,
+            ProbeSpec::Encryption(p) => p,
+            ProbeSpec::KernelModule(p) => p,
         }
     }
 
@@ -277,7 +308,11 @@ pub struct Ctx<'a> {
     packages: OnceCell<Result<Option<Arc<PackageDb>>, HostError>>,
     sudoers: OnceCell<Result<Arc<parse::sudoers::Sudoers>, HostError>>,
     pending: OnceCell<Result<Arc<pending_updates::Pending>, HostError>>,
+    walks: std::sync::Mutex<WalkCache>,
 }
+
+type WalkCache =
+    std::collections::HashMap<(String, usize), Result<Option<Arc<walk::Walk>>, HostError>>;
 
 impl<'a> Ctx<'a> {
     /// A context for one scan.
@@ -290,7 +325,31 @@ impl<'a> Ctx<'a> {
             packages: OnceCell::new(),
             sudoers: OnceCell::new(),
             pending: OnceCell::new(),
+            walks: Default::default(),
         }
+    }
+
+    /// Everything under `dir` to `depth`, walked once per scan.
+    pub(crate) fn walk(
+        &self,
+        dir: &str,
+        depth: usize,
+    ) -> Result<Option<Arc<walk::Walk>>, HostError> {
+        let key = (dir.to_string(), depth);
+        if let Some(hit) = self
+            .walks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return hit.clone();
+        }
+        let result = walk::walk(self.host, dir, depth).map(|w| w.map(Arc::new));
+        self.walks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, result.clone());
+        result
     }
 
     /// Reads the package lists ahead of the checks that need them, so that a
@@ -389,6 +448,44 @@ impl<'a> Ctx<'a> {
             .and_then(|(g, _)| g.into_iter().find(|e| e.gid == Some(gid)).map(|e| e.name))
             .unwrap_or_else(|| gid.to_string())
     }
+}
+
+/// Whether the host has what a check's `applies_if` asks for: `Ok(())`
+/// when it does, else the outcome to report (`not_applicable` naming
+/// what was looked for, or `error` when the package database or a path
+/// cannot be read).
+pub(crate) fn applies(ctx: &Ctx<'_>, cond: &crate::pack::AppliesIf) -> Result<(), Outcome> {
+    let mut sources = Vec::new();
+    for path in &cond.paths {
+        match ctx.host.exists(path) {
+            Ok(true) => return Ok(()),
+            Ok(false) => sources.push(HostView::absent_source(path)),
+            Err(e) => return Err(Outcome::from_host_error(&e, sources)),
+        }
+    }
+    if !cond.packages.is_empty() {
+        match ctx.packages() {
+            Ok(Some(db)) => {
+                if cond.packages.iter().any(|p| db.installed.contains_key(p)) {
+                    return Ok(());
+                }
+                sources.push(db.source.clone());
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Outcome::from_host_error(&e, sources)),
+        }
+    }
+    let mut looked = Vec::new();
+    if !cond.packages.is_empty() {
+        looked.push(format!("none of {} is installed", cond.packages.join(", ")));
+    }
+    if !cond.paths.is_empty() {
+        looked.push(format!("none of {} exists", cond.paths.join(", ")));
+    }
+    Err(
+        Outcome::not_applicable(format!("{}: {}", cond.otherwise, looked.join(" and ")))
+            .sources(sources),
+    )
 }
 
 /// Deserializes a string or a list of strings as a list.
@@ -518,7 +615,7 @@ pub(crate) mod testing {
 /// Such names are passed to `rpm` and `systemctl` as arguments, so one
 /// that starts with `-` or holds a space or `%` is refused when the pack
 /// loads, not run.
-fn check_name(what: &str, name: &str) -> Result<(), String> {
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), String> {
     let mut bytes = name.bytes();
     let ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
         && bytes.all(|b| b.is_ascii_alphanumeric() || b"+._:@-".contains(&b))

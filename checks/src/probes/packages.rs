@@ -34,6 +34,10 @@ pub struct PackageDb {
     pub installed: HashMap<String, Installed>,
     /// The database file (or the command that listed it).
     pub source: Source,
+    /// Setuid and setgid files the packages install (path → package and
+    /// mode), where the database records file modes (rpm's headers);
+    /// `None` for dpkg, whose database does not.
+    pub privileged_files: Option<HashMap<String, (String, u32)>>,
 }
 
 impl PackageDb {
@@ -96,6 +100,7 @@ fn load_dpkg(host: &HostView) -> Result<Option<PackageDb>, HostError> {
         format: PackageFormat::Dpkg,
         installed: dpkg::parse_status(&file.text()),
         source: file.source(),
+        privileged_files: None,
     }))
 }
 
@@ -205,6 +210,7 @@ fn read_sqlite(host: &HostView, path: &str) -> Result<PackageDb, HostError> {
         .map_err(sql)?;
     let mut rows = stmt.query([]).map_err(sql)?;
     let mut installed: HashMap<String, Installed> = HashMap::new();
+    let mut privileged = HashMap::new();
     while let Some(row) = rows.next().map_err(sql)? {
         let hnum: i64 = row.get(0).map_err(sql)?;
         let blob = row.get_ref(1).map_err(sql)?;
@@ -213,6 +219,11 @@ fn read_sqlite(host: &HostView, path: &str) -> Result<PackageDb, HostError> {
             .map_err(|_| err(format!("package record {hnum}: the header is not a blob")))?;
         let pkg = rpm::parse_header_blob(bytes)
             .map_err(|e| err(format!("package record {hnum}: {e}")))?;
+        for (file, mode) in rpm::header_privileged_files(bytes)
+            .map_err(|e| err(format!("package record {hnum}: {e}")))?
+        {
+            privileged.insert(file, (pkg.name.clone(), mode));
+        }
         // Public keys imported into rpm are stored as `gpg-pubkey` headers;
         // they are not installed software.
         if pkg.name == "gpg-pubkey" {
@@ -234,6 +245,7 @@ fn read_sqlite(host: &HostView, path: &str) -> Result<PackageDb, HostError> {
             sha256: Some(digest),
             line: None,
         },
+        privileged_files: Some(privileged),
     })
 }
 
@@ -353,6 +365,8 @@ fn list_with_rpm(live: &crate::host::LiveHost) -> Result<PackageDb, HostError> {
         format: PackageFormat::Rpm,
         installed,
         source: out.source(),
+        // `rpm -qa` lists no files; ownership is asked of rpm per file.
+        privileged_files: None,
     })
 }
 

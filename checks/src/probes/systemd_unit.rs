@@ -9,7 +9,7 @@ use super::{Ctx, Outcome, Probe, host_try};
 use crate::host::{HostError, HostView, ScanMode};
 use crate::result::{Source, SourceKind};
 
-const UNIT_DIRS: [&str; 5] = [
+pub(crate) const UNIT_DIRS: [&str; 5] = [
     "/etc/systemd/system",
     "/run/systemd/system",
     "/usr/local/lib/systemd/system",

@@ -1,0 +1,472 @@
+//! Files that carry privilege or invite tampering, found by walking system
+//! directories: setuid and setgid programs (an inventory compared with
+//! what the distribution's own packages install, plus an allowed list),
+//! world-writable files, world-writable directories without the sticky
+//! bit, and files whose owner or group no account or group names.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Deserialize;
+
+use super::walk::Found;
+use super::{Ctx, Outcome, Probe, host_try};
+use crate::host::{HostError, HostView};
+use crate::parse::glob_match;
+use crate::probes::packages::PackageFormat;
+use crate::result::{Source, SourceKind};
+
+/// At most this many offenders are named in a message (all are counted).
+const SHOWN: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Rule {
+    /// Setuid/setgid files installed by a package or allowed by the parameter.
+    Setuid,
+    /// No regular file writable by everyone.
+    WorldWritableFiles,
+    /// Every world-writable directory has the sticky bit.
+    StickyDirs,
+    /// Every file's owner and group exist.
+    Unowned,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecialFilesProbe {
+    rule: Rule,
+    /// Directories walked (a directory that is a link, such as /bin on a
+    /// merged-/usr system, is covered by its target and skipped).
+    dirs: Vec<String>,
+    /// How deep below each directory.
+    #[serde(default = "depth")]
+    depth: usize,
+    /// Paths (globs) never reported.
+    #[serde(default)]
+    exclude: Vec<String>,
+    /// A text parameter listing further allowed setuid/setgid paths
+    /// (comma or space separated).
+    #[serde(default)]
+    allow_param: Option<String>,
+}
+
+fn depth() -> usize {
+    8
+}
+
+impl SpecialFilesProbe {
+    fn found(
+        &self,
+        ctx: &Ctx<'_>,
+        sources: &mut Vec<Source>,
+    ) -> Result<(Vec<Found>, Vec<String>), HostError> {
+        let mut all = Vec::new();
+        let mut unreadable = Vec::new();
+        for dir in &self.dirs {
+            if ctx.host.link_target(dir)?.is_some() {
+                continue;
+            }
+            match ctx.walk(dir, self.depth)? {
+                Some(w) => {
+                    sources.push(Source {
+                        kind: SourceKind::Directory,
+                        path: dir.clone(),
+                        sha256: Some(crate::host::sha256_hex(
+                            w.found
+                                .iter()
+                                .map(|f| format!("{} {:o} {} {}\n", f.path, f.mode, f.uid, f.gid))
+                                .collect::<String>()
+                                .as_bytes(),
+                        )),
+                        line: None,
+                    });
+                    if w.truncated {
+                        unreadable.push(format!(
+                            "{dir}: more than 200000 entries, the rest was not read"
+                        ));
+                    }
+                    unreadable.extend(w.unreadable.iter().cloned());
+                    all.extend(w.found.iter().cloned());
+                }
+                None => sources.push(HostView::absent_source(dir)),
+            }
+        }
+        all.retain(|f| !self.exclude.iter().any(|g| glob_match(g, &f.path)));
+        Ok((all, unreadable))
+    }
+
+    fn allowed(&self, ctx: &Ctx<'_>) -> Vec<String> {
+        let Some(name) = &self.allow_param else {
+            return Vec::new();
+        };
+        ctx.params
+            .0
+            .get(name)
+            .map(|v| {
+                v.to_string()
+                    .split([',', ' ', '\n'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The same file under the merged-/usr alias (/usr/bin/su and /bin/su):
+/// packages list whichever path they ship.
+fn aliases(path: &str) -> Vec<String> {
+    let mut out = vec![path.to_string()];
+    for (a, b) in [
+        ("/usr/bin/", "/bin/"),
+        ("/usr/sbin/", "/sbin/"),
+        ("/usr/lib/", "/lib/"),
+    ] {
+        if let Some(rest) = path.strip_prefix(a) {
+            out.push(format!("{b}{rest}"));
+        } else if let Some(rest) = path.strip_prefix(b) {
+            out.push(format!("{a}{rest}"));
+        }
+    }
+    out
+}
+
+/// Which of `paths` dpkg's file lists name: path → package, with the
+/// lists that did as sources.
+fn dpkg_owners(
+    host: &HostView,
+    paths: &[String],
+    sources: &mut Vec<Source>,
+) -> Result<BTreeMap<String, String>, HostError> {
+    let mut owners = BTreeMap::new();
+    let dir = "/var/lib/dpkg/info";
+    let Some(entries) = host.read_dir(dir)? else {
+        return Ok(owners);
+    };
+    sources.push(HostView::dir_source(dir, &entries));
+    let mut wanted: Vec<(String, Vec<String>)> =
+        paths.iter().map(|p| (p.clone(), aliases(p))).collect();
+    for e in entries.iter().filter(|e| e.name.ends_with(".list")) {
+        if wanted.is_empty() {
+            break;
+        }
+        let Some((mut file, _)) = host.open(&e.path)? else {
+            continue;
+        };
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text)
+            .map_err(|err| HostError::io(&e.path, &err))?;
+        let lines: HashSet<&str> = text.lines().collect();
+        let package = e
+            .name
+            .trim_end_matches(".list")
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let before = wanted.len();
+        wanted.retain(|(p, names)| {
+            if names.iter().any(|n| lines.contains(n.as_str())) {
+                owners.insert(p.clone(), package.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if wanted.len() != before {
+            sources.push(Source {
+                kind: SourceKind::File,
+                path: e.path.clone(),
+                sha256: Some(crate::host::sha256_hex(text.as_bytes())),
+                line: None,
+            });
+        }
+    }
+    Ok(owners)
+}
+
+/// Which of `paths` rpm says a package owns, asked of the live rpm (for
+/// databases whose headers annexa does not read itself).
+fn rpm_owners(
+    ctx: &Ctx<'_>,
+    paths: &[String],
+    sources: &mut Vec<Source>,
+) -> Result<BTreeMap<String, String>, String> {
+    let live = ctx.host.live_host().ok_or(
+        "this rpm database format is read through `rpm`, which only answers for the running host",
+    )?;
+    let mut argv = vec!["rpm", "-qf", "--queryformat", "%{NAME}\\n", "--"];
+    argv.extend(paths.iter().map(String::as_str));
+    let out = live.command(&argv).map_err(|e| format!("rpm -qf: {e}"))?;
+    sources.push(out.source());
+    let mut owners = BTreeMap::new();
+    for (p, line) in paths.iter().zip(out.stdout.lines()) {
+        if !line.contains(' ') && !line.is_empty() {
+            owners.insert(p.clone(), line.to_string());
+        }
+    }
+    Ok(owners)
+}
+
+fn listed(items: &[String]) -> String {
+    let mut s = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        s.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    s
+}
+
+impl Probe for SpecialFilesProbe {
+    fn run(&self, ctx: &Ctx<'_>) -> Outcome {
+        let mut sources = Vec::new();
+        let (found, unreadable) = host_try!(self.found(ctx, &mut sources), sources);
+        let within = self.dirs.join(", ");
+        let (expected, bad, observed): (String, Vec<String>, String) = match self.rule {
+            Rule::WorldWritableFiles => {
+                let bad: Vec<String> = found
+                    .iter()
+                    .filter(|f| !f.is_dir && f.mode & 0o002 != 0)
+                    .map(|f| format!("{} ({:04o})", f.path, f.mode))
+                    .collect();
+                (
+                    format!("no world-writable file under {within}"),
+                    bad,
+                    format!("{} entries examined", found.len()),
+                )
+            }
+            Rule::StickyDirs => {
+                let bad: Vec<String> = found
+                    .iter()
+                    .filter(|f| f.is_dir && f.mode & 0o002 != 0 && f.mode & 0o1000 == 0)
+                    .map(|f| format!("{} ({:04o})", f.path, f.mode))
+                    .collect();
+                (
+                    format!("every world-writable directory under {within} has the sticky bit"),
+                    bad,
+                    format!("{} entries examined", found.len()),
+                )
+            }
+            Rule::Unowned => {
+                let (users, src) = host_try!(ctx.passwd(), sources);
+                sources.push(src);
+                let (groups, src) = host_try!(ctx.group(), sources);
+                sources.push(src);
+                let uids: HashSet<u32> = users.iter().filter_map(|u| u.uid).collect();
+                let gids: HashSet<u32> = groups.iter().filter_map(|g| g.gid).collect();
+                if uids.is_empty() {
+                    return Outcome::error("/etc/passwd names no account: owners cannot be judged")
+                        .sources(sources);
+                }
+                let bad: Vec<String> = found
+                    .iter()
+                    .filter(|f| !uids.contains(&f.uid) || !gids.contains(&f.gid))
+                    .map(|f| format!("{} (uid {}, gid {})", f.path, f.uid, f.gid))
+                    .collect();
+                (
+                    format!("every file under {within} has an existing owner and group"),
+                    bad,
+                    format!("{} entries examined", found.len()),
+                )
+            }
+            Rule::Setuid => {
+                let privileged: Vec<&Found> = found
+                    .iter()
+                    .filter(|f| f.is_file && f.mode & 0o6000 != 0)
+                    .collect();
+                let allowed = self.allowed(ctx);
+                let paths: Vec<String> = privileged
+                    .iter()
+                    .map(|f| f.path.clone())
+                    .filter(|p| !allowed.iter().any(|a| glob_match(a, p)))
+                    .collect();
+                let db = host_try!(ctx.packages(), sources);
+                let owners: BTreeMap<String, String> = match &db {
+                    _ if paths.is_empty() => BTreeMap::new(),
+                    Some(db) if db.format == PackageFormat::Dpkg => {
+                        host_try!(dpkg_owners(ctx.host, &paths, &mut sources), sources)
+                    }
+                    Some(db) => match &db.privileged_files {
+                        Some(map) => {
+                            sources.push(db.source.clone());
+                            paths
+                                .iter()
+                                .filter_map(|p| {
+                                    aliases(p)
+                                        .iter()
+                                        .find_map(|a| map.get(a))
+                                        .map(|(pkg, _)| (p.clone(), pkg.clone()))
+                                })
+                                .collect()
+                        }
+                        None => match rpm_owners(ctx, &paths, &mut sources) {
+                            Ok(o) => o,
+                            Err(e) => return Outcome::error(e).sources(sources),
+                        },
+                    },
+                    None => {
+                        return Outcome::error(format!(
+                            "no package database, so the setuid/setgid programs {} cannot be told from ones the distribution ships",
+                            listed(&paths)
+                        ))
+                        .sources(sources);
+                    }
+                };
+                let inventory: Vec<String> = privileged
+                    .iter()
+                    .map(|f| {
+                        let by = owners
+                            .get(&f.path)
+                            .map(|p| format!("package {p}"))
+                            .unwrap_or_else(|| {
+                                if paths.contains(&f.path) {
+                                    "no package".into()
+                                } else {
+                                    "allowed".into()
+                                }
+                            });
+                        format!("{} {:04o} {}", f.path, f.mode, by)
+                    })
+                    .collect();
+                let bad: Vec<String> = paths
+                    .iter()
+                    .filter(|p| !owners.contains_key(*p))
+                    .map(|p| {
+                        let f = privileged
+                            .iter()
+                            .find(|f| &f.path == p)
+                            .map(|f| f.mode)
+                            .unwrap_or(0);
+                        format!("{p} ({f:04o}, installed by no package)")
+                    })
+                    .collect();
+                (
+                    format!(
+                        "every setuid/setgid file under {within} installed by a package or allowed"
+                    ),
+                    bad,
+                    format!(
+                        "{} setuid/setgid files: {}",
+                        inventory.len(),
+                        inventory.join("; ")
+                    ),
+                )
+            }
+        };
+        if !bad.is_empty() {
+            return Outcome::fail(format!("{} found: {}", bad.len(), listed(&bad)))
+                .expected(expected)
+                .observed(format!("{}; {observed}", listed(&bad)))
+                .sources(sources);
+        }
+        if !unreadable.is_empty() {
+            return Outcome::error(format!(
+                "could not read all of {within} ({}): run the scan as root",
+                listed(&unreadable)
+            ))
+            .sources(sources);
+        }
+        Outcome::pass(format!("none found under {within}; {observed}"))
+            .expected(expected)
+            .observed(observed)
+            .sources(sources)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.dirs.is_empty() {
+            return Err("`dirs` must name at least one directory".into());
+        }
+        if let Some(d) = self.dirs.iter().find(|d| !d.starts_with('/')) {
+            return Err(format!("`dirs` entries are absolute, got `{d}`"));
+        }
+        if self.depth == 0 || self.depth > 32 {
+            return Err("`depth` is between 1 and 32".into());
+        }
+        if self.allow_param.is_some() && self.rule != Rule::Setuid {
+            return Err("`allow_param` is for rule `setuid`".into());
+        }
+        Ok(())
+    }
+
+    fn param_refs(&self) -> Vec<&str> {
+        self.allow_param.as_deref().into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{root, run};
+    use crate::result::Status;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn chmod(d: &std::path::Path, p: &str, mode: u32) {
+        std::fs::set_permissions(
+            d.join(p.trim_start_matches('/')),
+            std::fs::Permissions::from_mode(mode),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn setuid_programs_are_compared_with_dpkg_file_lists() {
+        let p = r#"{ kind = "special_files", rule = "setuid", dirs = ["/usr/bin"] }"#;
+        let (d, view) = root(&[
+            ("/etc/os-release", "ID=debian\nVERSION_ID=12\n"),
+            (
+                "/var/lib/dpkg/status",
+                "Package: login\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n",
+            ),
+            ("/var/lib/dpkg/info/login.list", "/.\n/bin\n/bin/su\n"),
+            ("/usr/bin/su", "elf"),
+            ("/usr/bin/ls", "elf"),
+        ]);
+        chmod(d.path(), "/usr/bin/su", 0o4755);
+        let o = run(&view, p);
+        assert_eq!(o.status, Status::Pass, "{o:?}");
+        assert!(
+            o.observed
+                .unwrap()
+                .contains("/usr/bin/su 4755 package login")
+        );
+        std::fs::write(d.path().join("usr/bin/rootme"), "elf").unwrap();
+        chmod(d.path(), "/usr/bin/rootme", 0o4755);
+        let view = crate::host::HostView::root(d.path()).unwrap();
+        let o = run(&view, p);
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.message
+                .contains("/usr/bin/rootme (4755, installed by no package)"),
+            "{}",
+            o.message
+        );
+    }
+
+    #[test]
+    fn world_writable_files_and_directories_without_sticky_bit() {
+        let (d, view) = root(&[("/etc/app/conf", "x"), ("/var/tmp/keep", "")]);
+        std::fs::create_dir_all(d.path().join("var/spool/drop")).unwrap();
+        chmod(d.path(), "/var/tmp", 0o1777);
+        let ww =
+            r#"{ kind = "special_files", rule = "world_writable_files", dirs = ["/etc", "/var"] }"#;
+        let sticky = r#"{ kind = "special_files", rule = "sticky_dirs", dirs = ["/etc", "/var"] }"#;
+        assert_eq!(run(&view, ww).status, Status::Pass);
+        assert_eq!(run(&view, sticky).status, Status::Pass);
+        chmod(d.path(), "/etc/app/conf", 0o666);
+        chmod(d.path(), "/var/spool/drop", 0o777);
+        let view = crate::host::HostView::root(d.path()).unwrap();
+        let o = run(&view, ww);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.message.contains("/etc/app/conf (0666)"));
+        let o = run(&view, sticky);
+        assert!(
+            o.message.contains("/var/spool/drop (0777)"),
+            "{}",
+            o.message
+        );
+    }
+}
