@@ -225,7 +225,14 @@ pub(crate) fn scan(host: &HostView, db: &PackageDb) -> Result<Pending, HostError
     }
     let mut upgrades = BTreeMap::new();
     let mut pending_advisories = BTreeMap::new();
+    let mut unoffered = Vec::new();
     for (key, inst) in &db.installed {
+        if ![inst.arch.as_str(), "noarch"]
+            .iter()
+            .any(|a| offered.contains_key(&(inst.name.clone(), a.to_string())))
+        {
+            unoffered.push(format!("{key} {}", inst.version));
+        }
         let installed = Evr::parse(&inst.version);
         let candidates = [inst.arch.as_str(), "noarch"];
         let newest = candidates
@@ -261,6 +268,10 @@ pub(crate) fn scan(host: &HostView, db: &PackageDb) -> Result<Pending, HostError
         lists: repos,
         advisories: pending_advisories,
         what: "dnf repository metadata",
+        unoffered: {
+            unoffered.sort();
+            unoffered
+        },
     })
 }
 

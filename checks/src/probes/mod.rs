@@ -35,6 +35,8 @@ mod systemd_conf;
 mod systemd_unit;
 mod time_sync;
 mod walk;
+mod package_sources;
+mod listeners;
 
 use std::sync::Arc;
 use std::sync::OnceLock as OnceCell;
@@ -96,6 +98,10 @@ pub enum ProbeSpec {
     Setting(setting::SettingProbe),
     /// Mandatory access control (SELinux, AppArmor) enforcing.
     Mac(mac::MacProbe),
+    /// Network services compared with the allowed ports and programs.
+    Listeners(listeners::ListenersProbe),
+    /// Package sources authenticated and providing what is installed.
+    PackageSources(package_sources::PackageSourcesProbe),
     /// Setuid programs, world-writable and unowned files.
     SpecialFiles(special_files::SpecialFilesProbe),
     /// Volumes on encrypted devices, and their ciphers.
@@ -135,6 +141,8 @@ impl ProbeSpec {
             ProbeSpec::Capacity(_) => "capacity",
             ProbeSpec::Setting(_) => "setting",
             ProbeSpec::Mac(_) => "mac",
+            ProbeSpec::Listeners(_) => "listeners",
+            ProbeSpec::PackageSources(_) => "package_sources",
             ProbeSpec::SpecialFiles(_) => "special_files",
             ProbeSpec::Raid(_) => "raid",
             ProbeSpec::Scheduled(_) => "scheduled",
@@ -167,6 +175,8 @@ impl ProbeSpec {
             ProbeSpec::Capacity(p) => p,
             ProbeSpec::Setting(p) => p,
             ProbeSpec::Mac(p) => p,
+            ProbeSpec::Listeners(p) => p,
+            ProbeSpec::PackageSources(p) => p,
             ProbeSpec::SpecialFiles(p) => p,
             ProbeSpec::Raid(p) => p,
             ProbeSpec::Scheduled(p) => p,

@@ -51,6 +51,10 @@ pub(crate) struct Pending {
     pub(crate) advisories: BTreeMap<String, String>,
     /// What was read, for messages.
     pub(crate) what: &'static str,
+    /// Installed packages (`name version`) that no source offers in any
+    /// version: installed from a local file, or left behind by a source
+    /// that was removed.
+    pub(crate) unoffered: Vec<String>,
 }
 
 fn scan_lists(
@@ -151,6 +155,15 @@ fn scan_lists(
             }
         }
     }
+    let mut unoffered: Vec<String> = installed
+        .iter()
+        .filter(|(key, _)| {
+            let bare = key.split(':').next().unwrap_or(key);
+            !best.contains_key(*key) && !best.contains_key(bare)
+        })
+        .map(|(key, inst)| format!("{key} {}", inst.version))
+        .collect();
+    unoffered.sort();
     let mut upgrades = BTreeMap::new();
     for (name, (version, security)) in best {
         if let Some(inst) = installed.get(&name) {
@@ -169,10 +182,11 @@ fn scan_lists(
         lists,
         advisories: BTreeMap::new(),
         what: "apt package lists",
+        unoffered,
     })
 }
 
-fn pending_of(ctx: &Ctx<'_>, db: &PackageDb) -> Result<Arc<Pending>, HostError> {
+pub(crate) fn pending_of(ctx: &Ctx<'_>, db: &PackageDb) -> Result<Arc<Pending>, HostError> {
     ctx.pending
         .get_or_init(|| {
             match db.format {
