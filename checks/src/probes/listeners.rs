@@ -41,7 +41,11 @@ const KNOWN_DAEMONS: &[(&str, &str, &str)] = &[
     ("bind9.service", "named", "53/tcp 53/udp"),
     ("dnsmasq.service", "dnsmasq", "53/tcp 53/udp"),
     ("slapd.service", "slapd", "389/tcp"),
-    ("dovecot.service", "dovecot", "110/tcp 143/tcp 993/tcp 995/tcp"),
+    (
+        "dovecot.service",
+        "dovecot",
+        "110/tcp 143/tcp 993/tcp 995/tcp",
+    ),
     ("squid.service", "squid", "3128/tcp"),
     ("xinetd.service", "xinetd", "(per /etc/xinetd.d)"),
     ("rsync.service", "rsync", "873/tcp"),
@@ -78,26 +82,36 @@ pub(crate) fn parse_table(text: &str, proto: &'static str, v6: bool) -> Vec<List
     let mut out = Vec::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(local), Some(remote), Some(state), Some(inode)) = (f.get(1), f.get(2), f.get(3), f.get(9)) else {
+        let (Some(local), Some(remote), Some(state), Some(inode)) =
+            (f.get(1), f.get(2), f.get(3), f.get(9))
+        else {
             continue;
         };
         let listening = if proto == "tcp" {
             *state == "0A"
         } else {
-            *state == "07" && remote.ends_with(":0000") && remote.trim_start_matches('0').starts_with(':')
+            *state == "07"
+                && remote.ends_with(":0000")
+                && remote.trim_start_matches('0').starts_with(':')
         };
         if !listening {
             continue;
         }
-        let Some((a, p)) = local.split_once(':') else { continue };
-        let Ok(port) = u16::from_str_radix(p, 16) else { continue };
+        let Some((a, p)) = local.split_once(':') else {
+            continue;
+        };
+        let Ok(port) = u16::from_str_radix(p, 16) else {
+            continue;
+        };
         let (addr, loopback) = if v6 {
             if a.len() != 32 {
                 continue;
             }
             let mut bytes = [0u8; 16];
             for w in 0..4 {
-                let Some(word) = ipv4(&a[w * 8..w * 8 + 8]) else { continue };
+                let Some(word) = ipv4(&a[w * 8..w * 8 + 8]) else {
+                    continue;
+                };
                 bytes[w * 4..w * 4 + 4].copy_from_slice(&word);
             }
             let ip = std::net::Ipv6Addr::from(bytes);
@@ -139,7 +153,10 @@ fn owners(host: &HostView, wanted: &BTreeSet<u64>) -> HashMap<u64, String> {
     let Ok(Some(procs)) = host.read_dir("/proc") else {
         return out;
     };
-    for p in procs.iter().filter(|p| p.name.bytes().all(|b| b.is_ascii_digit())) {
+    for p in procs
+        .iter()
+        .filter(|p| p.name.bytes().all(|b| b.is_ascii_digit()))
+    {
         let Ok(Some(fds)) = host.read_dir(&format!("{}/fd", p.path)) else {
             continue;
         };
@@ -148,7 +165,9 @@ fn owners(host: &HostView, wanted: &BTreeSet<u64>) -> HashMap<u64, String> {
             let Some(inode) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) else {
                 continue;
             };
-            let Ok(inode) = inode.parse::<u64>() else { continue };
+            let Ok(inode) = inode.parse::<u64>() else {
+                continue;
+            };
             if wanted.contains(&inode) && !out.contains_key(&inode) {
                 let comm = host
                     .read(&format!("{}/comm", p.path))
@@ -167,7 +186,11 @@ fn owners(host: &HostView, wanted: &BTreeSet<u64>) -> HashMap<u64, String> {
 }
 
 impl ListenersProbe {
-    fn live(&self, ctx: &Ctx<'_>, sources: &mut Vec<Source>) -> Result<Vec<(String, String, String)>, crate::host::HostError> {
+    fn live(
+        &self,
+        ctx: &Ctx<'_>,
+        sources: &mut Vec<Source>,
+    ) -> Result<Vec<(String, String, String)>, crate::host::HostError> {
         let mut all = Vec::new();
         for (file, proto, v6) in [
             ("/proc/net/tcp", "tcp", false),
@@ -197,12 +220,20 @@ impl ListenersProbe {
             .filter(|l| !allowed_ports.contains(&format!("{}/{}", l.port, l.proto)))
             .map(|l| l.inode)
             .collect();
-        let programs = if need.is_empty() { HashMap::new() } else { owners(ctx.host, &need) };
+        let programs = if need.is_empty() {
+            HashMap::new()
+        } else {
+            owners(ctx.host, &need)
+        };
         let mut out: Vec<(String, String, String)> = all
             .iter()
             .map(|l| {
                 let program = programs.get(&l.inode).cloned().unwrap_or_default();
-                let shown = if program.is_empty() { String::new() } else { format!(" ({program})") };
+                let shown = if program.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({program})")
+                };
                 (
                     format!("{}/{}", l.port, l.proto),
                     program,
@@ -215,30 +246,59 @@ impl ListenersProbe {
         Ok(out)
     }
 
-    fn configured(&self, ctx: &Ctx<'_>, sources: &mut Vec<Source>) -> Result<Vec<(String, String, String)>, crate::host::HostError> {
+    fn configured(
+        &self,
+        ctx: &Ctx<'_>,
+        sources: &mut Vec<Source>,
+    ) -> Result<Vec<(String, String, String)>, crate::host::HostError> {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
         for dir in UNIT_DIRS {
-            let Some(entries) = ctx.host.read_dir(dir)? else { continue };
-            for e in entries.iter().filter(|e| e.name.ends_with(".socket") && !e.is_dir) {
+            let Some(entries) = ctx.host.read_dir(dir)? else {
+                continue;
+            };
+            for e in entries
+                .iter()
+                .filter(|e| e.name.ends_with(".socket") && !e.is_dir)
+            {
                 if !seen.insert(e.name.clone()) {
                     continue;
                 }
-                let Some(f) = ctx.read(&e.path)? else { continue };
+                let Some(f) = ctx.read(&e.path)? else {
+                    continue;
+                };
                 let listens: Vec<(String, u32)> = crate::parse::ini::parse(&f.text())
                     .into_iter()
-                    .filter(|x| x.section == "Socket" && (x.key == "ListenStream" || x.key == "ListenDatagram"))
+                    .filter(|x| {
+                        x.section == "Socket"
+                            && (x.key == "ListenStream" || x.key == "ListenDatagram")
+                    })
                     .filter_map(|x| {
                         let port = x.value.rsplit(':').next()?.trim().parse::<u16>().ok()?;
-                        let local = x.value.starts_with("127.") || x.value.starts_with("[::1]") || x.value.starts_with("localhost");
-                        (!local).then(|| (format!("{port}/{}", if x.key == "ListenStream" { "tcp" } else { "udp" }), x.line))
+                        let local = x.value.starts_with("127.")
+                            || x.value.starts_with("[::1]")
+                            || x.value.starts_with("localhost");
+                        (!local).then(|| {
+                            (
+                                format!(
+                                    "{port}/{}",
+                                    if x.key == "ListenStream" {
+                                        "tcp"
+                                    } else {
+                                        "udp"
+                                    }
+                                ),
+                                x.line,
+                            )
+                        })
                     })
                     .collect();
                 if listens.is_empty() {
                     continue;
                 }
                 let mut unit_sources = Vec::new();
-                let (_, state) = unit_state(ctx.host, std::slice::from_ref(&e.name), &mut unit_sources)?;
+                let (_, state) =
+                    unit_state(ctx.host, std::slice::from_ref(&e.name), &mut unit_sources)?;
                 if !state.is_enabled() {
                     continue;
                 }
@@ -246,7 +306,11 @@ impl ListenersProbe {
                 let program = e.name.trim_end_matches(".socket").to_string();
                 for (port, line) in listens {
                     sources.push(f.source_at(line));
-                    out.push((port.clone(), program.clone(), format!("{port} ({}, {})", e.name, state.describe())));
+                    out.push((
+                        port.clone(),
+                        program.clone(),
+                        format!("{port} ({}, {})", e.name, state.describe()),
+                    ));
                 }
             }
         }
@@ -256,7 +320,11 @@ impl ListenersProbe {
             if state.is_enabled() {
                 sources.extend(unit_sources);
                 for port in ports.split(' ') {
-                    out.push((port.to_string(), program.to_string(), format!("{port} ({unit}, {})", state.describe())));
+                    out.push((
+                        port.to_string(),
+                        program.to_string(),
+                        format!("{port} ({unit}, {})", state.describe()),
+                    ));
                 }
             }
         }
@@ -280,17 +348,25 @@ impl Probe for ListenersProbe {
                 "listening sockets (/proc/net)",
             )
         } else {
-            (host_try!(self.configured(ctx, &mut sources), sources), "enabled socket units and network daemons")
+            (
+                host_try!(self.configured(ctx, &mut sources), sources),
+                "enabled socket units and network daemons",
+            )
         };
         let bad: Vec<String> = seen
             .iter()
-            .filter(|(port, program, _)| !ports.contains(port) && !programs.contains(&program.to_ascii_lowercase()))
+            .filter(|(port, program, _)| {
+                !ports.contains(port) && !programs.contains(&program.to_ascii_lowercase())
+            })
             .map(|(_, _, d)| d.clone())
             .collect();
         let observed = if seen.is_empty() {
             format!("no {what}")
         } else {
-            seen.iter().map(|s| s.2.clone()).collect::<Vec<_>>().join("; ")
+            seen.iter()
+                .map(|s| s.2.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         if bad.is_empty() {
             Outcome::pass(format!("{} network services, all allowed", seen.len()))
@@ -321,10 +397,16 @@ mod tests {
     fn listening_sockets_and_loopback() {
         let l = parse_table(TCP, "tcp", false);
         assert_eq!(l.len(), 2, "{l:?}");
-        assert_eq!((l[0].addr.as_str(), l[0].port, l[0].loopback), ("0.0.0.0", 22, false));
+        assert_eq!(
+            (l[0].addr.as_str(), l[0].port, l[0].loopback),
+            ("0.0.0.0", 22, false)
+        );
         assert!(l[1].loopback);
         let l6 = parse_table(TCP6, "tcp", true);
-        assert_eq!((l6[0].addr.as_str(), l6[0].port, l6[0].loopback), ("[::1]", 631, true));
+        assert_eq!(
+            (l6[0].addr.as_str(), l6[0].port, l6[0].loopback),
+            ("[::1]", 631, true)
+        );
         assert_eq!((l6[1].port, l6[1].loopback), (8080, false));
     }
 
@@ -334,21 +416,45 @@ mod tests {
         use crate::expect::ParamValue;
         use crate::result::Status;
         let (d, view) = root(&[
-            ("/lib/systemd/system/ssh.service", "[Service]\nExecStart=/usr/sbin/sshd -D\n[Install]\nWantedBy=multi-user.target\n"),
-            ("/lib/systemd/system/rpcbind.socket", "[Socket]\nListenStream=/run/rpcbind.sock\nListenStream=0.0.0.0:111\nListenDatagram=0.0.0.0:111\n"),
+            (
+                "/lib/systemd/system/ssh.service",
+                "[Service]\nExecStart=/usr/sbin/sshd -D\n[Install]\nWantedBy=multi-user.target\n",
+            ),
+            (
+                "/lib/systemd/system/rpcbind.socket",
+                "[Socket]\nListenStream=/run/rpcbind.sock\nListenStream=0.0.0.0:111\nListenDatagram=0.0.0.0:111\n",
+            ),
         ]);
-        wants(d.path(), "multi-user.target", "/lib/systemd/system/ssh.service");
+        wants(
+            d.path(),
+            "multi-user.target",
+            "/lib/systemd/system/ssh.service",
+        );
         let mut params = crate::probes::testing::params();
-        params.0.insert("p".into(), ParamValue::Text("22/tcp".into()));
-        params.0.insert("q".into(), ParamValue::Text("chronyd".into()));
-        let spec = crate::probes::testing::spec(r#"{ kind = "listeners", ports_param = "p", programs_param = "q" }"#);
+        params
+            .0
+            .insert("p".into(), ParamValue::Text("22/tcp".into()));
+        params
+            .0
+            .insert("q".into(), ParamValue::Text("chronyd".into()));
+        let spec = crate::probes::testing::spec(
+            r#"{ kind = "listeners", ports_param = "p", programs_param = "q" }"#,
+        );
         let o = spec.run(&crate::probes::Ctx::new(&view, &params));
         assert_eq!(o.status, Status::Pass, "{o:?}");
-        wants(d.path(), "sockets.target", "/lib/systemd/system/rpcbind.socket");
+        wants(
+            d.path(),
+            "sockets.target",
+            "/lib/systemd/system/rpcbind.socket",
+        );
         let view = HostView::root(d.path()).unwrap();
         let o = spec.run(&crate::probes::Ctx::new(&view, &params));
         assert_eq!(o.status, Status::Fail);
-        assert!(o.message.contains("111/tcp (rpcbind.socket"), "{}", o.message);
+        assert!(
+            o.message.contains("111/tcp (rpcbind.socket"),
+            "{}",
+            o.message
+        );
         assert!(o.message.contains("111/udp"), "{}", o.message);
     }
 
@@ -360,16 +466,30 @@ mod tests {
         let port = sock.local_addr().unwrap().port();
         let view = HostView::live();
         let mut params = crate::probes::testing::params();
-        params.0.insert("p".into(), ParamValue::Text("22/tcp".into()));
+        params
+            .0
+            .insert("p".into(), ParamValue::Text("22/tcp".into()));
         params.0.insert("q".into(), ParamValue::Text("sshd".into()));
-        let spec = crate::probes::testing::spec(r#"{ kind = "listeners", ports_param = "p", programs_param = "q" }"#);
+        let spec = crate::probes::testing::spec(
+            r#"{ kind = "listeners", ports_param = "p", programs_param = "q" }"#,
+        );
         let o = spec.run(&crate::probes::Ctx::new(&view, &params));
         assert_eq!(o.status, Status::Fail, "{o:?}");
-        assert!(o.message.contains(&format!("tcp 0.0.0.0:{port} (")), "{}", o.message);
-        params.0.insert("p".into(), ParamValue::Text(format!("{port}/tcp")));
+        assert!(
+            o.message.contains(&format!("tcp 0.0.0.0:{port} (")),
+            "{}",
+            o.message
+        );
+        params
+            .0
+            .insert("p".into(), ParamValue::Text(format!("{port}/tcp")));
         let o = spec.run(&crate::probes::Ctx::new(&view, &params));
         // Other services of this machine may still fail the check; this socket is allowed now.
-        assert!(!o.message.contains(&format!("0.0.0.0:{port}")), "{}", o.message);
+        assert!(
+            !o.message.contains(&format!("0.0.0.0:{port}")),
+            "{}",
+            o.message
+        );
         drop(sock);
     }
 }

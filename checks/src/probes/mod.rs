@@ -17,10 +17,13 @@ mod file_tree;
 mod firewall;
 mod inventory;
 mod kernel_module;
+mod listeners;
 mod logging;
 mod login_defs;
 mod mac;
+mod openssl;
 mod package;
+mod package_sources;
 pub mod packages;
 mod pending_updates;
 mod raid;
@@ -28,6 +31,7 @@ mod scheduled;
 mod setting;
 mod shell_var;
 mod special_files;
+mod ssh_host_keys;
 mod sshd_config;
 mod sudoers;
 mod sysctl;
@@ -35,8 +39,6 @@ mod systemd_conf;
 mod systemd_unit;
 mod time_sync;
 mod walk;
-mod package_sources;
-mod listeners;
 
 use std::sync::Arc;
 use std::sync::OnceLock as OnceCell;
@@ -98,6 +100,10 @@ pub enum ProbeSpec {
     Setting(setting::SettingProbe),
     /// Mandatory access control (SELinux, AppArmor) enforcing.
     Mac(mac::MacProbe),
+    /// The SSH server's host keys: strength and permissions.
+    SshHostKeys(ssh_host_keys::SshHostKeysProbe),
+    /// The lowest TLS version the system OpenSSL accepts.
+    Openssl(openssl::OpensslProbe),
     /// Network services compared with the allowed ports and programs.
     Listeners(listeners::ListenersProbe),
     /// Package sources authenticated and providing what is installed.
@@ -141,6 +147,8 @@ impl ProbeSpec {
             ProbeSpec::Capacity(_) => "capacity",
             ProbeSpec::Setting(_) => "setting",
             ProbeSpec::Mac(_) => "mac",
+            ProbeSpec::SshHostKeys(_) => "ssh_host_keys",
+            ProbeSpec::Openssl(_) => "openssl",
             ProbeSpec::Listeners(_) => "listeners",
             ProbeSpec::PackageSources(_) => "package_sources",
             ProbeSpec::SpecialFiles(_) => "special_files",
@@ -175,6 +183,8 @@ impl ProbeSpec {
             ProbeSpec::Capacity(p) => p,
             ProbeSpec::Setting(p) => p,
             ProbeSpec::Mac(p) => p,
+            ProbeSpec::SshHostKeys(p) => p,
+            ProbeSpec::Openssl(p) => p,
             ProbeSpec::Listeners(p) => p,
             ProbeSpec::PackageSources(p) => p,
             ProbeSpec::SpecialFiles(p) => p,

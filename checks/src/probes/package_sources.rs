@@ -29,7 +29,12 @@ const APT_CONF_OFF: [&str; 3] = [
     "acquire::allowdowngradetoinsecurerepositories",
     "apt::get::allowunauthenticated",
 ];
-const APT_SOURCE_OFF: [&str; 4] = ["trusted", "allow-insecure", "allow-weak", "allow-downgrade-to-insecure"];
+const APT_SOURCE_OFF: [&str; 4] = [
+    "trusted",
+    "allow-insecure",
+    "allow-weak",
+    "allow-downgrade-to-insecure",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,7 +53,12 @@ pub struct PackageSourcesProbe {
 
 fn yes(v: &str) -> bool {
     matches!(
-        v.trim().trim_matches('"').trim_end_matches(';').trim_matches('"').to_ascii_lowercase().as_str(),
+        v.trim()
+            .trim_matches('"')
+            .trim_end_matches(';')
+            .trim_matches('"')
+            .to_ascii_lowercase()
+            .as_str(),
         "yes" | "true" | "1" | "on" | "enable"
     )
 }
@@ -64,20 +74,29 @@ fn one_line_sources(file: &crate::host::FileData) -> Vec<AptSource> {
     let mut out = Vec::new();
     for (i, raw) in file.text().lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
-        let Some(rest) = line.strip_prefix("deb-src").or_else(|| line.strip_prefix("deb")) else {
+        let Some(rest) = line
+            .strip_prefix("deb-src")
+            .or_else(|| line.strip_prefix("deb"))
+        else {
             continue;
         };
         let rest = rest.trim_start();
         let mut options = Vec::new();
         if let Some(inner) = rest.strip_prefix('[') {
-            let Some((opts, _)) = inner.split_once(']') else { continue };
+            let Some((opts, _)) = inner.split_once(']') else {
+                continue;
+            };
             for o in opts.split_whitespace() {
                 if let Some((k, v)) = o.split_once('=') {
                     options.push((k.to_ascii_lowercase(), v.to_string()));
                 }
             }
         }
-        out.push(AptSource { text: line.to_string(), options, at: file.source_at(i as u32 + 1) });
+        out.push(AptSource {
+            text: line.to_string(),
+            options,
+            at: file.source_at(i as u32 + 1),
+        });
     }
     out
 }
@@ -91,12 +110,27 @@ fn deb822_sources(file: &crate::host::FileData) -> Vec<AptSource> {
         if fields.is_empty() {
             return;
         }
-        let enabled = fields.iter().find(|(k, _)| k == "enabled").is_none_or(|(_, v)| yes(v));
+        let enabled = fields
+            .iter()
+            .find(|(k, _)| k == "enabled")
+            .is_none_or(|(_, v)| yes(v));
         if enabled {
-            let uris = fields.iter().find(|(k, _)| k == "uris").map(|(_, v)| v.clone()).unwrap_or_default();
-            let suites = fields.iter().find(|(k, _)| k == "suites").map(|(_, v)| v.clone()).unwrap_or_default();
+            let uris = fields
+                .iter()
+                .find(|(k, _)| k == "uris")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let suites = fields
+                .iter()
+                .find(|(k, _)| k == "suites")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
             let options = fields.clone();
-            out.push(AptSource { text: format!("{uris} {suites}"), options, at: file.source_at(start) });
+            out.push(AptSource {
+                text: format!("{uris} {suites}"),
+                options,
+                at: file.source_at(start),
+            });
         }
         fields.clear();
     };
@@ -124,14 +158,23 @@ fn deb822_sources(file: &crate::host::FileData) -> Vec<AptSource> {
 }
 
 impl PackageSourcesProbe {
-    fn apt(&self, ctx: &Ctx<'_>, sources: &mut Vec<Source>) -> Result<(Vec<String>, Vec<String>), HostError> {
+    fn apt(
+        &self,
+        ctx: &Ctx<'_>,
+        sources: &mut Vec<Source>,
+    ) -> Result<(Vec<String>, Vec<String>), HostError> {
         let mut bad = Vec::new();
         let mut good = Vec::new();
         let mut files = Vec::new();
         if let Some(f) = ctx.read("/etc/apt/sources.list")? {
             files.push(f);
         }
-        files.extend(drop_ins(ctx.host, &["/etc/apt/sources.list.d"], "*.list", sources)?);
+        files.extend(drop_ins(
+            ctx.host,
+            &["/etc/apt/sources.list.d"],
+            "*.list",
+            sources,
+        )?);
         let deb822 = drop_ins(ctx.host, &["/etc/apt/sources.list.d"], "*.sources", sources)?;
         let global = {
             let mut keys = Vec::new();
@@ -165,12 +208,23 @@ impl PackageSourcesProbe {
                 bad.push(format!("`{}` ({loc}) sets {}", s.text, off.join(", ")));
                 sources.push(s.at.clone());
             } else if let Some((_, key)) = s.options.iter().find(|(k, _)| k == "signed-by") {
-                let key = if key.contains("BEGIN PGP") { "an inline key".to_string() } else { key.clone() };
+                let key = if key.contains("BEGIN PGP") {
+                    "an inline key".to_string()
+                } else {
+                    key.clone()
+                };
                 good.push(format!("`{}` signed by {key}", s.text));
             } else if !global.is_empty() {
-                good.push(format!("`{}` checked against the global keyring ({})", s.text, global.join(", ")));
+                good.push(format!(
+                    "`{}` checked against the global keyring ({})",
+                    s.text,
+                    global.join(", ")
+                ));
             } else {
-                bad.push(format!("`{}` ({loc}) names no signed-by key and apt's global keyring is empty", s.text));
+                bad.push(format!(
+                    "`{}` ({loc}) names no signed-by key and apt's global keyring is empty",
+                    s.text
+                ));
                 sources.push(s.at.clone());
             }
         }
@@ -182,7 +236,9 @@ impl PackageSourcesProbe {
         for f in &conf {
             for (i, raw) in f.text().lines().enumerate() {
                 let line = raw.split("//").next().unwrap_or("").trim();
-                let Some((key, value)) = line.split_once(char::is_whitespace) else { continue };
+                let Some((key, value)) = line.split_once(char::is_whitespace) else {
+                    continue;
+                };
                 if APT_CONF_OFF.contains(&key.to_ascii_lowercase().as_str()) && yes(value) {
                     bad.push(format!("{}:{} sets {key} {}", f.path, i + 1, value.trim()));
                     sources.push(f.source_at(i as u32 + 1));
@@ -190,19 +246,29 @@ impl PackageSourcesProbe {
             }
         }
         if all.is_empty() && bad.is_empty() {
-            bad.push("no APT source is configured (/etc/apt/sources.list and sources.list.d name none)".into());
+            bad.push(
+                "no APT source is configured (/etc/apt/sources.list and sources.list.d name none)"
+                    .into(),
+            );
         }
         Ok((good, bad))
     }
 
-    fn dnf(&self, ctx: &Ctx<'_>, sources: &mut Vec<Source>) -> Result<(Vec<String>, Vec<String>), HostError> {
+    fn dnf(
+        &self,
+        ctx: &Ctx<'_>,
+        sources: &mut Vec<Source>,
+    ) -> Result<(Vec<String>, Vec<String>), HostError> {
         let mut bad = Vec::new();
         let mut good = Vec::new();
         let mut main_gpgcheck = None;
         for conf in ["/etc/dnf/dnf.conf", "/etc/yum.conf"] {
             if let Some(f) = ctx.read(conf)? {
                 sources.push(f.source());
-                for e in ini::parse(&f.text()).into_iter().filter(|e| e.section == "main") {
+                for e in ini::parse(&f.text())
+                    .into_iter()
+                    .filter(|e| e.section == "main")
+                {
                     match e.key.as_str() {
                         "gpgcheck" => main_gpgcheck = Some((yes(&e.value), f.source_at(e.line))),
                         "localpkg_gpgcheck" if !yes(&e.value) => {
@@ -220,10 +286,19 @@ impl PackageSourcesProbe {
         for f in &files {
             sources.push(f.source());
             let entries = ini::parse(&f.text());
-            let mut sections: Vec<&str> = entries.iter().map(|e| e.section.as_str()).filter(|s| !s.is_empty()).collect();
+            let mut sections: Vec<&str> = entries
+                .iter()
+                .map(|e| e.section.as_str())
+                .filter(|s| !s.is_empty())
+                .collect();
             sections.dedup();
             for sec in sections {
-                let get = |k: &str| entries.iter().rev().find(|e| e.section == sec && e.key == k);
+                let get = |k: &str| {
+                    entries
+                        .iter()
+                        .rev()
+                        .find(|e| e.section == sec && e.key == k)
+                };
                 if get("enabled").is_some_and(|e| !yes(&e.value)) {
                     continue;
                 }
@@ -256,7 +331,9 @@ impl Probe for PackageSourcesProbe {
                     Family::Debian => host_try!(self.apt(ctx, &mut sources), sources),
                     Family::Rhel => host_try!(self.dnf(ctx, &mut sources), sources),
                     Family::Unknown => {
-                        return Outcome::not_applicable("the platform's package manager is not APT or DNF");
+                        return Outcome::not_applicable(
+                            "the platform's package manager is not APT or DNF",
+                        );
                     }
                 };
                 let expected = "every package source verifies signatures".to_string();
@@ -266,12 +343,17 @@ impl Probe for PackageSourcesProbe {
                         .observed(good.join("; "))
                         .sources(sources)
                 } else {
-                    Outcome::fail(bad.join("; ")).expected(expected).observed(bad.join("; ")).sources(sources)
+                    Outcome::fail(bad.join("; "))
+                        .expected(expected)
+                        .observed(bad.join("; "))
+                        .sources(sources)
                 }
             }
             Rule::Provided => {
                 let Some(db) = host_try!(ctx.packages(), sources) else {
-                    return Outcome::error("no package database: installed packages cannot be listed");
+                    return Outcome::error(
+                        "no package database: installed packages cannot be listed",
+                    );
                 };
                 sources.push(db.source.clone());
                 let pending = host_try!(super::pending_updates::pending_of(ctx, &db), sources);
@@ -283,17 +365,37 @@ impl Probe for PackageSourcesProbe {
                     ))
                     .sources(sources);
                 }
-                let expected = format!("every installed package offered by a configured source ({})", pending.what);
+                let expected = format!(
+                    "every installed package offered by a configured source ({})",
+                    pending.what
+                );
                 let n = pending.unoffered.len();
                 if n == 0 {
-                    return Outcome::pass(format!("all {} installed packages are offered by a configured source", db.installed.len()))
-                        .expected(expected)
-                        .observed(format!("{} packages, none without a source", db.installed.len()))
-                        .sources(sources);
+                    return Outcome::pass(format!(
+                        "all {} installed packages are offered by a configured source",
+                        db.installed.len()
+                    ))
+                    .expected(expected)
+                    .observed(format!(
+                        "{} packages, none without a source",
+                        db.installed.len()
+                    ))
+                    .sources(sources);
                 }
                 let shown: Vec<&String> = pending.unoffered.iter().take(20).collect();
-                let more = if n > 20 { format!(" and {} more", n - 20) } else { String::new() };
-                let list = format!("{}{more}", shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+                let more = if n > 20 {
+                    format!(" and {} more", n - 20)
+                } else {
+                    String::new()
+                };
+                let list = format!(
+                    "{}{more}",
+                    shown
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 Outcome::fail(format!("{n} installed packages no configured source offers (local or orphaned installs): {list}"))
                     .expected(expected)
                     .observed(list)
@@ -314,14 +416,49 @@ mod tests {
 
     #[test]
     fn apt_sources_need_a_key_and_no_switch_that_turns_checks_off() {
-        let signed = ("/etc/apt/sources.list.d/debian.sources", "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n");
+        let signed = (
+            "/etc/apt/sources.list.d/debian.sources",
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+        );
         assert_eq!(run_files(&[DEB, signed], P).status, Status::Pass);
-        let o = run_files(&[DEB, ("/etc/apt/sources.list", "deb [trusted=yes] http://repo.example/ stable main\n")], P);
+        let o = run_files(
+            &[
+                DEB,
+                (
+                    "/etc/apt/sources.list",
+                    "deb [trusted=yes] http://repo.example/ stable main\n",
+                ),
+            ],
+            P,
+        );
         assert_eq!(o.status, Status::Fail);
         assert!(o.message.contains("trusted=yes"), "{}", o.message);
-        let o = run_files(&[DEB, ("/etc/apt/sources.list", "deb http://repo.example/ stable main\n")], P);
-        assert!(o.message.contains("global keyring is empty"), "{}", o.message);
-        let o = run_files(&[DEB, signed, ("/etc/apt/apt.conf.d/99insecure", "APT::Get::AllowUnauthenticated \"true\";\n")], P);
+        let o = run_files(
+            &[
+                DEB,
+                (
+                    "/etc/apt/sources.list",
+                    "deb http://repo.example/ stable main\n",
+                ),
+            ],
+            P,
+        );
+        assert!(
+            o.message.contains("global keyring is empty"),
+            "{}",
+            o.message
+        );
+        let o = run_files(
+            &[
+                DEB,
+                signed,
+                (
+                    "/etc/apt/apt.conf.d/99insecure",
+                    "APT::Get::AllowUnauthenticated \"true\";\n",
+                ),
+            ],
+            P,
+        );
         assert_eq!(o.status, Status::Fail);
         assert!(o.message.contains("99insecure:1"), "{}", o.message);
     }
@@ -329,12 +466,33 @@ mod tests {
     #[test]
     fn dnf_repositories_check_signatures() {
         let main = ("/etc/dnf/dnf.conf", "[main]\ngpgcheck=1\n");
-        let repo = ("/etc/yum.repos.d/rhel.repo", "[baseos]\nbaseurl=https://cdn.example/baseos\n\n[extra]\nbaseurl=http://x\ngpgcheck=0\nenabled=0\n");
+        let repo = (
+            "/etc/yum.repos.d/rhel.repo",
+            "[baseos]\nbaseurl=https://cdn.example/baseos\n\n[extra]\nbaseurl=http://x\ngpgcheck=0\nenabled=0\n",
+        );
         assert_eq!(run_files(&[RHEL, main, repo], P).status, Status::Pass);
-        let bad = ("/etc/yum.repos.d/local.repo", "[local]\nbaseurl=file:///srv/repo\ngpgcheck=0\n");
+        let bad = (
+            "/etc/yum.repos.d/local.repo",
+            "[local]\nbaseurl=file:///srv/repo\ngpgcheck=0\n",
+        );
         let o = run_files(&[RHEL, main, repo, bad], P);
-        assert!(o.message.contains("local (/etc/yum.repos.d/local.repo:3) sets gpgcheck=0"), "{}", o.message);
-        let o = run_files(&[RHEL, ("/etc/dnf/dnf.conf", "[main]\nlocalpkg_gpgcheck=0\ngpgcheck=1\n"), repo], P);
+        assert!(
+            o.message
+                .contains("local (/etc/yum.repos.d/local.repo:3) sets gpgcheck=0"),
+            "{}",
+            o.message
+        );
+        let o = run_files(
+            &[
+                RHEL,
+                (
+                    "/etc/dnf/dnf.conf",
+                    "[main]\nlocalpkg_gpgcheck=0\ngpgcheck=1\n",
+                ),
+                repo,
+            ],
+            P,
+        );
         assert!(o.message.contains("localpkg_gpgcheck=0"));
         let o = run_files(&[RHEL, repo], P);
         assert!(o.message.contains("dnf's default is off"), "{}", o.message);
