@@ -236,6 +236,9 @@ pub fn parse_duration_secs(s: &str) -> Option<i64> {
             "h" | "H" | "hr" | "hour" | "hours" => 3600,
             "d" | "D" | "day" | "days" => 86400,
             "w" | "W" | "week" | "weeks" => 604800,
+            // systemd.time(7): a month is 30.44 days, a year 365.25.
+            "month" | "months" => 2_630_016,
+            "y" | "year" | "years" => 31_557_600,
             _ => return None,
         };
         total = total.checked_add(n.checked_mul(mult)?)?;

@@ -18,6 +18,7 @@ mod firewall;
 mod inventory;
 mod kernel_module;
 mod listeners;
+mod log_retention;
 mod logging;
 mod login_defs;
 mod mac;
@@ -100,6 +101,8 @@ pub enum ProbeSpec {
     Setting(setting::SettingProbe),
     /// Mandatory access control (SELinux, AppArmor) enforcing.
     Mac(mac::MacProbe),
+    /// How long logs and audit records are kept.
+    LogRetention(log_retention::LogRetentionProbe),
     /// The SSH server's host keys: strength and permissions.
     SshHostKeys(ssh_host_keys::SshHostKeysProbe),
     /// The lowest TLS version the system OpenSSL accepts.
@@ -147,6 +150,7 @@ impl ProbeSpec {
             ProbeSpec::Capacity(_) => "capacity",
             ProbeSpec::Setting(_) => "setting",
             ProbeSpec::Mac(_) => "mac",
+            ProbeSpec::LogRetention(_) => "log_retention",
             ProbeSpec::SshHostKeys(_) => "ssh_host_keys",
             ProbeSpec::Openssl(_) => "openssl",
             ProbeSpec::Listeners(_) => "listeners",
@@ -183,6 +187,7 @@ impl ProbeSpec {
             ProbeSpec::Capacity(p) => p,
             ProbeSpec::Setting(p) => p,
             ProbeSpec::Mac(p) => p,
+            ProbeSpec::LogRetention(p) => p,
             ProbeSpec::SshHostKeys(p) => p,
             ProbeSpec::Openssl(p) => p,
             ProbeSpec::Listeners(p) => p,
