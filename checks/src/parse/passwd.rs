@@ -11,6 +11,8 @@ pub struct PasswdEntry {
     pub uid: Option<u32>,
     /// Numeric primary group id.
     pub gid: Option<u32>,
+    /// Home directory.
+    pub home: String,
     /// Login shell.
     pub shell: String,
     /// 1-based line.
@@ -30,6 +32,10 @@ pub struct ShadowEntry {
     pub min_days: Option<i64>,
     /// Warning days before expiry.
     pub warn_days: Option<i64>,
+    /// Days after expiry before the account is locked (`None`: never).
+    pub inactive_days: Option<i64>,
+    /// Day (since 1970) of the last password change.
+    pub last_change: Option<i64>,
     /// 1-based line.
     pub line: u32,
 }
@@ -108,6 +114,7 @@ pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
             password: field(&f, 1).to_string(),
             uid: field(&f, 2).parse().ok(),
             gid: field(&f, 3).parse().ok(),
+            home: field(&f, 5).to_string(),
             shell: field(&f, 6).to_string(),
             line,
         })
@@ -123,6 +130,8 @@ pub fn parse_shadow(text: &str) -> Vec<ShadowEntry> {
             min_days: num(field(&f, 3)),
             max_days: num(field(&f, 4)),
             warn_days: num(field(&f, 5)),
+            inactive_days: num(field(&f, 6)),
+            last_change: num(field(&f, 2)),
             line,
         })
         .collect()

@@ -20,6 +20,7 @@ mod kernel_module;
 mod listeners;
 mod log_retention;
 mod logging;
+mod login_accounts;
 mod login_defs;
 mod mac;
 mod openssl;
@@ -101,6 +102,8 @@ pub enum ProbeSpec {
     Setting(setting::SettingProbe),
     /// Mandatory access control (SELinux, AppArmor) enforcing.
     Mac(mac::MacProbe),
+    /// Accounts that can log in: dormancy, inactivity lock, home and .ssh permissions.
+    LoginAccounts(login_accounts::LoginAccountsProbe),
     /// How long logs and audit records are kept.
     LogRetention(log_retention::LogRetentionProbe),
     /// The SSH server's host keys: strength and permissions.
@@ -150,6 +153,7 @@ impl ProbeSpec {
             ProbeSpec::Capacity(_) => "capacity",
             ProbeSpec::Setting(_) => "setting",
             ProbeSpec::Mac(_) => "mac",
+            ProbeSpec::LoginAccounts(_) => "login_accounts",
             ProbeSpec::LogRetention(_) => "log_retention",
             ProbeSpec::SshHostKeys(_) => "ssh_host_keys",
             ProbeSpec::Openssl(_) => "openssl",
@@ -187,6 +191,7 @@ impl ProbeSpec {
             ProbeSpec::Capacity(p) => p,
             ProbeSpec::Setting(p) => p,
             ProbeSpec::Mac(p) => p,
+            ProbeSpec::LoginAccounts(p) => p,
             ProbeSpec::LogRetention(p) => p,
             ProbeSpec::SshHostKeys(p) => p,
             ProbeSpec::Openssl(p) => p,
