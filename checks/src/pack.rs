@@ -26,10 +26,13 @@ pub use crate::result::Severity;
 /// The packs shipped inside the binary: (file name, contents).
 pub const BUILTIN_PACKS: &[(&str, &str)] = &[
     ("accounts.toml", include_str!("../packs/accounts.toml")),
+    ("endpoint.toml", include_str!("../packs/endpoint.toml")),
     ("logging.toml", include_str!("../packs/logging.toml")),
     ("network.toml", include_str!("../packs/network.toml")),
     ("patching.toml", include_str!("../packs/patching.toml")),
+    ("resilience.toml", include_str!("../packs/resilience.toml")),
     ("session.toml", include_str!("../packs/session.toml")),
+    ("software.toml", include_str!("../packs/software.toml")),
     ("system.toml", include_str!("../packs/system.toml")),
 ];
 

@@ -102,18 +102,18 @@ impl Probe for KernelModuleProbe {
             drop_ins(ctx.host, &MODPROBE_DIRS, "*.conf", &mut sources),
             sources
         );
-        let live = if ctx.is_live() {
+        // Live: the modules loaded now, or `None` when this kernel was built
+        // without loadable-module support (no /proc/modules), where only
+        // built-in drivers exist.
+        let live: Option<Option<Vec<String>>> = if ctx.is_live() {
             match host_try!(ctx.read("/proc/modules"), sources) {
                 Some(f) => {
                     sources.push(f.source());
-                    Some(loaded(&f.text()))
+                    Some(Some(loaded(&f.text())))
                 }
                 None => {
                     sources.push(HostView::absent_source("/proc/modules"));
-                    return Outcome::error(
-                        "/proc/modules is missing: which modules are loaded cannot be read",
-                    )
-                    .sources(sources);
+                    Some(None)
                 }
             }
         } else {
@@ -122,6 +122,32 @@ impl Probe for KernelModuleProbe {
         let mut bad = Vec::new();
         let mut how = Vec::new();
         for m in &self.modules {
+            let name = normalise(m);
+            // A driver compiled into the kernel shows under /sys/module
+            // without being in /proc/modules, and no configuration stops it.
+            if live.is_some() {
+                let sys = format!("/sys/module/{name}");
+                let built_in = host_try!(ctx.host.exists(&sys), sources)
+                    && !matches!(&live, Some(Some(l)) if l.contains(&name));
+                if built_in {
+                    sources.push(Source {
+                        kind: crate::result::SourceKind::Metadata,
+                        path: sys,
+                        sha256: None,
+                        line: None,
+                    });
+                    bad.push(format!(
+                        "{m}: built into the running kernel, so modprobe.d cannot disable it"
+                    ));
+                    continue;
+                }
+            }
+            if let Some(None) = &live {
+                how.push(format!(
+                    "{m}: not in this kernel, which loads no modules (no /proc/modules)"
+                ));
+                continue;
+            }
             match configured(&files, m) {
                 Disabled::Install(at) => {
                     how.push(format!(
@@ -141,8 +167,8 @@ impl Probe for KernelModuleProbe {
                 }
                 Disabled::No => bad.push(format!("{m}: not disabled in modprobe.d")),
             }
-            if let Some(loaded) = &live {
-                if loaded.contains(&normalise(m)) {
+            if let Some(Some(loaded)) = &live {
+                if loaded.contains(&name) {
                     bad.push(format!("{m}: loaded now (/proc/modules)"));
                 }
             }

@@ -194,6 +194,11 @@ impl LoginAccountsProbe {
             });
         }
         let expected = format!("every account that can log in used within {max} days");
+        if dormant.is_empty() && active == 0 {
+            return Ok(Outcome::not_applicable(
+                "no account can log in (no login shell with a password or authorized_keys)",
+            ));
+        }
         Ok(if dormant.is_empty() {
             Outcome::pass(format!(
                 "{active} accounts can log in, all used within {max} days"
@@ -238,6 +243,11 @@ impl LoginAccountsProbe {
             }
         }
         let expected = format!("accounts with a password lock at most {max} days after it expires");
+        if bad.is_empty() && good == 0 {
+            return Ok(Outcome::not_applicable(
+                "no account that can log in has a password",
+            ));
+        }
         Ok(if bad.is_empty() {
             Outcome::pass(format!(
                 "{good} accounts with a password, each locks within {max} days of expiry"
@@ -316,6 +326,11 @@ impl LoginAccountsProbe {
                 ".ssh directories 0700 and the keys in them 0600 (public keys 0644), owned by their user"
             }
         };
+        if bad.is_empty() && seen == 0 {
+            return Ok(Outcome::not_applicable(
+                "no account that can log in has one (no login shell with a password or authorized_keys)",
+            ));
+        }
         Ok(if bad.is_empty() {
             Outcome::pass(format!("{seen} paths examined, all their users' own"))
                 .expected(expected)

@@ -192,7 +192,12 @@ pub(crate) fn systemd_running(host: &HostView) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct SystemdUnitProbe {
     /// Unit names; the first installed one is examined (`chrony.service`, `chronyd.service`).
+    #[serde(default)]
     units: Vec<String>,
+    /// A text parameter listing further units (comma or space separated),
+    /// so the SoA can name the ones this organisation accepts.
+    #[serde(default)]
+    units_param: Option<String>,
     /// Require enabled (`true`) or not enabled (`false`).
     #[serde(default)]
     enabled: Option<bool>,
@@ -204,8 +209,37 @@ pub struct SystemdUnitProbe {
 impl Probe for SystemdUnitProbe {
     fn run(&self, ctx: &Ctx<'_>) -> Outcome {
         let mut sources = Vec::new();
-        let (unit, state) = host_try!(unit_state(ctx.host, &self.units, &mut sources), sources);
-        let names = self.units.join(" / ");
+        let mut units = self.units.clone();
+        if let Some(p) = &self.units_param {
+            let listed = ctx
+                .params
+                .0
+                .get(p)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            for u in listed
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+            {
+                if let Err(e) = super::check_name("unit", u) {
+                    return Outcome::error(format!("parameter `{p}`: {e}"));
+                }
+                units.push(u.to_string());
+            }
+        }
+        if units.is_empty() {
+            return Outcome::error(format!(
+                "no units to look for: parameter `{}` is empty",
+                self.units_param.as_deref().unwrap_or("")
+            ));
+        }
+        let (unit, state) = host_try!(unit_state(ctx.host, &units, &mut sources), sources);
+        let names = if units.len() > 4 {
+            format!("{} (and {} more)", units[..4].join(" / "), units.len() - 4)
+        } else {
+            units.join(" / ")
+        };
         if state == Enablement::NotInstalled {
             let wanted = self.enabled != Some(false) && self.active != Some(false);
             return Outcome::verdict(!wanted, format!("{names}: no unit file installed"))
@@ -256,9 +290,16 @@ impl Probe for SystemdUnitProbe {
         .sources(sources)
     }
 
+    fn param_refs(&self) -> Vec<&str> {
+        self.units_param.as_deref().into_iter().collect()
+    }
+
     fn validate(&self) -> Result<(), String> {
-        if self.units.is_empty() {
-            return Err("`units` must name at least one unit".into());
+        if self.units.is_empty() && self.units_param.is_none() {
+            return Err(
+                "`units` must name at least one unit (or `units_param` a parameter that does)"
+                    .into(),
+            );
         }
         // Unit names reach `systemctl` as arguments.
         for u in &self.units {
