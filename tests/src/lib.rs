@@ -23,12 +23,15 @@ const PACKAGES: &[(&str, &str, &str)] = &[
     ("openssl", "3.0.15-1~deb12u1", "amd64"),
     ("apparmor", "3.0.8-3", "amd64"),
     ("libpam-pwquality", "1.4.5-1+b1", "amd64"),
+    ("prometheus-node-exporter", "1.5.0-1+b6", "amd64"),
+    ("rsyslog", "8.2302.0-1+deb12u1", "amd64"),
+    ("libssl3", "3.0.15-1~deb12u1", "amd64"),
 ];
 
 /// The hardened root's sshd drop-in, as (path, text).
 const SSHD_HARDENING: (&str, &str) = (
     "/etc/ssh/sshd_config.d/10-hardening.conf",
-    "PermitRootLogin no\nPermitEmptyPasswords no\nPasswordAuthentication no\nMaxAuthTries 3\nLoginGraceTime 30\nClientAliveInterval 300\nClientAliveCountMax 2\nBanner /etc/issue.net\nHostbasedAuthentication no\nIgnoreRhosts yes\nX11Forwarding no\n",
+    "PermitRootLogin no\nPermitEmptyPasswords no\nPasswordAuthentication no\nMaxAuthTries 3\nLoginGraceTime 30\nClientAliveInterval 300\nClientAliveCountMax 2\nBanner /etc/issue.net\nHostbasedAuthentication no\nIgnoreRhosts yes\nX11Forwarding no\nAllowTcpForwarding no\nLogLevel VERBOSE\nMACs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com\n",
 );
 
 /// The hardened root's sshd drop-in with one setting broken: root may log
@@ -116,7 +119,7 @@ pub fn hardened_root(root: &Path) {
         root,
         "/etc/ssh/sshd_config",
         "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\nUsePAM yes\nSubsystem sftp /usr/lib/openssh/sftp-server\n",
-        0o644,
+        0o600,
     );
     put(root, SSHD_HARDENING.0, SSHD_HARDENING.1, 0o644);
     put(
@@ -166,7 +169,7 @@ pub fn hardened_root(root: &Path) {
     put(
         root,
         "/etc/shadow",
-        "root:!:19800:0:99999:7:::\ndaemon:*:19800:0:99999:7:::\n_chrony:!:19800::::::\nops:$y$j9T$4iR1v8wqH0Ehq1C3m1Sgk/$Yt5xPf4lK0gQeR1WmS7iGm8jqfJ3uQe0hQm1nHzX3a8:19800:1:365:7:::\n",
+        "root:!:19800:0:99999:7:::\ndaemon:*:19800:0:99999:7:::\n_chrony:!:19800::::::\nops:$y$j9T$4iR1v8wqH0Ehq1C3m1Sgk/$Yt5xPf4lK0gQeR1WmS7iGm8jqfJ3uQe0hQm1nHzX3a8:19800:1:365:7:30::\n",
         0o640,
     );
     put(
@@ -203,7 +206,7 @@ pub fn hardened_root(root: &Path) {
     put(
         root,
         "/etc/audit/rules.d/50-annexa.rules",
-        "-D\n-b 8192\n-w /etc/passwd -p wa -k identity\n-w /etc/shadow -p wa -k identity\n-w /etc/group -p wa -k identity\n-w /etc/sudoers -p wa -k scope\n-w /etc/sudoers.d -p wa -k scope\n-a always,exit -F arch=b64 -C euid!=uid -F auid!=unset -S execve -k user_emulation\n-a always,exit -F arch=b32 -C euid!=uid -F auid!=unset -S execve -k user_emulation\n",
+        "-D\n-b 8192\n-w /etc/passwd -p wa -k identity\n-a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time-change\n-w /etc/localtime -p wa -k time-change\n-a always,exit -F arch=b64 -S sethostname,setdomainname -k system-locale\n-w /etc/hosts -p wa -k system-locale\n-w /etc/hostname -p wa -k system-locale\n-w /var/log/lastlog -p wa -k logins\n-w /var/run/faillock -p wa -k logins\n-w /var/run/utmp -p wa -k session\n-w /var/log/wtmp -p wa -k session\n-w /var/log/btmp -p wa -k session\n-a always,exit -F arch=b64 -S chmod,fchmod,fchmodat,chown,fchown,fchownat,lchown,setxattr,lsetxattr,fsetxattr,removexattr,lremovexattr,fremovexattr -F auid>=1000 -F auid!=unset -k perm_mod\n-a always,exit -F arch=b64 -S mount -F auid>=1000 -F auid!=unset -k mounts\n-a always,exit -F arch=b64 -S unlink,unlinkat,rename,renameat -F auid>=1000 -F auid!=unset -k delete\n-a always,exit -F arch=b64 -S init_module,finit_module,delete_module -k kernel_modules\n-w /etc/apparmor/ -p wa -k MAC-policy\n-w /etc/apparmor.d/ -p wa -k MAC-policy\n-w /etc/shadow -p wa -k identity\n-w /etc/group -p wa -k identity\n-w /etc/sudoers -p wa -k scope\n-w /etc/sudoers.d -p wa -k scope\n-a always,exit -F arch=b64 -C euid!=uid -F auid!=unset -S execve -k user_emulation\n-a always,exit -F arch=b32 -C euid!=uid -F auid!=unset -S execve -k user_emulation\n",
         0o640,
     );
     put(
@@ -229,7 +232,7 @@ pub fn hardened_root(root: &Path) {
     put(
         root,
         "/etc/rsyslog.conf",
-        "module(load=\"imjournal\")\n$IncludeConfig /etc/rsyslog.d/*.conf\n",
+        "module(load=\"imjournal\")\n$FileCreateMode 0640\n$IncludeConfig /etc/rsyslog.d/*.conf\n",
         0o644,
     );
     put(
@@ -269,7 +272,7 @@ pub fn hardened_root(root: &Path) {
     put(
         root,
         "/etc/sysctl.d/60-annexa.conf",
-        "net.ipv4.conf.all.accept_redirects = 0\nkernel.dmesg_restrict = 1\n",
+        "net.ipv4.conf.all.accept_redirects = 0\nkernel.dmesg_restrict = 1\nnet.ipv4.conf.all.log_martians = 1\nnet.ipv4.conf.all.rp_filter = 1\nnet.ipv4.conf.all.send_redirects = 0\nnet.ipv4.conf.all.secure_redirects = 0\nnet.ipv6.conf.all.accept_redirects = 0\nkernel.kptr_restrict = 1\nkernel.yama.ptrace_scope = 1\nfs.protected_hardlinks = 1\nfs.protected_symlinks = 1\nkernel.unprivileged_bpf_disabled = 1\n",
         0o644,
     );
     put(
@@ -284,6 +287,142 @@ pub fn hardened_root(root: &Path) {
         "ClamAV-VDB:fixture",
         0o644,
     );
+    hardening_of_issue_23(root);
+}
+
+/// What the checks added for the technological controls (encryption,
+/// removable media, integrity baseline, monitoring, retention, software
+/// sources) need to pass in a hardened image.
+fn hardening_of_issue_23(root: &Path) {
+    put(root, "/etc/gshadow", "root:*::\nsudo:*::ops\n", 0o640);
+    put(
+        root,
+        "/etc/default/useradd",
+        "SHELL=/bin/bash\nINACTIVE=30\n",
+        0o644,
+    );
+    let mut modprobe = String::new();
+    for m in [
+        "usb-storage",
+        "firewire-core",
+        "firewire-ohci",
+        "firewire-sbp2",
+        "cramfs",
+        "freevxfs",
+        "hfs",
+        "hfsplus",
+        "jffs2",
+        "udf",
+        "dccp",
+        "sctp",
+        "rds",
+        "tipc",
+    ] {
+        modprobe.push_str(&format!("install {m} /bin/false\nblacklist {m}\n"));
+    }
+    put(
+        root,
+        "/etc/modprobe.d/annexa-hardening.conf",
+        &modprobe,
+        0o644,
+    );
+    put(
+        root,
+        "/etc/audit/auditd.conf",
+        "log_file = /var/log/audit/audit.log\nmax_log_file = 64\nmax_log_file_action = keep_logs\nspace_left_action = email\nadmin_space_left_action = single\ndisk_full_action = halt\ndisk_error_action = halt\n",
+        0o640,
+    );
+    // LVM on LUKS, as the Debian installer's guided encryption makes it.
+    put(
+        root,
+        "/etc/crypttab",
+        "vda3_crypt UUID=5b9e4c1e-0d1a-4b8e-9c59-3f1c7d2a8e10 none luks,discard\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/fstab",
+        "/dev/mapper/golden--vg-root / ext4 errors=remount-ro 0 1\nUUID=2d6f0c1e-7a55-4d51-8a0e-b1e2f3a4c5d6 /boot ext4 defaults 0 2\n/dev/mapper/golden--vg-swap_1 none swap sw 0 0\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/lvm/backup/golden-vg",
+        "golden-vg {\n\tphysical_volumes {\n\t\tpv0 {\n\t\t\tid = \"fixture\"\n\t\t\tdevice = \"/dev/mapper/vda3_crypt\"\n\t\t}\n\t}\n}\n",
+        0o600,
+    );
+    put(root, "/boot/grub/grub.cfg", "set default=0\n", 0o600);
+    put(
+        root,
+        "/var/lib/aide/aide.db",
+        "AIDE baseline (fixture)",
+        0o600,
+    );
+    put(
+        root,
+        "/lib/systemd/system/dailyaidecheck.service",
+        "[Service]\nType=oneshot\nExecStart=/usr/share/aide/bin/dailyaidecheck\n",
+        0o644,
+    );
+    put(
+        root,
+        "/lib/systemd/system/dailyaidecheck.timer",
+        "[Timer]\nOnCalendar=daily\nPersistent=true\n[Install]\nWantedBy=timers.target\n",
+        0o644,
+    );
+    let wants = root.join("etc/systemd/system/timers.target.wants");
+    std::fs::create_dir_all(&wants).expect("wants dir");
+    let _ = symlink(
+        "/lib/systemd/system/dailyaidecheck.timer",
+        wants.join("dailyaidecheck.timer"),
+    );
+    enable(
+        root,
+        "multi-user.target",
+        "prometheus-node-exporter.service",
+    );
+    enable(root, "multi-user.target", "ssh.service");
+    put(
+        root,
+        "/etc/apt/sources.list.d/debian.sources",
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/ssl/openssl.cnf",
+        "openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n[ssl_sect]\nsystem_default = system_default_sect\n[system_default_sect]\nMinProtocol = TLSv1.2\nCipherString = DEFAULT:@SECLEVEL=2\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/logrotate.conf",
+        "weekly\nrotate 4\ncreate\ninclude /etc/logrotate.d\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/logrotate.d/rsyslog",
+        "/var/log/syslog\n/var/log/auth.log\n{\n\trotate 13\n\tweekly\n\tmissingok\n\tcompress\n}\n",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/logrotate.d/dpkg",
+        "/var/log/dpkg.log {\n\tmonthly\n\trotate 12\n\tcompress\n}\n",
+        0o644,
+    );
+    put(root, "/var/log/dpkg.log", "", 0o640);
+    put(root, "/etc/crontab", "SHELL=/bin/sh\n", 0o600);
+    std::fs::create_dir_all(root.join("etc/cron.d")).expect("cron.d");
+    std::fs::set_permissions(
+        root.join("etc/cron.d"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .expect("chmod cron.d");
+    std::fs::create_dir_all(root.join("tmp")).expect("tmp");
+    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+        .expect("chmod tmp");
 }
 
 /// A database of its own on the test PostgreSQL server, dropped when this

@@ -93,9 +93,36 @@ const RHEL_ONLY: [&str; 4] = [
     "patching.dnf-automatic-apply",
     "crypto.policy-not-legacy",
 ];
-const DEBIAN_ONLY: [&str; 2] = [
+const DEBIAN_ONLY: [&str; 3] = [
     "patching.unattended-upgrades-installed",
     "patching.unattended-upgrades-enabled",
+    "changes.package-log-kept",
+];
+/// Checks that no root directory can answer: last logins, LUKS headers,
+/// host keys (made on first boot), RAID state; and what a server image
+/// has none of (a desktop, a login account with its home).
+const ROOT_NA: [&str; 12] = [
+    "accounts.dormant",
+    "accounts.home-permissions",
+    "accounts.ssh-dir-permissions",
+    "crypto.luks-cipher",
+    "desktop.screen-lock-idle",
+    "desktop.screen-lock-enabled",
+    "desktop.screen-lock-delay",
+    "media.automount-off",
+    "media.autorun-never",
+    "redundancy.raid-healthy",
+    "ssh.host-key-strength",
+    "ssh.host-key-permissions",
+];
+/// The good roots enable a monitoring agent; whether it runs is for a
+/// live host (the bad roots have none, and fail).
+const GOOD_NA: [&str; 1] = ["monitoring.agent-active"];
+/// The Ubuntu roots have no back-up tool and no RAID.
+const UBUNTU_NA: [&str; 3] = [
+    "backup.job-scheduled",
+    "backup.recent",
+    "redundancy.raid-monitored",
 ];
 
 /// Settings of PAM modules the bad roots do not call: no effect there
@@ -104,7 +131,14 @@ const BAD_UNUSED: [&str; 2] = ["passwords.quality-minlen", "login.lockout-thresh
 
 /// Checks the bad roots were not made to break (the setting is the
 /// distribution's own safe default, or the bad root keeps it): they pass.
-const BAD_RHEL_PASSES: [&str; 17] = [
+const BAD_RHEL_PASSES: [&str; 23] = [
+    "network.icmp-broadcasts-ignored",
+    "network.bogus-icmp-ignored",
+    "network.ipv6-no-source-routing",
+    "kernel.protected-hardlinks",
+    "kernel.protected-symlinks",
+    // Unowned files need root to make (chown to an unknown id).
+    "files.all-owned",
     "accounts.unique-names",
     "accounts.unique-gids",
     "accounts.shadowed",
@@ -123,7 +157,14 @@ const BAD_RHEL_PASSES: [&str; 17] = [
     "inventory.host-facts",
     "kernel.aslr",
 ];
-const BAD_UBUNTU_PASSES: [&str; 21] = [
+const BAD_UBUNTU_PASSES: [&str; 28] = [
+    "logging.rsyslog-file-mode",
+    "network.icmp-broadcasts-ignored",
+    "network.bogus-icmp-ignored",
+    "network.ipv6-no-source-routing",
+    "kernel.protected-hardlinks",
+    "kernel.protected-symlinks",
+    "files.all-owned",
     "accounts.unique-names",
     "accounts.unique-gids",
     "accounts.shadowed",
@@ -158,8 +199,20 @@ fn assert_verdicts(
 ) {
     let mut wrong = Vec::new();
     for (id, (status, message)) in verdicts(report) {
-        // Fixture files belong to whoever built them; two checks want root's.
-        let owner_check = id == "privileges.sudoers-permissions" || id == "audit.log-directory";
+        // Fixture files belong to whoever built them; these checks want root's.
+        let owner_check = [
+            "privileges.sudoers-permissions",
+            "audit.log-directory",
+            "files.shadow-permissions",
+            "files.gshadow-permissions",
+            "files.passwd-permissions",
+            "files.group-permissions",
+            "ssh.config-permissions",
+            "boot.grub-config-permissions",
+            "cron.crontab-permissions",
+            "cron.d-permissions",
+        ]
+        .contains(&id.as_str());
         let want = if na.contains(&id.as_str()) {
             "not_applicable"
         } else if good || passes.contains(&id.as_str()) {
@@ -179,13 +232,19 @@ fn assert_verdicts(
 
 #[test]
 fn rhel_family_roots_give_the_verdicts_they_were_made_to_give() {
-    let na: Vec<&str> = LIVE_ONLY.iter().chain(&DEBIAN_ONLY).copied().collect();
+    let na: Vec<&str> = LIVE_ONLY
+        .iter()
+        .chain(&DEBIAN_ONLY)
+        .chain(&ROOT_NA)
+        .copied()
+        .collect();
+    let good_na: Vec<&str> = na.iter().chain(&GOOD_NA).copied().collect();
     for (platform, name) in [("rhel9", "rhel9.4"), ("rocky9", "rocky9.4")] {
         let (_g, good) = build(platform, "good");
         let report = scan(&good);
         assert_eq!(report["host"]["family"], "rhel");
         assert_eq!(report["host"]["platform"], name);
-        assert_verdicts(&format!("{platform} good"), &report, true, &na, &[]);
+        assert_verdicts(&format!("{platform} good"), &report, true, &good_na, &[]);
         let v = verdicts(&report);
         assert!(
             v["patching.pending-updates"]
@@ -221,13 +280,20 @@ fn rhel_family_roots_give_the_verdicts_they_were_made_to_give() {
 
 #[test]
 fn ubuntu_roots_give_the_verdicts_they_were_made_to_give() {
-    let na: Vec<&str> = LIVE_ONLY.iter().chain(&RHEL_ONLY).copied().collect();
+    let na: Vec<&str> = LIVE_ONLY
+        .iter()
+        .chain(&RHEL_ONLY)
+        .chain(&ROOT_NA)
+        .chain(&UBUNTU_NA)
+        .copied()
+        .collect();
+    let good_na: Vec<&str> = na.iter().chain(&GOOD_NA).copied().collect();
     for (platform, name) in [("ubuntu2404", "ubuntu24.04"), ("ubuntu2204", "ubuntu22.04")] {
         let (_g, good) = build(platform, "good");
         let report = scan(&good);
         assert_eq!(report["host"]["family"], "debian");
         assert_eq!(report["host"]["platform"], name);
-        assert_verdicts(&format!("{platform} good"), &report, true, &na, &[]);
+        assert_verdicts(&format!("{platform} good"), &report, true, &good_na, &[]);
         let (_b, bad) = build(platform, "bad");
         let report = scan(&bad);
         let bad_na: Vec<&str> = na.iter().chain(&BAD_UNUSED).copied().collect();
@@ -354,11 +420,15 @@ fn broken_databases_and_os_release_are_named_never_passed() {
     let bound = [
         "patching.",
         "mac.",
-        "crypto.",
+        "crypto.policy-not-legacy",
+        "crypto.tls-min-protocol",
         "time.sync",
         "firewall.configured",
         "malware.",
-        "integrity.",
+        "integrity.aide-installed",
+        "software.",
+        "boot.grub-config-permissions",
+        "audit.mac-policy-changes",
         "network.no-t",
         "network.no-r",
         "audit.auditd-installed",

@@ -65,10 +65,10 @@ impl Probe for AuditRulesProbe {
         }
         for w in &self.watches {
             expected.push(format!("watch {w}"));
-            match rules
-                .iter()
-                .find(|(r, _)| r.watched_path() == Some(w.as_str()))
-            {
+            match rules.iter().find(|(r, _)| {
+                // `-w /etc/apparmor.d/` watches the same directory as `-w /etc/apparmor.d`.
+                r.watched_path().map(|p| p.trim_end_matches('/')) == Some(w.trim_end_matches('/'))
+            }) {
                 Some((_, s)) => sources.push(s.clone()),
                 None => problems.push(format!("{w} is not watched")),
             }

@@ -206,11 +206,34 @@ impl EncryptionProbe {
         let mut bad = Vec::new();
         for (spec, mp, _, line) in chosen {
             sources.push(fstab.source_at(*line));
-            let on = if mp != mount && mount != "swap" {
+            let mut on = if mp != mount && mount != "swap" {
                 format!("{mount} is on {mp}: ")
             } else {
                 String::new()
             };
+            // A swap file (/swap.img) is as encrypted as the file system holding it.
+            let mut spec = spec;
+            if mount == "swap" && spec.starts_with('/') && !spec.starts_with("/dev/") {
+                let holder = entries
+                    .iter()
+                    .filter(|e| {
+                        e.2 != "swap"
+                            && (e.1 == "/"
+                                || spec.starts_with(&format!("{}/", e.1.trim_end_matches('/'))))
+                    })
+                    .max_by_key(|e| e.1.len());
+                match holder {
+                    Some(h) => {
+                        sources.push(fstab.source_at(h.3));
+                        on = format!("swap file {spec} is on {}: ", h.1);
+                        spec = &h.0;
+                    }
+                    None => {
+                        bad.push(format!("swap file {spec}: no /etc/fstab entry holds it"));
+                        continue;
+                    }
+                }
+            }
             match host_try!(self.configured(ctx, spec, &crypt, &mut sources), sources) {
                 Ok(why) => good.push(format!("{on}{why}")),
                 Err(why) => bad.push(format!("{on}{why}")),

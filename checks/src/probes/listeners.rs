@@ -48,6 +48,7 @@ const KNOWN_DAEMONS: &[(&str, &str, &str)] = &[
     ),
     ("squid.service", "squid", "3128/tcp"),
     ("xinetd.service", "xinetd", "(per /etc/xinetd.d)"),
+    ("inetd.service", "inetd", "(per /etc/inetd.conf)"),
     ("rsync.service", "rsync", "873/tcp"),
     ("xrdp.service", "xrdp", "3389/tcp"),
     ("telnet.socket", "telnetd", "23/tcp"),
