@@ -34,6 +34,7 @@ pub mod pack;
 pub mod parse;
 pub mod platform;
 pub mod probes;
+pub mod reference;
 pub mod result;
 pub mod soa;
 

@@ -146,6 +146,8 @@ pub struct Check {
     /// What to examine on a platform no variant names; `None` when only
     /// the variants' platforms are covered.
     pub probe: Option<ProbeSpec>,
+    /// `probe` exactly as the pack writes it (for the reference).
+    pub probe_text: Option<String>,
     /// Per-platform probes, the first that names the host's platform wins.
     pub variants: Vec<Variant>,
     /// The platforms this check applies to at all (empty: every platform).
@@ -198,6 +200,8 @@ pub struct Variant {
     pub platforms: Vec<Selector>,
     /// What to examine there.
     pub probe: ProbeSpec,
+    /// `probe` exactly as the pack writes it.
+    pub probe_text: String,
 }
 
 /// Which probe a check runs on a platform.
@@ -522,6 +526,10 @@ pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Ve
             severity: decl.severity,
             controls: derive_controls(&declared),
             declared: declared.keys().copied().collect(),
+            probe_text: decl
+                .probe
+                .as_ref()
+                .map(|p| text.get(p.span()).unwrap_or_default().trim().to_string()),
             probe: decl.probe.map(Spanned::into_inner),
             variants: decl
                 .variants
@@ -530,6 +538,11 @@ pub fn parse_pack(file: &str, origin: PackOrigin, text: &str) -> Result<Pack, Ve
                     let v = v.into_inner();
                     Variant {
                         platforms: v.platforms,
+                        probe_text: text
+                            .get(v.probe.span())
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string(),
                         probe: v.probe.into_inner(),
                     }
                 })

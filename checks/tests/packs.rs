@@ -201,3 +201,50 @@ fn a_missing_pack_directory_is_an_error_unless_optional() {
     assert!(PackSet::load(false, std::slice::from_ref(&missing), false).is_err());
     assert!(PackSet::load(false, &[missing], true).is_ok());
 }
+
+/// docs/checks.md is the reference of the built-in packs; regenerate it
+/// with `annexa checks reference > docs/checks.md` (or from this test's
+/// output) after changing a pack.
+#[test]
+fn docs_checks_md_is_the_reference_of_the_builtin_packs() {
+    let set = PackSet::load(true, &[], true).unwrap();
+    let want = annexa_checks::reference::markdown(&set, "Checks");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/checks.md");
+    let have = std::fs::read_to_string(path).unwrap_or_default();
+    if have != want {
+        if std::env::var_os("ANNEXA_BLESS").is_some() {
+            std::fs::write(path, &want).unwrap();
+            return;
+        }
+        panic!(
+            "docs/checks.md is stale: run `annexa checks reference > docs/checks.md` \
+             (or ANNEXA_BLESS=1 cargo test -p annexa-checks --test packs)"
+        );
+    }
+}
+
+/// What an auditor's report can show automated evidence for: at least 140
+/// checks, 22 of the 34 technological controls of the 2022 edition, and
+/// the organisational and physical controls a host can speak to.
+#[test]
+fn the_builtin_checks_cover_the_controls_a_host_can_evidence() {
+    let set = PackSet::load(true, &[], true).unwrap();
+    assert!(
+        set.checks().count() >= 140,
+        "{} checks",
+        set.checks().count()
+    );
+    let covered = annexa_checks::reference::covered(&set, Edition::E2022);
+    let technological: Vec<&String> = covered.iter().filter(|c| c.starts_with("8.")).collect();
+    assert!(technological.len() >= 22, "{technological:?}");
+    for control in [
+        "8.1", "8.2", "8.3", "8.5", "8.6", "8.7", "8.8", "8.9", "8.10", "8.12", "8.13", "8.14",
+        "8.15", "8.16", "8.17", "8.18", "8.19", "8.20", "8.21", "8.22", "8.24", "8.32", "5.9",
+        "5.15", "5.16", "5.17", "5.18", "5.33", "7.10", "7.14",
+    ] {
+        assert!(
+            covered.contains(control),
+            "no check gives evidence for {control}"
+        );
+    }
+}

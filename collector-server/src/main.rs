@@ -271,7 +271,9 @@ enum SoaCommand {
     Show {
         #[command(flatten)]
         at: Where,
-        /// The version.
+        /// The version. (Its id is not `version`, which the propagated
+        /// `--version` flag takes.)
+        #[arg(id = "number", value_name = "VERSION")]
         version: Option<i64>,
         /// Print JSON.
         #[arg(long)]
@@ -281,7 +283,9 @@ enum SoaCommand {
     Export {
         #[command(flatten)]
         at: Where,
-        /// The version.
+        /// The version. (Its id is not `version`, which the propagated
+        /// `--version` flag takes.)
+        #[arg(id = "number", value_name = "VERSION")]
         version: Option<i64>,
         /// source (as imported), toml or csv.
         #[arg(long, default_value = "source")]
@@ -486,5 +490,18 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the whole command tree (unique argument ids, among
+    /// others) only when a command is parsed in a debug build; this
+    /// checks every subcommand at once.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -12,12 +12,13 @@ use annexa_checks::catalog::Edition;
 use annexa_checks::gate::FailOn;
 use annexa_checks::platform::Platform;
 
+use annexa_agent::commands::checks::{list_checks, print_reference};
 use annexa_agent::commands::controls::{list_controls, map_control};
 use annexa_agent::commands::gate::GateOutputs;
 use annexa_agent::commands::gate::fleet::{FleetGateOptions, gate_fleet};
 use annexa_agent::commands::gate::local::{LocalGateOptions, gate_local};
 use annexa_agent::commands::scan::{self, ScanOptions};
-use annexa_agent::commands::{Exit, PackOptions, checks::list_checks};
+use annexa_agent::commands::{Exit, PackOptions};
 use annexa_agent::render::gate;
 
 use super::collector::ApiArgs;
@@ -220,6 +221,14 @@ pub(super) enum ChecksCommand {
         #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
         platform: Option<Platform>,
     },
+    /// Print the reference of the loaded packs as Markdown: every check with
+    /// its controls in the three editions, what it reads, its parameters and
+    /// platforms, and the controls they cover (docs/checks.md is this for the
+    /// built-in packs).
+    Reference {
+        #[command(flatten)]
+        packs: PackArgs,
+    },
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {
@@ -359,6 +368,10 @@ impl ChecksCommand {
                 platform,
             } => {
                 list_checks(&packs.into(), edition, platform.as_ref())?;
+                Ok(Exit::Success)
+            }
+            ChecksCommand::Reference { packs } => {
+                print_reference(&packs.into())?;
                 Ok(Exit::Success)
             }
         }

@@ -177,3 +177,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Report { command } => command.run(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the whole command tree (unique argument ids, among
+    /// others) only when a command is parsed in a debug build; this
+    /// checks every subcommand at once.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,6 +1,7 @@
 //! `annexa checks list`: every check of the loaded packs with its
 //! severity, probe and controls; for one platform, only the checks that
-//! apply there, with the probe each would run.
+//! apply there, with the probe each would run. `annexa checks reference`:
+//! the same packs as a Markdown reference.
 
 use std::io::Write;
 
@@ -52,5 +53,13 @@ pub fn list_checks(
             ids
         )?;
     }
+    Ok(())
+}
+
+/// Prints the Markdown reference of the loaded packs.
+pub fn print_reference(packs: &PackOptions) -> anyhow::Result<()> {
+    let set = packs.load()?;
+    let text = annexa_checks::reference::markdown(&set, "Checks");
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
 }
