@@ -50,7 +50,8 @@ smoke() {
 smoke scan RUNS=2 -- bench/scan.sh \
     '^scan live host: median wall [0-9.]+ ms' '^scan fixture root: median wall [0-9.]+ ms' \
     '^scan rhel9 fixture root: median wall [0-9.]+ ms' '^scan ubuntu24.04 fixture root: median wall [0-9.]+ ms' \
-    '^scan per check: .*rhel9/ubuntu24.04 ratio [0-9.]+'
+    '^scan per check: .*rhel9/ubuntu24.04 ratio [0-9.]+' \
+    '^scan added checks: [0-9]+; live \+?-?[0-9.]+ ms \(-?[0-9.]+ ms per 10 checks\)'
 smoke ingest AGENTS=20 PER_AGENT=2 RUNS=1 RATE=200 -- bench/ingest.sh \
     '^ingest \(closed loop.*[0-9]+ envelopes/s' '^ingest \(open loop.*p99 [0-9.]+ ms' '^run 1: closed loop CPU'
 smoke conformity HOSTS=50 HISTORY=1 CHECKS=10 REQUESTS=2 -- bench/conformity.sh \

@@ -97,6 +97,36 @@ grep -q '"schema": *"annexa.scan/' <<<"$scan" || fail "the scan wrote no annexa.
 summary=$(sed -n '/^  "summary": {/,/^  }/p' <<<"$scan" | tr -d ' \n')
 [ -n "$summary" ] || fail "the scan report has no summary"
 echo "$summary"
+# Every check's verdict on a stock minbase root, as packaging/minbase-verdicts
+# records it (with the reason for each that is not a plain fail): a check that
+# starts to pass, fail, err or not apply differently on real Debian is caught
+# here. ANNEXA_BLESS=1 rewrites the file from this run.
+verdicts=packaging/minbase-verdicts
+python3 - "$root/tmp/scan.json" "$verdicts" "${ANNEXA_BLESS:-}" <<'PY' || fail "verdicts differ from $verdicts"
+import json, sys
+report, path, bless = sys.argv[1], sys.argv[2], sys.argv[3]
+got = {r["check_id"]: (r["status"], r["message"]) for r in json.load(open(report))["results"]}
+if bless:
+    with open(path, "w") as f:
+        f.write("# Verdicts of `annexa scan --root /` in a fresh `debootstrap --variant=minbase\n"
+                "# bookworm` root with annexa-agent and annexa-collector installed, checked by\n"
+                "# packaging/install-test.sh. One line per check: id, status, and what the\n"
+                "# scan said (for reading; only the status is compared).\n")
+        for cid in sorted(got):
+            f.write(f"{cid} {got[cid][0]} # {got[cid][1][:140]}\n")
+    sys.exit(0)
+want = {}
+for line in open(path):
+    line = line.split("#", 1)[0].split()
+    if line:
+        want[line[0]] = line[1]
+wrong = [f"{c}: {got.get(c, ('missing', ''))[0]} (want {w}): {got.get(c, ('', ''))[1]}"
+         for c, w in sorted(want.items()) if got.get(c, ("missing",))[0] != w]
+wrong += [f"{c}: {s} (not in the file): {m}" for c, (s, m) in sorted(got.items()) if c not in want]
+print("\n".join(wrong), file=sys.stderr)
+sys.exit(1 if wrong else 0)
+PY
+echo "verdicts of all $(grep -c '^[a-z]' "$verdicts") checks as recorded in $verdicts"
 
 step "enroll the agent with the collector and deliver"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -233,7 +233,22 @@ pub fn scan(
     let wants_lists = checks
         .iter()
         .any(|c| c.probes().any(|p| p.kind() == "pending_updates"));
+    // Directories the special-files checks walk, each to the deepest depth
+    // asked: walked ahead on their own thread, since they are file-system
+    // bound and the checks need them only near the end.
+    let mut walk_plan: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &checks {
+        for p in c.probes() {
+            for (dir, depth) in p.walks() {
+                let d = walk_plan.entry(dir.to_string()).or_insert(0);
+                *d = (*d).max(depth);
+            }
+        }
+    }
     let (facts, results): (HostFacts, Vec<CheckResult>) = std::thread::scope(|s| {
+        if !walk_plan.is_empty() {
+            s.spawn(|| ctx.prefetch_walks(&walk_plan));
+        }
         // The package database and lists are by far the largest inputs:
         // read them on the other core from the start while the checks that
         // need neither run here. The host facts (which count the packages)

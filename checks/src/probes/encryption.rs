@@ -40,15 +40,21 @@ pub struct EncryptionProbe {
 
 /// One line of /etc/crypttab.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CryptEntry {
+pub struct CryptEntry {
+    /// The mapped name (`/dev/mapper/NAME`).
     pub name: String,
+    /// The underlying device (`UUID=…`, `/dev/sda3`).
     pub device: String,
+    /// The key file, `none` for a passphrase.
     pub key: String,
+    /// Comma-separated options (`luks`, `discard`, `cipher=…`).
     pub options: Vec<String>,
+    /// 1-based line.
     pub line: u32,
 }
 
-pub(crate) fn parse_crypttab(text: &str) -> Vec<CryptEntry> {
+/// Parses /etc/crypttab.
+pub fn parse_crypttab(text: &str) -> Vec<CryptEntry> {
     text.lines()
         .enumerate()
         .filter_map(|(i, l)| {
@@ -72,7 +78,7 @@ pub(crate) fn parse_crypttab(text: &str) -> Vec<CryptEntry> {
 }
 
 /// One line of /etc/fstab: (device, mount point, type, line).
-pub(crate) fn parse_fstab(text: &str) -> Vec<(String, String, String, u32)> {
+pub fn parse_fstab(text: &str) -> Vec<(String, String, String, u32)> {
     text.lines()
         .enumerate()
         .filter_map(|(i, l)| {
@@ -474,14 +480,19 @@ fn verdict(mount: &str, good: Vec<String>, bad: Vec<String>, sources: Vec<Source
 
 /// One mount of /proc/self/mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Mount {
+pub struct Mount {
+    /// Mount point.
     pub point: String,
+    /// The device number, `MAJOR:MINOR`.
     pub majmin: String,
+    /// File system type.
     pub fstype: String,
+    /// The mount source (a device path for block devices).
     pub source: String,
 }
 
-pub(crate) fn parse_mountinfo(text: &str) -> Vec<Mount> {
+/// Parses /proc/self/mountinfo.
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
     text.lines()
         .filter_map(|l| {
             let (left, right) = l.split_once(" - ")?;
@@ -603,10 +614,12 @@ const LUKS2_MAX_HEADER: u64 = 4 << 20;
 
 /// What a LUKS header says about the volume's encryption.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LuksHeader {
+pub struct LuksHeader {
+    /// 1 or 2.
     pub version: u16,
     /// `cipher-mode`, e.g. `aes-xts-plain64`.
     pub cipher: String,
+    /// The volume key's size in bits.
     pub key_bits: u32,
 }
 
@@ -616,7 +629,7 @@ fn c_string(b: &[u8]) -> String {
 }
 
 /// Parses a LUKS1 (cryptsetup's on-disk format 1.2.3) or LUKS2 header.
-pub(crate) fn parse_luks(b: &[u8]) -> Result<LuksHeader, String> {
+pub fn parse_luks(b: &[u8]) -> Result<LuksHeader, String> {
     if b.len() < 592 || &b[..6] != LUKS_MAGIC {
         return Err("no LUKS header (magic LUKS\\xba\\xbe missing)".into());
     }

@@ -87,7 +87,7 @@ pub(crate) fn configured(
 }
 
 /// The names of the modules in a /proc/modules text.
-pub(crate) fn loaded(proc_modules: &str) -> Vec<String> {
+pub fn loaded(proc_modules: &str) -> Vec<String> {
     proc_modules
         .lines()
         .filter_map(|l| l.split_whitespace().next())

@@ -65,11 +65,16 @@ pub struct ListenersProbe {
 
 /// One listening socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Listener {
+pub struct Listener {
+    /// `tcp` or `udp`.
     pub proto: &'static str,
+    /// The local address as shown (`0.0.0.0`, `[::]`).
     pub addr: String,
+    /// The local port.
     pub port: u16,
+    /// The socket's inode (to find its process).
     pub inode: u64,
+    /// Bound to a loopback address: not a network service.
     pub loopback: bool,
 }
 
@@ -79,7 +84,7 @@ fn ipv4(hex: &str) -> Option<[u8; 4]> {
 }
 
 /// Parses one /proc/net table; `udp` selects the UDP reading of the state.
-pub(crate) fn parse_table(text: &str, proto: &'static str, v6: bool) -> Vec<Listener> {
+pub fn parse_table(text: &str, proto: &'static str, v6: bool) -> Vec<Listener> {
     let mut out = Vec::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();

@@ -38,11 +38,14 @@ pub struct LogRetentionProbe {
 
 /// Rotation settings that apply to one log.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Rotation {
+pub struct Rotation {
     /// Days per rotation (daily 1, weekly 7, monthly 30, yearly 365).
     pub period_days: Option<f64>,
+    /// `rotate N`: rotated files kept.
     pub rotate: Option<i64>,
+    /// `maxage N`: rotated files older than N days are removed.
     pub maxage: Option<i64>,
+    /// `size` without a period: rotated by size alone.
     pub size_only: bool,
     /// file:line of the block (or of the global settings).
     pub at: Option<Source>,
@@ -64,7 +67,7 @@ impl Rotation {
     }
 
     /// Days of records kept, or why it cannot be said.
-    pub(crate) fn days(&self) -> Result<f64, String> {
+    pub fn days(&self) -> Result<f64, String> {
         let rotate = self.rotate.unwrap_or(0);
         let Some(period) = self.period_days else {
             if self.size_only {
@@ -84,7 +87,7 @@ impl Rotation {
 
 /// The rotation logrotate applies to `log`, from the main file (globals,
 /// `include`s) and its blocks; `None` when no block names it.
-pub(crate) fn rotation_of(files: &[std::sync::Arc<FileData>], log: &str) -> Option<Rotation> {
+pub fn rotation_of(files: &[std::sync::Arc<FileData>], log: &str) -> Option<Rotation> {
     let mut globals = Rotation::default();
     let mut found = None;
     for f in files {

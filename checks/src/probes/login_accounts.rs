@@ -63,7 +63,7 @@ fn days_now() -> i64 {
 }
 
 /// Newest login time (seconds) per user name from wtmp records.
-pub(crate) fn wtmp_logins(bytes: &[u8]) -> BTreeMap<String, i64> {
+pub fn wtmp_logins(bytes: &[u8]) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
     for rec in bytes.chunks_exact(UTMP_RECORD) {
         if i16::from_ne_bytes([rec[0], rec[1]]) != USER_PROCESS {

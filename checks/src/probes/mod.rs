@@ -53,6 +53,20 @@ use crate::parse::{self, passwd};
 use crate::result::{Source, Status};
 
 pub(crate) use inventory::facts_of;
+
+/// The kernel, disk and log formats the probes parse, pure functions over
+/// bytes and text (fuzzed by the `kernel_formats` target).
+pub mod formats {
+    pub use super::encryption::{
+        CryptEntry, LuksHeader, Mount, parse_crypttab, parse_fstab, parse_luks, parse_mountinfo,
+    };
+    pub use super::kernel_module::loaded as loaded_modules;
+    pub use super::listeners::{Listener, parse_table as parse_socket_table};
+    pub use super::log_retention::{Rotation, rotation_of};
+    pub use super::login_accounts::wtmp_logins;
+    pub use super::raid::{MdArray, parse_mdstat};
+    pub use super::ssh_host_keys::key_strength;
+}
 pub use inventory::{Detected, HostFacts, host_facts};
 pub use packages::{PackageDb, PackageFormat};
 
@@ -220,6 +234,11 @@ impl ProbeSpec {
     pub fn validate(&self) -> Result<(), String> {
         self.probe().validate()
     }
+
+    /// Directories (with depths) the probe walks.
+    pub fn walks(&self) -> Vec<(&str, usize)> {
+        self.probe().walks()
+    }
 }
 
 /// The behaviour every probe kind implements.
@@ -232,6 +251,12 @@ trait Probe {
 
     fn validate(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// Directories (with depths) the probe walks, so a scan can walk them
+    /// ahead on another core.
+    fn walks(&self) -> Vec<(&str, usize)> {
+        Vec::new()
     }
 }
 
@@ -341,8 +366,11 @@ pub struct Ctx<'a> {
     walks: std::sync::Mutex<WalkCache>,
 }
 
-type WalkCache =
-    std::collections::HashMap<(String, usize), Result<Option<Arc<walk::Walk>>, HostError>>;
+/// Directory → (the depth it was walked to, the walk), filled once.
+type WalkCache = std::collections::HashMap<
+    String,
+    Arc<OnceCell<(usize, Result<Option<Arc<walk::Walk>>, HostError>)>>,
+>;
 
 impl<'a> Ctx<'a> {
     /// A context for one scan.
@@ -359,27 +387,45 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Everything under `dir` to `depth`, walked once per scan.
+    /// Everything under `dir` to at least `depth` (a deeper walk may
+    /// answer: filter by [`walk::Found::depth`]), walked once per scan; a
+    /// caller that asks while another thread walks the same directory waits
+    /// for that walk instead of repeating it.
     pub(crate) fn walk(
         &self,
         dir: &str,
         depth: usize,
     ) -> Result<Option<Arc<walk::Walk>>, HostError> {
-        let key = (dir.to_string(), depth);
-        if let Some(hit) = self
+        let cell = self
             .walks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return hit.clone();
+            .entry(dir.to_string())
+            .or_default()
+            .clone();
+        let (have, result) = cell.get_or_init(|| {
+            (
+                depth,
+                walk::walk(self.host, dir, depth).map(|w| w.map(Arc::new)),
+            )
+        });
+        if *have >= depth {
+            return result.clone();
         }
-        let result = walk::walk(self.host, dir, depth).map(|w| w.map(Arc::new));
-        self.walks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, result.clone());
-        result
+        // Deeper than the walk made: walk again, uncached (the packs walk
+        // each directory to one depth, so this is rare).
+        walk::walk(self.host, dir, depth).map(|w| w.map(Arc::new))
+    }
+
+    /// Walks ahead, on the calling thread, the directories `plan` names
+    /// (each to its depth); a directory that is a link is covered by its
+    /// target and skipped, as the probes skip it.
+    pub fn prefetch_walks(&self, plan: &std::collections::BTreeMap<String, usize>) {
+        for (dir, depth) in plan {
+            if matches!(self.host.link_target(dir), Ok(None)) {
+                let _ = self.walk(dir, *depth);
+            }
+        }
     }
 
     /// Reads the package lists ahead of the checks that need them, so that a

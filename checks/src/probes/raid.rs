@@ -30,20 +30,26 @@ pub struct RaidProbe {
 
 /// One array of /proc/mdstat.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MdArray {
+pub struct MdArray {
+    /// `md0`.
     pub name: String,
+    /// `active`, `inactive`.
     pub state: String,
+    /// `raid1`, `raid5`, `linear`.
     pub level: String,
     /// `[n/m]` and `[UU_]`, where the level has redundancy.
     pub members: Option<(u32, u32, String)>,
+    /// Members marked `(F)`.
     pub failed: Vec<String>,
     /// `recovery = 12.6%`, `resync = …`.
     pub rebuilding: Option<String>,
+    /// 1-based line of the array in /proc/mdstat.
     pub line: u32,
 }
 
 impl MdArray {
-    pub(crate) fn problem(&self) -> Option<String> {
+    /// What is wrong with the array, if anything.
+    pub fn problem(&self) -> Option<String> {
         if self.state != "active" {
             return Some(format!("{} is {}", self.name, self.state));
         }
@@ -68,7 +74,8 @@ impl MdArray {
     }
 }
 
-pub(crate) fn parse_mdstat(text: &str) -> Vec<MdArray> {
+/// Parses /proc/mdstat.
+pub fn parse_mdstat(text: &str) -> Vec<MdArray> {
     let mut out: Vec<MdArray> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();

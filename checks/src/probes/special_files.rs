@@ -55,12 +55,16 @@ fn depth() -> usize {
 }
 
 impl SpecialFilesProbe {
+    /// The entries under `dirs` that `keep` selects, how many entries were
+    /// examined, and what could not be read.
     fn found(
         &self,
         ctx: &Ctx<'_>,
         sources: &mut Vec<Source>,
-    ) -> Result<(Vec<Found>, Vec<String>), HostError> {
+        keep: impl Fn(&Found) -> bool,
+    ) -> Result<(Vec<Found>, usize, Vec<String>), HostError> {
         let mut all = Vec::new();
+        let mut examined = 0;
         let mut unreadable = Vec::new();
         for dir in &self.dirs {
             if ctx.host.link_target(dir)?.is_some() {
@@ -68,16 +72,18 @@ impl SpecialFilesProbe {
             }
             match ctx.walk(dir, self.depth)? {
                 Some(w) => {
+                    let mine = w.found.iter().filter(|f| f.depth <= self.depth);
+                    // The listing's digest covers what this check examined.
+                    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+                    for f in mine.clone() {
+                        digest.update(
+                            format!("{} {:o} {} {}\n", f.path, f.mode, f.uid, f.gid).as_bytes(),
+                        );
+                    }
                     sources.push(Source {
                         kind: SourceKind::Directory,
                         path: dir.clone(),
-                        sha256: Some(crate::host::sha256_hex(
-                            w.found
-                                .iter()
-                                .map(|f| format!("{} {:o} {} {}\n", f.path, f.mode, f.uid, f.gid))
-                                .collect::<String>()
-                                .as_bytes(),
-                        )),
+                        sha256: Some(crate::host::hex(digest.finish().as_ref())),
                         line: None,
                     });
                     if w.truncated {
@@ -86,13 +92,17 @@ impl SpecialFilesProbe {
                         ));
                     }
                     unreadable.extend(w.unreadable.iter().cloned());
-                    all.extend(w.found.iter().cloned());
+                    for f in mine {
+                        examined += 1;
+                        if keep(f) && !self.exclude.iter().any(|g| glob_match(g, &f.path)) {
+                            all.push(f.clone());
+                        }
+                    }
                 }
                 None => sources.push(HostView::absent_source(dir)),
             }
         }
-        all.retain(|f| !self.exclude.iter().any(|g| glob_match(g, &f.path)));
-        Ok((all, unreadable))
+        Ok((all, examined, unreadable))
     }
 
     fn allowed(&self, ctx: &Ctx<'_>) -> Vec<String> {
@@ -133,7 +143,9 @@ fn aliases(path: &str) -> Vec<String> {
 }
 
 /// Which of `paths` dpkg's file lists name: path → package, with the
-/// lists that did as sources.
+/// lists that did as sources. The lists hold every file of every package
+/// (megabytes), so each is scanned once, line by line, against the few
+/// paths asked, and the scan stops when all are found.
 fn dpkg_owners(
     host: &HostView,
     paths: &[String],
@@ -145,8 +157,16 @@ fn dpkg_owners(
         return Ok(owners);
     };
     sources.push(HostView::dir_source(dir, &entries));
-    let mut wanted: Vec<(String, Vec<String>)> =
-        paths.iter().map(|p| (p.clone(), aliases(p))).collect();
+    // Each name a package may list (either merged-/usr alias) → the path asked.
+    let mut wanted: std::collections::HashMap<Vec<u8>, String> = paths
+        .iter()
+        .flat_map(|p| {
+            aliases(p)
+                .into_iter()
+                .map(move |a| (a.into_bytes(), p.clone()))
+        })
+        .collect();
+    let mut bytes = Vec::new();
     for e in entries.iter().filter(|e| e.name.ends_with(".list")) {
         if wanted.is_empty() {
             break;
@@ -154,10 +174,16 @@ fn dpkg_owners(
         let Some((mut file, _)) = host.open(&e.path)? else {
             continue;
         };
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut file, &mut text)
+        bytes.clear();
+        std::io::Read::read_to_end(&mut file, &mut bytes)
             .map_err(|err| HostError::io(&e.path, &err))?;
-        let lines: HashSet<&str> = text.lines().collect();
+        let found: Vec<String> = bytes
+            .split(|&b| b == b'\n')
+            .filter_map(|line| wanted.get(line).cloned())
+            .collect();
+        if found.is_empty() {
+            continue;
+        }
         let package = e
             .name
             .trim_end_matches(".list")
@@ -165,23 +191,16 @@ fn dpkg_owners(
             .next()
             .unwrap_or("")
             .to_string();
-        let before = wanted.len();
-        wanted.retain(|(p, names)| {
-            if names.iter().any(|n| lines.contains(n.as_str())) {
-                owners.insert(p.clone(), package.clone());
-                false
-            } else {
-                true
-            }
-        });
-        if wanted.len() != before {
-            sources.push(Source {
-                kind: SourceKind::File,
-                path: e.path.clone(),
-                sha256: Some(crate::host::sha256_hex(text.as_bytes())),
-                line: None,
-            });
+        for p in found {
+            wanted.retain(|_, asked| *asked != p);
+            owners.insert(p, package.clone());
         }
+        sources.push(Source {
+            kind: SourceKind::File,
+            path: e.path.clone(),
+            sha256: Some(crate::host::sha256_hex(&bytes)),
+            line: None,
+        });
     }
     Ok(owners)
 }
@@ -225,139 +244,156 @@ fn listed(items: &[String]) -> String {
 impl Probe for SpecialFilesProbe {
     fn run(&self, ctx: &Ctx<'_>) -> Outcome {
         let mut sources = Vec::new();
-        let (found, unreadable) = host_try!(self.found(ctx, &mut sources), sources);
         let within = self.dirs.join(", ");
-        let (expected, bad, observed): (String, Vec<String>, String) = match self.rule {
-            Rule::WorldWritableFiles => {
-                let bad: Vec<String> = found
-                    .iter()
-                    .filter(|f| !f.is_dir && f.mode & 0o002 != 0)
-                    .map(|f| format!("{} ({:04o})", f.path, f.mode))
-                    .collect();
-                (
-                    format!("no world-writable file under {within}"),
-                    bad,
-                    format!("{} entries examined", found.len()),
-                )
-            }
-            Rule::StickyDirs => {
-                let bad: Vec<String> = found
-                    .iter()
-                    .filter(|f| f.is_dir && f.mode & 0o002 != 0 && f.mode & 0o1000 == 0)
-                    .map(|f| format!("{} ({:04o})", f.path, f.mode))
-                    .collect();
-                (
-                    format!("every world-writable directory under {within} has the sticky bit"),
-                    bad,
-                    format!("{} entries examined", found.len()),
-                )
-            }
-            Rule::Unowned => {
-                let (users, src) = host_try!(ctx.passwd(), sources);
-                sources.push(src);
-                let (groups, src) = host_try!(ctx.group(), sources);
-                sources.push(src);
-                let uids: HashSet<u32> = users.iter().filter_map(|u| u.uid).collect();
-                let gids: HashSet<u32> = groups.iter().filter_map(|g| g.gid).collect();
-                if uids.is_empty() {
-                    return Outcome::error("/etc/passwd names no account: owners cannot be judged")
-                        .sources(sources);
+        let (expected, bad, observed, unreadable): (String, Vec<String>, String, Vec<String>) =
+            match self.rule {
+                Rule::WorldWritableFiles => {
+                    let (found, n, unreadable) = host_try!(
+                        self.found(ctx, &mut sources, |f| !f.is_dir && f.mode & 0o002 != 0),
+                        sources
+                    );
+                    (
+                        format!("no world-writable file under {within}"),
+                        found
+                            .iter()
+                            .map(|f| format!("{} ({:04o})", f.path, f.mode))
+                            .collect(),
+                        format!("{n} entries examined"),
+                        unreadable,
+                    )
                 }
-                let bad: Vec<String> = found
-                    .iter()
-                    .filter(|f| !uids.contains(&f.uid) || !gids.contains(&f.gid))
-                    .map(|f| format!("{} (uid {}, gid {})", f.path, f.uid, f.gid))
-                    .collect();
-                (
-                    format!("every file under {within} has an existing owner and group"),
-                    bad,
-                    format!("{} entries examined", found.len()),
-                )
-            }
-            Rule::Setuid => {
-                let privileged: Vec<&Found> = found
-                    .iter()
-                    .filter(|f| f.is_file && f.mode & 0o6000 != 0)
-                    .collect();
-                let allowed = self.allowed(ctx);
-                let paths: Vec<String> = privileged
-                    .iter()
-                    .map(|f| f.path.clone())
-                    .filter(|p| !allowed.iter().any(|a| glob_match(a, p)))
-                    .collect();
-                let db = host_try!(ctx.packages(), sources);
-                let owners: BTreeMap<String, String> = match &db {
-                    _ if paths.is_empty() => BTreeMap::new(),
-                    Some(db) if db.format == PackageFormat::Dpkg => {
-                        host_try!(dpkg_owners(ctx.host, &paths, &mut sources), sources)
+                Rule::StickyDirs => {
+                    let (found, n, unreadable) = host_try!(
+                        self.found(ctx, &mut sources, |f| {
+                            f.is_dir && f.mode & 0o002 != 0 && f.mode & 0o1000 == 0
+                        }),
+                        sources
+                    );
+                    (
+                        format!("every world-writable directory under {within} has the sticky bit"),
+                        found
+                            .iter()
+                            .map(|f| format!("{} ({:04o})", f.path, f.mode))
+                            .collect(),
+                        format!("{n} entries examined"),
+                        unreadable,
+                    )
+                }
+                Rule::Unowned => {
+                    let (users, src) = host_try!(ctx.passwd(), sources);
+                    sources.push(src);
+                    let (groups, src) = host_try!(ctx.group(), sources);
+                    sources.push(src);
+                    let uids: HashSet<u32> = users.iter().filter_map(|u| u.uid).collect();
+                    let gids: HashSet<u32> = groups.iter().filter_map(|g| g.gid).collect();
+                    if uids.is_empty() {
+                        return Outcome::error(
+                            "/etc/passwd names no account: owners cannot be judged",
+                        )
+                        .sources(sources);
                     }
-                    Some(db) => match &db.privileged_files {
-                        Some(map) => {
-                            sources.push(db.source.clone());
-                            paths
-                                .iter()
-                                .filter_map(|p| {
-                                    aliases(p)
-                                        .iter()
-                                        .find_map(|a| map.get(a))
-                                        .map(|(pkg, _)| (p.clone(), pkg.clone()))
-                                })
-                                .collect()
+                    let (found, n, unreadable) = host_try!(
+                        self.found(ctx, &mut sources, |f| {
+                            !uids.contains(&f.uid) || !gids.contains(&f.gid)
+                        }),
+                        sources
+                    );
+                    (
+                        format!("every file under {within} has an existing owner and group"),
+                        found
+                            .iter()
+                            .map(|f| format!("{} (uid {}, gid {})", f.path, f.uid, f.gid))
+                            .collect(),
+                        format!("{n} entries examined"),
+                        unreadable,
+                    )
+                }
+                Rule::Setuid => {
+                    let (found, _, unreadable) = host_try!(
+                        self.found(ctx, &mut sources, |f| f.is_file && f.mode & 0o6000 != 0),
+                        sources
+                    );
+                    let privileged: Vec<&Found> = found.iter().collect();
+                    let allowed = self.allowed(ctx);
+                    let paths: Vec<String> = privileged
+                        .iter()
+                        .map(|f| f.path.clone())
+                        .filter(|p| !allowed.iter().any(|a| glob_match(a, p)))
+                        .collect();
+                    let db = host_try!(ctx.packages(), sources);
+                    let owners: BTreeMap<String, String> = match &db {
+                        _ if paths.is_empty() => BTreeMap::new(),
+                        Some(db) if db.format == PackageFormat::Dpkg => {
+                            host_try!(dpkg_owners(ctx.host, &paths, &mut sources), sources)
                         }
-                        None => match rpm_owners(ctx, &paths, &mut sources) {
-                            Ok(o) => o,
-                            Err(e) => return Outcome::error(e).sources(sources),
+                        Some(db) => match &db.privileged_files {
+                            Some(map) => {
+                                sources.push(db.source.clone());
+                                paths
+                                    .iter()
+                                    .filter_map(|p| {
+                                        aliases(p)
+                                            .iter()
+                                            .find_map(|a| map.get(a))
+                                            .map(|(pkg, _)| (p.clone(), pkg.clone()))
+                                    })
+                                    .collect()
+                            }
+                            None => match rpm_owners(ctx, &paths, &mut sources) {
+                                Ok(o) => o,
+                                Err(e) => return Outcome::error(e).sources(sources),
+                            },
                         },
-                    },
-                    None => {
-                        return Outcome::error(format!(
+                        None => {
+                            return Outcome::error(format!(
                             "no package database, so the setuid/setgid programs {} cannot be told from ones the distribution ships",
                             listed(&paths)
                         ))
                         .sources(sources);
-                    }
-                };
-                let inventory: Vec<String> = privileged
-                    .iter()
-                    .map(|f| {
-                        let by = owners
-                            .get(&f.path)
-                            .map(|p| format!("package {p}"))
-                            .unwrap_or_else(|| {
-                                if paths.contains(&f.path) {
-                                    "no package".into()
-                                } else {
-                                    "allowed".into()
-                                }
-                            });
-                        format!("{} {:04o} {}", f.path, f.mode, by)
-                    })
-                    .collect();
-                let bad: Vec<String> = paths
-                    .iter()
-                    .filter(|p| !owners.contains_key(*p))
-                    .map(|p| {
-                        let f = privileged
-                            .iter()
-                            .find(|f| &f.path == p)
-                            .map(|f| f.mode)
-                            .unwrap_or(0);
-                        format!("{p} ({f:04o}, installed by no package)")
-                    })
-                    .collect();
-                (
-                    format!(
-                        "every setuid/setgid file under {within} installed by a package or allowed"
-                    ),
-                    bad,
-                    format!(
-                        "{} setuid/setgid files: {}",
-                        inventory.len(),
-                        inventory.join("; ")
-                    ),
-                )
-            }
-        };
+                        }
+                    };
+                    let inventory: Vec<String> = privileged
+                        .iter()
+                        .map(|f| {
+                            let by = owners
+                                .get(&f.path)
+                                .map(|p| format!("package {p}"))
+                                .unwrap_or_else(|| {
+                                    if paths.contains(&f.path) {
+                                        "no package".into()
+                                    } else {
+                                        "allowed".into()
+                                    }
+                                });
+                            format!("{} {:04o} {}", f.path, f.mode, by)
+                        })
+                        .collect();
+                    let bad: Vec<String> = paths
+                        .iter()
+                        .filter(|p| !owners.contains_key(*p))
+                        .map(|p| {
+                            let f = privileged
+                                .iter()
+                                .find(|f| &f.path == p)
+                                .map(|f| f.mode)
+                                .unwrap_or(0);
+                            format!("{p} ({f:04o}, installed by no package)")
+                        })
+                        .collect();
+                    (
+                        format!(
+                            "every setuid/setgid file under {within} installed by a package or allowed"
+                        ),
+                        bad,
+                        format!(
+                            "{} setuid/setgid files: {}",
+                            inventory.len(),
+                            inventory.join("; ")
+                        ),
+                        unreadable,
+                    )
+                }
+            };
         if !bad.is_empty() {
             return Outcome::fail(format!("{} found: {}", bad.len(), listed(&bad)))
                 .expected(expected)
@@ -395,6 +431,10 @@ impl Probe for SpecialFilesProbe {
 
     fn param_refs(&self) -> Vec<&str> {
         self.allow_param.as_deref().into_iter().collect()
+    }
+
+    fn walks(&self) -> Vec<(&str, usize)> {
+        self.dirs.iter().map(|d| (d.as_str(), self.depth)).collect()
     }
 }
 

@@ -38,7 +38,7 @@ pub struct SshHostKeysProbe {
 }
 
 /// The type and size of an OpenSSH public key line (`ssh-rsa AAAA… comment`).
-pub(crate) fn key_strength(line: &str) -> Result<(String, u32), String> {
+pub fn key_strength(line: &str) -> Result<(String, u32), String> {
     let mut words = line.split_whitespace();
     let (Some(kind), Some(blob)) = (words.next(), words.next()) else {
         return Err("not an OpenSSH public key line".into());

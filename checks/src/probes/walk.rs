@@ -25,6 +25,8 @@ pub(crate) struct Found {
     pub gid: u32,
     pub is_dir: bool,
     pub is_file: bool,
+    /// 1 for an entry of the start directory, 2 below that, …
+    pub depth: usize,
 }
 
 /// Everything under one directory.
@@ -84,6 +86,7 @@ pub(crate) fn walk(
                 gid: m.gid(),
                 is_dir,
                 is_file: m.is_file(),
+                depth: depth + 1,
             });
             if is_dir && depth + 1 < max_depth && m.dev() == device {
                 stack.push((item.path(), path, depth + 1));

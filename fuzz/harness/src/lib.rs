@@ -104,6 +104,10 @@ pub const TARGETS: &[Target] = &[
         name: "distro",
         run: distro,
     },
+    Target {
+        name: "kernel_formats",
+        run: kernel_formats,
+    },
 ];
 
 /// The key the harness signs with where the input must get past a
@@ -540,6 +544,11 @@ pub fn distro(data: &[u8]) {
             if let Ok(pkg) = rpm::parse_header_blob(rest) {
                 let _ = pkg.evr().to_string();
             }
+            if let Ok(files) = rpm::header_privileged_files(rest) {
+                for (_, mode) in files {
+                    assert!(mode & 0o6000 != 0, "a file without setuid/setgid reported");
+                }
+            }
         }
         2 => {
             let (a, b) = text.split_once('\n').unwrap_or((&text, ""));
@@ -557,6 +566,69 @@ pub fn distro(data: &[u8]) {
         }
         _ => {
             let _ = repodata::advisories(rest, &names);
+        }
+    }
+}
+
+/// The formats of kernel interfaces, disks and logs the probes parse
+/// (first byte): a LUKS header, /proc/mdstat, a /proc/net socket table,
+/// /proc/self/mountinfo, fstab and crypttab, wtmp records, an OpenSSH
+/// public key, /proc/modules, logrotate configuration. None may panic; a
+/// LUKS key size is a whole number of bytes, and what mdstat calls healthy
+/// has every member up.
+pub fn kernel_formats(data: &[u8]) {
+    use annexa_checks::host::FileData;
+    use annexa_checks::probes::formats;
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    match which % 9 {
+        0 => {
+            if let Ok(h) = formats::parse_luks(rest) {
+                assert_eq!(h.key_bits % 8, 0, "key bits from bytes");
+            }
+        }
+        1 => {
+            for a in formats::parse_mdstat(&text) {
+                if a.problem().is_none() {
+                    if let Some((n, m, map)) = &a.members {
+                        assert!(m >= n && !map.contains('_'), "{a:?} judged healthy");
+                    }
+                }
+            }
+        }
+        2 => {
+            let _ = formats::parse_socket_table(&text, "tcp", false);
+            let _ = formats::parse_socket_table(&text, "udp", true);
+        }
+        3 => {
+            let _ = formats::parse_mountinfo(&text);
+        }
+        4 => {
+            let _ = formats::parse_fstab(&text);
+            let _ = formats::parse_crypttab(&text);
+        }
+        5 => {
+            let _ = formats::wtmp_logins(rest);
+        }
+        6 => {
+            let _ = formats::key_strength(&text);
+        }
+        7 => {
+            let _ = formats::loaded_modules(&text);
+        }
+        _ => {
+            let file = std::sync::Arc::new(FileData {
+                path: "/etc/logrotate.conf".into(),
+                bytes: rest.to_vec(),
+                sha256: String::new(),
+            });
+            if let Some(r) = formats::rotation_of(&[file], "/var/log/syslog") {
+                if let Ok(days) = r.days() {
+                    assert!(days >= 0.0, "negative retention {days}");
+                }
+            }
         }
     }
 }
@@ -591,6 +663,30 @@ pub const HOST_PATHS: &[&str] = &[
     "/var/lib/dpkg/status",
     "/var/lib/apt/lists/a_Packages",
     "/etc/pam.d/common-password",
+    "/etc/fstab",
+    "/etc/crypttab",
+    "/etc/lvm/backup/vg",
+    "/etc/modprobe.d/a.conf",
+    "/etc/dconf/profile/user",
+    "/etc/dconf/db/local.d/a",
+    "/etc/dconf/db/local.d/locks/a",
+    "/etc/mdadm/mdadm.conf",
+    "/etc/apt/sources.list",
+    "/etc/apt/sources.list.d/a.sources",
+    "/etc/apt/apt.conf.d/a",
+    "/etc/yum.repos.d/a.repo",
+    "/etc/dnf/dnf.conf",
+    "/etc/ssl/openssl.cnf",
+    "/etc/logrotate.conf",
+    "/etc/logrotate.d/a",
+    "/etc/audit/auditd.conf",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssh/ssh_host_ed25519_key.pub",
+    "/etc/crontab",
+    "/etc/cron.d/a",
+    "/etc/default/useradd",
+    "/etc/systemd/system/a.timer",
+    "/etc/systemd/system/a.service",
 ];
 
 /// A root directory the input describes, scanned with every built-in

@@ -70,6 +70,36 @@ Storage=persistent
 *.* @@logs.example:514
 === /etc/nftables.conf
 table inet filter { chain input { type filter hook input priority 0; policy drop; } }
+=== /etc/fstab
+/dev/mapper/vg-root / ext4 defaults 0 1
+/swap.img none swap sw 0 0
+=== /etc/crypttab
+sda3_crypt UUID=1 none luks
+=== /etc/lvm/backup/vg
+vg { physical_volumes { pv0 { device = \"/dev/mapper/sda3_crypt\" } } }
+=== /etc/modprobe.d/a.conf
+install usb-storage /bin/false
+=== /etc/mdadm/mdadm.conf
+ARRAY /dev/md0 UUID=x
+MAILADDR root
+=== /etc/apt/sources.list.d/a.sources
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+=== /etc/ssl/openssl.cnf
+openssl_conf = init
+[init]
+ssl_conf = ssl
+[ssl]
+system_default = sys
+[sys]
+.include = /etc/ssl/openssl.cnf
+MinProtocol = TLSv1.2
+=== /etc/logrotate.d/a
+/var/log/syslog { weekly rotate 13 }
+=== /etc/audit/auditd.conf
+max_log_file_action = keep_logs
 === /etc/os-release
 ID=debian
 VERSION_ID=\"12\"
@@ -156,6 +186,42 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             prefixed(7, "env=prod,role!=db"),
         ],
         "host_files" => vec![text(HOST)],
+        "kernel_formats" => vec![
+            prefixed(
+                1,
+                "Personalities : [raid1]\nmd0 : active raid1 sdb1[1] sda1[0]\n      1046528 blocks super 1.2 [2/1] [U_]\n      [=>...]  recovery =  8.5% (1/2) finish=0.7min\nunused devices: <none>\n",
+            ),
+            prefixed(
+                2,
+                "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0\n",
+            ),
+            prefixed(
+                3,
+                "22 1 253:1 / / rw,relatime shared:1 - ext4 /dev/mapper/vg-root rw\n",
+            ),
+            prefixed(
+                4,
+                "/dev/mapper/vg-root / ext4 defaults 0 1\nsda3_crypt UUID=7f1e none luks,discard\n",
+            ),
+            prefixed(
+                6,
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl x",
+            ),
+            prefixed(7, "usb_storage 81920 0 - Live 0x0\n"),
+            prefixed(
+                8,
+                "weekly\nrotate 4\n/var/log/syslog {\n rotate 13\n maxage 30\n}\n",
+            ),
+            {
+                let mut luks = vec![0u8; 1024];
+                luks[..6].copy_from_slice(b"LUKS\xba\xbe");
+                luks[7] = 1;
+                luks[8..11].copy_from_slice(b"aes");
+                luks[40..51].copy_from_slice(b"xts-plain64");
+                luks[111] = 64;
+                [vec![0u8], luks].concat()
+            },
+        ],
         "distro" => vec![
             prefixed(
                 0,
