@@ -249,7 +249,15 @@ impl HostView {
                 size: meta.len(),
             });
         }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        // Kernel files (/proc, /sys) report size 0; reading them in one
+        // large read matters: /proc/net/tcp walks the whole connection hash
+        // table on every read call.
+        let capacity = if meta.len() == 0 {
+            64 * 1024
+        } else {
+            meta.len() as usize
+        };
+        let mut bytes = Vec::with_capacity(capacity);
         // Bounded again while reading: the file may grow after the fstat.
         std::io::Read::read_to_end(
             &mut std::io::Read::take(file, MAX_FILE_BYTES + 1),
@@ -262,6 +270,7 @@ impl HostView {
                 size: bytes.len() as u64,
             });
         }
+        bytes.shrink_to_fit();
         let sha256 = sha256_hex(&bytes);
         Ok(Some(Arc::new(FileData {
             path: path.to_string(),

@@ -139,6 +139,32 @@ pub fn parse_table(text: &str, proto: &'static str, v6: bool) -> Vec<Listener> {
     out
 }
 
+/// A /proc/net socket table in as few reads as possible: every read of
+/// these files walks the kernel's whole connection hash table (milliseconds
+/// on a host with much memory), so one large read is made, and another
+/// only when the first came near the end of the buffer (the kernel fills a
+/// read with whole lines while they fit, so a read that leaves more than a
+/// line's room was the last).
+fn read_table(host: &HostView, path: &str) -> Result<Option<Vec<u8>>, crate::host::HostError> {
+    use std::io::Read;
+    const CHUNK: usize = 1 << 20;
+    let Some((mut file, _)) = host.open(path)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    loop {
+        let start = bytes.len();
+        bytes.resize(start + CHUNK, 0);
+        let n = file
+            .read(&mut bytes[start..])
+            .map_err(|e| crate::host::HostError::io(path, &e))?;
+        bytes.truncate(start + n);
+        if n + 4096 <= CHUNK || bytes.len() > 64 * CHUNK {
+            return Ok(Some(bytes));
+        }
+    }
+}
+
 fn list_param(ctx: &Ctx<'_>, name: &str) -> Vec<String> {
     ctx.params
         .0
@@ -204,10 +230,15 @@ impl ListenersProbe {
             ("/proc/net/udp", "udp", false),
             ("/proc/net/udp6", "udp", true),
         ] {
-            match ctx.read(file)? {
-                Some(f) => {
-                    sources.push(f.source());
-                    all.extend(parse_table(&f.text(), proto, v6));
+            match read_table(ctx.host, file)? {
+                Some(bytes) => {
+                    sources.push(Source {
+                        kind: crate::result::SourceKind::Kernel,
+                        path: file.to_string(),
+                        sha256: Some(crate::host::sha256_hex(&bytes)),
+                        line: None,
+                    });
+                    all.extend(parse_table(&String::from_utf8_lossy(&bytes), proto, v6));
                 }
                 // IPv6 may be off; IPv4 tables are always there.
                 None if v6 => sources.push(HostView::absent_source(file)),

@@ -166,21 +166,31 @@ fn dpkg_owners(
                 .map(move |a| (a.into_bytes(), p.clone()))
         })
         .collect();
-    let mut bytes = Vec::new();
+    // Streamed line by line: a list can be megabytes (a cloud SDK's is 4 MB).
+    let mut line = Vec::new();
     for e in entries.iter().filter(|e| e.name.ends_with(".list")) {
         if wanted.is_empty() {
             break;
         }
-        let Some((mut file, _)) = host.open(&e.path)? else {
+        let Some((file, _)) = host.open(&e.path)? else {
             continue;
         };
-        bytes.clear();
-        std::io::Read::read_to_end(&mut file, &mut bytes)
-            .map_err(|err| HostError::io(&e.path, &err))?;
-        let found: Vec<String> = bytes
-            .split(|&b| b == b'\n')
-            .filter_map(|line| wanted.get(line).cloned())
-            .collect();
+        let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut found = Vec::new();
+        loop {
+            line.clear();
+            let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line)
+                .map_err(|err| HostError::io(&e.path, &err))?;
+            if n == 0 {
+                break;
+            }
+            digest.update(&line);
+            let name = line.strip_suffix(b"\n").unwrap_or(&line);
+            if let Some(p) = wanted.get(name) {
+                found.push(p.clone());
+            }
+        }
         if found.is_empty() {
             continue;
         }
@@ -198,7 +208,7 @@ fn dpkg_owners(
         sources.push(Source {
             kind: SourceKind::File,
             path: e.path.clone(),
-            sha256: Some(crate::host::sha256_hex(&bytes)),
+            sha256: Some(crate::host::hex(digest.finish().as_ref())),
             line: None,
         });
     }

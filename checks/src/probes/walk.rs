@@ -94,5 +94,6 @@ pub(crate) fn walk(
         }
     }
     out.found.sort_by(|a, b| a.path.cmp(&b.path));
+    out.found.shrink_to_fit();
     Ok(Some(out))
 }
