@@ -87,7 +87,7 @@ pub fn markdown(set: &PackSet, title: &str) -> String {
             }
         }
         let mut groups: Vec<_> = by_group.into_iter().collect();
-        groups.sort_by(|a, b| natural(&a.0).cmp(&natural(&b.0)));
+        groups.sort_by_key(|a| natural(&a.0));
         for (gid, (gtitle, total, ids)) in groups {
             if ids.is_empty() {
                 continue;

@@ -591,10 +591,8 @@ pub fn kernel_formats(data: &[u8]) {
         }
         1 => {
             for a in formats::parse_mdstat(&text) {
-                if a.problem().is_none() {
-                    if let Some((n, m, map)) = &a.members {
-                        assert!(m >= n && !map.contains('_'), "{a:?} judged healthy");
-                    }
+                if let (None, Some((n, m, map))) = (a.problem(), &a.members) {
+                    assert!(m >= n && !map.contains('_'), "{a:?} judged healthy");
                 }
             }
         }
@@ -624,10 +622,10 @@ pub fn kernel_formats(data: &[u8]) {
                 bytes: rest.to_vec(),
                 sha256: String::new(),
             });
-            if let Some(r) = formats::rotation_of(&[file], "/var/log/syslog") {
-                if let Ok(days) = r.days() {
-                    assert!(days >= 0.0, "negative retention {days}");
-                }
+            if let Some(Ok(days)) =
+                formats::rotation_of(&[file], "/var/log/syslog").map(|r| r.days())
+            {
+                assert!(days >= 0.0, "negative retention {days}");
             }
         }
     }
