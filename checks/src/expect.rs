@@ -272,6 +272,21 @@ impl fmt::Display for ParamValue {
 pub struct Params(pub BTreeMap<String, ParamValue>);
 
 impl Params {
+    /// A text parameter as a list: its words, separated by commas or
+    /// white space (empty when the parameter is unset).
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.0
+            .get(name)
+            .map(|v| {
+                v.to_string()
+                    .split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// An integer parameter.
     pub fn int(&self, name: &str) -> Result<i64, String> {
         match self.0.get(name) {

@@ -44,6 +44,21 @@ pub fn permit_root() -> (&'static str, String) {
     )
 }
 
+/// Checks that require files owned by root, which a fixture root written
+/// by another user cannot satisfy.
+pub const ROOT_OWNED_CHECKS: &[&str] = &[
+    "privileges.sudoers-permissions",
+    "audit.log-directory",
+    "files.shadow-permissions",
+    "files.gshadow-permissions",
+    "files.passwd-permissions",
+    "files.group-permissions",
+    "ssh.config-permissions",
+    "boot.grub-config-permissions",
+    "cron.crontab-permissions",
+    "cron.d-permissions",
+];
+
 /// Writes `content` at `path` inside `root` with `mode`.
 pub fn put(root: &Path, path: &str, content: &str, mode: u32) {
     let p = root.join(path.trim_start_matches('/'));

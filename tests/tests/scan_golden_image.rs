@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use annexa_tests::{hardened_root, permit_root, put};
+use annexa_tests::{ROOT_OWNED_CHECKS, hardened_root, permit_root, put};
 
 /// The `annexa` binary built by `cargo test --workspace` next to this test.
 fn annexa_bin() -> PathBuf {
@@ -49,21 +49,6 @@ fn failing(report: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// Checks that require files owned by root, which a fixture written by
-/// another user cannot satisfy.
-const ROOT_OWNED: &[&str] = &[
-    "privileges.sudoers-permissions",
-    "audit.log-directory",
-    "files.shadow-permissions",
-    "files.gshadow-permissions",
-    "files.passwd-permissions",
-    "files.group-permissions",
-    "ssh.config-permissions",
-    "boot.grub-config-permissions",
-    "cron.crontab-permissions",
-    "cron.d-permissions",
-];
-
 fn running_as_root() -> bool {
     std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0
 }
@@ -77,7 +62,11 @@ fn a_hardened_image_passes_every_check_that_can_be_judged_from_files() {
     if !running_as_root() {
         // Fixture files belong to the user running the tests; sudo policy
         // files must be root's.
-        bad.retain(|b| !ROOT_OWNED.iter().any(|c| b.starts_with(&format!("{c}:"))));
+        bad.retain(|b| {
+            !ROOT_OWNED_CHECKS
+                .iter()
+                .any(|c| b.starts_with(&format!("{c}:")))
+        });
     }
     assert!(bad.is_empty(), "unexpected failures:\n{}", bad.join("\n"));
     if running_as_root() {
@@ -226,7 +215,7 @@ fn breaking_one_setting_fails_exactly_the_check_for_it() {
             .map(|b| b.split(':').next().unwrap().to_string())
             .collect();
         if !running_as_root() {
-            bad.retain(|b| !ROOT_OWNED.contains(&b.as_str()));
+            bad.retain(|b| !ROOT_OWNED_CHECKS.contains(&b.as_str()));
         }
         assert_eq!(bad, [check.to_string()], "after changing {path}");
     }

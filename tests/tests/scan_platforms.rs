@@ -199,20 +199,8 @@ fn assert_verdicts(
 ) {
     let mut wrong = Vec::new();
     for (id, (status, message)) in verdicts(report) {
-        // Fixture files belong to whoever built them; these checks want root's.
-        let owner_check = [
-            "privileges.sudoers-permissions",
-            "audit.log-directory",
-            "files.shadow-permissions",
-            "files.gshadow-permissions",
-            "files.passwd-permissions",
-            "files.group-permissions",
-            "ssh.config-permissions",
-            "boot.grub-config-permissions",
-            "cron.crontab-permissions",
-            "cron.d-permissions",
-        ]
-        .contains(&id.as_str());
+        // Fixture files belong to whoever built them; some checks want root's.
+        let owner_check = annexa_tests::ROOT_OWNED_CHECKS.contains(&id.as_str());
         let want = if na.contains(&id.as_str()) {
             "not_applicable"
         } else if good || passes.contains(&id.as_str()) {

@@ -418,23 +418,7 @@ impl EncryptionProbe {
         }
         let expected =
             "XTS mode with a 512-bit key (AES-256), or Adiantum; no CBC, ECB or ESSIV".to_string();
-        if bad.is_empty() {
-            Outcome::pass(good.join("; "))
-                .expected(expected)
-                .observed(good.join("; "))
-                .sources(sources)
-        } else {
-            Outcome::fail(bad.join("; "))
-                .expected(expected)
-                .observed(
-                    bad.iter()
-                        .chain(&good)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
-                .sources(sources)
-        }
+        Outcome::findings(expected, &good, &bad, sources)
     }
 }
 
@@ -459,23 +443,7 @@ fn judge(
 
 fn verdict(mount: &str, good: Vec<String>, bad: Vec<String>, sources: Vec<Source>) -> Outcome {
     let expected = format!("{mount} on an encrypted (dm-crypt/LUKS) device");
-    if bad.is_empty() {
-        Outcome::pass(good.join("; "))
-            .expected(expected)
-            .observed(good.join("; "))
-            .sources(sources)
-    } else {
-        Outcome::fail(bad.join("; "))
-            .expected(expected)
-            .observed(
-                bad.iter()
-                    .chain(&good)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-            .sources(sources)
-    }
+    Outcome::findings(expected, &good, &bad, sources)
 }
 
 /// One mount of /proc/self/mountinfo.

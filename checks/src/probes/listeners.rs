@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
 
-use super::systemd_unit::{UNIT_DIRS, unit_state};
+use super::systemd_unit::{unit_files, unit_state};
 use super::{Ctx, Outcome, Probe, host_try};
 use crate::host::HostView;
 use crate::result::Source;
@@ -165,18 +165,13 @@ fn read_table(host: &HostView, path: &str) -> Result<Option<Vec<u8>>, crate::hos
     }
 }
 
+/// A list parameter, lower-cased (ports and program names compare so).
 fn list_param(ctx: &Ctx<'_>, name: &str) -> Vec<String> {
     ctx.params
-        .0
-        .get(name)
-        .map(|v| {
-            v.to_string()
-                .split([',', ' '])
-                .map(|s| s.trim().to_ascii_lowercase())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
+        .list(name)
+        .into_iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect()
 }
 
 /// Socket inode → program name, for the inodes asked, through /proc/PID/fd.
@@ -289,66 +284,53 @@ impl ListenersProbe {
         sources: &mut Vec<Source>,
     ) -> Result<Vec<(String, String, String)>, crate::host::HostError> {
         let mut out = Vec::new();
-        let mut seen = BTreeSet::new();
-        for dir in UNIT_DIRS {
-            let Some(entries) = ctx.host.read_dir(dir)? else {
+        for e in unit_files(ctx.host, ".socket")? {
+            let Some(f) = ctx.read(&e.path)? else {
                 continue;
             };
-            for e in entries
-                .iter()
-                .filter(|e| e.name.ends_with(".socket") && !e.is_dir)
-            {
-                if !seen.insert(e.name.clone()) {
-                    continue;
-                }
-                let Some(f) = ctx.read(&e.path)? else {
-                    continue;
-                };
-                let listens: Vec<(String, u32)> = crate::parse::ini::parse(&f.text())
-                    .into_iter()
-                    .filter(|x| {
-                        x.section == "Socket"
-                            && (x.key == "ListenStream" || x.key == "ListenDatagram")
+            let listens: Vec<(String, u32)> = crate::parse::ini::parse(&f.text())
+                .into_iter()
+                .filter(|x| {
+                    x.section == "Socket" && (x.key == "ListenStream" || x.key == "ListenDatagram")
+                })
+                .filter_map(|x| {
+                    let port = x.value.rsplit(':').next()?.trim().parse::<u16>().ok()?;
+                    let local = x.value.starts_with("127.")
+                        || x.value.starts_with("[::1]")
+                        || x.value.starts_with("localhost");
+                    (!local).then(|| {
+                        (
+                            format!(
+                                "{port}/{}",
+                                if x.key == "ListenStream" {
+                                    "tcp"
+                                } else {
+                                    "udp"
+                                }
+                            ),
+                            x.line,
+                        )
                     })
-                    .filter_map(|x| {
-                        let port = x.value.rsplit(':').next()?.trim().parse::<u16>().ok()?;
-                        let local = x.value.starts_with("127.")
-                            || x.value.starts_with("[::1]")
-                            || x.value.starts_with("localhost");
-                        (!local).then(|| {
-                            (
-                                format!(
-                                    "{port}/{}",
-                                    if x.key == "ListenStream" {
-                                        "tcp"
-                                    } else {
-                                        "udp"
-                                    }
-                                ),
-                                x.line,
-                            )
-                        })
-                    })
-                    .collect();
-                if listens.is_empty() {
-                    continue;
-                }
-                let mut unit_sources = Vec::new();
-                let (_, state) =
-                    unit_state(ctx.host, std::slice::from_ref(&e.name), &mut unit_sources)?;
-                if !state.is_enabled() {
-                    continue;
-                }
-                sources.extend(unit_sources);
-                let program = e.name.trim_end_matches(".socket").to_string();
-                for (port, line) in listens {
-                    sources.push(f.source_at(line));
-                    out.push((
-                        port.clone(),
-                        program.clone(),
-                        format!("{port} ({}, {})", e.name, state.describe()),
-                    ));
-                }
+                })
+                .collect();
+            if listens.is_empty() {
+                continue;
+            }
+            let mut unit_sources = Vec::new();
+            let (_, state) =
+                unit_state(ctx.host, std::slice::from_ref(&e.name), &mut unit_sources)?;
+            if !state.is_enabled() {
+                continue;
+            }
+            sources.extend(unit_sources);
+            let program = e.name.trim_end_matches(".socket").to_string();
+            for (port, line) in listens {
+                sources.push(f.source_at(line));
+                out.push((
+                    port.clone(),
+                    program.clone(),
+                    format!("{port} ({}, {})", e.name, state.describe()),
+                ));
             }
         }
         for (unit, program, ports) in KNOWN_DAEMONS {

@@ -79,6 +79,18 @@ pub fn wtmp_logins(bytes: &[u8]) -> BTreeMap<String, i64> {
     out
 }
 
+/// /etc/passwd and /etc/shadow, both added to `sources`, and shadow's
+/// source (for pointing at its lines).
+fn accounts(
+    ctx: &Ctx<'_>,
+    sources: &mut Vec<Source>,
+) -> Result<(Vec<PasswdEntry>, Vec<ShadowEntry>, Source), HostError> {
+    let (passwd, psrc) = ctx.passwd()?;
+    let (shadow, ssrc) = ctx.shadow()?;
+    sources.extend([psrc, ssrc.clone()]);
+    Ok((passwd, shadow, ssrc))
+}
+
 impl LoginAccountsProbe {
     fn can_log_in(
         &self,
@@ -108,9 +120,7 @@ impl LoginAccountsProbe {
         max: i64,
         sources: &mut Vec<Source>,
     ) -> Result<Outcome, HostError> {
-        let (passwd, psrc) = ctx.passwd()?;
-        let (shadow, ssrc) = ctx.shadow()?;
-        sources.extend([psrc, ssrc]);
+        let (passwd, shadow, _) = accounts(ctx, sources)?;
         let mut last: BTreeMap<String, i64> = BTreeMap::new();
         let mut read_any = false;
         if let Some((file, meta)) = ctx.host.open(WTMP)? {
@@ -218,9 +228,7 @@ impl LoginAccountsProbe {
         max: i64,
         sources: &mut Vec<Source>,
     ) -> Result<Outcome, HostError> {
-        let (passwd, psrc) = ctx.passwd()?;
-        let (shadow, ssrc) = ctx.shadow()?;
-        sources.extend([psrc, ssrc.clone()]);
+        let (passwd, shadow, ssrc) = accounts(ctx, sources)?;
         let mut bad = Vec::new();
         let mut good = 0;
         for s in shadow.iter().filter(|s| s.has_usable_password()) {
@@ -262,9 +270,7 @@ impl LoginAccountsProbe {
     }
 
     fn permissions(&self, ctx: &Ctx<'_>, sources: &mut Vec<Source>) -> Result<Outcome, HostError> {
-        let (passwd, psrc) = ctx.passwd()?;
-        let (shadow, ssrc) = ctx.shadow()?;
-        sources.extend([psrc, ssrc]);
+        let (passwd, shadow, _) = accounts(ctx, sources)?;
         let mut bad = Vec::new();
         let mut seen = 0;
         for e in &passwd {

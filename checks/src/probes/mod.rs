@@ -306,6 +306,32 @@ impl Outcome {
         Outcome::new(Status::NotApplicable, message)
     }
 
+    /// A verdict over several items: `pass` naming the good ones when no
+    /// item is bad, else `fail` naming the bad ones; the observed value
+    /// lists the bad ones first, then the good.
+    pub(crate) fn findings(
+        expected: impl Into<String>,
+        good: &[String],
+        bad: &[String],
+        sources: Vec<Source>,
+    ) -> Outcome {
+        let observed = bad
+            .iter()
+            .chain(good)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        let message = if bad.is_empty() {
+            good.join("; ")
+        } else {
+            bad.join("; ")
+        };
+        Outcome::verdict(bad.is_empty(), message)
+            .expected(expected)
+            .observed(observed)
+            .sources(sources)
+    }
+
     /// Pass or fail depending on `ok`.
     pub fn verdict(ok: bool, message: impl Into<String>) -> Outcome {
         Outcome::new(if ok { Status::Pass } else { Status::Fail }, message)

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use super::systemd_unit::{UNIT_DIRS, unit_state};
+use super::systemd_unit::{unit_file, unit_files, unit_state};
 use super::{Ctx, Outcome, Probe, host_try};
 use crate::expect::{Num, Pattern};
 use crate::host::{HostError, HostView};
@@ -68,61 +68,45 @@ struct Job {
 impl ScheduledProbe {
     fn timers(&self, ctx: &Ctx<'_>, sources: &mut Vec<Source>) -> Result<Vec<Job>, HostError> {
         let mut jobs = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for dir in UNIT_DIRS {
-            let Some(entries) = ctx.host.read_dir(dir)? else {
+        for e in unit_files(ctx.host, ".timer")? {
+            let named = self.timers.contains(&e.name);
+            let Some(timer) = ctx.read(&e.path)? else {
                 continue;
             };
-            for e in entries
-                .iter()
-                .filter(|e| e.name.ends_with(".timer") && !e.is_dir)
-            {
-                if !seen.insert(e.name.clone()) {
-                    continue;
-                }
-                let named = self.timers.contains(&e.name);
-                let Some(timer) = ctx.read(&e.path)? else {
-                    continue;
-                };
-                let service = crate::parse::ini::parse(&timer.text())
+            let service = crate::parse::ini::parse(&timer.text())
+                .into_iter()
+                .find(|x| x.section == "Timer" && x.key == "Unit")
+                .map(|x| x.value)
+                .unwrap_or_else(|| e.name.replace(".timer", ".service"));
+            let runs = unit_file(ctx.host, &service)?.and_then(|f| {
+                crate::parse::ini::parse(&f.text())
                     .into_iter()
-                    .find(|x| x.section == "Timer" && x.key == "Unit")
-                    .map(|x| x.value)
-                    .unwrap_or_else(|| e.name.replace(".timer", ".service"));
-                let mut runs = None;
-                for sdir in UNIT_DIRS {
-                    if let Some(f) = ctx.read(&format!("{sdir}/{service}"))? {
-                        runs = crate::parse::ini::parse(&f.text())
-                            .into_iter()
-                            .find(|x| {
-                                x.section == "Service"
-                                    && x.key == "ExecStart"
-                                    && self.command.0.is_match(&x.value)
-                            })
-                            .map(|x| (x.value.clone(), f.source_at(x.line)));
-                        break;
-                    }
-                }
-                if !named && runs.is_none() {
-                    continue;
-                }
-                let mut unit_sources = Vec::new();
-                let (_, state) =
-                    unit_state(ctx.host, std::slice::from_ref(&e.name), &mut unit_sources)?;
-                if !state.is_enabled() {
-                    continue;
-                }
-                sources.extend(unit_sources);
-                let (how, source) = match runs {
-                    Some((cmd, at)) => (format!("timer {} runs `{cmd}`", e.name), at),
-                    None => (format!("timer {}", e.name), timer.source()),
-                };
-                jobs.push(Job {
-                    how,
-                    timer: Some(e.name.clone()),
-                    source,
-                });
+                    .find(|x| {
+                        x.section == "Service"
+                            && x.key == "ExecStart"
+                            && self.command.0.is_match(&x.value)
+                    })
+                    .map(|x| (x.value.clone(), f.source_at(x.line)))
+            });
+            if !named && runs.is_none() {
+                continue;
             }
+            let mut unit_sources = Vec::new();
+            let (_, state) =
+                unit_state(ctx.host, std::slice::from_ref(&e.name), &mut unit_sources)?;
+            if !state.is_enabled() {
+                continue;
+            }
+            sources.extend(unit_sources);
+            let (how, source) = match runs {
+                Some((cmd, at)) => (format!("timer {} runs `{cmd}`", e.name), at),
+                None => (format!("timer {}", e.name), timer.source()),
+            };
+            jobs.push(Job {
+                how,
+                timer: Some(e.name.clone()),
+                source,
+            });
         }
         Ok(jobs)
     }

@@ -106,20 +106,9 @@ impl SpecialFilesProbe {
     }
 
     fn allowed(&self, ctx: &Ctx<'_>) -> Vec<String> {
-        let Some(name) = &self.allow_param else {
-            return Vec::new();
-        };
-        ctx.params
-            .0
-            .get(name)
-            .map(|v| {
-                v.to_string()
-                    .split([',', ' ', '\n'])
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
+        self.allow_param
+            .as_deref()
+            .map(|name| ctx.params.list(name))
             .unwrap_or_default()
     }
 }
@@ -176,7 +165,6 @@ fn dpkg_owners(
             continue;
         };
         let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
-        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
         let mut found = Vec::new();
         loop {
             line.clear();
@@ -185,7 +173,6 @@ fn dpkg_owners(
             if n == 0 {
                 break;
             }
-            digest.update(&line);
             let name = line.strip_suffix(b"\n").unwrap_or(&line);
             if let Some(p) = wanted.get(name) {
                 found.push(p.clone());
@@ -205,10 +192,13 @@ fn dpkg_owners(
             wanted.retain(|_, asked| *asked != p);
             owners.insert(p, package.clone());
         }
+        // Only the few lists that name a path are sources; digest just those.
+        let sha256 = crate::host::digest_file(reader.get_ref())
+            .map_err(|err| HostError::io(&e.path, &err))?;
         sources.push(Source {
             kind: SourceKind::File,
             path: e.path.clone(),
-            sha256: Some(crate::host::hex(digest.finish().as_ref())),
+            sha256: Some(sha256),
             line: None,
         });
     }

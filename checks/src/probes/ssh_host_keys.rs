@@ -87,13 +87,10 @@ pub fn key_strength(line: &str) -> Result<(String, u32), String> {
 
 impl Probe for SshHostKeysProbe {
     fn run(&self, ctx: &Ctx<'_>) -> Outcome {
-        let cfg = host_try!(ctx.sshd());
-        if !cfg.present {
-            return Outcome::not_applicable(
-                "no OpenSSH server configuration (/etc/ssh/sshd_config is absent)",
-            )
-            .sources(cfg.sources.clone());
-        }
+        let cfg = match super::sshd_config::present_config(ctx) {
+            Ok(cfg) => cfg,
+            Err(outcome) => return outcome,
+        };
         let mut sources = cfg.sources.clone();
         let named: Vec<&crate::parse::sshd::SshdSetting> = cfg
             .settings
@@ -166,7 +163,7 @@ impl Probe for SshHostKeysProbe {
                 }
                 let expected =
                     format!("no DSA host key; RSA of at least {min} bits; ECDSA or Ed25519");
-                finish(good, bad, expected, sources)
+                Outcome::findings(expected, &good, &bad, sources)
             }
             Rule::Permissions => {
                 for (k, m) in &present {
@@ -183,10 +180,10 @@ impl Probe for SshHostKeysProbe {
                         && (m.mode & 0o077 == 0 || (group == "ssh_keys" && m.mode & 0o037 == 0));
                     if ok { good.push(line) } else { bad.push(line) }
                 }
-                finish(
-                    good,
-                    bad,
-                    "private host keys owned by root, mode 0600 (0640 with group ssh_keys)".into(),
+                Outcome::findings(
+                    "private host keys owned by root, mode 0600 (0640 with group ssh_keys)",
+                    &good,
+                    &bad,
                     sources,
                 )
             }
@@ -195,26 +192,6 @@ impl Probe for SshHostKeysProbe {
 
     fn param_refs(&self) -> Vec<&str> {
         crate::expect::param_refs([&self.rsa_min_bits])
-    }
-}
-
-fn finish(good: Vec<String>, bad: Vec<String>, expected: String, sources: Vec<Source>) -> Outcome {
-    let observed = bad
-        .iter()
-        .chain(&good)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("; ");
-    if bad.is_empty() {
-        Outcome::pass(observed.clone())
-            .expected(expected)
-            .observed(observed)
-            .sources(sources)
-    } else {
-        Outcome::fail(bad.join("; "))
-            .expected(expected)
-            .observed(observed)
-            .sources(sources)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, Outcome, Probe, host_try};
+use super::{Ctx, Outcome, Probe};
 use crate::expect::Expect;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -20,15 +20,29 @@ pub struct SshdConfigProbe {
     default: Option<String>,
 }
 
+/// The sshd configuration, or the outcome of a host without one:
+/// `not_applicable` when sshd_config is absent, `error` when unreadable.
+pub(crate) fn present_config(
+    ctx: &Ctx<'_>,
+) -> Result<std::sync::Arc<crate::parse::sshd::SshdConfig>, Outcome> {
+    let cfg = ctx
+        .sshd()
+        .map_err(|e| Outcome::from_host_error(&e, Vec::new()))?;
+    if !cfg.present {
+        return Err(Outcome::not_applicable(
+            "no OpenSSH server configuration (/etc/ssh/sshd_config is absent)",
+        )
+        .sources(cfg.sources.clone()));
+    }
+    Ok(cfg)
+}
+
 impl Probe for SshdConfigProbe {
     fn run(&self, ctx: &Ctx<'_>) -> Outcome {
-        let cfg = host_try!(ctx.sshd());
-        if !cfg.present {
-            return Outcome::not_applicable(
-                "no OpenSSH server configuration (/etc/ssh/sshd_config is absent)",
-            )
-            .sources(cfg.sources.clone());
-        }
+        let cfg = match present_config(ctx) {
+            Ok(cfg) => cfg,
+            Err(outcome) => return outcome,
+        };
         let mut sources = cfg.sources.clone();
         let (value, what) = match cfg.effective(&self.key) {
             Some(s) => {

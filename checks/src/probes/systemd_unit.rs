@@ -6,10 +6,12 @@
 use serde::Deserialize;
 
 use super::{Ctx, Outcome, Probe, host_try};
-use crate::host::{HostError, HostView, ScanMode};
+use std::sync::Arc;
+
+use crate::host::{Entry, FileData, HostError, HostView, ScanMode};
 use crate::result::{Source, SourceKind};
 
-pub(crate) const UNIT_DIRS: [&str; 5] = [
+const UNIT_DIRS: [&str; 5] = [
     "/etc/systemd/system",
     "/run/systemd/system",
     "/usr/local/lib/systemd/system",
@@ -183,6 +185,35 @@ fn preset(
     Ok(None)
 }
 
+/// The unit files whose names end in `suffix` (`.timer`, `.socket`),
+/// each name once: the file in the first unit directory that has it, as
+/// systemd loads it.
+pub(crate) fn unit_files(host: &HostView, suffix: &str) -> Result<Vec<Entry>, HostError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for dir in UNIT_DIRS {
+        let Some(entries) = host.read_dir(dir)? else {
+            continue;
+        };
+        for e in entries {
+            if e.name.ends_with(suffix) && !e.is_dir && seen.insert(e.name.clone()) {
+                out.push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The file of the unit `name` from the first unit directory that has it.
+pub(crate) fn unit_file(host: &HostView, name: &str) -> Result<Option<Arc<FileData>>, HostError> {
+    for dir in UNIT_DIRS {
+        if let Some(f) = host.read(&format!("{dir}/{name}"))? {
+            return Ok(Some(f));
+        }
+    }
+    Ok(None)
+}
+
 /// Whether systemd is the running init (so `systemctl` can answer).
 pub(crate) fn systemd_running(host: &HostView) -> bool {
     host.exists("/run/systemd/system").unwrap_or(false)
@@ -211,21 +242,11 @@ impl Probe for SystemdUnitProbe {
         let mut sources = Vec::new();
         let mut units = self.units.clone();
         if let Some(p) = &self.units_param {
-            let listed = ctx
-                .params
-                .0
-                .get(p)
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            for u in listed
-                .split([',', ' '])
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-            {
-                if let Err(e) = super::check_name("unit", u) {
+            for u in ctx.params.list(p) {
+                if let Err(e) = super::check_name("unit", &u) {
                     return Outcome::error(format!("parameter `{p}`: {e}"));
                 }
-                units.push(u.to_string());
+                units.push(u);
             }
         }
         if units.is_empty() {
