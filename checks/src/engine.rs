@@ -2,6 +2,8 @@
 //! assembles the scan report (format in docs/scan-format.md).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -245,7 +247,24 @@ pub fn scan(
             }
         }
     }
-    let (facts, results): (HostFacts, Vec<CheckResult>) = std::thread::scope(|s| {
+    ctx.plan_walks(walk_plan.clone());
+    // The checks that need what is prefetched run last, those waiting for
+    // the package lists (the longest read) after those waiting for walks,
+    // so that the prefetching overlaps every other check.
+    let waits = |c: &Check| -> u8 {
+        if c.probes().any(|p| p.kind() == "pending_updates") {
+            2
+        } else if c.probes().any(|p| !p.walks().is_empty()) {
+            1
+        } else {
+            0
+        }
+    };
+    let mut order: Vec<usize> = (0..checks.len()).collect();
+    order.sort_by_key(|&i| waits(checks[i]));
+    let next = AtomicUsize::new(0);
+    let slots: Vec<OnceLock<CheckResult>> = checks.iter().map(|_| OnceLock::new()).collect();
+    let facts: HostFacts = std::thread::scope(|s| {
         if !walk_plan.is_empty() {
             s.spawn(|| ctx.prefetch_walks(&walk_plan));
         }
@@ -260,10 +279,21 @@ pub fn scan(
                 let _ = ctx.packages();
             }
         });
-        let results = checks.iter().map(|c| run_check(c, &ctx)).collect();
+        // Two workers take the checks in `order`: while one waits for a
+        // prefetched input, the other goes on, so a core is not left idle.
+        // Each result keeps its check's place.
+        let work = || {
+            while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let _ = slots[i].set(run_check(checks[i], &ctx));
+            }
+        };
+        s.spawn(work);
+        work();
         let (facts, _) = facts_of(&ctx);
-        (facts, results)
+        facts
     });
+    // The scope joined both workers, so every slot is filled.
+    let results: Vec<CheckResult> = slots.into_iter().filter_map(OnceLock::into_inner).collect();
     let (_, finished_at) = now();
     let used: BTreeMap<&str, ()> = checks.iter().map(|c| (c.pack.id.as_str(), ())).collect();
     let packs = set
@@ -293,4 +323,43 @@ pub fn scan(
         summary: Summary::of(&results),
         results,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::testing::root;
+
+    #[test]
+    fn results_keep_pack_order_whichever_worker_ran_them_and_repeat_exactly() {
+        let set = PackSet::load(true, &[], false).unwrap();
+        let params = set.params_with(&BTreeMap::new()).unwrap();
+        let (_dir, host) = root(&[
+            ("/etc/os-release", "ID=debian\nVERSION_ID=12\n"),
+            ("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"),
+            ("/etc/group", "root:x:0:\n"),
+            ("/usr/bin/ls", "elf"),
+            ("/var/lib/dpkg/status", ""),
+        ]);
+        let sel = Selection::default();
+        let first = scan(&set, &host, &params, &sel, "test").unwrap();
+        let ids: Vec<&str> = first.results.iter().map(|r| r.check_id.as_str()).collect();
+        let order: Vec<&str> = select(&set, &sel)
+            .unwrap()
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(ids, order);
+        // Checks that wait for the package lists or a walk ran last, yet sit
+        // where their pack puts them.
+        let walked = ids
+            .iter()
+            .position(|i| *i == "files.no-world-writable")
+            .unwrap();
+        assert!(walked < ids.len() - 1, "{ids:?}");
+        for _ in 0..3 {
+            let again = scan(&set, &host, &params, &sel, "test").unwrap();
+            assert_eq!(again.results, first.results);
+        }
+    }
 }

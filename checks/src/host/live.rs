@@ -160,6 +160,16 @@ impl LiveHost {
         LiveHost::default()
     }
 
+    /// The sockets of one transport and family that wait for peers
+    /// (sock_diag(7)).
+    pub fn bound_sockets(
+        &self,
+        transport: super::sockets::Transport,
+        v6: bool,
+    ) -> std::io::Result<Vec<super::sockets::Bound>> {
+        super::sockets::bound(transport, v6)
+    }
+
     /// The kernel clock state.
     pub fn clock(&self) -> std::io::Result<ClockState> {
         read_adjtimex()

@@ -10,6 +10,7 @@
 
 pub mod live;
 pub mod resolve;
+pub mod sockets;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -290,6 +291,38 @@ impl HostView {
         Ok(Some((file, meta_of(&m))))
     }
 
+    /// Opens the entry `name` of directory `dir` for streaming, as
+    /// [`HostView::open`] does `DIR/NAME`, for the many files of one
+    /// directory (dpkg's file lists): the directory is resolved once and
+    /// each name opened under it, instead of resolving every path.
+    pub fn open_in(
+        &self,
+        dir: &str,
+        name: &str,
+    ) -> Result<Option<(std::fs::File, Meta)>, HostError> {
+        let path = format!("{}/{name}", dir.trim_end_matches('/'));
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            return Err(HostError::Io {
+                path,
+                message: "not a name inside the directory".into(),
+            });
+        }
+        let real = match self.resolve(dir)? {
+            Resolved::Found(p) => p.join(name),
+            Resolved::Missing => return Ok(None),
+        };
+        match open_regular(&real, &path) {
+            Ok((file, m)) => Ok(Some((file, meta_of(&m)))),
+            // A link (O_NOFOLLOW refused it) is followed inside the root the
+            // way every other path is; a name gone since the listing is absent.
+            Err(_) if std::fs::symlink_metadata(&real).is_ok_and(|m| m.is_symlink()) => {
+                self.open(&path)
+            }
+            Err(_) if std::fs::symlink_metadata(&real).is_err() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Metadata of a path (symbolic links followed inside the root).
     pub fn metadata(&self, path: &str) -> Result<Option<Meta>, HostError> {
         let real = match self.resolve(path)? {
@@ -441,7 +474,7 @@ impl std::io::Read for AtReader<'_> {
 pub fn digest_file(file: &std::fs::File) -> std::io::Result<String> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut reader = AtReader { file, offset: 0 };
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = std::io::Read::read(&mut reader, &mut buf)?;
         if n == 0 {
@@ -472,6 +505,33 @@ pub fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
+
+    #[test]
+    fn open_in_opens_a_listed_name_follows_links_inside_the_root_and_refuses_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = dir.path().join("var/lib/dpkg/info");
+        std::fs::create_dir_all(&info).unwrap();
+        std::fs::write(info.join("login.list"), "/bin/su\n").unwrap();
+        std::fs::write(dir.path().join("outside.list"), "/x\n").unwrap();
+        // An absolute link is the scanned system's path, not the scanner's.
+        symlink("/outside.list", info.join("linked.list")).unwrap();
+        let view = HostView::root(dir.path()).unwrap();
+        let d = "/var/lib/dpkg/info";
+        let read = |name: &str| {
+            let (file, _) = view.open_in(d, name).unwrap().unwrap();
+            std::io::read_to_string(file).unwrap()
+        };
+        assert_eq!(read("login.list"), "/bin/su\n");
+        assert_eq!(read("linked.list"), "/x\n");
+        assert!(view.open_in(d, "gone.list").unwrap().is_none());
+        assert!(view.open_in("/var/lib/none", "x.list").unwrap().is_none());
+        for bad in ["../../../outside.list", "..", "", "a/b"] {
+            let e = view.open_in(d, bad).unwrap_err().to_string();
+            assert!(e.contains("not a name inside the directory"), "{bad}: {e}");
+        }
+        std::fs::create_dir(info.join("sub.list")).unwrap();
+        assert!(view.open_in(d, "sub.list").is_err());
+    }
 
     #[test]
     fn reads_are_rooted_digested_and_cached() {

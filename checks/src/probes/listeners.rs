@@ -1,8 +1,9 @@
 //! Network services: what listens for connections from other hosts,
 //! compared with the ports and programs the organisation allows.
 //!
-//! Live, from the kernel's socket tables (/proc/net/tcp, tcp6, udp, udp6:
-//! TCP sockets in LISTEN, UDP sockets bound and unconnected), the owning
+//! Live, from the kernel's socket tables (TCP sockets in LISTEN, UDP
+//! sockets bound and unconnected), asked through sock_diag(7), or read from
+//! /proc/net/tcp, tcp6, udp and udp6 where the kernel lacks it; the owning
 //! program found through /proc/PID/fd. Sockets bound to a loopback address
 //! are not network services and are left out. In a root directory there
 //! are no sockets; the enabled systemd socket units (their `ListenStream=`
@@ -10,12 +11,14 @@
 //! network daemons stand in for them.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 
 use serde::Deserialize;
 
 use super::systemd_unit::{unit_files, unit_state};
 use super::{Ctx, Outcome, Probe, host_try};
 use crate::host::HostView;
+use crate::host::sockets::{Bound, Transport};
 use crate::result::Source;
 
 /// Daemons that listen on the network as installed (not on loopback
@@ -165,6 +168,41 @@ fn read_table(host: &HostView, path: &str) -> Result<Option<Vec<u8>>, crate::hos
     }
 }
 
+/// A socket as sock_diag reported it.
+fn listener(proto: &'static str, b: &Bound) -> Listener {
+    let loopback = match b.addr {
+        IpAddr::V4(a) => a.is_loopback(),
+        IpAddr::V6(a) => a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    };
+    let addr = match b.addr {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    Listener {
+        proto,
+        addr,
+        port: b.port,
+        inode: b.inode,
+        loopback,
+    }
+}
+
+/// The sock_diag answer standing for the /proc/net table `file` names
+/// (`sock_diag:/proc/net/tcp`): its digest covers one `ADDRESS PORT INODE`
+/// line per socket, in the order of the answer (sorted).
+fn diag_source(file: &str, bound: &[Bound]) -> Source {
+    let text: String = bound
+        .iter()
+        .map(|b| format!("{} {} {}\n", b.addr, b.port, b.inode))
+        .collect();
+    Source {
+        kind: crate::result::SourceKind::Kernel,
+        path: format!("sock_diag:{file}"),
+        sha256: Some(crate::host::sha256_hex(text.as_bytes())),
+        line: None,
+    }
+}
+
 /// A list parameter, lower-cased (ports and program names compare so).
 fn list_param(ctx: &Ctx<'_>, name: &str) -> Vec<String> {
     ctx.params
@@ -219,12 +257,21 @@ impl ListenersProbe {
         sources: &mut Vec<Source>,
     ) -> Result<Vec<(String, String, String)>, crate::host::HostError> {
         let mut all = Vec::new();
-        for (file, proto, v6) in [
-            ("/proc/net/tcp", "tcp", false),
-            ("/proc/net/tcp6", "tcp", true),
-            ("/proc/net/udp", "udp", false),
-            ("/proc/net/udp6", "udp", true),
+        for (file, transport, proto, v6) in [
+            ("/proc/net/tcp", Transport::Tcp, "tcp", false),
+            ("/proc/net/tcp6", Transport::Tcp, "tcp", true),
+            ("/proc/net/udp", Transport::Udp, "udp", false),
+            ("/proc/net/udp6", Transport::Udp, "udp", true),
         ] {
+            // The kernel's sock_diag first; /proc/net where the kernel lacks
+            // it (built without inet_diag or udp_diag) or refuses it.
+            if let Some(live) = ctx.host.live_host() {
+                if let Ok(bound) = live.bound_sockets(transport, v6) {
+                    sources.push(diag_source(file, &bound));
+                    all.extend(bound.iter().map(|b| listener(proto, b)));
+                    continue;
+                }
+            }
             match read_table(ctx.host, file)? {
                 Some(bytes) => {
                     sources.push(Source {
@@ -364,7 +411,7 @@ impl Probe for ListenersProbe {
         let (seen, what): (Vec<(String, String, String)>, &str) = if ctx.is_live() {
             (
                 host_try!(self.live(ctx, &mut sources), sources),
-                "listening sockets (/proc/net)",
+                "listening sockets",
             )
         } else {
             (

@@ -390,6 +390,10 @@ pub struct Ctx<'a> {
     sudoers: OnceCell<Result<Arc<parse::sudoers::Sudoers>, HostError>>,
     pending: OnceCell<Result<Arc<pending_updates::Pending>, HostError>>,
     walks: std::sync::Mutex<WalkCache>,
+    /// The depth each directory is walked to in this scan (the deepest any
+    /// selected check asks), so whichever check walks it first walks it
+    /// for all.
+    walk_plan: OnceCell<std::collections::BTreeMap<String, usize>>,
 }
 
 /// Directory → (the depth it was walked to, the walk), filled once.
@@ -410,6 +414,7 @@ impl<'a> Ctx<'a> {
             sudoers: OnceCell::new(),
             pending: OnceCell::new(),
             walks: Default::default(),
+            walk_plan: OnceCell::new(),
         }
     }
 
@@ -422,6 +427,8 @@ impl<'a> Ctx<'a> {
         dir: &str,
         depth: usize,
     ) -> Result<Option<Arc<walk::Walk>>, HostError> {
+        let planned = self.walk_plan.get().and_then(|p| p.get(dir)).copied();
+        let depth = depth.max(planned.unwrap_or(0));
         let cell = self
             .walks
             .lock()
@@ -441,6 +448,12 @@ impl<'a> Ctx<'a> {
         // Deeper than the walk made: walk again, uncached (the packs walk
         // each directory to one depth, so this is rare).
         walk::walk(self.host, dir, depth).map(|w| w.map(Arc::new))
+    }
+
+    /// Sets the depth each directory is walked to in this scan (once; a
+    /// second plan is ignored).
+    pub fn plan_walks(&self, plan: std::collections::BTreeMap<String, usize>) {
+        let _ = self.walk_plan.set(plan);
     }
 
     /// Walks ahead, on the calling thread, the directories `plan` names

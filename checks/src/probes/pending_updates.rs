@@ -204,9 +204,14 @@ pub(crate) fn prefetch(ctx: &Ctx<'_>) {
     }
 }
 
+/// The size of the decompressed pieces handed to the scanning thread: with
+/// the channel's four slots, at most six pieces are alive at once, which
+/// bounds the memory the lists take whatever their size.
+const PIECE: usize = 256 * 1024;
+
 fn pump(mut reader: impl Read, tx: &std::sync::mpsc::SyncSender<Vec<u8>>) -> std::io::Result<()> {
     loop {
-        let mut buf = vec![0u8; 1 << 20];
+        let mut buf = vec![0u8; PIECE];
         let mut filled = 0;
         while filled < buf.len() {
             let n = reader.read(&mut buf[filled..])?;

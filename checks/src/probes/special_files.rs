@@ -74,16 +74,10 @@ impl SpecialFilesProbe {
                 Some(w) => {
                     let mine = w.found.iter().filter(|f| f.depth <= self.depth);
                     // The listing's digest covers what this check examined.
-                    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-                    for f in mine.clone() {
-                        digest.update(
-                            format!("{} {:o} {} {}\n", f.path, f.mode, f.uid, f.gid).as_bytes(),
-                        );
-                    }
                     sources.push(Source {
                         kind: SourceKind::Directory,
                         path: dir.clone(),
-                        sha256: Some(crate::host::hex(digest.finish().as_ref())),
+                        sha256: Some(w.digest(self.depth)),
                         line: None,
                     });
                     if w.truncated {
@@ -155,29 +149,24 @@ fn dpkg_owners(
                 .map(move |a| (a.into_bytes(), p.clone()))
         })
         .collect();
-    // Streamed line by line: a list can be megabytes (a cloud SDK's is 4 MB).
-    let mut line = Vec::new();
+    // The lengths of the wanted names, to pass over other lines unhashed
+    // (a superset once names are found: it only filters).
+    let mut lengths = vec![false; 4096];
+    for name in wanted.keys() {
+        if let Some(slot) = lengths.get_mut(name.len()) {
+            *slot = true;
+        }
+    }
+    let mut chunk = vec![0u8; 256 * 1024];
     for e in entries.iter().filter(|e| e.name.ends_with(".list")) {
         if wanted.is_empty() {
             break;
         }
-        let Some((file, _)) = host.open(&e.path)? else {
+        let Some((file, _)) = host.open_in(dir, &e.name)? else {
             continue;
         };
-        let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
-        let mut found = Vec::new();
-        loop {
-            line.clear();
-            let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line)
-                .map_err(|err| HostError::io(&e.path, &err))?;
-            if n == 0 {
-                break;
-            }
-            let name = line.strip_suffix(b"\n").unwrap_or(&line);
-            if let Some(p) = wanted.get(name) {
-                found.push(p.clone());
-            }
-        }
+        let found = scan_list(&file, &wanted, &lengths, &mut chunk)
+            .map_err(|err| HostError::io(&e.path, &err))?;
         if found.is_empty() {
             continue;
         }
@@ -193,8 +182,7 @@ fn dpkg_owners(
             owners.insert(p, package.clone());
         }
         // Only the few lists that name a path are sources; digest just those.
-        let sha256 = crate::host::digest_file(reader.get_ref())
-            .map_err(|err| HostError::io(&e.path, &err))?;
+        let sha256 = crate::host::digest_file(&file).map_err(|err| HostError::io(&e.path, &err))?;
         sources.push(Source {
             kind: SourceKind::File,
             path: e.path.clone(),
@@ -203,6 +191,57 @@ fn dpkg_owners(
         });
     }
     Ok(owners)
+}
+
+/// The paths of one dpkg file list that `wanted` names. The lists hold
+/// every file of every package (7 MB on a desktop, one of 4 MB), so they
+/// are read in chunks, never whole, and a line is looked up only when
+/// `lengths` says a wanted path has its length: nearly every line is
+/// passed over without hashing.
+fn scan_list(
+    file: &std::fs::File,
+    wanted: &std::collections::HashMap<Vec<u8>, String>,
+    lengths: &[bool],
+    chunk: &mut [u8],
+) -> std::io::Result<Vec<String>> {
+    use std::io::Read;
+    let mut found = Vec::new();
+    let mut look = |line: &[u8]| {
+        if lengths.get(line.len()).copied().unwrap_or(false) {
+            if let Some(p) = wanted.get(line) {
+                found.push(p.clone());
+            }
+        }
+    };
+    let mut reader = crate::host::AtReader { file, offset: 0 };
+    // Bytes of a line cut by the chunk boundary, kept at the chunk's start.
+    let mut carry = 0;
+    // Inside a line longer than the chunk: it names no wanted path.
+    let mut overlong = false;
+    loop {
+        if carry == chunk.len() {
+            carry = 0;
+            overlong = true;
+        }
+        let n = reader.read(&mut chunk[carry..])?;
+        let filled = carry + n;
+        if n == 0 {
+            if !overlong {
+                look(&chunk[..filled]);
+            }
+            return Ok(found);
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &chunk[..filled]) {
+            if !overlong {
+                look(&chunk[start..end]);
+            }
+            overlong = false;
+            start = end + 1;
+        }
+        chunk.copy_within(start..filled, 0);
+        carry = filled - start;
+    }
 }
 
 /// Which of `paths` rpm says a package owns, asked of the live rpm (for
@@ -484,6 +523,31 @@ mod tests {
             "{}",
             o.message
         );
+    }
+
+    #[test]
+    fn list_lines_cut_by_the_chunk_boundary_or_too_long_are_judged_whole() {
+        use std::io::Write;
+        let wanted: std::collections::HashMap<Vec<u8>, String> = [
+            (b"/usr/bin/su".to_vec(), "/usr/bin/su".to_string()),
+            (b"/bin/mount".to_vec(), "/usr/bin/mount".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let mut lengths = vec![false; 4096];
+        lengths[11] = true;
+        lengths[10] = true;
+        let mut f = tempfile::tempfile().unwrap();
+        // A line longer than the chunk whose tail reads like a wanted path,
+        // a wanted path across the boundary, and one last without a newline.
+        let long = format!("/x{}\n/usr/bin/su-not\n", "a".repeat(40));
+        let overlong = format!("/{}/usr/bin/su\n", "b".repeat(70));
+        write!(f, "{overlong}{long}/.\n/usr/bin/su\n/bin/mount").unwrap();
+        for size in [16, 32, 33, 64, 4096] {
+            let mut chunk = vec![0u8; size];
+            let found = super::scan_list(&f, &wanted, &lengths, &mut chunk).unwrap();
+            assert_eq!(found, ["/usr/bin/su", "/usr/bin/mount"], "chunk of {size}");
+        }
     }
 
     #[test]

@@ -30,13 +30,38 @@ pub(crate) struct Found {
 }
 
 /// Everything under one directory.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub(crate) struct Walk {
     pub found: Vec<Found>,
     /// Directories that could not be listed (permission), with the reason.
     pub unreadable: Vec<String>,
     /// Whether [`MAX_ENTRIES`] stopped the walk.
     pub truncated: bool,
+    /// Listing digests already made, by depth: the checks sharing a walk
+    /// name the same listing as their source.
+    digests: std::sync::Mutex<std::collections::BTreeMap<usize, String>>,
+}
+
+impl Walk {
+    /// The SHA-256 of the listing to `depth`: one `PATH MODE(octal) UID
+    /// GID` line per entry, in path order (docs/scan-format.md).
+    pub fn digest(&self, depth: usize) -> String {
+        use std::fmt::Write;
+        let mut cache = self.digests.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .entry(depth)
+            .or_insert_with(|| {
+                let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+                let mut line = String::new();
+                for f in self.found.iter().filter(|f| f.depth <= depth) {
+                    line.clear();
+                    let _ = writeln!(line, "{} {:o} {} {}", f.path, f.mode, f.uid, f.gid);
+                    digest.update(line.as_bytes());
+                }
+                crate::host::hex(digest.finish().as_ref())
+            })
+            .clone()
+    }
 }
 
 /// Walks `dir` (inside the scanned system) to `max_depth`; `Ok(None)` when
@@ -68,8 +93,11 @@ pub(crate) fn walk(
         };
         for item in iter {
             let Ok(item) = item else { continue };
-            let name = item.file_name().to_string_lossy().into_owned();
-            let path = format!("{shown}/{name}");
+            // The entry's type comes with the listing: links (a third of
+            // the library directories) are passed over without a stat.
+            if item.file_type().is_ok_and(|t| t.is_symlink()) {
+                continue;
+            }
             let Ok(m) = item.metadata() else { continue };
             if m.file_type().is_symlink() {
                 continue;
@@ -78,9 +106,18 @@ pub(crate) fn walk(
                 out.truncated = true;
                 return Ok(Some(out));
             }
+            let name = item.file_name();
+            let name = name.to_string_lossy();
+            let mut path = String::with_capacity(shown.len() + 1 + name.len());
+            path.push_str(&shown);
+            path.push('/');
+            path.push_str(&name);
             let is_dir = m.is_dir();
+            if is_dir && depth + 1 < max_depth && m.dev() == device {
+                stack.push((item.path(), path.clone(), depth + 1));
+            }
             out.found.push(Found {
-                path: path.clone(),
+                path,
                 mode: m.mode() & 0o7777,
                 uid: m.uid(),
                 gid: m.gid(),
@@ -88,12 +125,64 @@ pub(crate) fn walk(
                 is_file: m.is_file(),
                 depth: depth + 1,
             });
-            if is_dir && depth + 1 < max_depth && m.dev() == device {
-                stack.push((item.path(), path, depth + 1));
-            }
         }
     }
-    out.found.sort_by(|a, b| a.path.cmp(&b.path));
-    out.found.shrink_to_fit();
+    // Sorted through an index: moving the entries themselves costs more
+    // than comparing their paths.
+    let mut order: Vec<u32> = (0..out.found.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| out.found[a as usize].path.cmp(&out.found[b as usize].path));
+    let mut slots: Vec<Option<Found>> = std::mem::take(&mut out.found)
+        .into_iter()
+        .map(Some)
+        .collect();
+    out.found = order
+        .into_iter()
+        .filter_map(|i| slots[i as usize].take())
+        .collect();
     Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    #[test]
+    fn the_listing_digest_is_the_documented_one_and_skips_links() {
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("etc");
+        std::fs::create_dir_all(etc.join("app/deep")).unwrap();
+        std::fs::write(etc.join("app-x"), "x").unwrap();
+        std::fs::write(etc.join("app/deep/conf"), "c").unwrap();
+        std::fs::set_permissions(etc.join("app-x"), std::fs::Permissions::from_mode(0o4755))
+            .unwrap();
+        symlink("/nowhere", etc.join("link")).unwrap();
+        let view = HostView::root(d.path()).unwrap();
+        let w = walk(&view, "/etc", 10).unwrap().unwrap();
+        // Byte order of the whole path: "app-x" sorts between "app" and
+        // "app/deep", where a walk visiting each directory in turn would not.
+        let paths: Vec<&str> = w.found.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/etc/app",
+                "/etc/app-x",
+                "/etc/app/deep",
+                "/etc/app/deep/conf"
+            ]
+        );
+        let meta = |p: &str| std::fs::metadata(d.path().join(p.trim_start_matches('/'))).unwrap();
+        let line = |p: &str| {
+            use std::os::unix::fs::MetadataExt;
+            let m = meta(p);
+            format!("{p} {:o} {} {}\n", m.mode() & 0o7777, m.uid(), m.gid())
+        };
+        let all: String = paths.iter().map(|p| line(p)).collect();
+        assert_eq!(w.digest(10), crate::host::sha256_hex(all.as_bytes()));
+        assert!(all.contains("/etc/app-x 4755 "), "{all}");
+        // A shallower view digests only the entries to its depth.
+        let top: String = ["/etc/app", "/etc/app-x"].iter().map(|p| line(p)).collect();
+        assert_eq!(w.digest(1), crate::host::sha256_hex(top.as_bytes()));
+        assert_ne!(w.digest(1), w.digest(10));
+    }
 }
