@@ -125,10 +125,48 @@ fn aliases(path: &str) -> Vec<String> {
     out
 }
 
+/// Debian and Ubuntu packages that ship setuid or setgid programs (Debian
+/// 12 and Ubuntu 24.04 as installed: passwd, su, mount, sudo, ssh-keysign,
+/// the D-Bus and polkit helpers, utempter, unix_chkpwd, crontab,
+/// fusermount, newuidmap, Xorg.wrap, postdrop, locate and others). Only the
+/// order of reading follows this list; see [`dpkg_owners`].
+const LIKELY_OWNERS: &[&str] = &[
+    "passwd",
+    "login",
+    "util-linux",
+    "mount",
+    "sudo",
+    "openssh-client",
+    "dbus",
+    "dbus-daemon",
+    "polkitd",
+    "pkexec",
+    "policykit-1",
+    "libutempter0",
+    "libpam-modules-bin",
+    "cron",
+    "fuse",
+    "fuse3",
+    "ntfs-3g",
+    "uidmap",
+    "xserver-xorg-legacy",
+    "iputils-ping",
+    "postfix",
+    "exim4-base",
+    "at",
+    "plocate",
+    "mlocate",
+    "screen",
+    "bsdutils",
+    "snapd",
+    "chromium-sandbox",
+];
+
 /// Which of `paths` dpkg's file lists name: path → package, with the
 /// lists that did as sources. The lists hold every file of every package
 /// (megabytes), so each is scanned once, line by line, against the few
-/// paths asked, and the scan stops when all are found.
+/// paths asked, the likely owners first, and the scan stops when all are
+/// found.
 fn dpkg_owners(
     host: &HostView,
     paths: &[String],
@@ -158,7 +196,25 @@ fn dpkg_owners(
         }
     }
     let mut chunk = vec![0u8; 256 * 1024];
-    for e in entries.iter().filter(|e| e.name.ends_with(".list")) {
+    // Lists read first: those of packages that commonly ship setuid or
+    // setgid programs, and those named like a program asked. The order
+    // only decides how soon the reading stops; every list stays eligible,
+    // and a path no list names is looked for in all of them.
+    let basenames: HashSet<&str> = paths.iter().filter_map(|p| p.rsplit('/').next()).collect();
+    let likely = |name: &str| {
+        let package = name
+            .trim_end_matches(".list")
+            .split(':')
+            .next()
+            .unwrap_or("");
+        LIKELY_OWNERS.contains(&package) || basenames.contains(package)
+    };
+    let mut lists: Vec<&crate::host::Entry> = entries
+        .iter()
+        .filter(|e| e.name.ends_with(".list"))
+        .collect();
+    lists.sort_by_key(|e| !likely(&e.name));
+    for e in lists {
         if wanted.is_empty() {
             break;
         }
@@ -523,6 +579,38 @@ mod tests {
             "{}",
             o.message
         );
+    }
+
+    #[test]
+    fn the_likely_owners_lists_are_read_first_and_reading_stops_when_all_are_found() {
+        let p = r#"{ kind = "special_files", rule = "setuid", dirs = ["/usr/bin"] }"#;
+        let (d, view) = root(&[
+            ("/etc/os-release", "ID=debian\nVERSION_ID=12\n"),
+            (
+                "/var/lib/dpkg/status",
+                "Package: passwd\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n",
+            ),
+            ("/var/lib/dpkg/info/passwd.list", "/.\n/usr/bin/passwd\n"),
+            ("/var/lib/dpkg/info/zzz.list", "/usr/bin/local-tool\n"),
+            ("/usr/bin/passwd", "elf"),
+            ("/usr/bin/local-tool", "elf"),
+        ]);
+        // Reading this list would be an error: it is never reached.
+        std::fs::create_dir(d.path().join("var/lib/dpkg/info/aaa.list")).unwrap();
+        chmod(d.path(), "/usr/bin/passwd", 0o4755);
+        let o = run(&view, p);
+        assert_eq!(o.status, Status::Pass, "{o:?}");
+        assert!(
+            o.observed
+                .unwrap()
+                .contains("/usr/bin/passwd 4755 package passwd")
+        );
+        // A path no likely list names is looked for in all of them.
+        chmod(d.path(), "/usr/bin/local-tool", 0o4755);
+        let view = crate::host::HostView::root(d.path()).unwrap();
+        let o = run(&view, p);
+        assert_eq!(o.status, Status::Error, "{o:?}");
+        assert!(o.message.contains("aaa.list"), "{}", o.message);
     }
 
     #[test]
