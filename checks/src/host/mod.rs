@@ -313,13 +313,20 @@ impl HostView {
         };
         match open_regular(&real, &path) {
             Ok((file, m)) => Ok(Some((file, meta_of(&m)))),
-            // A link (O_NOFOLLOW refused it) is followed inside the root the
-            // way every other path is; a name gone since the listing is absent.
-            Err(_) if std::fs::symlink_metadata(&real).is_ok_and(|m| m.is_symlink()) => {
-                self.open(&path)
-            }
-            Err(_) if std::fs::symlink_metadata(&real).is_err() => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => match std::fs::symlink_metadata(&real) {
+                // A link (O_NOFOLLOW refused it) is followed inside the root
+                // the way every other path is.
+                Ok(m) if m.is_symlink() => self.open(&path),
+                // Gone since the listing: absent. Any other failure (no
+                // permission) is an error, never a missing file.
+                Err(gone)
+                    if gone.kind() == std::io::ErrorKind::NotFound
+                        || gone.raw_os_error() == Some(libc::ENOTDIR) =>
+                {
+                    Ok(None)
+                }
+                _ => Err(e),
+            },
         }
     }
 

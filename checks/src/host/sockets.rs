@@ -82,12 +82,22 @@ pub fn bound(transport: Transport, v6: bool) -> std::io::Result<Vec<Bound>> {
                 "sock_diag: the kernel closed the dump early".into(),
             ));
         }
+        if n == buf.len() {
+            return Err(invalid(
+                "sock_diag: a reply filled the whole buffer (truncated)".into(),
+            ));
+        }
         let mut offset = 0;
         while offset < n {
             let message = NetlinkMessage::<SockDiagMessage>::deserialize(&buf[offset..n])
                 .map_err(|e| invalid(format!("sock_diag: malformed reply: {e}")))?;
             let length = message.header.length as usize;
             match message.payload {
+                // A dump that failed part-way ends with its errno in DONE:
+                // what came before is not the whole table.
+                NetlinkPayload::Done(done) if done.code < 0 => {
+                    return Err(std::io::Error::from_raw_os_error(-done.code));
+                }
                 NetlinkPayload::Done(_) => {
                     out.sort();
                     out.dedup();
@@ -116,7 +126,8 @@ pub fn bound(transport: Transport, v6: bool) -> std::io::Result<Vec<Bound>> {
             if length == 0 {
                 return Err(invalid("sock_diag: a reply of length 0".into()));
             }
-            offset += length;
+            // Messages in one datagram start at 4-byte boundaries.
+            offset += (length + 3) & !3;
         }
     }
 }

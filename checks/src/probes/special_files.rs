@@ -85,7 +85,14 @@ impl SpecialFilesProbe {
                             "{dir}: more than 200000 entries, the rest was not read"
                         ));
                     }
-                    unreadable.extend(w.unreadable.iter().cloned());
+                    // Only directories whose entries this check's depth
+                    // reaches (a deeper walk may answer for it).
+                    unreadable.extend(
+                        w.unreadable
+                            .iter()
+                            .filter(|(_, d)| *d < self.depth)
+                            .map(|(u, _)| u.clone()),
+                    );
                     for f in mine {
                         examined += 1;
                         if keep(f) && !self.exclude.iter().any(|g| glob_match(g, &f.path)) {
@@ -166,7 +173,8 @@ const LIKELY_OWNERS: &[&str] = &[
 /// lists that did as sources. The lists hold every file of every package
 /// (megabytes), so each is scanned once, line by line, against the few
 /// paths asked, the likely owners first, and the scan stops when all are
-/// found.
+/// found. A path two lists name (a diversion) is attributed to the first
+/// list read.
 fn dpkg_owners(
     host: &HostView,
     paths: &[String],
@@ -629,7 +637,9 @@ mod tests {
         // A line longer than the chunk whose tail reads like a wanted path,
         // a wanted path across the boundary, and one last without a newline.
         let long = format!("/x{}\n/usr/bin/su-not\n", "a".repeat(40));
-        let overlong = format!("/{}/usr/bin/su\n", "b".repeat(70));
+        // 64 bytes before the tail, a multiple of the smaller chunks: the
+        // tail starts a chunk of its own and must still not match.
+        let overlong = format!("/{}/usr/bin/su\n", "b".repeat(63));
         write!(f, "{overlong}{long}/.\n/usr/bin/su\n/bin/mount").unwrap();
         for size in [16, 32, 33, 64, 4096] {
             let mut chunk = vec![0u8; size];

@@ -33,8 +33,9 @@ pub(crate) struct Found {
 #[derive(Debug, Default)]
 pub(crate) struct Walk {
     pub found: Vec<Found>,
-    /// Directories that could not be listed (permission), with the reason.
-    pub unreadable: Vec<String>,
+    /// Directories that could not be listed (permission), with the reason
+    /// and their depth (0 for the start directory).
+    pub unreadable: Vec<(String, usize)>,
     /// Whether [`MAX_ENTRIES`] stopped the walk.
     pub truncated: bool,
     /// Listing digests already made, by depth: the checks sharing a walk
@@ -87,7 +88,7 @@ pub(crate) fn walk(
         let iter = match std::fs::read_dir(&real) {
             Ok(it) => it,
             Err(e) => {
-                out.unreadable.push(format!("{shown}: {e}"));
+                out.unreadable.push((format!("{shown}: {e}"), depth));
                 continue;
             }
         };
