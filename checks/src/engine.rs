@@ -15,7 +15,7 @@ use crate::expect::Params;
 use crate::host::{HostView, ScanMode};
 use crate::ids::{CheckId, ControlId};
 use crate::pack::{Check, PackSet, ProbeChoice};
-use crate::probes::{Ctx, Detected, HostFacts, Outcome, facts_of};
+use crate::probes::{Ctx, Detected, HostFacts, Outcome, WalkPlan, facts_of};
 use crate::result::{CheckResult, Status, Summary};
 
 /// The version tag of the scan report format.
@@ -238,12 +238,14 @@ pub fn scan(
     // Directories the special-files checks walk, each to the deepest depth
     // asked: walked ahead on their own thread, since they are file-system
     // bound and the checks need them only near the end.
-    let mut walk_plan: BTreeMap<String, usize> = BTreeMap::new();
+    let mut walk_plan: BTreeMap<String, WalkPlan> = BTreeMap::new();
     for c in &checks {
         for p in c.probes() {
-            for (dir, depth) in p.walks() {
-                let d = walk_plan.entry(dir.to_string()).or_insert(0);
-                *d = (*d).max(depth);
+            for request in p.walks() {
+                walk_plan
+                    .entry(request.dir.to_string())
+                    .or_default()
+                    .add(&request);
             }
         }
     }

@@ -235,9 +235,51 @@ impl ProbeSpec {
         self.probe().validate()
     }
 
-    /// Directories (with depths) the probe walks.
-    pub fn walks(&self) -> Vec<(&str, usize)> {
+    /// Directories the probe walks, how deep, and the subtrees it ignores.
+    pub fn walks(&self) -> Vec<WalkRequest<'_>> {
         self.probe().walks()
+    }
+}
+
+/// A directory one probe walks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalkRequest<'a> {
+    /// The directory, inside the scanned system.
+    pub dir: &'a str,
+    /// How deep below it.
+    pub depth: usize,
+    /// Globs of directories whose whole subtree the probe ignores (its
+    /// `exclude` entries of the form `DIR/*`, without the `/*`).
+    pub prune: Vec<&'a str>,
+}
+
+/// How one directory is walked in a scan: to the deepest depth a selected
+/// check asks, never below a directory that every check walking it
+/// ignores (a container store under /var holds millions of files none of
+/// them reports).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalkPlan {
+    /// The deepest depth asked.
+    pub depth: usize,
+    /// Each walking check's prune globs.
+    pub prune: Vec<Vec<String>>,
+}
+
+impl WalkPlan {
+    /// Adds one probe's request.
+    pub fn add(&mut self, request: &WalkRequest<'_>) {
+        self.depth = self.depth.max(request.depth);
+        self.prune
+            .push(request.prune.iter().map(|g| g.to_string()).collect());
+    }
+
+    /// Whether the walk stays out of `dir`: every walking check ignores it.
+    pub fn prunes(&self, dir: &str) -> bool {
+        !self.prune.is_empty()
+            && self
+                .prune
+                .iter()
+                .all(|globs| globs.iter().any(|g| parse::glob_match(g, dir)))
     }
 }
 
@@ -253,9 +295,9 @@ trait Probe {
         Ok(())
     }
 
-    /// Directories (with depths) the probe walks, so a scan can walk them
-    /// ahead on another core.
-    fn walks(&self) -> Vec<(&str, usize)> {
+    /// Directories the probe walks, so a scan can walk them ahead on
+    /// another core.
+    fn walks(&self) -> Vec<WalkRequest<'_>> {
         Vec::new()
     }
 }
@@ -393,7 +435,7 @@ pub struct Ctx<'a> {
     /// The depth each directory is walked to in this scan (the deepest any
     /// selected check asks), so whichever check walks it first walks it
     /// for all.
-    walk_plan: OnceCell<std::collections::BTreeMap<String, usize>>,
+    walk_plan: OnceCell<std::collections::BTreeMap<String, WalkPlan>>,
 }
 
 /// Directory → (the depth it was walked to, the walk), filled once.
@@ -427,8 +469,11 @@ impl<'a> Ctx<'a> {
         dir: &str,
         depth: usize,
     ) -> Result<Option<Arc<walk::Walk>>, HostError> {
-        let planned = self.walk_plan.get().and_then(|p| p.get(dir)).copied();
-        let depth = depth.max(planned.unwrap_or(0));
+        let planned = self.walk_plan.get().and_then(|p| p.get(dir));
+        let depth = depth.max(planned.map_or(0, |p| p.depth));
+        // Unplanned walks (a probe run alone) prune nothing: the cache is
+        // shared, and only the plan knows every walker's exclusions.
+        let prune = |d: &str| planned.is_some_and(|p| p.prunes(d));
         let cell = self
             .walks
             .lock()
@@ -439,7 +484,7 @@ impl<'a> Ctx<'a> {
         let (have, result) = cell.get_or_init(|| {
             (
                 depth,
-                walk::walk(self.host, dir, depth).map(|w| w.map(Arc::new)),
+                walk::walk(self.host, dir, depth, &prune).map(|w| w.map(Arc::new)),
             )
         });
         if *have >= depth {
@@ -447,22 +492,22 @@ impl<'a> Ctx<'a> {
         }
         // Deeper than the walk made: walk again, uncached (the packs walk
         // each directory to one depth, so this is rare).
-        walk::walk(self.host, dir, depth).map(|w| w.map(Arc::new))
+        walk::walk(self.host, dir, depth, &prune).map(|w| w.map(Arc::new))
     }
 
-    /// Sets the depth each directory is walked to in this scan (once; a
-    /// second plan is ignored).
-    pub fn plan_walks(&self, plan: std::collections::BTreeMap<String, usize>) {
+    /// Sets how each directory is walked in this scan (once; a second plan
+    /// is ignored).
+    pub fn plan_walks(&self, plan: std::collections::BTreeMap<String, WalkPlan>) {
         let _ = self.walk_plan.set(plan);
     }
 
     /// Walks ahead, on the calling thread, the directories `plan` names
     /// (each to its depth); a directory that is a link is covered by its
     /// target and skipped, as the probes skip it.
-    pub fn prefetch_walks(&self, plan: &std::collections::BTreeMap<String, usize>) {
-        for (dir, depth) in plan {
+    pub fn prefetch_walks(&self, plan: &std::collections::BTreeMap<String, WalkPlan>) {
+        for (dir, how) in plan {
             if matches!(self.host.link_target(dir), Ok(None)) {
-                let _ = self.walk(dir, *depth);
+                let _ = self.walk(dir, how.depth);
             }
         }
     }

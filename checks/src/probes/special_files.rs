@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 
 use super::walk::Found;
-use super::{Ctx, Outcome, Probe, host_try};
+use super::{Ctx, Outcome, Probe, WalkRequest, host_try};
 use crate::host::{HostError, HostView};
 use crate::parse::glob_match;
 use crate::probes::packages::PackageFormat;
@@ -536,8 +536,20 @@ impl Probe for SpecialFilesProbe {
         self.allow_param.as_deref().into_iter().collect()
     }
 
-    fn walks(&self) -> Vec<(&str, usize)> {
-        self.dirs.iter().map(|d| (d.as_str(), self.depth)).collect()
+    fn walks(&self) -> Vec<WalkRequest<'_>> {
+        let prune: Vec<&str> = self
+            .exclude
+            .iter()
+            .filter_map(|g| g.strip_suffix("/*"))
+            .collect();
+        self.dirs
+            .iter()
+            .map(|d| WalkRequest {
+                dir: d,
+                depth: self.depth,
+                prune: prune.clone(),
+            })
+            .collect()
     }
 }
 
@@ -646,6 +658,63 @@ mod tests {
             let found = super::scan_list(&f, &wanted, &lengths, &mut chunk).unwrap();
             assert_eq!(found, ["/usr/bin/su", "/usr/bin/mount"], "chunk of {size}");
         }
+    }
+
+    #[test]
+    fn a_subtree_every_walker_excludes_is_not_walked_one_walker_that_looks_keeps_it() {
+        use crate::probes::{Ctx, WalkPlan};
+        let (d, view) = root(&[
+            ("/var/spool/ok", "x"),
+            ("/var/lib/docker/overlay2/a/diff/etc/passwd", "x"),
+            ("/var/lib/docker/overlay2/b/diff/bin/sh", "x"),
+        ]);
+        chmod(
+            d.path(),
+            "/var/lib/docker/overlay2/a/diff/etc/passwd",
+            0o666,
+        );
+        let ww = r#"{ kind = "special_files", rule = "world_writable_files", dirs = ["/var"], exclude = ["/var/lib/docker/*"] }"#;
+        let unowned_all = r#"{ kind = "special_files", rule = "unowned", dirs = ["/var"] }"#;
+        let examined = |o: &crate::probes::Outcome| o.observed.clone().unwrap();
+        let params = super::super::testing::params();
+        let plan_of = |probes: &[&str]| {
+            let specs: Vec<_> = probes
+                .iter()
+                .map(|p| super::super::testing::spec(p))
+                .collect();
+            let mut plan = std::collections::BTreeMap::<String, WalkPlan>::new();
+            for s in &specs {
+                for r in s.walks() {
+                    plan.entry(r.dir.to_string()).or_default().add(&r);
+                }
+            }
+            plan
+        };
+        // Alone, without a plan, the walk descends and the exclusion only
+        // filters what is reported: every entry is examined.
+        let alone = run(&view, ww);
+        assert_eq!(alone.status, Status::Pass, "{alone:?}");
+        assert!(
+            examined(&alone).contains("13 entries examined"),
+            "{alone:?}"
+        );
+        // Planned for the one check that ignores the store: not walked.
+        let ctx = Ctx::new(&view, &params);
+        ctx.plan_walks(plan_of(&[ww]));
+        let planned = super::super::testing::spec(ww).run(&ctx);
+        assert_eq!(planned.status, Status::Pass, "{planned:?}");
+        assert!(
+            examined(&planned).contains("4 entries examined"),
+            "{planned:?}"
+        );
+        // A second walker of /var that looks everywhere keeps it walked.
+        let ctx = Ctx::new(&view, &params);
+        ctx.plan_walks(plan_of(&[ww, unowned_all]));
+        let shared = super::super::testing::spec(ww).run(&ctx);
+        assert!(
+            examined(&shared).contains("13 entries examined"),
+            "{shared:?}"
+        );
     }
 
     #[test]

@@ -65,12 +65,14 @@ impl Walk {
     }
 }
 
-/// Walks `dir` (inside the scanned system) to `max_depth`; `Ok(None)` when
-/// it does not exist.
+/// Walks `dir` (inside the scanned system) to `max_depth`, not below the
+/// directories `prune` names (they are listed, their entries are not);
+/// `Ok(None)` when it does not exist.
 pub(crate) fn walk(
     host: &HostView,
     dir: &str,
     max_depth: usize,
+    prune: &dyn Fn(&str) -> bool,
 ) -> Result<Option<Walk>, HostError> {
     let real = match host.resolve(dir)? {
         Resolved::Found(p) => p,
@@ -114,7 +116,7 @@ pub(crate) fn walk(
             path.push('/');
             path.push_str(&name);
             let is_dir = m.is_dir();
-            if is_dir && depth + 1 < max_depth && m.dev() == device {
+            if is_dir && depth + 1 < max_depth && m.dev() == device && !prune(&path) {
                 stack.push((item.path(), path.clone(), depth + 1));
             }
             out.found.push(Found {
@@ -159,7 +161,7 @@ mod tests {
             .unwrap();
         symlink("/nowhere", etc.join("link")).unwrap();
         let view = HostView::root(d.path()).unwrap();
-        let w = walk(&view, "/etc", 10).unwrap().unwrap();
+        let w = walk(&view, "/etc", 10, &|_| false).unwrap().unwrap();
         // Byte order of the whole path: "app-x" sorts between "app" and
         // "app/deep", where a walk visiting each directory in turn would not.
         let paths: Vec<&str> = w.found.iter().map(|f| f.path.as_str()).collect();
