@@ -350,3 +350,55 @@ fn help_is_available_for_every_command() {
     }
     assert!(help.contains("Exit status"));
 }
+
+#[test]
+fn person_keygen_makes_a_private_key_once_and_show_prints_its_public_half() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_annexa"))
+            .args(args)
+            .env("HOME", home.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .output()
+            .unwrap()
+    };
+    let made = run(&["person", "keygen"]);
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    let key = home.path().join(".config/annexa/person.key");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(key.parent().unwrap()), 0o700);
+    let public = text(&made.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: ").map(str::to_string))
+        .unwrap();
+    assert_eq!(public.len(), 44, "{public}");
+    assert!(text(&made.stdout).contains("never the key file"));
+    // Never replaced: the same key is shown afterwards.
+    let before = std::fs::read(&key).unwrap();
+    let again = run(&["person", "keygen"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+    let shown = run(&["person", "show"]);
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
+    assert!(text(&shown.stdout).contains(&format!("public key: {public}")));
+    // A key readable by others is refused, naming the file.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let exposed = run(&["person", "show", "--key", key.to_str().unwrap()]);
+    assert_eq!(exposed.status.code(), Some(2));
+    assert!(
+        text(&exposed.stderr).contains(key.to_str().unwrap()),
+        "{}",
+        text(&exposed.stderr)
+    );
+    let other = home.path().join("elsewhere/p.key");
+    let made = run(&["person", "keygen", "--key", other.to_str().unwrap()]);
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    assert_eq!(mode(&other), 0o600);
+}

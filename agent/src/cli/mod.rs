@@ -3,7 +3,7 @@
 //! into the options of `annexa_agent::commands`, and the dispatch. The
 //! arguments are grouped as the commands are: [`local`] (scan, gate,
 //! controls, checks), [`agent`] (enroll, run), [`collector`] (status,
-//! report, verify).
+//! report, verify); `person` (a person's key) is here.
 
 mod agent;
 mod collector;
@@ -115,6 +115,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// A person's own signing key (for attestations and waivers): make
+    /// one on your machine (mode 0600, never replaced) or print its public
+    /// half, which the collector's admin registers.
+    ///
+    /// Exit status: 0 done, 2 the key file exists (keygen), is missing,
+    /// malformed or readable by others (show).
+    Person {
+        #[command(subcommand)]
+        command: PersonCommand,
+    },
     /// Evidence reports for auditors: pull a signed report from the
     /// collector, or render one as HTML, OSCAL or CSV.
     Report {
@@ -171,6 +181,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Checks { command } => command.run(),
         Command::Enroll(args) => commands::enroll::enroll_host(args.try_into()?),
         Command::Run(args) => commands::run::run_agent(args.into()),
+        Command::Person { command } => command.run(),
         Command::RotateKey { config } => commands::rotate_key::rotate_key(config.as_deref()),
         Command::Status(args) => commands::status::status(args.into()),
         Command::Verify { command } => command.run(),
@@ -188,5 +199,32 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+}
+
+/// `annexa person …`.
+#[derive(Debug, Subcommand)]
+enum PersonCommand {
+    /// Make a new key. Default file: $XDG_CONFIG_HOME/annexa/person.key,
+    /// else ~/.config/annexa/person.key.
+    Keygen {
+        /// The key file to make.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+    /// Print the key id and public key of an existing key.
+    Show {
+        /// The key file (default as for keygen).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+}
+
+impl PersonCommand {
+    fn run(self) -> anyhow::Result<Exit> {
+        match self {
+            PersonCommand::Keygen { key } => commands::person::keygen(key.as_deref()),
+            PersonCommand::Show { key } => commands::person::show(key.as_deref()),
+        }
     }
 }

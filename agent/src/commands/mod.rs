@@ -6,7 +6,8 @@
 //! or 1, an error for 2.
 //!
 //! On the host: [`scan`], [`gate::local`], [`checks`], [`controls`];
-//! as the agent: [`enroll`], [`run`], [`rotate_key`]; against the
+//! as the agent: [`enroll`], [`run`], [`rotate_key`]; a person's key:
+//! [`person`]; against the
 //! collector's API ([`crate::client`]): [`status`], [`report`] (`pull`),
 //! [`gate::fleet`]; offline, trusting only the collector's key:
 //! [`verify`], [`report`] (`render`).
@@ -18,6 +19,7 @@ pub mod checks;
 pub mod controls;
 pub mod enroll;
 pub mod gate;
+pub mod person;
 pub mod report;
 pub mod rotate_key;
 pub mod run;
