@@ -6,7 +6,10 @@
 //! the directory it starts from (as `find -xdev`), so a container's
 //! overlay or a network mount under /var is not scanned as the host's.
 
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, StatxFlags};
 use std::path::PathBuf;
 
 use crate::host::{HostError, HostView, Resolved};
@@ -86,46 +89,77 @@ pub(crate) fn walk(
     let base = dir.trim_end_matches('/').to_string();
     let mut out = Walk::default();
     let mut stack: Vec<(PathBuf, String, usize)> = vec![(real, base, 0)];
+    // One listing buffer for the whole walk: a directory of thousands of
+    // entries is read in a few system calls, and no name is copied.
+    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 32 * 1024];
     while let Some((real, shown, depth)) = stack.pop() {
-        let iter = match std::fs::read_dir(&real) {
-            Ok(it) => it,
+        // O_NOFOLLOW: a directory swapped for a link since it was listed
+        // is not followed out of the tree.
+        let fd = match rustix::fs::open(
+            &real,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
             Err(e) => {
+                let e = std::io::Error::from(e);
                 out.unreadable.push((format!("{shown}: {e}"), depth));
                 continue;
             }
         };
-        for item in iter {
-            let Ok(item) = item else { continue };
-            // The entry's type comes with the listing: links (a third of
-            // the library directories) are passed over without a stat.
-            if item.file_type().is_ok_and(|t| t.is_symlink()) {
+        let mut listing = RawDir::new(fd.as_fd(), &mut buf);
+        while let Some(item) = listing.next() {
+            let item = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    let e = std::io::Error::from(e);
+                    out.unreadable.push((format!("{shown}: {e}"), depth));
+                    break;
+                }
+            };
+            let name = item.file_name();
+            if name == c"." || name == c".." {
                 continue;
             }
-            let Ok(m) = item.metadata() else { continue };
-            if m.file_type().is_symlink() {
+            // The entry's type comes with the listing: links (a third of
+            // the library directories) are passed over without a stat.
+            if item.file_type() == FileType::Symlink {
+                continue;
+            }
+            // Only what the rules read: no birth time, sizes or times.
+            let Ok(m) = rustix::fs::statx(
+                fd.as_fd(),
+                name,
+                AtFlags::SYMLINK_NOFOLLOW,
+                StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::UID | StatxFlags::GID,
+            ) else {
+                continue;
+            };
+            let kind = FileType::from_raw_mode(u32::from(m.stx_mode));
+            if kind == FileType::Symlink {
                 continue;
             }
             if out.found.len() >= MAX_ENTRIES {
                 out.truncated = true;
                 return Ok(Some(out));
             }
-            let name = item.file_name();
             let name = name.to_string_lossy();
             let mut path = String::with_capacity(shown.len() + 1 + name.len());
             path.push_str(&shown);
             path.push('/');
             path.push_str(&name);
-            let is_dir = m.is_dir();
-            if is_dir && depth + 1 < max_depth && m.dev() == device && !prune(&path) {
-                stack.push((item.path(), path.clone(), depth + 1));
+            let is_dir = kind == FileType::Directory;
+            let same_device = rustix::fs::makedev(m.stx_dev_major, m.stx_dev_minor) == device;
+            if is_dir && depth + 1 < max_depth && same_device && !prune(&path) {
+                stack.push((real.join(&*name), path.clone(), depth + 1));
             }
             out.found.push(Found {
                 path,
-                mode: m.mode() & 0o7777,
-                uid: m.uid(),
-                gid: m.gid(),
+                mode: u32::from(m.stx_mode) & 0o7777,
+                uid: m.stx_uid,
+                gid: m.stx_gid,
                 is_dir,
-                is_file: m.is_file(),
+                is_file: kind == FileType::RegularFile,
                 depth: depth + 1,
             });
         }
