@@ -232,9 +232,21 @@ pub fn scan(
     let (_, started_at) = now();
     let clock = Instant::now();
     let ctx = Ctx::new(host, params);
-    let wants_lists = checks
+    // What each check waits for: 2 the package lists (the longest read),
+    // 1 a directory walk, 0 nothing prefetched.
+    let waits: Vec<u8> = checks
         .iter()
-        .any(|c| c.probes().any(|p| p.kind() == "pending_updates"));
+        .map(|c| {
+            if c.probes().any(|p| p.kind() == "pending_updates") {
+                2
+            } else if c.probes().any(|p| !p.walks().is_empty()) {
+                1
+            } else {
+                0
+            }
+        })
+        .collect();
+    let wants_lists = waits.contains(&2);
     // Directories the special-files checks walk, each to the deepest depth
     // asked: walked ahead on their own thread, since they are file-system
     // bound and the checks need them only near the end.
@@ -253,17 +265,8 @@ pub fn scan(
     // The checks that need what is prefetched run last, those waiting for
     // the package lists (the longest read) after those waiting for walks,
     // so that the prefetching overlaps every other check.
-    let waits = |c: &Check| -> u8 {
-        if c.probes().any(|p| p.kind() == "pending_updates") {
-            2
-        } else if c.probes().any(|p| !p.walks().is_empty()) {
-            1
-        } else {
-            0
-        }
-    };
     let mut order: Vec<usize> = (0..checks.len()).collect();
-    order.sort_by_key(|&i| waits(checks[i]));
+    order.sort_by_key(|&i| waits[i]);
     let next = AtomicUsize::new(0);
     let slots: Vec<OnceLock<CheckResult>> = checks.iter().map(|_| OnceLock::new()).collect();
     let facts: HostFacts = std::thread::scope(|s| {

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::systemd_unit::{unit_files, unit_state};
+use super::systemd_unit::{enabled_unit, unit_files};
 use super::{Ctx, Outcome, Probe, host_try};
 use crate::host::HostView;
 use crate::host::sockets::{Bound, Transport};
@@ -363,13 +363,9 @@ impl ListenersProbe {
             if listens.is_empty() {
                 continue;
             }
-            let mut unit_sources = Vec::new();
-            let (_, state) =
-                unit_state(ctx.host, std::slice::from_ref(&e.name), &mut unit_sources)?;
-            if !state.is_enabled() {
+            let Some(state) = enabled_unit(ctx.host, &e.name, sources)? else {
                 continue;
-            }
-            sources.extend(unit_sources);
+            };
             let program = e.name.trim_end_matches(".socket").to_string();
             for (port, line) in listens {
                 sources.push(f.source_at(line));
@@ -381,10 +377,7 @@ impl ListenersProbe {
             }
         }
         for (unit, program, ports) in KNOWN_DAEMONS {
-            let mut unit_sources = Vec::new();
-            let (_, state) = unit_state(ctx.host, &[unit.to_string()], &mut unit_sources)?;
-            if state.is_enabled() {
-                sources.extend(unit_sources);
+            if let Some(state) = enabled_unit(ctx.host, unit, sources)? {
                 for port in ports.split(' ') {
                     out.push((
                         port.to_string(),

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use super::systemd_unit::{unit_file, unit_files, unit_state};
+use super::systemd_unit::{enabled_unit, unit_file, unit_files, unit_state};
 use super::{Ctx, Outcome, Probe, host_try};
 use crate::expect::{Num, Pattern};
 use crate::host::{HostError, HostView};
@@ -91,13 +91,9 @@ impl ScheduledProbe {
             if !named && runs.is_none() {
                 continue;
             }
-            let mut unit_sources = Vec::new();
-            let (_, state) =
-                unit_state(ctx.host, std::slice::from_ref(&e.name), &mut unit_sources)?;
-            if !state.is_enabled() {
+            if enabled_unit(ctx.host, &e.name, sources)?.is_none() {
                 continue;
             }
-            sources.extend(unit_sources);
             let (how, source) = match runs {
                 Some((cmd, at)) => (format!("timer {} runs `{cmd}`", e.name), at),
                 None => (format!("timer {}", e.name), timer.source()),

@@ -61,6 +61,22 @@ impl Enablement {
 /// that is installed (aliases followed): units that stand for one another
 /// (`dnf-automatic.timer`, `dnf-automatic-install.timer`) are satisfied by
 /// any one of them.
+/// `unit`'s state when it is enabled, with its sources added to
+/// `sources`; `None` (and no sources) when it is not.
+pub(crate) fn enabled_unit(
+    host: &HostView,
+    unit: &str,
+    sources: &mut Vec<Source>,
+) -> Result<Option<Enablement>, HostError> {
+    let mut unit_sources = Vec::new();
+    let (_, state) = unit_state(host, &[unit.to_string()], &mut unit_sources)?;
+    if !state.is_enabled() {
+        return Ok(None);
+    }
+    sources.extend(unit_sources);
+    Ok(Some(state))
+}
+
 pub(crate) fn unit_state(
     host: &HostView,
     units: &[String],
