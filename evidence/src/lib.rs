@@ -37,6 +37,7 @@ pub mod keys;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod person;
 pub mod receipt;
 pub mod report;
 pub mod statement;
