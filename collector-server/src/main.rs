@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use annexa_collector::commands::{self, CommandError};
 use annexa_collector::config::{CollectorConfig, DEFAULT_CONFIG};
-use annexa_collector::store::Role;
+use annexa_collector::store::{PersonRole, Role};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -100,6 +100,12 @@ enum Command {
     ApiToken {
         #[command(subcommand)]
         command: ApiTokenCommand,
+    },
+    /// People who sign attestations, waivers and actions with their own
+    /// keys (docs/security.md, "People").
+    Person {
+        #[command(subcommand)]
+        command: PersonCommand,
     },
     /// Enrolled agents.
     Agent {
@@ -216,6 +222,54 @@ enum ApiTokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum PersonCommand {
+    /// Register a person with the public key `annexa person keygen` printed.
+    Add {
+        #[command(flatten)]
+        at: Where,
+        /// Their name.
+        #[arg(long)]
+        name: String,
+        /// Their e-mail: the name their statements are signed with, and how
+        /// an SoA `owner` field names them.
+        #[arg(long)]
+        email: String,
+        /// Their Ed25519 public key (standard base64).
+        #[arg(long)]
+        public_key: String,
+        /// owner (attests, requests waivers, opens and closes actions for
+        /// the controls the SoA says they own), approver (decides others'
+        /// waiver requests), auditor or admin; repeatable.
+        #[arg(long = "role", required = true, value_parser = parse_person_role)]
+        roles: Vec<PersonRole>,
+    },
+    /// List people and their keys.
+    List {
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Revoke a person: nothing they sign is accepted from now on.
+    Revoke {
+        #[command(flatten)]
+        at: Where,
+        /// Their e-mail.
+        #[arg(long)]
+        email: String,
+    },
+    /// Replace a person's key; the old key is retired.
+    RotateKey {
+        #[command(flatten)]
+        at: Where,
+        /// Their e-mail.
+        #[arg(long)]
+        email: String,
+        /// The new public key (standard base64).
+        #[arg(long)]
+        public_key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AgentCommand {
     /// List enrolled agents.
     List {
@@ -310,6 +364,11 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => Err(format!("`{s}` is not KEY=VALUE")),
     }
+}
+
+fn parse_person_role(s: &str) -> Result<PersonRole, String> {
+    PersonRole::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a person role (owner, approver, auditor, admin)"))
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -412,6 +471,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ApiTokenCommand::Revoke { at, name } => {
                 commands::admin::revoke_api_token(&at.load()?, &name).await
             }
+        },
+        Command::Person { command } => match command {
+            PersonCommand::Add {
+                at,
+                name,
+                email,
+                public_key,
+                roles,
+            } => commands::people::add(&at.load()?, &name, &email, &public_key, &roles).await,
+            PersonCommand::List { at } => commands::people::list(&at.load()?).await,
+            PersonCommand::Revoke { at, email } => {
+                commands::people::revoke(&at.load()?, &email).await
+            }
+            PersonCommand::RotateKey {
+                at,
+                email,
+                public_key,
+            } => commands::people::rotate_key(&at.load()?, &email, &public_key).await,
         },
         Command::Agent { command } => match command {
             AgentCommand::List { at } => commands::admin::agents(&at.load()?).await,

@@ -10,8 +10,8 @@ use annexa_collector::store::postgres::PgStore;
 use annexa_collector::store::sqlite::SqliteStore;
 use annexa_collector::store::{
     Accepted, CheckpointRow, ConformityChange, CurrentState, Enrolled, HostRows, Hosts,
-    KeyTransitionRow, LatestChange, LogAppend, NewAgent, NewSoa, Role, StateEvent, Store,
-    StoreError, TimelineQuery,
+    KeyTransitionRow, LatestChange, LogAppend, NewAgent, NewPerson, NewSoa, PersonRole, Role,
+    StateEvent, Store, StoreError, TimelineQuery,
 };
 use annexa_tests::PgScratch;
 
@@ -796,6 +796,132 @@ async fn collector_key_transitions_are_kept_in_order_at_the_log_size(store: &dyn
     );
 }
 
+fn new_person(email: &str, key: &str, roles: &[PersonRole]) -> NewPerson {
+    NewPerson {
+        email: email.into(),
+        name: format!("{email}'s name"),
+        roles: roles.to_vec(),
+        key_id: key.into(),
+        public_key: format!("pub-{key}"),
+        created_by: "ops".into(),
+        now: NOW.into(),
+    }
+}
+
+async fn people_with_roles_keys_rotation_and_revocation(store: &dyn Store) {
+    store
+        .add_person(&new_person(
+            "Jane@Example.org",
+            "kj1",
+            &[PersonRole::Owner, PersonRole::Approver],
+        ))
+        .await
+        .unwrap();
+    store
+        .add_person(&new_person(
+            "sam@example.org",
+            "ks1",
+            &[PersonRole::Approver],
+        ))
+        .await
+        .unwrap();
+    // The same e-mail in another case, or a key already taken: refused.
+    let dup = store
+        .add_person(&new_person("jane@example.org", "kj9", &[PersonRole::Owner]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&dup, StoreError::Conflict(m) if m.contains("registered already")),
+        "{dup:?}"
+    );
+    let dup_key = store
+        .add_person(&new_person("kim@example.org", "ks1", &[PersonRole::Owner]))
+        .await
+        .unwrap_err();
+    assert!(matches!(dup_key, StoreError::Conflict(_)), "{dup_key:?}");
+    assert!(
+        store
+            .people()
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.email != "kim@example.org"),
+        "a refused registration leaves nothing behind"
+    );
+
+    let jane = store.person_by_key("kj1").await.unwrap().unwrap();
+    assert_eq!(jane.email, "jane@example.org");
+    assert_eq!(jane.roles, [PersonRole::Owner, PersonRole::Approver]);
+    assert_eq!(jane.current_key().unwrap().key_id, "kj1");
+
+    // Rotation: the old key still names the person (what it signed stays
+    // verifiable) but is retired; the new one is current.
+    store
+        .rotate_person_key("jane@example.org", "kj2", "pub-kj2", "2026-11-24T10:00:00Z")
+        .await
+        .unwrap();
+    let jane = store.person_by_key("kj1").await.unwrap().unwrap();
+    assert_eq!(jane.keys.len(), 2);
+    assert_eq!(
+        jane.keys[0].retired_at.as_deref(),
+        Some("2026-11-24T10:00:00Z")
+    );
+    assert_eq!(jane.current_key().unwrap().key_id, "kj2");
+    let taken = store
+        .rotate_person_key("jane@example.org", "ks1", "pub-ks1", NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(taken, StoreError::Conflict(_)), "{taken:?}");
+    assert_eq!(
+        store
+            .person_by_key("kj2")
+            .await
+            .unwrap()
+            .unwrap()
+            .current_key()
+            .unwrap()
+            .key_id,
+        "kj2",
+        "a refused rotation keeps the current key"
+    );
+
+    store.revoke_person("SAM@example.org", NOW).await.unwrap();
+    assert!(
+        store
+            .person_by_key("ks1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(matches!(
+        store.revoke_person("sam@example.org", NOW).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .rotate_person_key("sam@example.org", "ks2", "pub", NOW)
+            .await,
+        Err(StoreError::Denied(_))
+    ));
+    assert!(matches!(
+        store
+            .rotate_person_key("nobody@example.org", "kn", "pub", NOW)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store.person_by_key("unknown").await.unwrap().is_none());
+    let emails: Vec<String> = store
+        .people()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.email)
+        .collect();
+    assert_eq!(emails, ["jane@example.org", "sam@example.org"]);
+}
+
 async fn run_contract(store: &dyn Store) {
     store.ping().await.unwrap();
     enrollment_is_single_use_and_idempotent_per_key(store).await;
@@ -804,6 +930,7 @@ async fn run_contract(store: &dyn Store) {
     a_key_rotation_retires_the_old_key_with_its_last_sequence(store).await;
     a_batch_with_a_stale_chain_head_stores_nothing(store).await;
     api_tokens_by_hash_with_roles_and_revocation(store).await;
+    people_with_roles_keys_rotation_and_revocation(store).await;
     soa_versions_and_conformity_with_their_timeline(store).await;
     the_log_appends_with_its_envelopes_and_prunes_payloads_only(store).await;
     collector_key_transitions_are_kept_in_order_at_the_log_size(store).await;

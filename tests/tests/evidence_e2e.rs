@@ -874,3 +874,119 @@ fn the_agent_library_enrolls_and_runs_in_process_against_the_collector() {
     assert_eq!(chain.len(), 1);
     assert_eq!(chain[0].sha256, once.produced.digest);
 }
+
+/// The `public key:` line of `annexa person keygen` or `show`.
+fn public_key_line(o: &std::process::Output) -> String {
+    stdout(o)
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .unwrap_or_else(|| panic!("no public key line: {}", show(o)))
+        .to_string()
+}
+
+#[test]
+fn people_are_registered_with_keys_they_made_rotated_and_revoked() {
+    let c = Collector::start();
+    let home = tempfile::tempdir().unwrap();
+    let first = home.path().join("first.key");
+    let second = home.path().join("second.key");
+    let keygen = |key: &std::path::Path| {
+        let o = common::annexa(&["person", "keygen", "--key", key.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+        public_key_line(&o)
+    };
+    let (k1, k2) = (keygen(&first), keygen(&second));
+
+    let add = |email: &str, key: &str, roles: &[&str]| {
+        let mut args = vec![
+            "person",
+            "add",
+            "--name",
+            "Jane Doe",
+            "--email",
+            email,
+            "--public-key",
+            key,
+        ];
+        for r in roles {
+            args.extend(["--role", r]);
+        }
+        c.cli(&args)
+    };
+    let o = add("Jane@Example.org", &k1, &["owner", "approver"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        stdout(&o).contains("registered jane@example.org"),
+        "{}",
+        show(&o)
+    );
+
+    // Bad input is named, and nothing is registered by it.
+    for (email, key, roles, expected) in [
+        (
+            "sam@example.org",
+            "not base64!",
+            vec!["owner"],
+            "--public-key",
+        ),
+        ("sam", k2.as_str(), vec!["owner"], "--email"),
+        (
+            "sam@example.org",
+            k2.as_str(),
+            vec!["root"],
+            "not a person role",
+        ),
+        (
+            "jane@example.org",
+            k2.as_str(),
+            vec!["owner"],
+            "registered already",
+        ),
+        (
+            "sam@example.org",
+            k1.as_str(),
+            vec!["owner"],
+            "registered already",
+        ),
+    ] {
+        let o = add(email, key, &roles);
+        assert_ne!(o.status.code(), Some(0), "{email}: {}", show(&o));
+        assert!(
+            common::stderr(&o).contains(expected),
+            "{expected}: {}",
+            show(&o)
+        );
+    }
+    let o = c.cli(&["person", "list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let listed = stdout(&o);
+    assert!(
+        listed.contains("jane@example.org  Jane Doe  [owner,approver]  active"),
+        "{listed}"
+    );
+    assert!(!listed.contains("sam@"), "{listed}");
+
+    let o = c.cli(&[
+        "person",
+        "rotate-key",
+        "--email",
+        "jane@example.org",
+        "--public-key",
+        &k2,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let listed = stdout(&c.cli(&["person", "list"]));
+    assert_eq!(listed.matches(" retired ").count(), 1, "{listed}");
+    assert_eq!(listed.matches("(current)").count(), 1, "{listed}");
+
+    let o = c.cli(&["person", "revoke", "--email", "jane@example.org"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(stdout(&c.cli(&["person", "list"])).contains("revoked 20"));
+    let o = c.cli(&["person", "revoke", "--email", "jane@example.org"]);
+    assert_ne!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        common::stderr(&o).contains("no active person"),
+        "{}",
+        show(&o)
+    );
+}

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod log;
 pub mod migrate;
+pub mod people;
 pub mod soa;
 
 use std::path::Path;

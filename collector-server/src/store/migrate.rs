@@ -129,6 +129,30 @@ const TABLES: &[Table] = &[
         page: Page::Offset("agent_no, until_sequence"),
     },
     Table {
+        name: "people",
+        columns: &[
+            ("no", Int),
+            ("email", Text),
+            ("name", Text),
+            ("roles", Text),
+            ("created_at", Text),
+            ("created_by", Text),
+            ("revoked_at", Text),
+        ],
+        page: Page::Identity("no"),
+    },
+    Table {
+        name: "person_keys",
+        columns: &[
+            ("key_id", Text),
+            ("person_no", Int),
+            ("public_key", Text),
+            ("added_at", Text),
+            ("retired_at", Text),
+        ],
+        page: Page::Offset("key_id"),
+    },
+    Table {
         name: "latest_results",
         columns: &[
             ("agent_no", Int),
@@ -264,6 +288,7 @@ pub async fn copy(from: &SqliteStore, to: &PgStore) -> Result<Copied, StoreError
         "log_entries",
         "soa_versions",
         "api_tokens",
+        "people",
     ] {
         let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {t}"))
             .fetch_one(&mut *dst)
@@ -354,4 +379,47 @@ pub async fn copy(from: &SqliteStore, to: &PgStore) -> Result<Copied, StoreError
     dst.commit().await?;
     src.rollback().await?;
     Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    /// A table or column added by a migration and not to [`super::TABLES`]
+    /// would be silently left behind by `migrate`.
+    #[tokio::test]
+    async fn every_table_and_column_is_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::SqliteStore::open(&dir.path().join("c.db"))
+            .await
+            .unwrap();
+        let tables = sqlx::query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx_%' ORDER BY name",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let mut schema = Vec::new();
+        for t in tables {
+            let name: String = t.get("name");
+            let columns = sqlx::query(&format!("SELECT name FROM pragma_table_info('{name}')"))
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+            let mut columns: Vec<String> = columns.iter().map(|c| c.get("name")).collect();
+            columns.sort();
+            schema.push((name, columns));
+        }
+        let mut copied: Vec<(String, Vec<String>)> = super::TABLES
+            .iter()
+            .map(|t| {
+                let mut c: Vec<String> = t.columns.iter().map(|(c, _)| c.to_string()).collect();
+                c.sort();
+                (t.name.to_string(), c)
+            })
+            .collect();
+        copied.sort();
+        assert_eq!(copied, schema);
+    }
 }

@@ -88,6 +88,31 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes API tokens by name; returns how many.
     async fn revoke_api_token(&self, name: &str, now: &str) -> Result<u64, StoreError>;
 
+    /// Registers a person with their first key; `Conflict` if the e-mail
+    /// or the key is registered already.
+    async fn add_person(&self, person: &NewPerson) -> Result<(), StoreError>;
+
+    /// Every person with their keys, by e-mail.
+    async fn people(&self) -> Result<Vec<PersonRecord>, StoreError>;
+
+    /// The person who has, or once had, the key `key_id`.
+    async fn person_by_key(&self, key_id: &str) -> Result<Option<PersonRecord>, StoreError>;
+
+    /// Revokes a person: nothing they sign is accepted from now on.
+    /// `NotFound` for an unknown e-mail.
+    async fn revoke_person(&self, email: &str, now: &str) -> Result<(), StoreError>;
+
+    /// Retires a person's current key and registers `key_id` in its place,
+    /// in one transaction; `Conflict` if the key is registered already,
+    /// `Denied` for a revoked person.
+    async fn rotate_person_key(
+        &self,
+        email: &str,
+        key_id: &str,
+        public_key: &str,
+        now: &str,
+    ) -> Result<(), StoreError>;
+
     /// The agent that once signed with `key_id`, and that key, if it has
     /// rotated away from it.
     async fn retired_key(

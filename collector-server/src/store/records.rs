@@ -9,6 +9,7 @@ use annexa_checks::result::Status;
 use serde::{Deserialize, Serialize};
 
 use super::Labels;
+pub use annexa_evidence::person::rules::PersonRole;
 
 /// An API credential's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +130,65 @@ pub struct ApiToken {
     pub expires_at: Option<i64>,
     /// Revocation time, if revoked.
     pub revoked_at: Option<String>,
+}
+
+/// A person registered to sign statements (docs/security.md, "People").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRecord {
+    /// Their e-mail, lower-cased: the name statements sign with.
+    pub email: String,
+    /// Their name, for people.
+    pub name: String,
+    /// What they may state.
+    pub roles: Vec<PersonRole>,
+    /// When they were registered.
+    pub created_at: String,
+    /// Who registered them (the admin credential's name).
+    pub created_by: String,
+    /// When they were revoked, if they were.
+    pub revoked_at: Option<String>,
+    /// Every key they have had, oldest first; the last without
+    /// `retired_at` is current.
+    pub keys: Vec<PersonKey>,
+}
+
+impl PersonRecord {
+    /// The key they sign with now, unless revoked.
+    pub fn current_key(&self) -> Option<&PersonKey> {
+        self.keys.iter().rev().find(|k| k.retired_at.is_none())
+    }
+}
+
+/// One key of a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonKey {
+    /// Hex SHA-256 of the raw public key.
+    pub key_id: String,
+    /// The Ed25519 public key, standard base64.
+    pub public_key: String,
+    /// When it was registered.
+    pub added_at: String,
+    /// When it was replaced, if it was.
+    pub retired_at: Option<String>,
+}
+
+/// A person to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPerson {
+    /// E-mail (stored lower-cased).
+    pub email: String,
+    /// Name.
+    pub name: String,
+    /// Roles (at least one).
+    pub roles: Vec<PersonRole>,
+    /// Their first key's id.
+    pub key_id: String,
+    /// Their first key, standard base64.
+    pub public_key: String,
+    /// Who registers them.
+    pub created_by: String,
+    /// Now.
+    pub now: String,
 }
 
 /// A change of a (host, check) latest result.

@@ -8,8 +8,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{
     Accepted, AgentRecord, CheckpointRow, ConformityChange, CurrentState, EnvelopeMeta, ExportRow,
-    KeyTransitionRow, Labels, LatestChange, LatestRow, SoaVersion, StoreError, StoredState,
-    TimelineEntry, WindowEntry,
+    KeyTransitionRow, Labels, LatestChange, LatestRow, PersonKey, PersonRecord, PersonRole,
+    SoaVersion, StoreError, StoredState, TimelineEntry, WindowEntry,
 };
 use annexa_checks::result::Status;
 use annexa_evidence::log::RetentionRun;
@@ -202,6 +202,45 @@ pub fn soa_version<R: AnyRow>(row: &R) -> Result<SoaVersion, StoreError> {
         imported_by: row.text("imported_by")?,
         imported_at: row.text("imported_at")?,
         comment: row.opt_text("comment")?,
+    })
+}
+
+/// Roles as stored: their names, comma-separated, in order.
+pub fn roles_text(roles: &[PersonRole]) -> String {
+    let mut r = roles.to_vec();
+    r.sort();
+    r.dedup();
+    r.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// A `people` row with its `person_keys` rows.
+pub fn person<R: AnyRow>(row: &R, keys: &[R]) -> Result<PersonRecord, StoreError> {
+    let roles = row
+        .text("roles")?
+        .split(',')
+        .map(|r| {
+            PersonRole::parse(r)
+                .ok_or_else(|| StoreError::Broken(format!("unknown person role `{r}`")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PersonRecord {
+        email: row.text("email")?,
+        name: row.text("name")?,
+        roles,
+        created_at: row.text("created_at")?,
+        created_by: row.text("created_by")?,
+        revoked_at: row.opt_text("revoked_at")?,
+        keys: keys
+            .iter()
+            .map(|k| {
+                Ok(PersonKey {
+                    key_id: k.text("key_id")?,
+                    public_key: k.text("public_key")?,
+                    added_at: k.text("added_at")?,
+                    retired_at: k.opt_text("retired_at")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
     })
 }
 

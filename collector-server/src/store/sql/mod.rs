@@ -7,6 +7,7 @@
 
 pub(super) mod append;
 pub(super) mod helpers;
+pub(super) mod people;
 pub(super) mod writes;
 
 /// The names the shared methods use; a backend module imports them all.
@@ -18,8 +19,8 @@ pub(super) mod prelude {
     pub(in crate::store) use super::super::{
         Accepted, AgentRecord, ApiToken, CheckpointRow, ConformityChange, Enrolled, EnvelopeMeta,
         ExportRow, HostRows, Hosts, KeyTransitionRow, Labels, LatestRow, LogAppend, NewAgent,
-        NewSoa, Pruned, RELOG_MAX, Relog, RetiredKey, Role, SoaVersion, Store, StoreError,
-        TimelineEntry, TimelineQuery, WindowEntry,
+        NewPerson, NewSoa, PersonRecord, Pruned, RELOG_MAX, Relog, RetiredKey, Role, SoaVersion,
+        Store, StoreError, TimelineEntry, TimelineQuery, WindowEntry,
     };
     pub(in crate::store) use super::{HashColumn, LEAVES, TILES};
     pub(in crate::store) use annexa_evidence::log::{RetentionRun, Unlogged};
@@ -63,6 +64,7 @@ macro_rules! sql_store {
         $crate::store::sql::helpers::sql_helpers!($conn);
         $crate::store::sql::append::sql_append!($conn, envelope_rows = $envelope_rows);
         $crate::store::sql::writes::sql_writes!($conn);
+        $crate::store::sql::people::sql_people!($conn);
 
         #[async_trait::async_trait]
         impl Store for $store {
@@ -166,6 +168,55 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn add_person(&self, person: &NewPerson) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                add_person_in(&mut tx, person).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn people(&self) -> Result<Vec<PersonRecord>, StoreError> {
+                people_where(&mut *self.pool.acquire().await?, None).await
+            }
+
+            async fn person_by_key(&self, key_id: &str) -> Result<Option<PersonRecord>, StoreError> {
+                let found = people_where(
+                    &mut *self.pool.acquire().await?,
+                    Some(("no IN (SELECT person_no FROM person_keys WHERE key_id = $1)", key_id)),
+                )
+                .await?;
+                Ok(found.into_iter().next())
+            }
+
+            async fn revoke_person(&self, email: &str, now: &str) -> Result<(), StoreError> {
+                let done = sqlx::query(
+                    "UPDATE people SET revoked_at = $1 WHERE email = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(email.to_lowercase())
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!(
+                        "no active person is registered as {email}"
+                    )));
+                }
+                Ok(())
+            }
+
+            async fn rotate_person_key(
+                &self,
+                email: &str,
+                key_id: &str,
+                public_key: &str,
+                now: &str,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                rotate_person_key_in(&mut tx, email, key_id, public_key, now).await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn agent_by_key(&self, key_id: &str) -> Result<Option<AgentRecord>, StoreError> {
