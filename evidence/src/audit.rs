@@ -17,7 +17,9 @@ use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::encoding::hex;
 use crate::ids::AgentId;
 use crate::keys::PublicKey;
-use crate::log::{BUNDLE_FORMAT, BundleEntry, Header, Record, RetentionRun};
+use crate::log::{
+    BUNDLE_FORMAT, BundleEntry, Header, PersonBundleEntry, PersonKeys, Record, RetentionRun,
+};
 use crate::merkle::{MemoryTree, consistency_proof, verify_consistency};
 use crate::note::Verifier;
 use crate::statement::{ScanPredicate, parse_scan_statement, subject_name};
@@ -72,8 +74,13 @@ pub struct Verification {
     pub envelopes_verified: u64,
     /// Entries whose envelope the retention job removed.
     pub pruned: u64,
+    /// Person statements whose signature, digest and statement were
+    /// checked against the signer's key in force when it was accepted.
+    pub person_statements_verified: u64,
     /// Agents in the bundle.
     pub agents: usize,
+    /// People in the bundle.
+    pub people: usize,
     /// Checkpoints whose signature and root were checked.
     pub checkpoints_verified: usize,
     /// The collector's keys, oldest first, each with the checkpoint sizes
@@ -213,6 +220,7 @@ pub fn verify_bundle(
         );
     }
     let mut agents: HashMap<AgentId, AgentKeys> = HashMap::new();
+    let mut people: HashMap<String, PersonKeys> = HashMap::new();
     let mut checkpoints: Vec<(String, String)> = Vec::new();
     let mut transitions: Vec<String> = Vec::new();
     let mut replay = Replay {
@@ -227,6 +235,14 @@ pub fn verify_bundle(
         let line = line?;
         if end.is_some() {
             return Err(malformed(line_at, "a line follows the end record".into()));
+        }
+        // A person's statement is rare: checked in order, on this thread.
+        if line.starts_with("{\"type\":\"person_entry\"") {
+            replay.flush(&mut v, &agents)?;
+            let e: PersonBundleEntry =
+                serde_json::from_str(&line).map_err(|e| malformed(line_at, e.to_string()))?;
+            apply_person_entry(&mut v, &mut replay, &people, e);
+            continue;
         }
         // Entries are parsed in parallel with their envelope checks.
         let rec = if line.starts_with("{\"type\":\"entry\"") {
@@ -277,6 +293,21 @@ pub fn verify_bundle(
                 }
                 v.agents += 1;
                 agents.insert(a.id, AgentKeys(keys));
+            }
+            Record::Person(p) => {
+                for k in &p.keys {
+                    if PublicKey::from_b64(&k.public_key).ok().map(|pk| pk.key_id()).as_ref() != Some(&k.key_id) {
+                        v.problem(
+                            None,
+                            format!(
+                                "person {}: key {} is not the base64 of a public key with that id (key replaced?)",
+                                p.email, k.key_id
+                            ),
+                        );
+                    }
+                }
+                v.people += 1;
+                people.insert(p.email.clone(), p);
             }
             Record::Checkpoint(c) => {
                 checkpoints.push((c.note, format!("stored checkpoint signed {}", c.signed_at)))
@@ -605,6 +636,114 @@ fn apply_entry(
         chain.next = e.sequence + 1;
         chain.last = Some(e.envelope_sha256);
     }
+}
+
+/// A person statement's leaf, in order: its fields hash to the stored
+/// leaf, its envelope is the one logged, signed by the key the person had
+/// when it was accepted (not retired, person not revoked), and its
+/// statement is a person statement by that person of the logged type.
+fn apply_person_entry(
+    v: &mut Verification,
+    replay: &mut Replay,
+    people: &HashMap<String, PersonKeys>,
+    e: PersonBundleEntry,
+) {
+    let i = replay.tree.size();
+    if e.index != i {
+        v.problem(
+            Some(i),
+            format!(
+                "entry {} is where entry {i} belongs: entries were deleted, inserted or reordered",
+                e.index
+            ),
+        );
+    }
+    let at = Some(e.index);
+    let leaf = e.entry().leaf_hash();
+    if hex(&leaf) != e.leaf_hash {
+        v.problem(
+            at,
+            "the stored leaf hash is not the hash of the entry's fields: the entry was edited"
+                .into(),
+        );
+    }
+    replay.tree.push(leaf);
+    v.entries += 1;
+    match check_person_statement(&e, people) {
+        Ok(()) => v.person_statements_verified += 1,
+        Err(why) => v.problem(at, why),
+    }
+}
+
+fn check_person_statement(
+    e: &PersonBundleEntry,
+    people: &HashMap<String, PersonKeys>,
+) -> Result<(), String> {
+    let Some(raw) = &e.envelope else {
+        return Err(format!(
+            "the statement of {} is missing: person statements are never pruned, so it was deleted",
+            e.person
+        ));
+    };
+    let bytes = raw.get().as_bytes();
+    let digest = crate::sha256_hex(bytes);
+    if digest != e.envelope_sha256 {
+        return Err(format!(
+            "the statement's bytes hash to {digest}, not the logged {}: the statement was altered",
+            e.envelope_sha256
+        ));
+    }
+    let person = people
+        .get(&e.person)
+        .ok_or_else(|| format!("person {} is not in the bundle", e.person))?;
+    let key = person
+        .keys
+        .iter()
+        .find(|k| k.key_id == e.key_id)
+        .ok_or_else(|| format!("key {} is not one of {}'s keys", e.key_id, e.person))?;
+    let accepted = crate::person::rules::unix(&e.accepted_at)
+        .ok_or_else(|| format!("accepted_at `{}` is not an RFC 3339 time", e.accepted_at))?;
+    let before = |t: &Option<String>| {
+        t.as_deref()
+            .is_some_and(|t| crate::person::rules::unix(t).is_none_or(|t| t <= accepted))
+    };
+    if crate::person::rules::unix(&key.added_at).is_none_or(|t| t > accepted) {
+        return Err(format!(
+            "{}'s key {} was registered at {}, after the statement was accepted at {}",
+            e.person, e.key_id, key.added_at, e.accepted_at
+        ));
+    }
+    if before(&key.retired_at) {
+        return Err(format!(
+            "{}'s key {} was retired before the statement was accepted at {}",
+            e.person, e.key_id, e.accepted_at
+        ));
+    }
+    if before(&person.revoked_at) {
+        return Err(format!(
+            "{} was revoked before the statement was accepted at {}",
+            e.person, e.accepted_at
+        ));
+    }
+    let public = PublicKey::from_b64(&key.public_key)
+        .map_err(|err| format!("{}'s key {}: {err}", e.person, e.key_id))?;
+    let statement = crate::person::verify(bytes, &public)
+        .map_err(|err| format!("statement by {}: {err}", e.person))?;
+    if statement.issued().person.to_lowercase() != e.person {
+        return Err(format!(
+            "the statement is signed as {}, but logged as {}'s",
+            statement.issued().person,
+            e.person
+        ));
+    }
+    if statement.predicate_type() != e.predicate_type {
+        return Err(format!(
+            "the statement is a {}, but logged as a {}",
+            statement.predicate_type(),
+            e.predicate_type
+        ));
+    }
+    Ok(())
 }
 
 /// Every checkpoint: signature, size within the log, root equal to the

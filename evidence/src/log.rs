@@ -9,6 +9,8 @@ use crate::merkle::{Hash, leaf_hash};
 
 /// The first line of every leaf entry.
 pub const ENTRY_MAGIC: &str = "annexa/log-entry/v1";
+/// The first line of the leaf entry of a person's statement.
+pub const PERSON_ENTRY_MAGIC: &str = "annexa/log-entry/person/v1";
 /// The `format` of a bundle's header.
 pub const BUNDLE_FORMAT: &str = "annexa-log-bundle/1";
 
@@ -44,6 +46,39 @@ impl LogEntry {
     }
 }
 
+/// One accepted person statement as the log records it. Its leaf is
+/// SHA-256(0x00 ‖ [`PersonLogEntry::to_bytes`]); its first line differs
+/// from an agent entry's, so no bytes are a leaf of both kinds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonLogEntry {
+    /// The signer's e-mail (lower-case), as registered.
+    pub person: String,
+    /// Hex SHA-256 of the signing public key.
+    pub key_id: String,
+    /// The statement's predicate type.
+    pub predicate_type: String,
+    /// Hex SHA-256 of the envelope bytes as received.
+    pub envelope_sha256: String,
+    /// When the collector accepted it (RFC 3339 UTC).
+    pub accepted_at: String,
+}
+
+impl PersonLogEntry {
+    /// The entry's bytes: six lines of text, each ending in a newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format!(
+            "{PERSON_ENTRY_MAGIC}\nperson {}\nkey {}\ntype {}\nenvelope sha256:{}\naccepted {}\n",
+            self.person, self.key_id, self.predicate_type, self.envelope_sha256, self.accepted_at
+        )
+        .into_bytes()
+    }
+
+    /// Its leaf hash.
+    pub fn leaf_hash(&self) -> Hash {
+        leaf_hash(&self.to_bytes())
+    }
+}
+
 /// One line of a bundle (JSON Lines, in this order: the header, the
 /// collector key's transitions, agents, checkpoints, entries by index,
 /// unlogged envelopes, retention runs, end).
@@ -58,6 +93,8 @@ pub enum Record {
     KeyTransition(KeyTransition),
     /// An enrolled agent and its key.
     Agent(AgentKey),
+    /// A registered person and every key they have had.
+    Person(PersonKeys),
     /// A signed checkpoint the collector stored.
     Checkpoint(StoredCheckpoint),
     /// An envelope the store holds that no leaf names.
@@ -144,12 +181,82 @@ pub struct StoredCheckpoint {
     pub signed_at: String,
 }
 
+/// A person as a bundle lists them, before the entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonKeys {
+    /// E-mail (lower-case).
+    pub email: String,
+    /// Roles.
+    pub roles: Vec<crate::person::rules::PersonRole>,
+    /// When they were revoked: nothing they signed after is valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// Every key they have had, oldest first.
+    pub keys: Vec<PersonKey>,
+}
+
+/// One key of a person, with when it was in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonKey {
+    /// Hex SHA-256 of the public key.
+    pub key_id: String,
+    /// The Ed25519 public key, standard base64.
+    pub public_key: String,
+    /// Registered at.
+    pub added_at: String,
+    /// Replaced at, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<String>,
+}
+
 /// The `type` of an entry line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryTag {
     /// `"entry"`.
     Entry,
+    /// `"person_entry"`.
+    PersonEntry,
+}
+
+/// A person statement's leaf, its stored hash and its envelope.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonBundleEntry {
+    /// Always `person_entry`; first, as for entries.
+    #[serde(rename = "type")]
+    pub kind: EntryTag,
+    /// Leaf index (0-based).
+    pub index: u64,
+    /// The signer's e-mail.
+    pub person: String,
+    /// The signing key's id.
+    pub key_id: String,
+    /// The statement's predicate type.
+    pub predicate_type: String,
+    /// Hex SHA-256 of the envelope.
+    pub envelope_sha256: String,
+    /// Acceptance time.
+    pub accepted_at: String,
+    /// The leaf hash the store holds (hex), checked against the fields.
+    pub leaf_hash: String,
+    /// The envelope exactly as received.
+    pub envelope: Option<Box<RawValue>>,
+}
+
+impl PersonBundleEntry {
+    /// The entry the leaf binds.
+    pub fn entry(&self) -> PersonLogEntry {
+        PersonLogEntry {
+            person: self.person.clone(),
+            key_id: self.key_id.clone(),
+            predicate_type: self.predicate_type.clone(),
+            envelope_sha256: self.envelope_sha256.clone(),
+            accepted_at: self.accepted_at.clone(),
+        }
+    }
 }
 
 /// A leaf, its stored hash and its envelope (a line of its own type).

@@ -19,6 +19,14 @@ pub fn render(
         v.entries, v.envelopes_verified, v.pruned
     )?;
     writeln!(out, "agents       {}", v.agents)?;
+    // Only logs that hold people's statements say so.
+    if v.people > 0 || v.person_statements_verified > 0 {
+        writeln!(
+            out,
+            "people       {} ({} signed statements verified)",
+            v.people, v.person_statements_verified
+        )?;
+    }
     // One key needs no listing; after a rotation, which signs what.
     if v.collector_keys.len() > 1 {
         for k in &v.collector_keys {
