@@ -151,6 +151,7 @@ fn every_route_admits_exactly_the_credentials_it_declares() {
             ("GET", "/v1/hosts/{id}/evidence/{seq}"),
             (format!("/v1/hosts/{a}/evidence/1"), None),
         ),
+        (("GET", "/v1/people"), ("/v1/people".into(), None)),
         (("GET", "/v1/soa"), ("/v1/soa".into(), None)),
         (("POST", "/v1/soa"), ("/v1/soa".into(), Some(soa))),
         (

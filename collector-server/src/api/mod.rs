@@ -11,6 +11,7 @@ mod evidence;
 mod hosts;
 mod log;
 mod ops;
+mod people;
 mod report;
 mod soa;
 
@@ -127,6 +128,7 @@ fn routes() -> Vec<Route> {
             Reader,
             get(hosts::envelope),
         ),
+        ("GET", "/v1/people", Reader, get(people::list)),
         ("GET", "/v1/soa", Reader, get(soa::list)),
         ("POST", "/v1/soa", Admin, post(soa::import)),
         ("GET", "/v1/soa/diff", Reader, get(soa::diff)),

@@ -133,7 +133,7 @@ pub struct ApiToken {
 }
 
 /// A person registered to sign statements (docs/security.md, "People").
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PersonRecord {
     /// Their e-mail, lower-cased: the name statements sign with.
     pub email: String,
@@ -160,7 +160,7 @@ impl PersonRecord {
 }
 
 /// One key of a person.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PersonKey {
     /// Hex SHA-256 of the raw public key.
     pub key_id: String,
