@@ -23,6 +23,7 @@ use crate::log::{
 use crate::merkle::{MemoryTree, consistency_proof, verify_consistency};
 use crate::note::Verifier;
 use crate::statement::{ScanPredicate, parse_scan_statement, subject_name};
+use annexa_checks::conformity::parse_time;
 
 /// Entries read and checked per parallel chunk.
 const CHUNK: usize = 4096;
@@ -145,6 +146,27 @@ impl AgentKeys {
     }
 }
 
+/// A person as the bundle lists them, with each key parsed once (`None`:
+/// not a public key).
+type ListedPerson = (PersonKeys, Vec<Option<PublicKey>>);
+
+/// A public key a bundle lists under `key_id`, and what is wrong with it.
+fn listed_key(public_key: &str, key_id: &str) -> (Option<PublicKey>, Option<String>) {
+    match PublicKey::from_b64(public_key).ok() {
+        Some(k) if k.key_id() == key_id => (Some(k), None),
+        Some(k) => (
+            Some(k),
+            Some(format!(
+                "its public key does not hash to its key id {key_id} (key replaced?)"
+            )),
+        ),
+        None => (
+            None,
+            Some("the public key is not base64 of 32 bytes".into()),
+        ),
+    }
+}
+
 /// What replaying the entries in order builds, and the entry lines read
 /// but not yet checked.
 struct Replay {
@@ -220,7 +242,7 @@ pub fn verify_bundle(
         );
     }
     let mut agents: HashMap<AgentId, AgentKeys> = HashMap::new();
-    let mut people: HashMap<String, PersonKeys> = HashMap::new();
+    let mut people: HashMap<String, ListedPerson> = HashMap::new();
     let mut checkpoints: Vec<(String, String)> = Vec::new();
     let mut transitions: Vec<String> = Vec::new();
     let mut replay = Replay {
@@ -274,20 +296,9 @@ pub fn verify_bundle(
                     .map(|r| (&r.key_id, &r.public_key, Some(r.until_sequence)))
                     .chain([(&a.key_id, &a.public_key, None)]);
                 for (key_id, public_key, until) in all {
-                    let key = PublicKey::from_b64(public_key).ok();
-                    match key {
-                        Some(k) if k.key_id() == *key_id => {}
-                        Some(_) => v.problem(
-                            None,
-                            format!(
-                                "agent {}: its public key does not hash to its key id {key_id} (key replaced?)",
-                                a.id
-                            ),
-                        ),
-                        None => v.problem(
-                            None,
-                            format!("agent {}: the public key is not base64 of 32 bytes", a.id),
-                        ),
+                    let (key, wrong) = listed_key(public_key, key_id);
+                    if let Some(wrong) = wrong {
+                        v.problem(None, format!("agent {}: {wrong}", a.id));
                     }
                     keys.push((key_id.clone(), key, until));
                 }
@@ -295,19 +306,16 @@ pub fn verify_bundle(
                 agents.insert(a.id, AgentKeys(keys));
             }
             Record::Person(p) => {
+                let mut keys = Vec::with_capacity(p.keys.len());
                 for k in &p.keys {
-                    if PublicKey::from_b64(&k.public_key).ok().map(|pk| pk.key_id()).as_ref() != Some(&k.key_id) {
-                        v.problem(
-                            None,
-                            format!(
-                                "person {}: key {} is not the base64 of a public key with that id (key replaced?)",
-                                p.email, k.key_id
-                            ),
-                        );
+                    let (key, wrong) = listed_key(&k.public_key, &k.key_id);
+                    if let Some(wrong) = wrong {
+                        v.problem(None, format!("person {}: {wrong}", p.email));
                     }
+                    keys.push(key);
                 }
                 v.people += 1;
-                people.insert(p.email.clone(), p);
+                people.insert(p.email.clone(), (p, keys));
             }
             Record::Checkpoint(c) => {
                 checkpoints.push((c.note, format!("stored checkpoint signed {}", c.signed_at)))
@@ -448,13 +456,7 @@ fn check_envelope(
     bytes: &[u8],
     key: Option<(&str, PublicKey)>,
 ) -> Result<Link, String> {
-    let digest = crate::sha256_hex(bytes);
-    if digest != e.envelope_sha256 {
-        return Err(format!(
-            "the envelope's bytes hash to {digest}, not the logged {}: the envelope was altered",
-            e.envelope_sha256
-        ));
-    }
+    logged_bytes(bytes, &e.envelope_sha256, "envelope")?;
     let (key_id, key) = key.ok_or_else(|| format!("agent {} is not in the bundle", e.agent))?;
     let p = open_scan_envelope(bytes, key, e.agent.as_str(), e.sequence)?;
     Ok(Link {
@@ -494,6 +496,50 @@ pub fn open_scan_envelope(
     Ok(p)
 }
 
+/// Puts the next leaf, `leaf` as recomputed from its entry's fields, on
+/// the tree: an entry out of its place or whose stored hash (`stored`, hex)
+/// is not that leaf is a problem. Returns the index the entry names, where
+/// its other problems are reported.
+fn place_leaf(
+    v: &mut Verification,
+    replay: &mut Replay,
+    index: u64,
+    leaf: crate::merkle::Hash,
+    stored: &str,
+) -> Option<u64> {
+    let i = replay.tree.size();
+    if index != i {
+        v.problem(
+            Some(i),
+            format!(
+                "entry {index} is where entry {i} belongs: entries were deleted, inserted or reordered"
+            ),
+        );
+    }
+    if hex(&leaf) != stored {
+        v.problem(
+            Some(index),
+            "the stored leaf hash is not the hash of the entry's fields: the entry was edited"
+                .into(),
+        );
+    }
+    replay.tree.push(leaf);
+    v.entries += 1;
+    Some(index)
+}
+
+/// Whether `bytes` are the ones a leaf logged (hex SHA-256 `logged`);
+/// `what` names them in the problem.
+fn logged_bytes(bytes: &[u8], logged: &str, what: &str) -> Result<(), String> {
+    let digest = crate::sha256_hex(bytes);
+    if digest != logged {
+        return Err(format!(
+            "the {what}'s bytes hash to {digest}, not the logged {logged}: the {what} was altered"
+        ));
+    }
+    Ok(())
+}
+
 fn apply_entry(
     v: &mut Verification,
     replay: &mut Replay,
@@ -501,28 +547,7 @@ fn apply_entry(
     e: BundleEntry,
     link: Option<Result<Link, String>>,
 ) {
-    let i = replay.tree.size();
-    if e.index != i {
-        v.problem(
-            Some(i),
-            format!(
-                "entry {} is where entry {i} belongs: entries were deleted, inserted or reordered",
-                e.index
-            ),
-        );
-    }
-    let at = Some(e.index);
-    let entry = e.entry();
-    let leaf = entry.leaf_hash();
-    if hex(&leaf) != e.leaf_hash {
-        v.problem(
-            at,
-            "the stored leaf hash is not the hash of the entry's fields: the entry was edited"
-                .into(),
-        );
-    }
-    replay.tree.push(leaf);
-    v.entries += 1;
+    let at = place_leaf(v, replay, e.index, e.entry().leaf_hash(), &e.leaf_hash);
     match agents.get(&e.agent).map(|k| k.at(e.sequence)) {
         None => v.problem(at, format!("agent {} is not enrolled", e.agent)),
         Some((key_id, _, _)) if *key_id != e.key_id => v.problem(
@@ -645,30 +670,10 @@ fn apply_entry(
 fn apply_person_entry(
     v: &mut Verification,
     replay: &mut Replay,
-    people: &HashMap<String, PersonKeys>,
+    people: &HashMap<String, ListedPerson>,
     e: PersonBundleEntry,
 ) {
-    let i = replay.tree.size();
-    if e.index != i {
-        v.problem(
-            Some(i),
-            format!(
-                "entry {} is where entry {i} belongs: entries were deleted, inserted or reordered",
-                e.index
-            ),
-        );
-    }
-    let at = Some(e.index);
-    let leaf = e.entry().leaf_hash();
-    if hex(&leaf) != e.leaf_hash {
-        v.problem(
-            at,
-            "the stored leaf hash is not the hash of the entry's fields: the entry was edited"
-                .into(),
-        );
-    }
-    replay.tree.push(leaf);
-    v.entries += 1;
+    let at = place_leaf(v, replay, e.index, e.entry().leaf_hash(), &e.leaf_hash);
     match check_person_statement(&e, people) {
         Ok(()) => v.person_statements_verified += 1,
         Err(why) => v.problem(at, why),
@@ -677,7 +682,7 @@ fn apply_person_entry(
 
 fn check_person_statement(
     e: &PersonBundleEntry,
-    people: &HashMap<String, PersonKeys>,
+    people: &HashMap<String, ListedPerson>,
 ) -> Result<(), String> {
     let Some(raw) = &e.envelope else {
         return Err(format!(
@@ -686,28 +691,23 @@ fn check_person_statement(
         ));
     };
     let bytes = raw.get().as_bytes();
-    let digest = crate::sha256_hex(bytes);
-    if digest != e.envelope_sha256 {
-        return Err(format!(
-            "the statement's bytes hash to {digest}, not the logged {}: the statement was altered",
-            e.envelope_sha256
-        ));
-    }
-    let person = people
+    logged_bytes(bytes, &e.envelope_sha256, "statement")?;
+    let (person, public_keys) = people
         .get(&e.person)
         .ok_or_else(|| format!("person {} is not in the bundle", e.person))?;
-    let key = person
+    let (key, public) = person
         .keys
         .iter()
-        .find(|k| k.key_id == e.key_id)
+        .zip(public_keys)
+        .find(|(k, _)| k.key_id == e.key_id)
         .ok_or_else(|| format!("key {} is not one of {}'s keys", e.key_id, e.person))?;
-    let accepted = crate::person::rules::unix(&e.accepted_at)
+    let accepted = parse_time(&e.accepted_at)
         .ok_or_else(|| format!("accepted_at `{}` is not an RFC 3339 time", e.accepted_at))?;
     let before = |t: &Option<String>| {
         t.as_deref()
-            .is_some_and(|t| crate::person::rules::unix(t).is_none_or(|t| t <= accepted))
+            .is_some_and(|t| parse_time(t).is_none_or(|t| t <= accepted))
     };
-    if crate::person::rules::unix(&key.added_at).is_none_or(|t| t > accepted) {
+    if parse_time(&key.added_at).is_none_or(|t| t > accepted) {
         return Err(format!(
             "{}'s key {} was registered at {}, after the statement was accepted at {}",
             e.person, e.key_id, key.added_at, e.accepted_at
@@ -725,8 +725,12 @@ fn check_person_statement(
             e.person, e.accepted_at
         ));
     }
-    let public = PublicKey::from_b64(&key.public_key)
-        .map_err(|err| format!("{}'s key {}: {err}", e.person, e.key_id))?;
+    let public = public.ok_or_else(|| {
+        format!(
+            "{}'s key {}: the public key is not base64 of 32 bytes",
+            e.person, e.key_id
+        )
+    })?;
     let statement = crate::person::verify(bytes, &public)
         .map_err(|err| format!("statement by {}: {err}", e.person))?;
     if statement.issued().person.to_lowercase() != e.person {

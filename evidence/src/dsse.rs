@@ -124,11 +124,7 @@ impl Envelope {
         let [only] = self.signatures.as_slice() else {
             return false;
         };
-        only.keyid.len() == 64
-            && only
-                .keyid
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        crate::encoding::is_lower_hex(&only.keyid, 64)
             && canonical_b64(&only.sig)
             && canonical_b64(&self.payload)
             && self.to_json() == bytes

@@ -40,6 +40,15 @@ pub fn hex(bytes: &[u8]) -> String {
     annexa_checks::host::hex(bytes)
 }
 
+/// Whether `text` is `len` lower-case hex digits (the one spelling of a
+/// digest or key id annexa writes and accepts).
+pub fn is_lower_hex(text: &str, len: usize) -> bool {
+    text.len() == len
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Parses lower- or upper-case hex.
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
     if text.len() % 2 != 0 {

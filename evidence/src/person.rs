@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use annexa_checks::soa::Scope;
 
 use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use crate::encoding::is_lower_hex;
 use crate::keys::{PublicKey, SigningKey};
 use crate::statement::{ResourceDescriptor, STATEMENT_TYPE, Statement, parse_statement};
 
@@ -314,19 +315,6 @@ pub fn statement_subject(statement: &str) -> ResourceDescriptor {
     descriptor("statement", &crate::sha256_hex(statement.as_bytes()), None)
 }
 
-/// The key id an envelope claims to be signed by (a hint, before the
-/// registry is consulted).
-pub fn claimed_key_id(bytes: &[u8]) -> Result<String, PersonError> {
-    let env = Envelope::from_json(bytes).map_err(|e| PersonError::Envelope(e.to_string()))?;
-    match env.signatures.as_slice() {
-        [only] => Ok(only.keyid.clone()),
-        _ => Err(PersonError::Envelope(format!(
-            "has {} signatures; a person statement has exactly one",
-            env.signatures.len()
-        ))),
-    }
-}
-
 /// Parses a person statement without checking its signature: for
 /// statements already verified (stored, or in a report whose verifier
 /// checks the signatures itself).
@@ -440,12 +428,7 @@ fn check_issued(i: &Issued) -> Result<(), PersonError> {
             ),
         ));
     }
-    if i.nonce.len() != 32
-        || !i
-            .nonce
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if !is_lower_hex(&i.nonce, 32) {
         return Err(field("predicate.nonce", "must be 32 lower-case hex digits"));
     }
     Ok(())
@@ -474,12 +457,7 @@ fn check_request(r: &WaiverRequest) -> Result<(), PersonError> {
         required("predicate.check", c, MAX_SHORT)?;
     }
     check_soa(&r.soa)?;
-    if r.scope.0.is_empty() {
-        return Err(field(
-            "predicate.scope",
-            "a waiver names the hosts it covers (at least one label, such as host=db-3)",
-        ));
-    }
+    check_hosts(&r.scope, "a waiver")?;
     required("predicate.justification", &r.justification, MAX_TEXT)?;
     if let Some(risk) = &r.risk {
         required("predicate.risk", risk, MAX_SHORT)?;
@@ -495,15 +473,22 @@ fn check_action(a: &Action) -> Result<(), PersonError> {
     check_issued(&a.issued)?;
     required("predicate.control", &a.control, MAX_SHORT)?;
     check_soa(&a.soa)?;
-    if a.scope.0.is_empty() {
-        return Err(field(
-            "predicate.scope",
-            "an action names the hosts it concerns (at least one label, such as host=db-3)",
-        ));
-    }
+    check_hosts(&a.scope, "an action")?;
     check_email("predicate.owner", &a.owner)?;
     date("predicate.due", &a.due)?;
     required("predicate.cause", &a.cause, MAX_TEXT)?;
+    Ok(())
+}
+
+/// A scope that names hosts: `what` (a waiver, an action) never covers a
+/// control's whole scope by leaving it empty.
+fn check_hosts(scope: &Scope, what: &str) -> Result<(), PersonError> {
+    if scope.0.is_empty() {
+        return Err(field(
+            "predicate.scope",
+            format!("{what} names the hosts it covers (at least one label, such as host=db-3)"),
+        ));
+    }
     Ok(())
 }
 
@@ -649,11 +634,7 @@ fn check_uri(name: &str, value: &str) -> Result<(), PersonError> {
 }
 
 fn check_hex64(name: &str, value: &str) -> Result<(), PersonError> {
-    if value.len() == 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if is_lower_hex(value, 64) {
         Ok(())
     } else {
         Err(field(name, "must be 64 lower-case hex digits (SHA-256)"))
@@ -670,10 +651,7 @@ pub fn date(name: &str, value: &str) -> Result<i64, PersonError> {
 pub fn day_number(value: &str) -> Option<i64> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     let d = time::Date::parse(value, &fmt).ok()?;
-    Some(
-        i64::from(d.to_julian_day())
-            - i64::from(time::macros::date!(1970 - 01 - 01).to_julian_day()),
-    )
+    Some((d - time::macros::date!(1970 - 01 - 01)).whole_days())
 }
 
 /// The first second after the day `value` (`YYYY-MM-DD`): a date "until"

@@ -33,6 +33,7 @@ pub async fn add(
     roles: &[PersonRole],
 ) -> Result<String, CommandError> {
     check_email("--email", email).map_err(|e| CommandError::Usage(e.to_string()))?;
+    let email = email.to_lowercase();
     let name = name.trim();
     if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
         return Err(CommandError::Usage(
@@ -48,7 +49,7 @@ pub async fn add(
     let store = open_store(cfg).await?;
     store
         .add_person(&NewPerson {
-            email: email.to_lowercase(),
+            email: email.clone(),
             name: name.to_string(),
             roles: roles.to_vec(),
             key_id: key.key_id(),
@@ -59,7 +60,7 @@ pub async fn add(
         .await?;
     Ok(format!(
         "registered {} ({}) with key {} as {}\n",
-        email.to_lowercase(),
+        email,
         name,
         key.key_id(),
         roles

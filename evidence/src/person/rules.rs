@@ -115,11 +115,6 @@ impl RuleError {
     }
 }
 
-/// An RFC 3339 time as Unix seconds.
-pub fn unix(t: &str) -> Option<i64> {
-    annexa_checks::conformity::parse_time(t)
-}
-
 /// How far `issued_at` may be from the receiver's clock: a statement is
 /// sent when it is signed, so one older than this is a replay or was
 /// backdated.

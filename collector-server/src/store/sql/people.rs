@@ -5,7 +5,8 @@
 macro_rules! sql_people {
     ($conn:ty) => {
         /// People matching `filter` (a condition on `p`, with `$1` bound to
-        /// `arg`, or every person without one), each with their keys.
+        /// `arg`, or every person without one), each with their keys: two
+        /// queries, whatever the number of people.
         async fn people_where(
             conn: &mut $conn,
             filter: Option<(&str, &str)>,
@@ -18,19 +19,26 @@ macro_rules! sql_people {
             .bind(arg)
             .fetch_all(&mut *conn)
             .await?;
-            let mut out = Vec::with_capacity(found.len());
-            for row in found {
-                let no: i64 = row.try_get("no")?;
-                let keys = sqlx::query(
-                    "SELECT key_id, public_key, added_at, retired_at FROM person_keys \
-                     WHERE person_no = $1 ORDER BY added_at, key_id",
-                )
-                .bind(no)
-                .fetch_all(&mut *conn)
-                .await?;
-                out.push(rows::person(&row, &keys)?);
+            let mut keys: HashMap<i64, Vec<_>> = HashMap::new();
+            for k in sqlx::query(&format!(
+                "SELECT person_no, key_id, public_key, added_at, retired_at FROM person_keys \
+                 WHERE person_no IN (SELECT no FROM people p WHERE {condition}) \
+                 ORDER BY person_no, added_at, key_id"
+            ))
+            .bind(arg)
+            .fetch_all(&mut *conn)
+            .await?
+            {
+                let no: i64 = k.try_get("person_no")?;
+                keys.entry(no).or_default().push(k);
             }
-            Ok(out)
+            found
+                .iter()
+                .map(|row| {
+                    let no: i64 = row.try_get("no")?;
+                    rows::person(row, keys.get(&no).map_or(&[][..], Vec::as_slice))
+                })
+                .collect()
         }
 
         async fn add_person_in(tx: &mut $conn, p: &NewPerson) -> Result<(), StoreError> {
